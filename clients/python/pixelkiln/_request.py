@@ -1,0 +1,128 @@
+"""Build a GenerateRequest from keyword arguments (shared by Client and AsyncClient)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from .v1 import generator_pb2 as gen_pb
+from .v1 import image_pb2 as img_pb
+
+ENCODINGS = {
+    "png": img_pb.ENCODING_PNG,
+    "jpeg": img_pb.ENCODING_JPEG,
+    "jpg": img_pb.ENCODING_JPEG,
+    "webp": img_pb.ENCODING_WEBP,
+    "raw": img_pb.ENCODING_RAW_RGBA8,
+    "raw_rgba8": img_pb.ENCODING_RAW_RGBA8,
+}
+PRIORITIES = {
+    "interactive": gen_pb.PRIORITY_INTERACTIVE,
+    "batch": gen_pb.PRIORITY_BATCH,
+    "live": gen_pb.PRIORITY_LIVE,
+}
+
+ImageInput = str | Path | bytes | Any  # a path, encoded bytes, a PIL image or a numpy array
+
+
+def _sniff(data: bytes) -> Any:
+    if data.startswith(b"\x89PNG"):
+        return img_pb.ENCODING_PNG
+    if data.startswith(b"\xff\xd8"):
+        return img_pb.ENCODING_JPEG
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return img_pb.ENCODING_WEBP
+    return img_pb.ENCODING_PNG
+
+
+def image_to_pb(value: ImageInput) -> img_pb.Image:
+    """Accepts a file path, encoded bytes, a PIL image, or a uint8 numpy array."""
+    if isinstance(value, img_pb.Image):
+        return value
+    if isinstance(value, str | Path):
+        value = Path(value).read_bytes()
+    if isinstance(value, bytes | bytearray):
+        return img_pb.Image(data=bytes(value), encoding=_sniff(bytes(value)))
+    if hasattr(value, "__array_interface__") and not hasattr(value, "save"):
+        from PIL import Image
+
+        value = Image.fromarray(value)
+    if hasattr(value, "save"):
+        buf = io.BytesIO()
+        value.save(buf, format="PNG", compress_level=1)
+        return img_pb.Image(
+            data=buf.getvalue(),
+            encoding=img_pb.ENCODING_PNG,
+            width=value.width,
+            height=value.height,
+        )
+    raise TypeError(f"cannot send {type(value).__name__} as an image")
+
+
+def build_request(
+    prompt: str = "",
+    *,
+    model: str = "",
+    negative_prompt: str = "",
+    width: int = 0,
+    height: int = 0,
+    size: int | None = None,
+    steps: int = 0,
+    guidance_scale: float | None = None,
+    seed: int | None = None,
+    num_images: int = 1,
+    init_image: ImageInput | None = None,
+    strength: float | None = None,
+    mask: ImageInput | None = None,
+    output_encoding: str = "png",
+    preview_every: int = 0,
+    preview_max_side: int = 0,
+    preview_encoding: str = "jpeg",
+    client_request_id: str = "",
+    priority: str = "interactive",
+) -> gen_pb.GenerateRequest:
+    """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
+    width and height. Zero/None means the model's default."""
+    if size is not None:
+        width = height = size
+    try:
+        encoding = ENCODINGS[output_encoding.lower()]
+        preview_enc = ENCODINGS[preview_encoding.lower()]
+        prio = PRIORITIES[priority.lower()]
+    except KeyError as exc:
+        raise ValueError(f"unknown value {exc.args[0]!r}") from None
+    msg = gen_pb.GenerateRequest(
+        model=model,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        steps=steps,
+        num_images=num_images,
+        output_encoding=encoding,
+        preview=gen_pb.PreviewSettings(
+            every_n_steps=preview_every, max_side=preview_max_side, encoding=preview_enc
+        ),
+        client_request_id=client_request_id,
+        priority=prio,
+    )
+    if guidance_scale is not None:
+        msg.guidance_scale = guidance_scale
+    if seed is not None:
+        msg.seed = seed
+    if strength is not None:
+        msg.strength = strength
+    if init_image is not None:
+        msg.init_image.CopyFrom(image_to_pb(init_image))
+    if mask is not None:
+        msg.mask.CopyFrom(image_to_pb(mask))
+    return msg
+
+
+def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments that reproduce a recipe (as found in a result or a PNG)."""
+    req = dict(recipe.get("request", recipe))
+    allowed = set(build_request.__kwdefaults__ or {}) | {"prompt"}
+    kwargs = {k: v for k, v in req.items() if k in allowed}
+    return kwargs

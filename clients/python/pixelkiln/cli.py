@@ -1,0 +1,198 @@
+"""The ``pixelkiln`` command: serve, generate, replay, models, status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .client import DEFAULT_ADDRESS, Client, load_recipe
+from .errors import PixelKilnError
+from .events import Accepted, Event, Preview, Progress, Queued, Result
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (silent when stderr is not a terminal, unless forced)."""
+
+    def __init__(self, stream: Any = sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Accepted):
+            self._line(
+                f"accepted {event.request_id} seed={event.seed} {event.width}x{event.height}"
+            )
+        elif isinstance(event, Queued):
+            self._line(f"queued: position {event.position + 1} of {event.queue_depth}")
+        elif isinstance(event, Progress):
+            filled = round(self.width * event.step / max(event.total, 1))
+            bar = "#" * filled + "-" * (self.width - filled)
+            self._line(f"[{bar}] step {event.step}/{event.total} {event.elapsed_ms:.0f} ms")
+        elif isinstance(event, Result):
+            self._line(f"done in {event.timings.get('total_ms', 0):.0f} ms", end="\n")
+        elif isinstance(event, Preview):
+            pass
+
+    def _line(self, text: str, end: str = "") -> None:
+        self.stream.write("\r" + text.ljust(70) + end)
+        self.stream.flush()
+
+
+def _output_paths(out: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
+
+
+def _write_result(result: Result, out: Path) -> None:
+    for image, path in zip(result.images, _output_paths(out, len(result.images)), strict=True):
+        image.save(path)
+        print(f"{path} ({image.width}x{image.height}, seed {image.seed})")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {
+        "model": args.model,
+        "negative_prompt": args.negative,
+        "steps": args.steps,
+        "guidance_scale": args.guidance,
+        "seed": args.seed,
+        "num_images": args.count,
+        "strength": args.strength,
+    }
+    if args.size:
+        options["size"] = args.size
+    if args.width:
+        options["width"] = args.width
+    if args.height:
+        options["height"] = args.height
+    if args.init:
+        options["init_image"] = Path(args.init)
+    if args.mask:
+        options["mask"] = Path(args.mask)
+    suffix = Path(args.output).suffix.lower().lstrip(".")
+    options["output_encoding"] = {"jpg": "jpeg"}.get(suffix, suffix or "png")
+    with Client(args.address, timeout=args.timeout) as client:
+        result = client.generate(args.prompt, on_event=ProgressBar(), **options)
+    _write_result(result, Path(args.output))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    recipe = load_recipe(Path(args.recipe))
+    overrides: dict[str, Any] = {}
+    if args.init:
+        overrides["init_image"] = Path(args.init)
+    if args.mask:
+        overrides["mask"] = Path(args.mask)
+    with Client(args.address, timeout=args.timeout) as client:
+        result = client.replay(recipe, on_event=ProgressBar(), **overrides)
+    _write_result(result, Path(args.output))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    with Client(args.address, timeout=args.timeout) as client:
+        models = client.models()
+    print(
+        f"{'name':<16} {'family':<8} {'native':<10} {'steps':>5} {'loaded':<7} {'local':<6} source"
+    )
+    for m in models:
+        native = f"{m.native_width}x{m.native_height}"
+        loaded = "yes" if m.loaded else "no"
+        local = "yes" if m.available_locally else "no"
+        print(
+            f"{m.name:<16} {m.family:<8} {native:<10} {m.default_steps:>5} "
+            f"{loaded:<7} {local:<6} {m.source}"
+        )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with Client(args.address, timeout=args.timeout) as client:
+        s = client.status()
+    print(f"version       {s.version}")
+    print(f"ready         {'yes' if s.ready else 'no'}")
+    print(f"device        {s.device} ({s.dtype})")
+    print(f"memory        {s.memory_used_bytes / 2**20:.1f} MiB")
+    print(f"models        {', '.join(s.loaded_models) or '-'} (default {s.default_model})")
+    print(f"queue         {s.queue_depth}/{s.queue_capacity} waiting, {s.running} running")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from pixelkiln_server.cli import run_serve
+    except ImportError as exc:
+        print(f"pixelkiln serve needs the server extras: pip install 'pixelkiln[server]' ({exc})")
+        return 2
+    return run_serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixelkiln", description="PixelKiln image daemon and client"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def client_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--address", default=DEFAULT_ADDRESS, help=f"daemon (default {DEFAULT_ADDRESS})"
+        )
+        p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+        return p
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    try:
+        from pixelkiln_server.cli import add_serve_arguments
+
+        add_serve_arguments(serve)
+    except ImportError:
+        pass
+    serve.set_defaults(func=cmd_serve)
+
+    gen = client_parser("generate", help_text="generate an image")
+    gen.add_argument("prompt")
+    gen.add_argument("-o", "--output", default="out.png", help="output file (.png/.jpg/.webp)")
+    gen.add_argument("--model", default="", help="model name (default: the daemon's)")
+    gen.add_argument("--negative", default="", help="negative prompt")
+    gen.add_argument("--size", type=int, default=0, help="width and height")
+    gen.add_argument("--width", type=int, default=0)
+    gen.add_argument("--height", type=int, default=0)
+    gen.add_argument("--steps", type=int, default=0)
+    gen.add_argument("--guidance", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--count", type=int, default=1, help="number of images")
+    gen.add_argument("--init", help="init image for img2img")
+    gen.add_argument("--strength", type=float, default=None, help="img2img strength (0, 1]")
+    gen.add_argument("--mask", help="inpainting mask (white = repaint)")
+    gen.set_defaults(func=cmd_generate)
+
+    rep = client_parser("replay", help_text="reproduce an image from its recipe (.json or .png)")
+    rep.add_argument("recipe")
+    rep.add_argument("-o", "--output", default="replay.png")
+    rep.add_argument("--init", help="the init image of an img2img recipe")
+    rep.add_argument("--mask", help="the mask of an inpainting recipe")
+    rep.set_defaults(func=cmd_replay)
+
+    client_parser("models", help_text="list models").set_defaults(func=cmd_models)
+    client_parser("status", help_text="daemon status").set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PixelKilnError as err:
+        print(f"\nerror: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

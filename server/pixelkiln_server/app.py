@@ -1,0 +1,129 @@
+"""Server wiring: the gRPC services, health, reflection, limits, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pixelkiln.v1 import generator_pb2, generator_pb2_grpc, models_pb2, models_pb2_grpc
+
+from .config import ServerConfig
+from .engine.core import Engine
+from .services.generator import GeneratorService
+from .services.models import ModelsService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name,
+    models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
+)
+
+
+def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Channel options shared by the server and the clients: message limits on purpose."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+class Daemon:
+    """One daemon: an engine and the gRPC server in front of it.
+
+    daemon = Daemon(ServerConfig(port=0))
+    await daemon.start()          # listening; health NOT_SERVING until warm
+    await daemon.wait_ready()     # default model loaded and warmed up
+    ...
+    await daemon.stop()
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.engine = Engine(config)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=grpc_options(config.max_message_bytes))
+        self.port = 0
+        self._warm_up: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        generator_pb2_grpc.add_GeneratorServicer_to_server(
+            GeneratorService(self.engine), self.server
+        )
+        models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(self.engine), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
+        await self.server.start()
+        self.engine.start()
+        log.info("listening on %s (health NOT_SERVING until warm)", self.address)
+        self._warm_up = asyncio.create_task(self._warm())
+
+    async def _warm(self) -> None:
+        if self.config.warm_up:
+            await self.engine.warm_up()
+        else:
+            self.engine.ready = True
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("ready: %s warmed up, health SERVING", self.config.default_model)
+
+    async def wait_ready(self) -> None:
+        """Wait for warm-up; re-raises its error (e.g. the default model cannot be loaded)."""
+        assert self._warm_up is not None, "start() first"
+        await self._warm_up
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, give in-flight requests ``grace`` seconds, cancel the rest."""
+        grace = self.config.shutdown_grace_s if grace is None else grace
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._warm_up is not None and not self._warm_up.done():
+            self._warm_up.cancel()
+        await self.server.stop(grace)
+        await self.engine.shutdown()
+        log.info("stopped")
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit status."""
+    daemon = Daemon(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await daemon.start()
+    print(
+        f"pixelkiln: listening on {daemon.address}; warming up {config.default_model}", flush=True
+    )
+    ready = asyncio.ensure_future(daemon.wait_ready())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({ready, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if not ready.done():
+        ready.cancel()
+    elif ready.exception() is not None:
+        log.error("warm-up of %s failed: %s", config.default_model, ready.exception())
+        status = 1
+    else:
+        print(f"pixelkiln: ready ({config.default_model}), health SERVING", flush=True)
+        await stopper
+    print("pixelkiln: shutting down", flush=True)
+    await daemon.stop()
+    return status

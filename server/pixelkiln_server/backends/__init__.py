@@ -1,0 +1,1 @@
+"""Model backends, one file each, found by name through :mod:`.registry`."""

@@ -1,0 +1,78 @@
+"""The backend contract: load a model, run one resolved request, report every step.
+
+A backend turns a :class:`~pixelkiln_server.catalogue.ModelSpec` into a :class:`LoadedModel`.
+``LoadedModel.generate`` runs on the worker thread and must call ``hooks.on_step`` after every
+denoising step; ``on_step`` raises :class:`~pixelkiln_server.errors.Cancelled` when the job was
+cancelled, and the backend lets it propagate, so a cancelled job never reaches the VAE decode.
+
+Example, a backend that paints flat colours::
+
+    class FlatModel(LoadedModel):
+        def generate(self, request, inputs, hooks):
+            for step in range(1, request.steps + 1):
+                if hooks.on_step(step, request.steps):
+                    hooks.on_preview(step, [np.zeros((8, 8, 3), np.uint8)])
+            return [np.full((request.height, request.width, 3), 0.5, np.float32)]
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..catalogue import ModelSpec
+from ..types import DecodedInputs, GenerationRequest
+
+
+class StepHooks(Protocol):
+    def on_step(self, step: int, total: int) -> bool:
+        """Report that ``step`` (1-based) of ``total`` finished. Raises Cancelled when the job
+        was cancelled. Returns True when the caller wants a preview of this step."""
+        ...
+
+    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
+        """Hand over previews: one uint8 RGB (h, w, 3) array per image of the request."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    device: str = "auto"
+    dtype: str = "auto"
+    offline: bool = False
+    home: Path = Path(".")
+
+
+class LoadedModel(ABC):
+    """A model in memory, ready to generate."""
+
+    spec: ModelSpec
+    device: str
+    dtype: str
+
+    @abstractmethod
+    def generate(
+        self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
+    ) -> list[np.ndarray]:
+        """Run a resolved request; return ``num_images`` float32 RGB (H, W, 3) arrays in [0, 1].
+
+        Image ``i`` must depend only on the request and ``seed + i`` (so it can be reproduced
+        alone). Raise PixelKilnError subclasses for anything a client should see.
+        """
+
+    @abstractmethod
+    def memory_bytes(self) -> int:
+        """Memory held by this model's weights on its device."""
+
+    def unload(self) -> None:  # noqa: B027 - optional hook
+        """Release the model's memory."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def load(self, spec: ModelSpec, options: LoadOptions) -> LoadedModel: ...

@@ -1,0 +1,216 @@
+"""The diffusers backend: SD / SDXL-family pipelines from a hub id, a folder or a single file.
+
+txt2img, img2img and inpainting share one set of weights through ``from_pipe``. Torch and
+diffusers are imported here and only here (plus the other backends).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..catalogue import ModelSpec
+from ..errors import Cancelled, NotFound, ResourceExhausted
+from ..imaging import preview
+from ..types import DecodedInputs, GenerationRequest
+from .base import LoadedModel, LoadOptions, StepHooks
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference != "auto":
+        return preference
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
+    import torch
+
+    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if preference != "auto":
+        if preference not in named:
+            raise ValueError(f"dtype must be one of auto, {', '.join(named)}; got {preference!r}")
+        return named[preference]
+    if device.startswith("cuda"):
+        if family in ("flux", "z-image") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def _dtype_name(dtype: Any) -> str:
+    return {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(
+        str(dtype), str(dtype)
+    )
+
+
+def _offline(options: LoadOptions) -> bool:
+    return options.offline or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false")
+
+
+def _apply_scheduler(pipe: Any, preset: str) -> None:
+    if preset == "euler-trailing":
+        from diffusers import EulerDiscreteScheduler
+
+        pipe.scheduler = EulerDiscreteScheduler.from_config(
+            pipe.scheduler.config, timestep_spacing="trailing"
+        )
+
+
+def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
+    import diffusers
+
+    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    if spec.family == "sd":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if spec.single_file:
+        cls = (
+            diffusers.StableDiffusionXLPipeline
+            if spec.family == "sdxl"
+            else diffusers.StableDiffusionPipeline
+        )
+        return cls.from_single_file(spec.source, local_files_only=_offline(options), **kwargs)
+    local = Path(spec.source).is_dir()
+    if spec.revision and not local:
+        kwargs["revision"] = spec.revision
+    auto = diffusers.AutoPipelineForText2Image
+    # The local cache first, so a model downloaded once never touches the network again.
+    try:
+        return auto.from_pretrained(spec.source, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        if local or _offline(options):
+            raise NotFound(
+                f"model {spec.name!r} is not available locally ({spec.source}); "
+                "download it first or run without --offline"
+            ) from exc
+    return auto.from_pretrained(spec.source, **kwargs)
+
+
+class DiffusersModel(LoadedModel):
+    def __init__(self, spec: ModelSpec, pipe: Any, device: str, dtype: Any) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = _dtype_name(dtype)
+        self._pipes: dict[str, Any] = {"txt2img": pipe}
+
+    def _pipe(self, mode: str) -> Any:
+        if mode not in self._pipes:
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+            factory = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForInpainting
+            self._pipes[mode] = factory.from_pipe(self._pipes["txt2img"])
+        return self._pipes[mode]
+
+    def memory_bytes(self) -> int:
+        import torch
+
+        if self.device.startswith("cuda"):
+            return int(torch.cuda.memory_allocated())
+        pipe = self._pipes["txt2img"]
+        return sum(
+            p.numel() * p.element_size()
+            for c in pipe.components.values()
+            if isinstance(c, torch.nn.Module)
+            for p in c.parameters()
+        )
+
+    def unload(self) -> None:
+        import gc
+
+        import torch
+
+        self._pipes.clear()
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def generate(
+        self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
+    ) -> list[np.ndarray]:
+        import torch
+
+        assert request.seed is not None
+        mode = request.mode
+        pipe = self._pipe(mode)
+        family = self.spec.family
+        max_side = request.preview.max_side
+
+        def on_step_end(p: Any, index: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            total = int(getattr(p, "num_timesteps", 0) or request.steps)
+            if hooks.on_step(index + 1, total):
+                latents = kwargs["latents"].detach().float().cpu().numpy()
+                hooks.on_preview(index + 1, preview.project(latents, family, max_side))
+            return kwargs
+
+        generators = [
+            torch.Generator(device="cpu").manual_seed((request.seed + i) % 2**64)
+            for i in range(request.num_images)
+        ]
+        args: dict[str, Any] = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt or None,
+            "num_inference_steps": request.steps,
+            "guidance_scale": request.guidance_scale,
+            "num_images_per_prompt": request.num_images,
+            "generator": generators,
+            "width": request.width,
+            "height": request.height,
+            "output_type": "np",
+            "callback_on_step_end": on_step_end,
+            "callback_on_step_end_tensor_inputs": ["latents"],
+        }
+        if mode != "txt2img":
+            from PIL import Image
+
+            assert inputs.init_rgb is not None
+            size = (request.width, request.height)
+            args["image"] = Image.fromarray(inputs.init_rgb).resize(size, Image.Resampling.LANCZOS)
+            args["strength"] = request.strength
+            if mode == "img2img":
+                del args["width"], args["height"]
+        if mode == "inpaint":
+            from PIL import Image
+
+            assert inputs.mask is not None
+            args["mask_image"] = Image.fromarray(inputs.mask).resize(size, Image.Resampling.NEAREST)
+        try:
+            with torch.inference_mode():
+                out = pipe(**args)
+        except Cancelled:
+            raise
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise ResourceExhausted(
+                f"out of GPU memory for {request.width}x{request.height} x{request.num_images}; "
+                "try a smaller size or fewer images"
+            ) from None
+        except MemoryError:
+            raise ResourceExhausted("out of memory; try a smaller size or fewer images") from None
+        return [np.asarray(img, dtype=np.float32) for img in out.images]
+
+
+class DiffusersBackend:
+    name = "diffusers"
+
+    def load(self, spec: ModelSpec, options: LoadOptions) -> DiffusersModel:
+        device = pick_device(options.device)
+        dtype = pick_dtype(device, spec.family, options.dtype)
+        log.info("loading %s from %s on %s (%s)", spec.name, spec.source, device, dtype)
+        pipe = _load_pipeline(spec, dtype, options)
+        _apply_scheduler(pipe, spec.scheduler)
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        return DiffusersModel(spec, pipe, device, dtype)

@@ -1,0 +1,46 @@
+"""Daemon configuration: one dataclass, filled from the command line (or by tests)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits. Every one is named in the error a client gets when it is exceeded."""
+
+    max_pixels: int = 2048 * 2048
+    max_side: int = 4096
+    max_images: int = 8
+    max_prompt_chars: int = 4000
+    max_input_pixels: int = 4096 * 4096
+    max_preview_side: int = 1024
+
+
+def default_home() -> Path:
+    env = os.environ.get("PIXELKILN_HOME")
+    return Path(env) if env else Path.home() / ".cache" / "pixelkiln"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    default_model: str = "tiny-random"
+    # Extra models by name -> source (hub id, folder or .safetensors file).
+    extra_models: dict[str, str] = field(default_factory=dict)
+    device: str = "auto"
+    dtype: str = "auto"
+    queue_size: int = 32
+    # gRPC message limit, both directions. grpcio's default 4 MiB is smaller than one raw
+    # 1024x1024 RGBA image (4 MiB + framing); 64 MiB carries a 4096x4096 RGBA8 input.
+    max_message_bytes: int = 64 * MIB
+    shutdown_grace_s: float = 10.0
+    home: Path = field(default_factory=default_home)
+    offline: bool = False
+    limits: Limits = field(default_factory=Limits)
+    warm_up: bool = True

@@ -1,0 +1,205 @@
+"""Protobuf <-> domain conversion: the one place that knows both. Protobuf stops here."""
+
+from __future__ import annotations
+
+from pixelkiln.v1 import generator_pb2 as gen_pb
+from pixelkiln.v1 import image_pb2 as img_pb
+from pixelkiln.v1 import models_pb2 as models_pb
+
+from . import recipe as recipes
+from .types import (
+    Accepted,
+    DaemonStatus,
+    EncodedImage,
+    Encoding,
+    Event,
+    GenerationRequest,
+    ModelInfo,
+    Preview,
+    PreviewOptions,
+    Priority,
+    Progress,
+    Queued,
+    Recipe,
+    Result,
+)
+
+_ENCODING_TO_PB = {
+    Encoding.PNG: img_pb.ENCODING_PNG,
+    Encoding.JPEG: img_pb.ENCODING_JPEG,
+    Encoding.WEBP: img_pb.ENCODING_WEBP,
+    Encoding.RAW_RGBA8: img_pb.ENCODING_RAW_RGBA8,
+}
+_ENCODING_FROM_PB: dict[int, Encoding] = {v: k for k, v in _ENCODING_TO_PB.items()}
+_PRIORITY_FROM_PB = {
+    gen_pb.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
+    gen_pb.PRIORITY_BATCH: Priority.BATCH,
+    gen_pb.PRIORITY_LIVE: Priority.LIVE,
+}
+_PRIORITY_TO_PB = {v: k for k, v in _PRIORITY_FROM_PB.items()}
+
+
+def encoding_from_pb(value: int, default: Encoding) -> Encoding:
+    # Unknown enum values (from a newer client) fall back to the default, like UNSPECIFIED.
+    return _ENCODING_FROM_PB.get(value, default)
+
+
+def image_from_pb(msg: img_pb.Image, default: Encoding = Encoding.PNG) -> EncodedImage:
+    return EncodedImage(
+        data=msg.data,
+        encoding=encoding_from_pb(msg.encoding, default),
+        width=msg.width,
+        height=msg.height,
+    )
+
+
+def image_to_pb(image: EncodedImage) -> img_pb.Image:
+    return img_pb.Image(
+        data=image.data,
+        encoding=_ENCODING_TO_PB[image.encoding],
+        width=image.width,
+        height=image.height,
+    )
+
+
+def request_from_pb(msg: gen_pb.GenerateRequest) -> GenerationRequest:
+    preview = msg.preview
+    return GenerationRequest(
+        model=msg.model,
+        prompt=msg.prompt,
+        negative_prompt=msg.negative_prompt,
+        width=msg.width,
+        height=msg.height,
+        steps=msg.steps,
+        guidance_scale=msg.guidance_scale if msg.HasField("guidance_scale") else None,
+        seed=msg.seed if msg.HasField("seed") else None,
+        num_images=msg.num_images or 1,
+        init_image=image_from_pb(msg.init_image) if msg.HasField("init_image") else None,
+        strength=msg.strength if msg.HasField("strength") else None,
+        mask=image_from_pb(msg.mask) if msg.HasField("mask") else None,
+        output_encoding=encoding_from_pb(msg.output_encoding, Encoding.PNG),
+        preview=PreviewOptions(
+            every_n_steps=preview.every_n_steps,
+            max_side=preview.max_side,
+            encoding=encoding_from_pb(preview.encoding, Encoding.JPEG),
+        ),
+        client_request_id=msg.client_request_id,
+        priority=_PRIORITY_FROM_PB.get(msg.priority, Priority.INTERACTIVE),
+    )
+
+
+def request_to_pb(req: GenerationRequest) -> gen_pb.GenerateRequest:
+    msg = gen_pb.GenerateRequest(
+        model=req.model,
+        prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
+        width=req.width,
+        height=req.height,
+        steps=req.steps,
+        num_images=req.num_images,
+        output_encoding=_ENCODING_TO_PB[req.output_encoding],
+        preview=gen_pb.PreviewSettings(
+            every_n_steps=req.preview.every_n_steps,
+            max_side=req.preview.max_side,
+            encoding=_ENCODING_TO_PB[req.preview.encoding],
+        ),
+        client_request_id=req.client_request_id,
+        priority=_PRIORITY_TO_PB[req.priority],
+    )
+    if req.guidance_scale is not None:
+        msg.guidance_scale = req.guidance_scale
+    if req.seed is not None:
+        msg.seed = req.seed
+    if req.strength is not None:
+        msg.strength = req.strength
+    if req.init_image is not None:
+        msg.init_image.CopyFrom(image_to_pb(req.init_image))
+    if req.mask is not None:
+        msg.mask.CopyFrom(image_to_pb(req.mask))
+    return msg
+
+
+def recipe_to_pb(recipe: Recipe) -> gen_pb.Recipe:
+    return gen_pb.Recipe(
+        request=request_to_pb(recipe.request),
+        model_revision=recipe.model_revision,
+        pixelkiln_version=recipe.pixelkiln_version,
+        device=recipe.device,
+        dtype=recipe.dtype,
+        init_image_sha256=recipe.init_image_sha256,
+        mask_sha256=recipe.mask_sha256,
+        json=recipes.to_json(recipe),
+    )
+
+
+def event_to_pb(request_id: str, event: Event) -> gen_pb.GenerateEvent:
+    msg = gen_pb.GenerateEvent(request_id=request_id)
+    if isinstance(event, Accepted):
+        msg.accepted.CopyFrom(
+            gen_pb.Accepted(
+                request_id=event.request_id,
+                client_request_id=event.client_request_id,
+                model=event.model,
+                seed=event.seed,
+                width=event.width,
+                height=event.height,
+                steps=event.steps,
+                guidance_scale=event.guidance_scale,
+                num_images=event.num_images,
+            )
+        )
+    elif isinstance(event, Queued):
+        msg.queued.position = event.position
+        msg.queued.queue_depth = event.queue_depth
+    elif isinstance(event, Progress):
+        msg.progress.step = event.step
+        msg.progress.total = event.total
+        msg.progress.elapsed_ms = event.elapsed_ms
+    elif isinstance(event, Preview):
+        msg.preview.step = event.step
+        msg.preview.images.extend(image_to_pb(img) for img in event.images)
+    elif isinstance(event, Result):
+        result = msg.result
+        for out in event.images:
+            result.images.add(image=image_to_pb(out.image), seed=out.seed, index=out.index)
+        result.recipe.CopyFrom(recipe_to_pb(event.recipe))
+        t = event.timings
+        result.timings.queue_ms = t.queue_ms
+        result.timings.model_ms = t.model_ms
+        result.timings.encode_ms = t.encode_ms
+        result.timings.total_ms = t.total_ms
+    else:
+        raise TypeError(f"not a streamable event: {type(event).__name__}")
+    return msg
+
+
+def model_info_to_pb(info: ModelInfo) -> models_pb.ModelInfo:
+    return models_pb.ModelInfo(
+        name=info.name,
+        family=info.family,
+        backend=info.backend,
+        native_width=info.native_width,
+        native_height=info.native_height,
+        default_steps=info.default_steps,
+        default_guidance=info.default_guidance,
+        loaded=info.loaded,
+        source=info.source,
+        available_locally=info.available_locally,
+        max_steps=info.max_steps,
+    )
+
+
+def status_to_pb(status: DaemonStatus) -> models_pb.StatusResponse:
+    return models_pb.StatusResponse(
+        version=status.version,
+        device=status.device,
+        dtype=status.dtype,
+        memory_used_bytes=status.memory_used_bytes,
+        loaded_models=status.loaded_models,
+        default_model=status.default_model,
+        queue_depth=status.queue_depth,
+        queue_capacity=status.queue_capacity,
+        running=status.running,
+        ready=status.ready,
+        max_message_bytes=status.max_message_bytes,
+    )

@@ -1,0 +1,1 @@
+"""Queueing, scheduling, cancellation and the model worker. No protobuf here."""

@@ -1,0 +1,178 @@
+"""The engine facade the services call: submit, cancel, models, status, warm-up, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+from .. import __version__, validation
+from ..backends.base import LoadOptions
+from ..config import ServerConfig
+from ..errors import Cancelled, PixelKilnError, Unavailable
+from ..types import (
+    Accepted,
+    DaemonStatus,
+    Event,
+    Failed,
+    GenerationRequest,
+    ModelInfo,
+    Priority,
+    Result,
+)
+from .jobs import EventChannel, Job
+from .registry import ModelRegistry
+from .scheduler import Scheduler
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class JobHandle:
+    """What a transport holds for one submitted request: its id, its events, its cancel."""
+
+    def __init__(self, engine: Engine, job: Job, channel: EventChannel) -> None:
+        self._engine = engine
+        self.job = job
+        self.id = job.id
+        self._channel = channel
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._channel.__aiter__()
+
+    def cancel(self, reason: str = "cancelled by the client") -> None:
+        self._engine.cancel_job(self.job, reason)
+
+
+class Engine:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        options = LoadOptions(config.device, config.dtype, config.offline, config.home)
+        self.registry = ModelRegistry(options, config.extra_models)
+        self.scheduler = Scheduler(config.queue_size)
+        self.worker = Worker(self.scheduler, self.registry)
+        self._jobs: dict[str, Job] = {}
+        self._by_client_id: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self.ready = False
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.worker.start()
+
+    async def warm_up(self) -> None:
+        """Load the default model and run one tiny generation through the whole path."""
+        spec = self.registry.spec(self.config.default_model)
+        request = GenerationRequest(
+            prompt="warm-up", model=spec.name, steps=1, seed=0, priority=Priority.LIVE
+        )
+        handle = await self.submit(request)
+        async for event in handle:
+            if isinstance(event, Failed):
+                raise event.error
+        self.ready = True
+
+    async def submit(self, request: GenerationRequest) -> JobHandle:
+        """Validate and enqueue. Raises PixelKilnError (bad input, unknown model, queue full)."""
+        spec = self.registry.spec(request.model or self.config.default_model)
+        limits = self.config.limits
+        if request.init_image is not None or request.mask is not None:
+            resolved, inputs = await asyncio.to_thread(validation.resolve, request, spec, limits)
+        else:
+            resolved, inputs = validation.resolve(request, spec, limits)
+        channel = EventChannel(asyncio.get_running_loop())
+
+        def emit(event: Event) -> None:
+            if isinstance(event, Result | Failed):
+                self._forget(job)
+            channel.emit(event)
+
+        job = Job(request=resolved, inputs=inputs, spec=spec, emit=emit)
+        assert resolved.seed is not None and resolved.guidance_scale is not None
+        channel.emit(
+            Accepted(
+                request_id=job.id,
+                client_request_id=resolved.client_request_id,
+                model=spec.name,
+                seed=resolved.seed,
+                width=resolved.width,
+                height=resolved.height,
+                steps=resolved.steps,
+                guidance_scale=resolved.guidance_scale,
+                num_images=resolved.num_images,
+            )
+        )
+        with self._lock:
+            self._jobs[job.id] = job
+            if resolved.client_request_id:
+                self._by_client_id[resolved.client_request_id] = job
+        try:
+            self.scheduler.put(job)
+        except PixelKilnError:
+            self._forget(job)
+            raise
+        return JobHandle(self, job, channel)
+
+    def _forget(self, job: Job) -> None:
+        with self._lock:
+            self._jobs.pop(job.id, None)
+            cid = job.request.client_request_id
+            if cid and self._by_client_id.get(cid) is job:
+                del self._by_client_id[cid]
+
+    def cancel(self, request_id: str) -> bool:
+        """Cancel by server id or client request id; False when nothing is queued or running."""
+        with self._lock:
+            job = self._jobs.get(request_id) or self._by_client_id.get(request_id)
+        if job is None or job.finished:
+            return False
+        self.cancel_job(job, "cancelled by the client")
+        return True
+
+    def cancel_job(self, job: Job, reason: str) -> None:
+        job.cancel(reason)
+        if self.scheduler.remove(job):
+            job.finish(Failed(Cancelled(reason)))
+
+    def models(self) -> list[ModelInfo]:
+        return self.registry.infos()
+
+    async def load(self, name: str) -> ModelInfo:
+        spec = self.registry.spec(name)
+        await asyncio.to_thread(self.registry.get, spec)
+        return self.registry.info(spec)
+
+    async def unload(self, name: str) -> bool:
+        return await asyncio.to_thread(self.registry.unload, name)
+
+    def status(self) -> DaemonStatus:
+        loaded = self.registry.loaded()
+        first = loaded[0] if loaded else None
+        return DaemonStatus(
+            version=__version__,
+            device=first.device if first else self.config.device,
+            dtype=first.dtype if first else self.config.dtype,
+            memory_used_bytes=sum(m.memory_bytes() for m in loaded),
+            loaded_models=[m.spec.name for m in loaded],
+            default_model=self.config.default_model,
+            queue_depth=self.scheduler.depth,
+            queue_capacity=self.scheduler.capacity,
+            running=1 if self.worker.current is not None else 0,
+            ready=self.ready,
+            max_message_bytes=self.config.max_message_bytes,
+        )
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Fail what is queued, cancel what runs, stop the worker."""
+        self.ready = False
+        for job in self.scheduler.drain():
+            job.cancel("the daemon is shutting down")
+            job.finish(Failed(Unavailable("the daemon is shutting down")))
+        current = self.worker.current
+        if current is not None:
+            current.cancel("the daemon is shutting down")
+        if self._started and not await asyncio.to_thread(self.worker.join, timeout):
+            log.warning("the model worker did not stop within %.1f s", timeout)

@@ -1,0 +1,70 @@
+"""A job: one resolved request, its cancel flag, and the channel its events travel on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from ..catalogue import ModelSpec
+from ..errors import Cancelled
+from ..types import DecodedInputs, Event, Failed, GenerationRequest, Result
+
+
+class EventChannel:
+    """Carries events from any thread to one asyncio consumer, in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def emit(self, event: Event) -> None:
+        if self._loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, Result | Failed):
+                return
+
+
+@dataclass(eq=False)
+class Job:
+    request: GenerationRequest
+    inputs: DecodedInputs
+    spec: ModelSpec
+    emit: Callable[[Event], None]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    submitted_at: float = field(default_factory=time.perf_counter)
+    seq: int = 0
+    last_position: int = -1
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
+    finished: bool = False
+
+    def cancel(self, reason: str = "cancelled by the client") -> None:
+        if not self._cancel.is_set():
+            self.cancel_reason = reason
+            self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled(self.cancel_reason or "cancelled")
+
+    def finish(self, event: Result | Failed) -> None:
+        """Emit the terminal event exactly once."""
+        if not self.finished:
+            self.finished = True
+            self.emit(event)

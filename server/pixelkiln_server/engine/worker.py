@@ -1,0 +1,128 @@
+"""The model worker: one thread that takes jobs from the scheduler and runs them.
+
+Its interface to the rest of the engine is small (a scheduler to read, jobs that carry their
+own event channel and cancel flag) so it can move into a child process per GPU later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from .. import recipe as recipes
+from ..backends.base import LoadedModel
+from ..errors import Internal, PixelKilnError
+from ..imaging import codec
+from ..types import (
+    EncodedImage,
+    Encoding,
+    Failed,
+    OutputImage,
+    Preview,
+    Progress,
+    Result,
+    Timings,
+)
+from .jobs import Job
+from .registry import ModelRegistry
+from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class _Hooks:
+    """StepHooks for one job: progress events, previews, and the cancel check."""
+
+    def __init__(self, job: Job, started: float) -> None:
+        self.job = job
+        self.started = started
+        self.every = job.request.preview.every_n_steps
+
+    def on_step(self, step: int, total: int) -> bool:
+        self.job.raise_if_cancelled()
+        elapsed = (time.perf_counter() - self.started) * 1000.0
+        self.job.emit(Progress(step=step, total=total, elapsed_ms=elapsed))
+        return self.every > 0 and (step % self.every == 0 or step == total)
+
+    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
+        encoding = self.job.request.preview.encoding
+        encoded = [codec.encode(img, encoding) for img in images]
+        self.job.emit(Preview(step=step, images=encoded))
+
+
+def _encode_results(job: Job, model: LoadedModel, images: list[np.ndarray]) -> tuple[list, object]:
+    req = job.request
+    recipe = recipes.make_recipe(req, model.spec.revision, model.device, model.dtype)
+    text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)}
+    outputs = []
+    assert req.seed is not None
+    for index, pixels in enumerate(images):
+        encoded: EncodedImage = codec.encode(
+            codec.to_uint8(pixels),
+            req.output_encoding,
+            text=text if req.output_encoding is Encoding.PNG else None,
+        )
+        outputs.append(OutputImage(image=encoded, seed=(req.seed + index) % 2**64, index=index))
+    return outputs, recipe
+
+
+class Worker:
+    def __init__(self, scheduler: Scheduler, registry: ModelRegistry) -> None:
+        self.scheduler = scheduler
+        self.registry = registry
+        self.current: Job | None = None
+        self._thread = threading.Thread(target=self._run, name="pixelkiln-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            job = self.scheduler.get()
+            if job is None:
+                return
+            self.current = job
+            try:
+                self.run_job(job)
+            finally:
+                self.current = None
+
+    def run_job(self, job: Job) -> None:
+        started = time.perf_counter()
+        queue_ms = (started - job.submitted_at) * 1000.0
+        try:
+            job.raise_if_cancelled()
+            with self.registry.lock:
+                model = self.registry.get(job.spec)
+                images = model.generate(job.request, job.inputs, _Hooks(job, started))
+            model_done = time.perf_counter()
+            job.raise_if_cancelled()
+            outputs, recipe = _encode_results(job, model, images)
+            done = time.perf_counter()
+            timings = Timings(
+                queue_ms=queue_ms,
+                model_ms=(model_done - started) * 1000.0,
+                encode_ms=(done - model_done) * 1000.0,
+                total_ms=(done - job.submitted_at) * 1000.0,
+            )
+            job.finish(Result(images=outputs, recipe=recipe, timings=timings))  # type: ignore[arg-type]
+        except PixelKilnError as exc:
+            log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
+            job.finish(Failed(exc))
+        except Exception:
+            log.exception("request %s failed", job.id)
+            job.finish(
+                Failed(
+                    Internal(
+                        f"internal error in the model worker (request {job.id}); "
+                        "the daemon log has the details"
+                    )
+                )
+            )

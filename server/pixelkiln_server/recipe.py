@@ -1,0 +1,82 @@
+"""Recipes: the resolved request plus what else decides the pixels, as canonical JSON.
+
+The same JSON travels in Result.recipe.json, in the PNG's "pixelkiln" text chunk, and into
+``pixelkiln replay``; :func:`request_from_dict` turns it back into a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, fields, replace
+from typing import Any
+
+from . import __version__
+from .types import EncodedImage, Encoding, GenerationRequest, PreviewOptions, Priority, Recipe
+
+RECIPE_FORMAT = "pixelkiln.recipe/1"
+# Request fields that do not change the pixels, left out of the recipe.
+_NOT_IN_RECIPE = {"init_image", "mask", "preview", "client_request_id", "priority"}
+
+
+def sha256(image: EncodedImage | None) -> str:
+    return hashlib.sha256(image.data).hexdigest() if image is not None else ""
+
+
+def make_recipe(request: GenerationRequest, revision: str, device: str, dtype: str) -> Recipe:
+    return Recipe(
+        request=replace(request, init_image=None, mask=None),
+        model_revision=revision,
+        pixelkiln_version=__version__,
+        device=device,
+        dtype=dtype,
+        init_image_sha256=sha256(request.init_image),
+        mask_sha256=sha256(request.mask),
+    )
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    req = {
+        k: (v.value if isinstance(v, Encoding | Priority) else v)
+        for k, v in asdict(recipe.request).items()
+        if k not in _NOT_IN_RECIPE
+    }
+    return {
+        "format": RECIPE_FORMAT,
+        "request": req,
+        "model_revision": recipe.model_revision,
+        "pixelkiln_version": recipe.pixelkiln_version,
+        "device": recipe.device,
+        "dtype": recipe.dtype,
+        "init_image_sha256": recipe.init_image_sha256,
+        "mask_sha256": recipe.mask_sha256,
+    }
+
+
+def to_json(recipe: Recipe) -> str:
+    return json.dumps(to_dict(recipe), sort_keys=True, separators=(",", ":"))
+
+
+def from_dict(data: dict[str, Any]) -> Recipe:
+    if data.get("format") != RECIPE_FORMAT:
+        raise ValueError(f"not a PixelKiln recipe (format {data.get('format')!r})")
+    return Recipe(
+        request=request_from_dict(data["request"]),
+        model_revision=data.get("model_revision", ""),
+        pixelkiln_version=data.get("pixelkiln_version", ""),
+        device=data.get("device", ""),
+        dtype=data.get("dtype", ""),
+        init_image_sha256=data.get("init_image_sha256", ""),
+        mask_sha256=data.get("mask_sha256", ""),
+    )
+
+
+def request_from_dict(data: dict[str, Any]) -> GenerationRequest:
+    known = {f.name for f in fields(GenerationRequest)} - _NOT_IN_RECIPE
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown recipe fields: {', '.join(sorted(unknown))}")
+    values = dict(data)
+    if "output_encoding" in values:
+        values["output_encoding"] = Encoding(values["output_encoding"])
+    return GenerationRequest(preview=PreviewOptions(), **values)

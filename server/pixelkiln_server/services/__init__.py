@@ -1,0 +1,1 @@
+"""gRPC services: convert protobuf <-> domain types, delegate to the engine, stream events."""

@@ -1,0 +1,198 @@
+"""The domain: generation requests, model descriptions, events and results.
+
+Imported by the engine, the backends and the services alike; imports nothing of theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class Encoding(str, Enum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    RAW_RGBA8 = "raw_rgba8"
+
+
+class Priority(str, Enum):
+    LIVE = "live"
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+    @property
+    def rank(self) -> int:
+        """Lower runs first."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.LIVE: 0, Priority.INTERACTIVE: 1, Priority.BATCH: 2}
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Image bytes as they travel: PNG/JPEG/WEBP, or raw RGBA8 rows."""
+
+    data: bytes
+    encoding: Encoding
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    every_n_steps: int = 0
+    max_side: int = 256
+    encoding: Encoding = Encoding.JPEG
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation, as the client asked for it. Zero/None fields mean "model default";
+    :func:`pixelkiln_server.validation.resolve` returns a copy with every default filled in."""
+
+    prompt: str = ""
+    model: str = ""
+    negative_prompt: str = ""
+    width: int = 0
+    height: int = 0
+    steps: int = 0
+    guidance_scale: float | None = None
+    seed: int | None = None
+    num_images: int = 1
+    init_image: EncodedImage | None = None
+    strength: float | None = None
+    mask: EncodedImage | None = None
+    output_encoding: Encoding = Encoding.PNG
+    preview: PreviewOptions = field(default_factory=PreviewOptions)
+    client_request_id: str = ""
+    priority: Priority = Priority.INTERACTIVE
+
+    @property
+    def mode(self) -> str:
+        if self.mask is not None:
+            return "inpaint"
+        if self.init_image is not None:
+            return "img2img"
+        return "txt2img"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a client sees of a model in the catalogue."""
+
+    name: str
+    family: str
+    backend: str
+    source: str
+    native_width: int
+    native_height: int
+    default_steps: int
+    default_guidance: float
+    max_steps: int = 50
+    loaded: bool = False
+    available_locally: bool = False
+    revision: str = ""
+
+
+@dataclass
+class DecodedInputs:
+    """Input images decoded once, during validation: RGB uint8 (H,W,3) and mask uint8 (H,W)."""
+
+    init_rgb: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    request_id: str
+    client_request_id: str
+    model: str
+    seed: int
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    num_images: int
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int
+    queue_depth: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class Preview:
+    step: int
+    images: list[EncodedImage]
+
+
+@dataclass(frozen=True)
+class OutputImage:
+    image: EncodedImage
+    seed: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Timings:
+    queue_ms: float = 0.0
+    model_ms: float = 0.0
+    encode_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The resolved request (image bytes dropped) plus what else decides the pixels."""
+
+    request: GenerationRequest
+    model_revision: str
+    pixelkiln_version: str
+    device: str
+    dtype: str
+    init_image_sha256: str = ""
+    mask_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    images: list[OutputImage]
+    recipe: Recipe
+    timings: Timings
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Terminal event carrying a :class:`pixelkiln_server.errors.PixelKilnError`."""
+
+    error: Exception
+
+
+Event = Accepted | Queued | Progress | Preview | Result | Failed
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    version: str
+    device: str
+    dtype: str
+    memory_used_bytes: int
+    loaded_models: list[str]
+    default_model: str
+    queue_depth: int
+    queue_capacity: int
+    running: int
+    ready: bool
+    max_message_bytes: int

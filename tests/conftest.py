@@ -1,0 +1,119 @@
+"""Shared fixtures: a real daemon on an ephemeral loopback port, serving tiny-random.
+
+In-process daemons (``daemon``) run on the session's event loop and are driven with
+AsyncClient. The sync client and the CLI talk to a daemon in a child process (``served``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from pixelkiln import AsyncClient, Client
+from pixelkiln_server.app import Daemon
+from pixelkiln_server.config import ServerConfig, default_home
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def home_dir() -> Path:
+    """Built models are cached across runs (tiny-random builds in a few seconds)."""
+    return default_home()
+
+
+def make_config(**overrides: object) -> ServerConfig:
+    values: dict[str, object] = {"port": 0, "home": home_dir(), "shutdown_grace_s": 0.5}
+    values.update(overrides)
+    return ServerConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def daemon() -> AsyncIterator[Daemon]:
+    d = Daemon(make_config())
+    await d.start()
+    await d.wait_ready()
+    yield d
+    await d.stop(0)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def aclient(daemon: Daemon) -> AsyncIterator[AsyncClient]:
+    client = AsyncClient(daemon.address, timeout=60)
+    yield client
+    await client.close()
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(**overrides: object) -> AsyncIterator[Daemon]:
+    d = Daemon(make_config(**overrides))
+    await d.start()
+    try:
+        await d.wait_ready()
+        yield d
+    finally:
+        await d.stop(0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_served(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PIXELKILN_HOME": str(home_dir()), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pixelkiln.cli", "serve", "--port", str(port), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    address = f"127.0.0.1:{port}"
+    with Client(address, timeout=5) as client:
+        try:
+            client.wait_ready(timeout=120)
+        except Exception:
+            proc.kill()
+            print(proc.communicate()[0].decode(errors="replace"))
+            raise
+    return proc, address
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[str]:
+    """Address of a `pixelkiln serve` child process on tiny-random."""
+    proc, address = start_served()
+    yield address
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
