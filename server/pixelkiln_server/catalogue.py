@@ -37,6 +37,8 @@ class ModelSpec:
     max_steps: int = 50
     scheduler: str = ""
     revision: str = ""
+    # Single-file checkpoints: a local folder with the pipeline's configs (no weights needed).
+    config: str = ""
 
     @property
     def single_file(self) -> bool:
@@ -95,15 +97,31 @@ def family_of_folder(folder: Path) -> str:
     return _FAMILY_BY_CLASS.get(class_name, "sd")
 
 
+def single_file_config(checkpoint: Path) -> Path | None:
+    """The config folder of a single-file checkpoint: ``<stem>/`` or ``<stem>.config/`` beside
+    it, holding model_index.json and the component configs. Without one, diffusers fetches the
+    reference configs from the hub (or its cache)."""
+    for candidate in (checkpoint.with_suffix(""), checkpoint.with_suffix(".config")):
+        if (candidate / "model_index.json").is_file():
+            return candidate
+    return None
+
+
 def spec_for_source(name: str, source: str) -> ModelSpec:
     """A spec for a checkpoint outside the presets: a folder, a single file or a hub id."""
     path = Path(source).expanduser()
+    config = ""
     if path.is_dir():
         family = family_of_folder(path)
     elif path.suffix in (".safetensors", ".ckpt"):
         if not path.is_file():
             raise NotFound(f"model file {source!r} does not exist")
-        family = "sdxl" if "xl" in path.name.lower() else "sd"
+        config_dir = single_file_config(path)
+        if config_dir is not None:
+            config = str(config_dir)
+            family = family_of_folder(config_dir)
+        else:
+            family = "sdxl" if "xl" in path.name.lower() else "sd"
     elif "/" in source and not source.startswith((".", "/", "~")):
         family = "sdxl" if "xl" in source.lower() else "sd"
     else:
@@ -118,6 +136,7 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
         source=str(path) if path.exists() else source,
         native_width=native,
         native_height=native,
+        config=config,
     )
 
 

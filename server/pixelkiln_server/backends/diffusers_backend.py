@@ -82,7 +82,15 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
             if spec.family == "sdxl"
             else diffusers.StableDiffusionPipeline
         )
-        return cls.from_single_file(spec.source, local_files_only=_offline(options), **kwargs)
+        if spec.config:
+            kwargs["config"] = spec.config
+        try:
+            return cls.from_single_file(spec.source, local_files_only=_offline(options), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise NotFound(
+                f"cannot load {spec.source} as a single-file checkpoint ({type(exc).__name__}); "
+                "put its config folder beside it as <name>/ or run online once"
+            ) from exc
     local = Path(spec.source).is_dir()
     if spec.revision and not local:
         kwargs["revision"] = spec.revision
