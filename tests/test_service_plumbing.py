@@ -66,7 +66,7 @@ async def test_models_and_status(daemon: Daemon, aclient: AsyncClient) -> None:
     assert models["sd-turbo"].default_steps == 1 and models["sd-turbo"].default_guidance == 0
     status = await aclient.status()
     assert status.ready and status.device == "cpu" and status.dtype == "fp32"
-    assert status.loaded_models == ["tiny-random"]
+    assert "tiny-random" in status.loaded_models
     assert status.queue_capacity == 32 and status.max_message_bytes == 64 * 2**20
     assert status.memory_used_bytes > 1_000_000
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import NotFound
 
 TINY_RANDOM_SOURCE = "builtin:tiny-random"
+DIT_FAMILIES = ("flux", "z-image")
 
 # diffusers pipeline class -> family
 _FAMILY_BY_CLASS = {
@@ -39,6 +40,15 @@ class ModelSpec:
     revision: str = ""
     # Single-file checkpoints: a local folder with the pipeline's configs (no weights needed).
     config: str = ""
+    # "" picks by family; "circular" or "offset-inpaint" force a tiling method.
+    tiling: str = ""
+
+    @property
+    def tiling_method(self) -> str:
+        """Circular padding works on UNet families; DiT families shift and inpaint the seam."""
+        if self.tiling:
+            return self.tiling
+        return "offset-inpaint" if self.family in DIT_FAMILIES else "circular"
 
     @property
     def single_file(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import image_pb2 as img_pb
 from pixelkiln.v1 import models_pb2 as models_pb
@@ -9,11 +11,13 @@ from pixelkiln.v1 import models_pb2 as models_pb
 from . import recipe as recipes
 from .types import (
     Accepted,
+    Background,
     DaemonStatus,
     EncodedImage,
     Encoding,
     Event,
     GenerationRequest,
+    MapSettings,
     ModelInfo,
     Preview,
     PreviewOptions,
@@ -22,6 +26,7 @@ from .types import (
     Queued,
     Recipe,
     Result,
+    Tiling,
 )
 
 _ENCODING_TO_PB = {
@@ -37,6 +42,55 @@ _PRIORITY_FROM_PB = {
     gen_pb.PRIORITY_LIVE: Priority.LIVE,
 }
 _PRIORITY_TO_PB = {v: k for k, v in _PRIORITY_FROM_PB.items()}
+_TILING_FROM_PB = {
+    gen_pb.TILING_NONE: Tiling.NONE,
+    gen_pb.TILING_X: Tiling.X,
+    gen_pb.TILING_Y: Tiling.Y,
+    gen_pb.TILING_XY: Tiling.XY,
+}
+_TILING_TO_PB = {v: k for k, v in _TILING_FROM_PB.items()}
+_MAP_TO_PB = {
+    "normal": gen_pb.MAP_KIND_NORMAL,
+    "height": gen_pb.MAP_KIND_HEIGHT,
+    "roughness": gen_pb.MAP_KIND_ROUGHNESS,
+    "ao": gen_pb.MAP_KIND_AO,
+}
+_MAP_FROM_PB: dict[int, str] = {v: k for k, v in _MAP_TO_PB.items()}
+_CONVENTIONS: dict[int, str] = {
+    gen_pb.NORMAL_CONVENTION_OPENGL: "opengl",
+    gen_pb.NORMAL_CONVENTION_DIRECTX: "directx",
+}
+_DEFAULT_MAPS = MapSettings()
+
+
+def _map_name(value: int) -> str:
+    # An unknown kind (UNSPECIFIED, or a newer client's) is kept as its number so that
+    # validation can name it in the error instead of dropping it silently.
+    return _MAP_FROM_PB.get(value, f"#{value}")
+
+
+def map_settings_from_pb(msg: gen_pb.MapSettings) -> MapSettings:
+    d = _DEFAULT_MAPS
+    return MapSettings(
+        height_blur=msg.height_blur if msg.HasField("height_blur") else d.height_blur,
+        normal_strength=(
+            msg.normal_strength if msg.HasField("normal_strength") else d.normal_strength
+        ),
+        convention=_CONVENTIONS.get(msg.convention, f"#{msg.convention}"),
+        ao_radius=msg.ao_radius if msg.HasField("ao_radius") else d.ao_radius,
+        ao_strength=msg.ao_strength if msg.HasField("ao_strength") else d.ao_strength,
+    )
+
+
+def map_settings_to_pb(settings: MapSettings) -> gen_pb.MapSettings:
+    conventions: dict[str, Any] = {v: k for k, v in _CONVENTIONS.items()}
+    return gen_pb.MapSettings(
+        height_blur=settings.height_blur,
+        normal_strength=settings.normal_strength,
+        convention=conventions.get(settings.convention, gen_pb.NORMAL_CONVENTION_OPENGL),
+        ao_radius=settings.ao_radius,
+        ao_strength=settings.ao_strength,
+    )
 
 
 def encoding_from_pb(value: int, default: Encoding) -> Encoding:
@@ -85,6 +139,17 @@ def request_from_pb(msg: gen_pb.GenerateRequest) -> GenerationRequest:
         ),
         client_request_id=msg.client_request_id,
         priority=_PRIORITY_FROM_PB.get(msg.priority, Priority.INTERACTIVE),
+        tiling=_TILING_FROM_PB.get(msg.tiling, Tiling.NONE),
+        background=(
+            Background.TRANSPARENT
+            if msg.background == gen_pb.BACKGROUND_TRANSPARENT
+            else Background.OPAQUE
+        ),
+        trim=msg.sprite.trim,
+        trim_padding=msg.sprite.padding,
+        maps=tuple(_map_name(m) for m in msg.maps),
+        map_settings=map_settings_from_pb(msg.map_settings),
+        atlas=msg.atlas,
     )
 
 
@@ -105,6 +170,16 @@ def request_to_pb(req: GenerationRequest) -> gen_pb.GenerateRequest:
         ),
         client_request_id=req.client_request_id,
         priority=_PRIORITY_TO_PB[req.priority],
+        tiling=_TILING_TO_PB[req.tiling],
+        background=(
+            gen_pb.BACKGROUND_TRANSPARENT
+            if req.background is Background.TRANSPARENT
+            else gen_pb.BACKGROUND_OPAQUE
+        ),
+        sprite=gen_pb.SpriteSettings(trim=req.trim, padding=req.trim_padding),
+        maps=[_MAP_TO_PB[m] for m in req.maps if m in _MAP_TO_PB],
+        map_settings=map_settings_to_pb(req.map_settings),
+        atlas=req.atlas,
     )
     if req.guidance_scale is not None:
         msg.guidance_scale = req.guidance_scale
@@ -161,7 +236,19 @@ def event_to_pb(request_id: str, event: Event) -> gen_pb.GenerateEvent:
     elif isinstance(event, Result):
         result = msg.result
         for out in event.images:
-            result.images.add(image=image_to_pb(out.image), seed=out.seed, index=out.index)
+            item = result.images.add(image=image_to_pb(out.image), seed=out.seed, index=out.index)
+            for kind, image in out.maps.items():
+                item.maps.add(kind=_MAP_TO_PB[kind], image=image_to_pb(image))
+            if out.seam is not None:
+                item.seam.edge = out.seam.edge
+                item.seam.interior = out.seam.interior
+                item.seam.ratio = out.seam.ratio
+            if out.trim_box is not None:
+                x, y, w, h = out.trim_box
+                item.trim_box.CopyFrom(gen_pb.Rect(x=x, y=y, width=w, height=h))
+        if event.atlas is not None:
+            result.atlas.image.CopyFrom(image_to_pb(event.atlas.image))
+            result.atlas.frames_json = event.atlas.frames_json
         result.recipe.CopyFrom(recipe_to_pb(event.recipe))
         t = event.timings
         result.timings.queue_ms = t.queue_ms

@@ -9,10 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, fields, replace
+from enum import Enum
 from typing import Any
 
 from . import __version__
-from .types import EncodedImage, Encoding, GenerationRequest, PreviewOptions, Priority, Recipe
+from .types import (
+    Background,
+    EncodedImage,
+    Encoding,
+    GenerationRequest,
+    MapSettings,
+    PreviewOptions,
+    Recipe,
+    Tiling,
+)
 
 RECIPE_FORMAT = "pixelkiln.recipe/1"
 # Request fields that do not change the pixels, left out of the recipe.
@@ -37,7 +47,7 @@ def make_recipe(request: GenerationRequest, revision: str, device: str, dtype: s
 
 def to_dict(recipe: Recipe) -> dict[str, Any]:
     req = {
-        k: (v.value if isinstance(v, Encoding | Priority) else v)
+        k: (v.value if isinstance(v, Enum) else list(v) if isinstance(v, tuple) else v)
         for k, v in asdict(recipe.request).items()
         if k not in _NOT_IN_RECIPE
     }
@@ -79,4 +89,12 @@ def request_from_dict(data: dict[str, Any]) -> GenerationRequest:
     values = dict(data)
     if "output_encoding" in values:
         values["output_encoding"] = Encoding(values["output_encoding"])
+    if "tiling" in values:
+        values["tiling"] = Tiling(values["tiling"])
+    if "background" in values:
+        values["background"] = Background(values["background"])
+    if "maps" in values:
+        values["maps"] = tuple(values["maps"])
+    if "map_settings" in values:
+        values["map_settings"] = MapSettings(**values["map_settings"])
     return GenerationRequest(preview=PreviewOptions(), **values)

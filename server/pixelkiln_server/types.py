@@ -32,6 +32,38 @@ class Priority(str, Enum):
 _PRIORITY_RANK = {Priority.LIVE: 0, Priority.INTERACTIVE: 1, Priority.BATCH: 2}
 
 
+class Tiling(str, Enum):
+    NONE = "none"
+    X = "x"
+    Y = "y"
+    XY = "xy"
+
+    @property
+    def wrap_x(self) -> bool:
+        return self in (Tiling.X, Tiling.XY)
+
+    @property
+    def wrap_y(self) -> bool:
+        return self in (Tiling.Y, Tiling.XY)
+
+
+class Background(str, Enum):
+    OPAQUE = "opaque"
+    TRANSPARENT = "transparent"
+
+
+MAP_KINDS = ("normal", "height", "roughness", "ao")
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    height_blur: float = 1.0
+    normal_strength: float = 2.0
+    convention: str = "opengl"
+    ao_radius: float = 4.0
+    ao_strength: float = 1.0
+
+
 @dataclass(frozen=True)
 class EncodedImage:
     """Image bytes as they travel: PNG/JPEG/WEBP, or raw RGBA8 rows."""
@@ -70,6 +102,13 @@ class GenerationRequest:
     preview: PreviewOptions = field(default_factory=PreviewOptions)
     client_request_id: str = ""
     priority: Priority = Priority.INTERACTIVE
+    tiling: Tiling = Tiling.NONE
+    background: Background = Background.OPAQUE
+    trim: bool = False
+    trim_padding: int = 0
+    maps: tuple[str, ...] = ()
+    map_settings: MapSettings = field(default_factory=MapSettings)
+    atlas: bool = False
 
     @property
     def mode(self) -> str:
@@ -139,10 +178,26 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class SeamInfo:
+    edge: float
+    interior: float
+    ratio: float
+
+
+@dataclass(frozen=True)
 class OutputImage:
     image: EncodedImage
     seed: int
     index: int
+    maps: dict[str, EncodedImage] = field(default_factory=dict)
+    seam: SeamInfo | None = None
+    trim_box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class AtlasImage:
+    image: EncodedImage
+    frames_json: str
 
 
 @dataclass(frozen=True)
@@ -171,6 +226,7 @@ class Result:
     images: list[OutputImage]
     recipe: Recipe
     timings: Timings
+    atlas: AtlasImage | None = None
 
 
 @dataclass(frozen=True)

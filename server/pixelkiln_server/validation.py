@@ -9,6 +9,7 @@ import math
 import secrets
 from dataclasses import replace
 
+from . import assets
 from .catalogue import ModelSpec
 from .config import Limits
 from .errors import InvalidArgument
@@ -159,4 +160,4 @@ def resolve(
         strength=strength,
         preview=preview,
     )
-    return resolved, inputs
+    return assets.validate(resolved, spec.tiling_method), inputs

@@ -17,6 +17,22 @@ ENCODINGS = {
     "raw": img_pb.ENCODING_RAW_RGBA8,
     "raw_rgba8": img_pb.ENCODING_RAW_RGBA8,
 }
+TILINGS: dict[str, Any] = {
+    "none": gen_pb.TILING_NONE,
+    "x": gen_pb.TILING_X,
+    "y": gen_pb.TILING_Y,
+    "xy": gen_pb.TILING_XY,
+}
+MAP_KINDS: dict[str, Any] = {
+    "normal": gen_pb.MAP_KIND_NORMAL,
+    "height": gen_pb.MAP_KIND_HEIGHT,
+    "roughness": gen_pb.MAP_KIND_ROUGHNESS,
+    "ao": gen_pb.MAP_KIND_AO,
+}
+CONVENTIONS: dict[str, Any] = {
+    "opengl": gen_pb.NORMAL_CONVENTION_OPENGL,
+    "directx": gen_pb.NORMAL_CONVENTION_DIRECTX,
+}
 PRIORITIES = {
     "interactive": gen_pb.PRIORITY_INTERACTIVE,
     "batch": gen_pb.PRIORITY_BATCH,
@@ -81,15 +97,34 @@ def build_request(
     preview_encoding: str = "jpeg",
     client_request_id: str = "",
     priority: str = "interactive",
+    tiling: str = "none",
+    transparent: bool = False,
+    trim: bool = False,
+    padding: int = 0,
+    maps: str | list[str] | tuple[str, ...] = (),
+    height_blur: float | None = None,
+    normal_strength: float | None = None,
+    normal_convention: str = "opengl",
+    ao_radius: float | None = None,
+    ao_strength: float | None = None,
+    atlas: bool = False,
 ) -> gen_pb.GenerateRequest:
     """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
-    width and height. Zero/None means the model's default."""
+    width and height. Zero/None means the model's default.
+
+    Assets: ``tiling`` "x" | "y" | "xy"; ``transparent=True`` for an RGBA sprite (``trim``
+    and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
+    settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet."""
     if size is not None:
         width = height = size
     try:
         encoding = ENCODINGS[output_encoding.lower()]
         preview_enc = ENCODINGS[preview_encoding.lower()]
         prio = PRIORITIES[priority.lower()]
+        tile = TILINGS[tiling.lower()]
+        map_list = maps.split(",") if isinstance(maps, str) else list(maps)
+        map_kinds = [MAP_KINDS[m.strip().lower()] for m in map_list if m.strip()]
+        convention = CONVENTIONS[normal_convention.lower()]
     except KeyError as exc:
         raise ValueError(f"unknown value {exc.args[0]!r}") from None
     msg = gen_pb.GenerateRequest(
@@ -106,7 +141,22 @@ def build_request(
         ),
         client_request_id=client_request_id,
         priority=prio,
+        tiling=tile,
+        background=gen_pb.BACKGROUND_TRANSPARENT if transparent else gen_pb.BACKGROUND_OPAQUE,
+        sprite=gen_pb.SpriteSettings(trim=trim, padding=padding),
+        maps=map_kinds,
+        atlas=atlas,
     )
+    settings = msg.map_settings
+    settings.convention = convention
+    for name, value in (
+        ("height_blur", height_blur),
+        ("normal_strength", normal_strength),
+        ("ao_radius", ao_radius),
+        ("ao_strength", ao_strength),
+    ):
+        if value is not None:
+            setattr(settings, name, value)
     if guidance_scale is not None:
         msg.guidance_scale = guidance_scale
     if seed is not None:
@@ -123,6 +173,15 @@ def build_request(
 def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments that reproduce a recipe (as found in a result or a PNG)."""
     req = dict(recipe.get("request", recipe))
+    settings = req.pop("map_settings", None) or {}
+    if req.pop("background", "opaque") == "transparent":
+        req["transparent"] = True
+    if "trim_padding" in req:
+        req["padding"] = req.pop("trim_padding")
+    for key in ("height_blur", "normal_strength", "ao_radius", "ao_strength"):
+        if key in settings:
+            req[key] = settings[key]
+    if "convention" in settings:
+        req["normal_convention"] = settings["convention"]
     allowed = set(build_request.__kwdefaults__ or {}) | {"prompt"}
-    kwargs = {k: v for k, v in req.items() if k in allowed}
-    return kwargs
+    return {k: v for k, v in req.items() if k in allowed}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,24 @@ def _output_paths(out: Path, count: int) -> list[Path]:
 
 
 def _write_result(result: Result, out: Path) -> None:
+    """stone.png, stone_normal.png, ...; with --count: stone_0.png, stone_0_normal.png, ...;
+    with --atlas also stone_atlas.png and stone_atlas.json (TexturePacker JSON hash)."""
     for image, path in zip(result.images, _output_paths(out, len(result.images)), strict=True):
         image.save(path)
-        print(f"{path} ({image.width}x{image.height}, seed {image.seed})")
+        seam = f", seam ratio {image.seam['ratio']:.2f}" if image.seam else ""
+        print(f"{path} ({image.width}x{image.height}, seed {image.seed}{seam})")
+        for kind, derived in image.maps.items():
+            map_path = derived.save(path.with_name(f"{path.stem}_{kind}{path.suffix}"))
+            print(f"{map_path} ({kind})")
+    if result.atlas is not None:
+        sheet = result.atlas.save(out.with_name(f"{out.stem}_atlas.png"))
+        frames = dict(result.atlas_frames or {})
+        frames.setdefault("meta", {})["image"] = sheet.name
+        frames_path = out.with_name(f"{out.stem}_atlas.json")
+        tmp = frames_path.with_name(f".{frames_path.name}.part")
+        tmp.write_text(json.dumps(frames, indent=2))
+        tmp.replace(frames_path)
+        print(f"{sheet} + {frames_path.name} ({len(result.images)} frames)")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -61,6 +77,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "num_images": args.count,
         "strength": args.strength,
+        "tiling": args.tile,
+        "transparent": args.transparent,
+        "trim": args.trim,
+        "padding": args.padding,
+        "maps": args.maps,
+        "atlas": args.atlas,
+        "normal_strength": args.normal_strength,
+        "normal_convention": "directx" if args.directx else "opengl",
     }
     if args.size:
         options["size"] = args.size
@@ -169,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--init", help="init image for img2img")
     gen.add_argument("--strength", type=float, default=None, help="img2img strength (0, 1]")
     gen.add_argument("--mask", help="inpainting mask (white = repaint)")
+    gen.add_argument(
+        "--tile", default="none", choices=["none", "x", "y", "xy"], help="seamless tiling axes"
+    )
+    gen.add_argument("--maps", default="", help="derived maps: normal,height,roughness,ao")
+    gen.add_argument("--normal-strength", type=float, default=None)
+    gen.add_argument("--directx", action="store_true", help="DirectX (Y-) normal maps")
+    gen.add_argument("--transparent", action="store_true", help="sprite with alpha (RGBA)")
+    gen.add_argument("--trim", action="store_true", help="crop sprites to their content")
+    gen.add_argument("--padding", type=int, default=0, help="padding around trimmed sprites")
+    gen.add_argument("--atlas", action="store_true", help="pack --count images into a sheet")
     gen.set_defaults(func=cmd_generate)
 
     rep = client_parser("replay", help_text="reproduce an image from its recipe (.json or .png)")

@@ -61,10 +61,19 @@ class Image:
         return path
 
 
+MAP_NAMES = {1: "normal", 2: "height", 3: "roughness", 4: "ao"}
+
+
 @dataclass(frozen=True)
 class ResultImage(Image):
     seed: int = 0
     index: int = 0
+    # Derived maps by kind ("normal", "height", "roughness", "ao").
+    maps: dict[str, Image] = field(default_factory=dict)
+    # With tiling: {"edge", "interior", "ratio"} (ratio about 1 = no visible seam).
+    seam: dict[str, float] | None = None
+    # Trimmed sprites: (x, y, width, height) of the kept box in the generated canvas.
+    trim_box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,9 @@ class Result:
     images: list[ResultImage]
     recipe_json: str
     timings: dict[str, float] = field(default_factory=dict)
+    atlas: Image | None = None
+    # TexturePacker "JSON (Hash)" frame map of the atlas.
+    atlas_frames: dict[str, Any] | None = None
 
     @property
     def recipe(self) -> dict[str, Any]:
@@ -146,17 +158,7 @@ def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
         return Preview(rid, msg.preview.step, [Image.from_pb(i) for i in msg.preview.images])
     if kind == "result":
         r = msg.result
-        images = [
-            ResultImage(
-                g.image.data,
-                ENCODING_NAMES.get(g.image.encoding, "png"),
-                g.image.width,
-                g.image.height,
-                seed=g.seed,
-                index=g.index,
-            )
-            for g in r.images
-        ]
+        images = [_result_image(g) for g in r.images]
         t = r.timings
         timings = {
             "queue_ms": t.queue_ms,
@@ -164,5 +166,28 @@ def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
             "encode_ms": t.encode_ms,
             "total_ms": t.total_ms,
         }
-        return Result(rid, images, r.recipe.json, timings)
+        atlas = Image.from_pb(r.atlas.image) if r.HasField("atlas") else None
+        frames = json.loads(r.atlas.frames_json) if r.HasField("atlas") else None
+        return Result(rid, images, r.recipe.json, timings, atlas, frames)
     raise ValueError(f"unknown event {kind!r} (newer daemon?)")
+
+
+def _result_image(g: gen_pb.GeneratedImage) -> ResultImage:
+    seam = None
+    if g.HasField("seam"):
+        seam = {"edge": g.seam.edge, "interior": g.seam.interior, "ratio": g.seam.ratio}
+    box = None
+    if g.HasField("trim_box"):
+        b = g.trim_box
+        box = (b.x, b.y, b.width, b.height)
+    return ResultImage(
+        g.image.data,
+        ENCODING_NAMES.get(g.image.encoding, "png"),
+        g.image.width,
+        g.image.height,
+        seed=g.seed,
+        index=g.index,
+        maps={MAP_NAMES.get(m.kind, str(m.kind)): Image.from_pb(m.image) for m in g.maps},
+        seam=seam,
+        trim_box=box,
+    )

@@ -16,7 +16,8 @@ import numpy as np
 from ..catalogue import ModelSpec
 from ..errors import Cancelled, NotFound, ResourceExhausted
 from ..imaging import preview
-from ..types import DecodedInputs, GenerationRequest
+from ..types import DecodedInputs, GenerationRequest, Tiling
+from . import tiling
 from .base import LoadedModel, LoadOptions, StepHooks
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,13 @@ class DiffusersModel(LoadedModel):
             assert inputs.mask is not None
             args["mask_image"] = Image.fromarray(inputs.mask).resize(size, Image.Resampling.NEAREST)
         try:
-            with torch.inference_mode():
-                out = pipe(**args)
+            with torch.inference_mode(), self._tiled(pipe, request.tiling):
+                images = [np.asarray(img, dtype=np.float32) for img in pipe(**args).images]
+                if request.tiling is not Tiling.NONE and self.spec.tiling_method != "circular":
+                    images = [
+                        self._seam_pass(img, request, i, on_step_end)
+                        for i, img in enumerate(images)
+                    ]
         except Cancelled:
             raise
         except torch.cuda.OutOfMemoryError:
@@ -207,7 +213,44 @@ class DiffusersModel(LoadedModel):
             ) from None
         except MemoryError:
             raise ResourceExhausted("out of memory; try a smaller size or fewer images") from None
-        return [np.asarray(img, dtype=np.float32) for img in out.images]
+        return images
+
+    def _tiled(self, pipe: Any, mode: Tiling) -> Any:
+        if mode is Tiling.NONE or self.spec.tiling_method != "circular":
+            return tiling.circular_padding([], False, False)
+        modules = [m for m in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)) if m]
+        return tiling.circular_padding(modules, mode.wrap_x, mode.wrap_y)
+
+    def _seam_pass(
+        self, image: np.ndarray, request: GenerationRequest, index: int, callback: Any
+    ) -> np.ndarray:
+        """DiT tiling: shift by half a tile, inpaint the seam cross, keep the rest."""
+        import torch
+        from PIL import Image
+
+        assert request.seed is not None
+        h, w = image.shape[:2]
+        wrap_x, wrap_y = request.tiling.wrap_x, request.tiling.wrap_y
+        shifted = tiling.shift_half(image, wrap_x, wrap_y)
+        band = max(16, min(h, w) // 8)
+        mask = tiling.seam_cross_mask(h, w, wrap_x, wrap_y, band)
+        to_pil = Image.fromarray
+        out = self._pipe("inpaint")(
+            prompt=request.prompt,
+            image=to_pil((shifted * 255 + 0.5).astype(np.uint8)),
+            mask_image=to_pil((mask * 255 + 0.5).astype(np.uint8)),
+            width=w,
+            height=h,
+            strength=1.0,
+            num_inference_steps=request.steps,
+            guidance_scale=request.guidance_scale,
+            generator=torch.Generator("cpu").manual_seed((request.seed + index) % 2**64),
+            output_type="np",
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["latents"],
+        ).images[0]
+        m = mask[:, :, None]
+        return np.asarray(m * out + (1.0 - m) * shifted, dtype=np.float32)
 
 
 class DiffusersBackend:

@@ -9,18 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from .. import assets
 from .. import recipe as recipes
-from ..backends.base import LoadedModel
 from ..errors import Internal, PixelKilnError
 from ..imaging import codec
 from ..types import (
-    EncodedImage,
-    Encoding,
     Failed,
-    OutputImage,
     Preview,
     Progress,
     Result,
@@ -51,22 +49,6 @@ class _Hooks:
         encoding = self.job.request.preview.encoding
         encoded = [codec.encode(img, encoding) for img in images]
         self.job.emit(Preview(step=step, images=encoded))
-
-
-def _encode_results(job: Job, model: LoadedModel, images: list[np.ndarray]) -> tuple[list, object]:
-    req = job.request
-    recipe = recipes.make_recipe(req, model.spec.revision, model.device, model.dtype)
-    text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)}
-    outputs = []
-    assert req.seed is not None
-    for index, pixels in enumerate(images):
-        encoded: EncodedImage = codec.encode(
-            codec.to_uint8(pixels),
-            req.output_encoding,
-            text=text if req.output_encoding is Encoding.PNG else None,
-        )
-        outputs.append(OutputImage(image=encoded, seed=(req.seed + index) % 2**64, index=index))
-    return outputs, recipe
 
 
 class Worker:
@@ -101,10 +83,15 @@ class Worker:
             job.raise_if_cancelled()
             with self.registry.lock:
                 model = self.registry.get(job.spec)
-                images = model.generate(job.request, job.inputs, _Hooks(job, started))
+                model_request = replace(job.request, prompt=assets.model_prompt(job.request))
+                images = model.generate(model_request, job.inputs, _Hooks(job, started))
             model_done = time.perf_counter()
             job.raise_if_cancelled()
-            outputs, recipe = _encode_results(job, model, images)
+            recipe = recipes.make_recipe(
+                job.request, model.spec.revision, model.device, model.dtype
+            )
+            text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)}
+            outputs, atlas = assets.build_outputs(job.request, images, text)
             done = time.perf_counter()
             timings = Timings(
                 queue_ms=queue_ms,
@@ -112,7 +99,7 @@ class Worker:
                 encode_ms=(done - model_done) * 1000.0,
                 total_ms=(done - job.submitted_at) * 1000.0,
             )
-            job.finish(Result(images=outputs, recipe=recipe, timings=timings))  # type: ignore[arg-type]
+            job.finish(Result(images=outputs, recipe=recipe, timings=timings, atlas=atlas))
         except PixelKilnError as exc:
             log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
             job.finish(Failed(exc))

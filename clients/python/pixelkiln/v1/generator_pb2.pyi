@@ -13,9 +13,47 @@ class Priority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRIORITY_INTERACTIVE: _ClassVar[Priority]
     PRIORITY_BATCH: _ClassVar[Priority]
     PRIORITY_LIVE: _ClassVar[Priority]
+
+class Tiling(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TILING_NONE: _ClassVar[Tiling]
+    TILING_X: _ClassVar[Tiling]
+    TILING_Y: _ClassVar[Tiling]
+    TILING_XY: _ClassVar[Tiling]
+
+class Background(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BACKGROUND_OPAQUE: _ClassVar[Background]
+    BACKGROUND_TRANSPARENT: _ClassVar[Background]
+
+class MapKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MAP_KIND_UNSPECIFIED: _ClassVar[MapKind]
+    MAP_KIND_NORMAL: _ClassVar[MapKind]
+    MAP_KIND_HEIGHT: _ClassVar[MapKind]
+    MAP_KIND_ROUGHNESS: _ClassVar[MapKind]
+    MAP_KIND_AO: _ClassVar[MapKind]
+
+class NormalConvention(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NORMAL_CONVENTION_OPENGL: _ClassVar[NormalConvention]
+    NORMAL_CONVENTION_DIRECTX: _ClassVar[NormalConvention]
 PRIORITY_INTERACTIVE: Priority
 PRIORITY_BATCH: Priority
 PRIORITY_LIVE: Priority
+TILING_NONE: Tiling
+TILING_X: Tiling
+TILING_Y: Tiling
+TILING_XY: Tiling
+BACKGROUND_OPAQUE: Background
+BACKGROUND_TRANSPARENT: Background
+MAP_KIND_UNSPECIFIED: MapKind
+MAP_KIND_NORMAL: MapKind
+MAP_KIND_HEIGHT: MapKind
+MAP_KIND_ROUGHNESS: MapKind
+MAP_KIND_AO: MapKind
+NORMAL_CONVENTION_OPENGL: NormalConvention
+NORMAL_CONVENTION_DIRECTX: NormalConvention
 
 class PreviewSettings(_message.Message):
     __slots__ = ("every_n_steps", "max_side", "encoding")
@@ -28,7 +66,7 @@ class PreviewSettings(_message.Message):
     def __init__(self, every_n_steps: _Optional[int] = ..., max_side: _Optional[int] = ..., encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images", "init_image", "strength", "mask", "output_encoding", "preview", "client_request_id", "priority")
+    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images", "init_image", "strength", "mask", "output_encoding", "preview", "client_request_id", "priority", "tiling", "background", "sprite", "maps", "map_settings", "atlas")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +83,12 @@ class GenerateRequest(_message.Message):
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
     CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TILING_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    SPRITE_FIELD_NUMBER: _ClassVar[int]
+    MAPS_FIELD_NUMBER: _ClassVar[int]
+    MAP_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    ATLAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     negative_prompt: str
@@ -61,7 +105,35 @@ class GenerateRequest(_message.Message):
     preview: PreviewSettings
     client_request_id: str
     priority: Priority
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_images: _Optional[int] = ..., init_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., strength: _Optional[float] = ..., mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., preview: _Optional[_Union[PreviewSettings, _Mapping]] = ..., client_request_id: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
+    tiling: Tiling
+    background: Background
+    sprite: SpriteSettings
+    maps: _containers.RepeatedScalarFieldContainer[MapKind]
+    map_settings: MapSettings
+    atlas: bool
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_images: _Optional[int] = ..., init_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., strength: _Optional[float] = ..., mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., preview: _Optional[_Union[PreviewSettings, _Mapping]] = ..., client_request_id: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., tiling: _Optional[_Union[Tiling, str]] = ..., background: _Optional[_Union[Background, str]] = ..., sprite: _Optional[_Union[SpriteSettings, _Mapping]] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., map_settings: _Optional[_Union[MapSettings, _Mapping]] = ..., atlas: _Optional[bool] = ...) -> None: ...
+
+class SpriteSettings(_message.Message):
+    __slots__ = ("trim", "padding")
+    TRIM_FIELD_NUMBER: _ClassVar[int]
+    PADDING_FIELD_NUMBER: _ClassVar[int]
+    trim: bool
+    padding: int
+    def __init__(self, trim: _Optional[bool] = ..., padding: _Optional[int] = ...) -> None: ...
+
+class MapSettings(_message.Message):
+    __slots__ = ("height_blur", "normal_strength", "convention", "ao_radius", "ao_strength")
+    HEIGHT_BLUR_FIELD_NUMBER: _ClassVar[int]
+    NORMAL_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    CONVENTION_FIELD_NUMBER: _ClassVar[int]
+    AO_RADIUS_FIELD_NUMBER: _ClassVar[int]
+    AO_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    height_blur: float
+    normal_strength: float
+    convention: NormalConvention
+    ao_radius: float
+    ao_strength: float
+    def __init__(self, height_blur: _Optional[float] = ..., normal_strength: _Optional[float] = ..., convention: _Optional[_Union[NormalConvention, str]] = ..., ao_radius: _Optional[float] = ..., ao_strength: _Optional[float] = ...) -> None: ...
 
 class GenerateEvent(_message.Message):
     __slots__ = ("request_id", "accepted", "queued", "progress", "preview", "result")
@@ -128,24 +200,70 @@ class Preview(_message.Message):
     def __init__(self, step: _Optional[int] = ..., images: _Optional[_Iterable[_Union[_image_pb2.Image, _Mapping]]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("images", "recipe", "timings")
+    __slots__ = ("images", "recipe", "timings", "atlas")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     RECIPE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    ATLAS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[GeneratedImage]
     recipe: Recipe
     timings: Timings
-    def __init__(self, images: _Optional[_Iterable[_Union[GeneratedImage, _Mapping]]] = ..., recipe: _Optional[_Union[Recipe, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+    atlas: Atlas
+    def __init__(self, images: _Optional[_Iterable[_Union[GeneratedImage, _Mapping]]] = ..., recipe: _Optional[_Union[Recipe, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., atlas: _Optional[_Union[Atlas, _Mapping]] = ...) -> None: ...
 
 class GeneratedImage(_message.Message):
-    __slots__ = ("image", "seed", "index")
+    __slots__ = ("image", "seed", "index", "maps", "seam", "trim_box")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    MAPS_FIELD_NUMBER: _ClassVar[int]
+    SEAM_FIELD_NUMBER: _ClassVar[int]
+    TRIM_BOX_FIELD_NUMBER: _ClassVar[int]
     image: _image_pb2.Image
     seed: int
     index: int
-    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., seed: _Optional[int] = ..., index: _Optional[int] = ...) -> None: ...
+    maps: _containers.RepeatedCompositeFieldContainer[DerivedMap]
+    seam: SeamReport
+    trim_box: Rect
+    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., seed: _Optional[int] = ..., index: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[DerivedMap, _Mapping]]] = ..., seam: _Optional[_Union[SeamReport, _Mapping]] = ..., trim_box: _Optional[_Union[Rect, _Mapping]] = ...) -> None: ...
+
+class DerivedMap(_message.Message):
+    __slots__ = ("kind", "image")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    kind: MapKind
+    image: _image_pb2.Image
+    def __init__(self, kind: _Optional[_Union[MapKind, str]] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ...) -> None: ...
+
+class SeamReport(_message.Message):
+    __slots__ = ("edge", "interior", "ratio")
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    INTERIOR_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    edge: float
+    interior: float
+    ratio: float
+    def __init__(self, edge: _Optional[float] = ..., interior: _Optional[float] = ..., ratio: _Optional[float] = ...) -> None: ...
+
+class Rect(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class Atlas(_message.Message):
+    __slots__ = ("image", "frames_json")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_JSON_FIELD_NUMBER: _ClassVar[int]
+    image: _image_pb2.Image
+    frames_json: str
+    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., frames_json: _Optional[str] = ...) -> None: ...
 
 class Recipe(_message.Message):
     __slots__ = ("request", "model_revision", "pixelkiln_version", "device", "dtype", "init_image_sha256", "mask_sha256", "json")
