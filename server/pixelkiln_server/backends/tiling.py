@@ -21,16 +21,16 @@ TILING_METHODS = ("circular", "offset-inpaint")
 
 
 def _padded_forward(conv: Any, wrap_x: bool, wrap_y: bool) -> Any:
+    """One circular pad on the wrapped axes (a single copy); the conv zero-pads the others."""
     import torch.nn.functional as F  # noqa: N812
 
     pad_h, pad_w = conv.padding
+    circ = (pad_w if wrap_x else 0,) * 2 + (pad_h if wrap_y else 0,) * 2
+    native = (0 if wrap_y else pad_h, 0 if wrap_x else pad_w)
 
     def forward(x: Any, weight: Any, bias: Any) -> Any:
-        if pad_w:
-            x = F.pad(x, (pad_w, pad_w, 0, 0), mode="circular" if wrap_x else "constant")
-        if pad_h:
-            x = F.pad(x, (0, 0, pad_h, pad_h), mode="circular" if wrap_y else "constant")
-        return F.conv2d(x, weight, bias, conv.stride, 0, conv.dilation, conv.groups)
+        x = F.pad(x, circ, mode="circular")
+        return F.conv2d(x, weight, bias, conv.stride, native, conv.dilation, conv.groups)
 
     return forward
 

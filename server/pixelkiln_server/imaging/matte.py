@@ -40,6 +40,8 @@ MATTE_OUTER = 0.40  # key distance at or above which a pixel is fully opaque
 PARALLEL_WEIGHT = 0.5  # how much a loss of key saturation (shading) counts vs a hue change
 MIN_KEY_CHROMA = 0.08  # below this the key is treated as grey: plain RGB distance
 EDGE_BAND = 3  # px around non-opaque pixels that are refined and despilled
+# Above this share of the image in the edge band, skip the refinement (see matte()).
+MAX_BAND_FRACTION = 0.25
 MAX_LINE_RESIDUAL = 0.08  # how far (RGB 0..1) a pixel may sit off the key->foreground line
 
 
@@ -163,8 +165,15 @@ def matte(
     core = ~_dilate(alpha < 1.0, EDGE_BAND)
     ys, xs = np.nonzero(~core & (alpha > 0.0))
     colours = None
-    if ys.size and (despill or refine):
-        k = np.asarray(key, dtype=np.float32) / 255.0
+    k = np.asarray(key, dtype=np.float32) / 255.0
+    if ys.size > MAX_BAND_FRACTION * alpha.size and despill:
+        # Not a sprite on a flat key (noise, a full-frame picture): the edge band is most of
+        # the image. Refining it would cost seconds for nothing; clamp the spill and go.
+        obs = p[:, ys, xs].T
+        a = np.floor(alpha[ys, xs] * 255.0 + 0.5) * np.float32(1.0 / 255.0)
+        bg = np.broadcast_to(k, obs.shape)
+        colours = _despill(obs, a, k, bg, obs, np.zeros(ys.size, dtype=bool))
+    elif ys.size and (despill or refine):
         obs = p[:, ys, xs].T
         bcol, bfound = _grow(p, alpha == 0.0, ys, xs, EDGE_BAND + 3)
         bcol[~bfound] = k
