@@ -46,7 +46,7 @@ def decode_calls(daemon: Daemon) -> Iterator[list[int]]:
 
 async def wait_idle(daemon: Daemon, timeout: float = 5.0) -> float:
     start = time.perf_counter()
-    while daemon.engine.worker.current is not None or daemon.engine.scheduler.depth:
+    while daemon.engine.worker.current or daemon.engine.scheduler.depth:
         if time.perf_counter() - start > timeout:
             raise AssertionError("worker still busy")
         await asyncio.sleep(0.005)

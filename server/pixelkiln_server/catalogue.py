@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import NotFound
 
 TINY_RANDOM_SOURCE = "builtin:tiny-random"
+ONNX_MANIFEST = "pixelkiln_onnx.json"
 DIT_FAMILIES = ("flux", "z-image")
 
 # diffusers pipeline class -> family
@@ -42,6 +43,10 @@ class ModelSpec:
     config: str = ""
     # "" picks by family; "circular" or "offset-inpaint" force a tiling method.
     tiling: str = ""
+    # Documentation for operators (not used to load): the diffusers pipeline class, and the
+    # weights' memory in GB at the dtype the daemon picks on a GPU (activations come on top).
+    pipeline: str = ""
+    memory_gb: float = 0.0
 
     @property
     def tiling_method(self) -> str:
@@ -70,6 +75,45 @@ PRESETS: dict[str, ModelSpec] = {
             max_steps=50,
             scheduler="euler-trailing",
             revision="tiny-random-v1-seed0",
+            pipeline="StableDiffusionPipeline",
+        ),
+        # Tiny random-weight variants of the other families, built in code (tiny_families.py).
+        ModelSpec(
+            name="tiny-sdxl",
+            family="sdxl",
+            source="builtin:tiny-sdxl",
+            backend="tiny-sdxl",
+            native_width=64,
+            native_height=64,
+            default_steps=2,
+            default_guidance=0.0,
+            scheduler="euler-trailing",
+            revision="tiny-sdxl-v1-seed0",
+            pipeline="StableDiffusionXLPipeline",
+        ),
+        ModelSpec(
+            name="tiny-flux",
+            family="flux",
+            source="builtin:tiny-flux",
+            backend="tiny-flux",
+            native_width=64,
+            native_height=64,
+            default_steps=2,
+            default_guidance=0.0,
+            revision="tiny-flux-v1-seed0",
+            pipeline="FluxPipeline",
+        ),
+        ModelSpec(
+            name="tiny-z-image",
+            family="z-image",
+            source="builtin:tiny-z-image",
+            backend="tiny-z-image",
+            native_width=64,
+            native_height=64,
+            default_steps=2,
+            default_guidance=0.0,
+            revision="tiny-z-image-v1-seed0",
+            pipeline="ZImagePipeline",
         ),
         ModelSpec(
             name="sd-turbo",
@@ -81,6 +125,8 @@ PRESETS: dict[str, ModelSpec] = {
             default_guidance=0.0,
             max_steps=50,
             scheduler="euler-trailing",
+            pipeline="StableDiffusionPipeline",
+            memory_gb=2.6,  # fp16: UNet 0.87B, OpenCLIP-H text 0.35B, VAE 0.08B
         ),
         ModelSpec(
             name="sdxl-turbo",
@@ -92,6 +138,43 @@ PRESETS: dict[str, ModelSpec] = {
             default_guidance=0.0,
             max_steps=50,
             scheduler="euler-trailing",
+            pipeline="StableDiffusionXLPipeline",
+            memory_gb=6.9,  # fp16: UNet 2.57B, CLIP-L 0.12B + OpenCLIP-bigG 0.69B, VAE 0.08B
+        ),
+        # FLUX.1-schnell: FluxPipeline, the repo's FlowMatchEulerDiscreteScheduler (shift 1, no
+        # dynamic shifting), 1024x1024, 4 steps, guidance 0 (no guidance embedding). Latents
+        # are packed (B, seq, 64) and unpacked to (B, 16, h, w) for previews (16-channel map).
+        # Tiling: offset-inpaint (FluxInpaintPipeline via from_pipe). bf16 weights: transformer
+        # 11.9B (23.8 GB), T5-XXL 4.8B (9.5 GB), CLIP-L 0.12B, VAE 0.08B.
+        ModelSpec(
+            name="flux.1-schnell",
+            family="flux",
+            source="black-forest-labs/FLUX.1-schnell",
+            native_width=1024,
+            native_height=1024,
+            default_steps=4,
+            default_guidance=0.0,
+            max_steps=50,
+            pipeline="FluxPipeline",
+            memory_gb=33.7,
+        ),
+        # Z-Image-Turbo: ZImagePipeline, FlowMatchEulerDiscreteScheduler (shift 3) from the repo,
+        # 1024x1024, 8 steps = 8 DiT forwards (the card's num_inference_steps=9 predates
+        # diffusers' z-image sigmas; in 0.42, 9 steps run 9 forwards), guidance 0. Latents are
+        # (B, 16, h, w); previews use the 16-channel map. Tiling: offset-inpaint
+        # (ZImageInpaintPipeline). bf16 weights: transformer 6.2B (12.3 GB), Qwen3-4B text
+        # encoder (8.0 GB), VAE 0.08B.
+        ModelSpec(
+            name="z-image-turbo",
+            family="z-image",
+            source="Tongyi-MAI/Z-Image-Turbo",
+            native_width=1024,
+            native_height=1024,
+            default_steps=8,
+            default_guidance=0.0,
+            max_steps=50,
+            pipeline="ZImagePipeline",
+            memory_gb=20.5,
         ),
     )
 }
@@ -121,6 +204,8 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
     """A spec for a checkpoint outside the presets: a folder, a single file or a hub id."""
     path = Path(source).expanduser()
     config = ""
+    if path.is_dir() and (path / ONNX_MANIFEST).is_file():
+        return _onnx_spec(name, path)
     if path.is_dir():
         family = family_of_folder(path)
     elif path.suffix in (".safetensors", ".ckpt"):
@@ -133,7 +218,7 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
         else:
             family = "sdxl" if "xl" in path.name.lower() else "sd"
     elif "/" in source and not source.startswith((".", "/", "~")):
-        family = "sdxl" if "xl" in source.lower() else "sd"
+        family = _family_of_hub_id(source)
     else:
         raise NotFound(
             f"model {source!r} is not a preset ({', '.join(sorted(PRESETS))}), "
@@ -148,6 +233,33 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
         native_height=native,
         config=config,
     )
+
+
+def _onnx_spec(name: str, folder: Path) -> ModelSpec:
+    """An ONNX export (``pixelkiln export-onnx``): the onnx backend, with the family and the
+    serving defaults its manifest kept from the source model."""
+    try:
+        manifest = json.loads((folder / ONNX_MANIFEST).read_text())
+        fields = {k: v for k, v in manifest.get("spec", {}).items() if k in _ONNX_SPEC_FIELDS}
+        family = str(manifest.get("family", "sd"))
+    except (OSError, ValueError, AttributeError):
+        raise NotFound(f"{folder / ONNX_MANIFEST} is not a readable ONNX manifest") from None
+    return ModelSpec(name=name, family=family, source=str(folder), backend="onnx", **fields)
+
+
+_ONNX_SPEC_FIELDS = frozenset(
+    {"native_width", "native_height", "default_steps", "default_guidance", "max_steps"}
+    | {"scheduler", "revision"}
+)
+
+
+def _family_of_hub_id(source: str) -> str:
+    lowered = source.lower()
+    if "flux" in lowered:
+        return "flux"
+    if "z-image" in lowered:
+        return "z-image"
+    return "sdxl" if "xl" in lowered else "sd"
 
 
 def lookup(name: str, extra: dict[str, ModelSpec] | None = None) -> ModelSpec:

@@ -32,6 +32,27 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-message-mib", type=int, default=64, help="gRPC message limit in MiB (default 64)"
     )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        help="run up to N compatible queued requests as one batch (default 1: off)",
+    )
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long the worker waits to fill a batch (default 0: only what is queued)",
+    )
+    parser.add_argument(
+        "--max-live-sessions", type=int, default=8, help="concurrent live sessions (default 8)"
+    )
+    parser.add_argument(
+        "--live-idle-timeout",
+        type=float,
+        default=30.0,
+        help="close a live session after this many seconds without input (default 30)",
+    )
     parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
     parser.add_argument("--home", type=Path, default=None, help="cache folder for built models")
     parser.add_argument(
@@ -59,6 +80,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         shutdown_grace_s=args.grace,
         home=args.home or default_home(),
         offline=args.offline,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        max_live_sessions=args.max_live_sessions,
+        live_idle_timeout_s=args.live_idle_timeout,
     )
 
 

@@ -44,3 +44,13 @@ class ServerConfig:
     offline: bool = False
     limits: Limits = field(default_factory=Limits)
     warm_up: bool = True
+    # Live sessions: how many at once, and how long one may stay silent before it is closed.
+    max_live_sessions: int = 8
+    live_idle_timeout_s: float = 30.0
+    # Micro-batching: compatible queued txt2img requests (same model, size, steps, guidance,
+    # tiling) run as one pipeline call. The worker waits at most batch_wait_ms for company;
+    # 0 batches only what is already waiting, so a lone request never waits. Off (1) by
+    # default: batched kernels round differently (~1e-6), so a batched image can differ from
+    # its recipe's replay by one level in rare pixels; turn it on for throughput on a GPU.
+    max_batch: int = 1
+    batch_wait_ms: float = 0.0

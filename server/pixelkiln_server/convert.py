@@ -17,6 +17,9 @@ from .types import (
     Encoding,
     Event,
     GenerationRequest,
+    LiveFrame,
+    LiveInput,
+    LiveUpdate,
     MapSettings,
     ModelInfo,
     Preview,
@@ -290,3 +293,44 @@ def status_to_pb(status: DaemonStatus) -> models_pb.StatusResponse:
         ready=status.ready,
         max_message_bytes=status.max_message_bytes,
     )
+
+
+def live_input_from_pb(msg: gen_pb.LiveInput) -> LiveInput:
+    s = msg.settings
+
+    def opt(name: str) -> object:
+        return getattr(s, name) if s.HasField(name) else None
+
+    tiling = _TILING_FROM_PB.get(s.tiling, Tiling.NONE) if s.HasField("tiling") else None
+    encoding = (
+        encoding_from_pb(s.output_encoding, Encoding.PNG) if s.HasField("output_encoding") else None
+    )
+    update = LiveUpdate(
+        model=opt("model"),  # type: ignore[arg-type]
+        prompt=opt("prompt"),  # type: ignore[arg-type]
+        negative_prompt=opt("negative_prompt"),  # type: ignore[arg-type]
+        strength=opt("strength"),  # type: ignore[arg-type]
+        seed=opt("seed"),  # type: ignore[arg-type]
+        steps=opt("steps"),  # type: ignore[arg-type]
+        width=opt("width"),  # type: ignore[arg-type]
+        height=opt("height"),  # type: ignore[arg-type]
+        guidance_scale=opt("guidance_scale"),  # type: ignore[arg-type]
+        tiling=tiling,
+        output_encoding=encoding,
+    )
+    image = image_from_pb(msg.image) if msg.HasField("image") and msg.image.data else None
+    return LiveInput(seq=msg.seq, image=image, settings=update)
+
+
+def live_frame_to_pb(frame: LiveFrame) -> gen_pb.LiveFrame:
+    msg = gen_pb.LiveFrame(
+        seq=frame.seq, unchanged=frame.unchanged, seed=frame.seed, skipped=frame.skipped
+    )
+    if frame.image is not None:
+        msg.image.CopyFrom(image_to_pb(frame.image))
+    t = frame.timings
+    msg.timings.queue_ms = t.queue_ms
+    msg.timings.model_ms = t.model_ms
+    msg.timings.encode_ms = t.encode_ms
+    msg.timings.total_ms = t.total_ms
+    return msg

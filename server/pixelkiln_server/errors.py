@@ -53,6 +53,10 @@ class Unavailable(PixelKilnError):
     code = Code.UNAVAILABLE
 
 
+class DeadlineExceeded(PixelKilnError):
+    code = Code.DEADLINE_EXCEEDED
+
+
 class FailedPrecondition(PixelKilnError):
     code = Code.FAILED_PRECONDITION
 

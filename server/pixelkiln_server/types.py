@@ -240,6 +240,40 @@ Event = Accepted | Queued | Progress | Preview | Result | Failed
 
 
 @dataclass(frozen=True)
+class LiveUpdate:
+    """A live input's settings: None leaves a setting as it is."""
+
+    model: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    strength: float | None = None
+    seed: int | None = None
+    steps: int | None = None
+    width: int | None = None
+    height: int | None = None
+    guidance_scale: float | None = None
+    tiling: Tiling | None = None
+    output_encoding: Encoding | None = None
+
+
+@dataclass(frozen=True)
+class LiveInput:
+    seq: int
+    image: EncodedImage | None = None
+    settings: LiveUpdate = field(default_factory=LiveUpdate)
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    seq: int
+    image: EncodedImage | None
+    unchanged: bool
+    seed: int
+    skipped: int
+    timings: Timings
+
+
+@dataclass(frozen=True)
 class DaemonStatus:
     version: str
     device: str

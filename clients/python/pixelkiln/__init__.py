@@ -17,19 +17,33 @@ from .errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from .events import Accepted, Event, Image, Preview, Progress, Queued, Result, ResultImage
+from .events import (
+    Accepted,
+    Event,
+    Image,
+    LiveFrame,
+    Preview,
+    Progress,
+    Queued,
+    Result,
+    ResultImage,
+)
+from .live import AsyncLiveSession, LiveSession
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accepted",
     "AsyncClient",
+    "AsyncLiveSession",
     "CancelledError",
     "Client",
     "Event",
     "GenerationStream",
     "Image",
     "InvalidArgumentError",
+    "LiveFrame",
+    "LiveSession",
     "NotFoundError",
     "PixelKilnError",
     "Preview",

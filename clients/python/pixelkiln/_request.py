@@ -185,3 +185,33 @@ def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
         req["normal_convention"] = settings["convention"]
     allowed = set(build_request.__kwdefaults__ or {}) | {"prompt"}
     return {k: v for k, v in req.items() if k in allowed}
+
+
+def build_live_input(
+    seq: int,
+    image: ImageInput | None = None,
+    *,
+    size: int | None = None,
+    tiling: str | None = None,
+    output_encoding: str | None = None,
+    **settings: Any,
+) -> gen_pb.LiveInput:
+    """A LiveInput: ``image`` plus any settings to change (model, prompt, negative_prompt,
+    strength, seed, steps, width, height, size, guidance_scale, tiling, output_encoding)."""
+    msg = gen_pb.LiveInput(seq=seq)
+    if image is not None:
+        msg.image.CopyFrom(image_to_pb(image))
+    if size is not None:
+        settings["width"] = settings["height"] = size
+    target = msg.settings
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name not in gen_pb.LiveSettings.DESCRIPTOR.fields_by_name:
+            raise TypeError(f"unknown live setting {name!r}")
+        setattr(target, name, value)
+    if tiling is not None:
+        target.tiling = TILINGS[tiling.lower()]
+    if output_encoding is not None:
+        target.output_encoding = ENCODINGS[output_encoding.lower()]
+    return msg

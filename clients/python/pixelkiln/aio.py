@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,9 +17,16 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _request
-from .client import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, channel_options, load_recipe
+from .client import (
+    CLIENT_ID_HEADER,
+    DEFAULT_ADDRESS,
+    MAX_MESSAGE_BYTES,
+    channel_options,
+    load_recipe,
+)
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
+from .live import AsyncLiveSession
 from .v1 import generator_pb2 as gen_pb
 from .v1 import generator_pb2_grpc as gen_grpc
 from .v1 import models_pb2 as models_pb
@@ -35,6 +43,8 @@ class AsyncClient:
     ) -> None:
         self.address = address
         self.timeout = timeout
+        self.client_id = uuid.uuid4().hex
+        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
         self._channel = grpc.aio.insecure_channel(
             address, options=channel_options(max_message_bytes)
         )
@@ -53,7 +63,7 @@ class AsyncClient:
 
     async def _unary(self, method: Callable[..., Any], request: Any) -> Any:
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
@@ -61,7 +71,7 @@ class AsyncClient:
         """Yield Accepted/Queued/Progress/Preview/Result. Breaking out of the loop (or
         cancelling the task) cancels the request on the daemon."""
         request = _request.build_request(prompt, **options)
-        call = self._gen.Generate(request, timeout=self.timeout)
+        call = self._gen.Generate(request, timeout=self.timeout, metadata=self._metadata)
         try:
             async for msg in call:
                 yield event_from_pb(msg)
@@ -84,6 +94,11 @@ class AsyncClient:
         return await self.generate(
             **{**_request.request_from_recipe(load_recipe(recipe)), **overrides}
         )
+
+    def live(self, **settings: Any) -> AsyncLiveSession:
+        """Open a live session: ``async with client.live(prompt=...) as s: await s.send(img)``
+        and ``async for frame in s``."""
+        return AsyncLiveSession(self._gen, settings, self.timeout, self._metadata)
 
     async def cancel(self, request_id: str) -> bool:
         resp = await self._unary(self._gen.Cancel, gen_pb.CancelRequest(request_id=request_id))

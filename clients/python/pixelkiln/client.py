@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from . import _request
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
+from .live import LiveSession
 from .v1 import generator_pb2 as gen_pb
 from .v1 import generator_pb2_grpc as gen_grpc
 from .v1 import models_pb2 as models_pb
 from .v1 import models_pb2_grpc as models_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Sent with every call so the daemon can be fair between clients sharing a connection.
+CLIENT_ID_HEADER = "pixelkiln-client-id"
 # Matches the daemon's default; a 1024x1024 raw RGBA image alone is 4 MiB, grpcio's default.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -73,6 +77,8 @@ class Client:
     ) -> None:
         self.address = address
         self.timeout = timeout
+        self.client_id = uuid.uuid4().hex
+        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
         self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
         self._gen = gen_grpc.GeneratorStub(self._channel)
         self._models = models_grpc.ModelsStub(self._channel)
@@ -89,7 +95,7 @@ class Client:
 
     def _unary(self, method: Callable[..., Any], request: Any) -> Any:
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
@@ -97,7 +103,9 @@ class Client:
         """Start a generation; iterate the result for Accepted/Queued/Progress/Preview/Result.
         Options are those of :func:`pixelkiln._request.build_request`."""
         request = _request.build_request(prompt, **options)
-        return GenerationStream(self._gen.Generate(request, timeout=self.timeout), self)
+        return GenerationStream(
+            self._gen.Generate(request, timeout=self.timeout, metadata=self._metadata), self
+        )
 
     def generate(
         self,
@@ -118,6 +126,11 @@ class Client:
         """Reproduce a recipe (a dict, JSON text, or a .json/.png path). Pass init_image/mask
         again for img2img and inpainting recipes."""
         return self.generate(**{**_request.request_from_recipe(load_recipe(recipe)), **overrides})
+
+    def live(self, **settings: Any) -> LiveSession:
+        """Open a live session; ``settings`` (prompt, strength, seed, steps, size, ...) go with
+        the first input and persist until changed. Use as a context manager."""
+        return LiveSession(self._gen, settings, self.timeout, self._metadata)
 
     def cancel(self, request_id: str) -> bool:
         return bool(

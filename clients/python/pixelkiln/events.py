@@ -133,6 +133,36 @@ class Result:
 Event = Accepted | Queued | Progress | Preview | Result
 
 
+@dataclass(frozen=True)
+class LiveFrame:
+    """A live session's answer to input ``seq``. ``image`` is None when ``unchanged`` (the
+    input equalled the last one processed; keep showing the previous frame)."""
+
+    seq: int
+    image: Image | None
+    unchanged: bool
+    seed: int
+    skipped: int
+    timings: dict[str, float]
+
+    @classmethod
+    def from_pb(cls, msg: gen_pb.LiveFrame) -> LiveFrame:
+        t = msg.timings
+        return cls(
+            seq=msg.seq,
+            image=Image.from_pb(msg.image) if msg.image.data else None,
+            unchanged=msg.unchanged,
+            seed=msg.seed,
+            skipped=msg.skipped,
+            timings={
+                "queue_ms": t.queue_ms,
+                "model_ms": t.model_ms,
+                "encode_ms": t.encode_ms,
+                "total_ms": t.total_ms,
+            },
+        )
+
+
 def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
     kind = msg.WhichOneof("event")
     rid = msg.request_id

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from ..catalogue import ModelSpec
+from ..errors import PixelKilnError
 from ..types import DecodedInputs, GenerationRequest
 
 
@@ -47,6 +48,13 @@ class LoadOptions:
     home: Path = Path(".")
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    request: GenerationRequest
+    inputs: DecodedInputs
+    hooks: StepHooks
+
+
 class LoadedModel(ABC):
     """A model in memory, ready to generate."""
 
@@ -63,6 +71,18 @@ class LoadedModel(ABC):
         Image ``i`` must depend only on the request and ``seed + i`` (so it can be reproduced
         alone). Raise PixelKilnError subclasses for anything a client should see.
         """
+
+    def generate_batch(self, items: list[BatchItem]) -> list[list[np.ndarray] | PixelKilnError]:
+        """Run several requests; per item its images or the error that ended it. The worker
+        only batches txt2img requests of equal model, size, steps, guidance and tiling.
+        This default runs them one by one; backends override it to share one call."""
+        out: list[list[np.ndarray] | PixelKilnError] = []
+        for item in items:
+            try:
+                out.append(self.generate(item.request, item.inputs, item.hooks))
+            except PixelKilnError as exc:
+                out.append(exc)
+        return out
 
     @abstractmethod
     def memory_bytes(self) -> int:

@@ -13,14 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from ..catalogue import ModelSpec
-from ..errors import Cancelled, NotFound, ResourceExhausted
+from ..catalogue import DIT_FAMILIES, ModelSpec
+from ..errors import Cancelled, NotFound, PixelKilnError, ResourceExhausted
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Tiling
 from . import tiling
-from .base import LoadedModel, LoadOptions, StepHooks
+from .base import BatchItem, LoadedModel, LoadOptions, StepHooks
 
 log = logging.getLogger(__name__)
+
+EMBED_CACHE_SIZE = 32
 
 
 def pick_device(preference: str = "auto") -> str:
@@ -108,12 +110,25 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
     return auto.from_pretrained(spec.source, **kwargs)
 
 
+def spatial_latents(latents: np.ndarray, request: GenerationRequest, scale: int) -> np.ndarray:
+    """(B, C, h, w) for previews. FLUX packs its latents as 2x2 patches, (B, h/2 * w/2, C * 4)
+    (its pipeline's ``_unpack_latents``); other families pass through."""
+    if latents.ndim != 3:
+        return latents
+    batch, _, packed = latents.shape
+    h, w = 2 * (request.height // (scale * 2)), 2 * (request.width // (scale * 2))
+    x = latents.reshape(batch, h // 2, w // 2, packed // 4, 2, 2).transpose(0, 3, 1, 4, 2, 5)
+    return x.reshape(batch, packed // 4, h, w)
+
+
 class DiffusersModel(LoadedModel):
     def __init__(self, spec: ModelSpec, pipe: Any, device: str, dtype: Any) -> None:
         self.spec = spec
         self.device = device
         self.dtype = _dtype_name(dtype)
         self._pipes: dict[str, Any] = {"txt2img": pipe}
+        self._embed_cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
+        self.text_encodes = 0  # how often the text encoder ran (the cache's misses)
 
     def _pipe(self, mode: str) -> Any:
         if mode not in self._pipes:
@@ -149,31 +164,106 @@ class DiffusersModel(LoadedModel):
     def generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> list[np.ndarray]:
+        outcome = self._run([BatchItem(request, inputs, hooks)])[0]
+        if isinstance(outcome, PixelKilnError):
+            raise outcome
+        return outcome
+
+    def generate_batch(self, items: list[BatchItem]) -> list[list[np.ndarray] | PixelKilnError]:
+        first = items[0].request
+        if len(items) == 1 or (
+            first.tiling is not Tiling.NONE and self.spec.tiling_method != "circular"
+        ):
+            return super().generate_batch(items)
+        return self._run(items)
+
+    def _embeds(self, pipe: Any, prompt: str, negative: str, cfg: bool) -> tuple[Any, Any]:
+        """Prompt embeddings, cached (LRU) per prompt: a live session re-sending the same
+        prompt, or a batch of variations, encodes it once."""
+        key = (prompt, negative, cfg)
+        hit = self._embed_cache.pop(key, None)
+        if hit is None:
+            hit = pipe.encode_prompt(
+                prompt, pipe._execution_device, 1, cfg, negative_prompt=negative or None
+            )
+            self.text_encodes += 1
+        self._embed_cache[key] = hit
+        while len(self._embed_cache) > EMBED_CACHE_SIZE:
+            self._embed_cache.pop(next(iter(self._embed_cache)))
+        return hit
+
+    def _prompt_args(self, pipe: Any, items: list[BatchItem], cfg: bool) -> dict[str, Any]:
+        reqs = [item.request for item in items]
+        if self.spec.family != "sd":
+            negatives = any(r.negative_prompt for r in reqs)
+            return {
+                "prompt": [r.prompt for r in reqs for _ in range(r.num_images)],
+                "negative_prompt": (
+                    [r.negative_prompt for r in reqs for _ in range(r.num_images)]
+                    if negatives
+                    else None
+                ),
+            }
         import torch
 
-        assert request.seed is not None
+        pairs = [self._embeds(pipe, r.prompt, r.negative_prompt, cfg) for r in reqs]
+        counts = [r.num_images for r in reqs]
+        args = {
+            "prompt_embeds": torch.cat(
+                [pe.repeat(n, 1, 1) for (pe, _), n in zip(pairs, counts, strict=True)]
+            )
+        }
+        if cfg:
+            args["negative_prompt_embeds"] = torch.cat(
+                [ne.repeat(n, 1, 1) for (_, ne), n in zip(pairs, counts, strict=True)]
+            )
+        return args
+
+    def _run(self, items: list[BatchItem]) -> list[list[np.ndarray] | PixelKilnError]:
+        """One pipeline call for ``items`` (equal mode, size, steps, guidance, tiling); image
+        k of item i depends only on its own seed, as if it ran alone."""
+        import torch
+
+        request, inputs = items[0].request, items[0].inputs
         mode = request.mode
         pipe = self._pipe(mode)
         family = self.spec.family
-        max_side = request.preview.max_side
+        counts = [item.request.num_images for item in items]
+        offsets = np.cumsum([0, *counts])
+        cancelled: dict[int, Cancelled] = {}
 
         def on_step_end(p: Any, index: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             total = int(getattr(p, "num_timesteps", 0) or request.steps)
-            if hooks.on_step(index + 1, total):
-                latents = kwargs["latents"].detach().float().cpu().numpy()
-                hooks.on_preview(index + 1, preview.project(latents, family, max_side))
+            latents = None
+            for n, item in enumerate(items):
+                if n in cancelled:
+                    continue
+                try:
+                    wants_preview = item.hooks.on_step(index + 1, total)
+                except Cancelled as exc:
+                    cancelled[n] = exc
+                    continue
+                if wants_preview:
+                    if latents is None:
+                        latents = kwargs["latents"].detach().float().cpu().numpy()
+                        latents = spatial_latents(latents, request, p.vae_scale_factor)
+                    part = latents[offsets[n] : offsets[n + 1]]
+                    side = item.request.preview.max_side
+                    item.hooks.on_preview(index + 1, preview.project(part, family, side))
+            if len(cancelled) == len(items):
+                raise next(iter(cancelled.values()))
             return kwargs
 
         generators = [
-            torch.Generator(device="cpu").manual_seed((request.seed + i) % 2**64)
-            for i in range(request.num_images)
+            torch.Generator(device="cpu").manual_seed((item.request.seed + i) % 2**64)  # type: ignore[operator]
+            for item in items
+            for i in range(item.request.num_images)
         ]
+        cfg = request.guidance_scale is not None and request.guidance_scale > 1.0
         args: dict[str, Any] = {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt or None,
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance_scale,
-            "num_images_per_prompt": request.num_images,
+            "num_images_per_prompt": 1,
             "generator": generators,
             "width": request.width,
             "height": request.height,
@@ -181,39 +271,46 @@ class DiffusersModel(LoadedModel):
             "callback_on_step_end": on_step_end,
             "callback_on_step_end_tensor_inputs": ["latents"],
         }
-        if mode != "txt2img":
-            from PIL import Image
-
-            assert inputs.init_rgb is not None
-            size = (request.width, request.height)
-            args["image"] = Image.fromarray(inputs.init_rgb).resize(size, Image.Resampling.LANCZOS)
-            args["strength"] = request.strength
-            if mode == "img2img":
-                del args["width"], args["height"]
-        if mode == "inpaint":
-            from PIL import Image
-
-            assert inputs.mask is not None
-            args["mask_image"] = Image.fromarray(inputs.mask).resize(size, Image.Resampling.NEAREST)
         try:
             with torch.inference_mode(), self._tiled(pipe, request.tiling):
+                args.update(self._prompt_args(pipe, items, cfg))
+                if mode != "txt2img":
+                    args.update(self._image_args(request, inputs))
+                if mode == "img2img" and family not in DIT_FAMILIES:
+                    # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
+                    del args["width"], args["height"]
                 images = [np.asarray(img, dtype=np.float32) for img in pipe(**args).images]
                 if request.tiling is not Tiling.NONE and self.spec.tiling_method != "circular":
                     images = [
                         self._seam_pass(img, request, i, on_step_end)
                         for i, img in enumerate(images)
                     ]
-        except Cancelled:
-            raise
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise ResourceExhausted(
-                f"out of GPU memory for {request.width}x{request.height} x{request.num_images}; "
+                f"out of GPU memory for {request.width}x{request.height} x{sum(counts)}; "
                 "try a smaller size or fewer images"
             ) from None
         except MemoryError:
             raise ResourceExhausted("out of memory; try a smaller size or fewer images") from None
-        return images
+        return [
+            cancelled[n] if n in cancelled else images[offsets[n] : offsets[n + 1]]
+            for n in range(len(items))
+        ]
+
+    def _image_args(self, request: GenerationRequest, inputs: DecodedInputs) -> dict[str, Any]:
+        from PIL import Image
+
+        assert inputs.init_rgb is not None
+        size = (request.width, request.height)
+        args: dict[str, Any] = {
+            "image": Image.fromarray(inputs.init_rgb).resize(size, Image.Resampling.LANCZOS),
+            "strength": request.strength,
+        }
+        if inputs.mask is not None:
+            mask = Image.fromarray(inputs.mask).resize(size, Image.Resampling.NEAREST)
+            args["mask_image"] = mask
+        return args
 
     def _tiled(self, pipe: Any, mode: Tiling) -> Any:
         if mode is Tiling.NONE or self.spec.tiling_method != "circular":

@@ -11,6 +11,10 @@ from .base import Backend
 _BACKENDS: dict[str, str] = {
     "diffusers": "pixelkiln_server.backends.diffusers_backend:DiffusersBackend",
     "tiny-random": "pixelkiln_server.backends.tiny_random:TinyRandomBackend",
+    "tiny-sdxl": "pixelkiln_server.backends.tiny_families:TinySDXLBackend",
+    "tiny-flux": "pixelkiln_server.backends.tiny_families:TinyFluxBackend",
+    "tiny-z-image": "pixelkiln_server.backends.tiny_families:TinyZImageBackend",
+    "onnx": "pixelkiln_server.backends.onnx_backend:OnnxBackend",
 }
 
 

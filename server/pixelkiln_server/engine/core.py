@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from .. import __version__, validation
 from ..backends.base import LoadOptions
 from ..config import ServerConfig
-from ..errors import Cancelled, PixelKilnError, Unavailable
+from ..errors import Cancelled, PixelKilnError, ResourceExhausted, Unavailable
 from ..types import (
     Accepted,
     DaemonStatus,
@@ -22,6 +22,7 @@ from ..types import (
     Result,
 )
 from .jobs import EventChannel, Job
+from .live import LiveSession
 from .registry import ModelRegistry
 from .scheduler import Scheduler
 from .worker import Worker
@@ -51,7 +52,10 @@ class Engine:
         options = LoadOptions(config.device, config.dtype, config.offline, config.home)
         self.registry = ModelRegistry(options, config.extra_models)
         self.scheduler = Scheduler(config.queue_size)
-        self.worker = Worker(self.scheduler, self.registry)
+        self.worker = Worker(
+            self.scheduler, self.registry, config.max_batch, config.batch_wait_ms / 1000.0
+        )
+        self._live_sessions: set[LiveSession] = set()
         self._jobs: dict[str, Job] = {}
         self._by_client_id: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -75,8 +79,9 @@ class Engine:
                 raise event.error
         self.ready = True
 
-    async def submit(self, request: GenerationRequest) -> JobHandle:
-        """Validate and enqueue. Raises PixelKilnError (bad input, unknown model, queue full)."""
+    async def submit(self, request: GenerationRequest, client_id: str = "") -> JobHandle:
+        """Validate and enqueue. Raises PixelKilnError (bad input, unknown model, queue full).
+        ``client_id`` names the connection, for fairness between clients."""
         spec = self.registry.spec(request.model or self.config.default_model)
         limits = self.config.limits
         if request.init_image is not None or request.mask is not None:
@@ -90,7 +95,7 @@ class Engine:
                 self._forget(job)
             channel.emit(event)
 
-        job = Job(request=resolved, inputs=inputs, spec=spec, emit=emit)
+        job = Job(request=resolved, inputs=inputs, spec=spec, emit=emit, client_id=client_id)
         assert resolved.seed is not None and resolved.guidance_scale is not None
         channel.emit(
             Accepted(
@@ -137,6 +142,26 @@ class Engine:
         if self.scheduler.remove(job):
             job.finish(Failed(Cancelled(reason)))
 
+    def open_live(self, client_id: str) -> LiveSession:
+        """Start a live session, or raise ResourceExhausted at the daemon's session limit."""
+        limit = self.config.max_live_sessions
+        if len(self._live_sessions) >= limit:
+            raise ResourceExhausted(
+                f"too many live sessions ({limit} open, the limit set by --max-live-sessions)"
+            )
+        session = LiveSession(self, client_id, self.config.live_idle_timeout_s)
+        self._live_sessions.add(session)
+        session.start()
+        return session
+
+    async def close_live(self, session: LiveSession) -> None:
+        self._live_sessions.discard(session)
+        await session.close()
+
+    @property
+    def live_sessions(self) -> int:
+        return len(self._live_sessions)
+
     def models(self) -> list[ModelInfo]:
         return self.registry.infos()
 
@@ -160,7 +185,7 @@ class Engine:
             default_model=self.config.default_model,
             queue_depth=self.scheduler.depth,
             queue_capacity=self.scheduler.capacity,
-            running=1 if self.worker.current is not None else 0,
+            running=len(self.worker.current),
             ready=self.ready,
             max_message_bytes=self.config.max_message_bytes,
         )
@@ -171,8 +196,7 @@ class Engine:
         for job in self.scheduler.drain():
             job.cancel("the daemon is shutting down")
             job.finish(Failed(Unavailable("the daemon is shutting down")))
-        current = self.worker.current
-        if current is not None:
-            current.cancel("the daemon is shutting down")
+        for job in list(self.worker.current):
+            job.cancel("the daemon is shutting down")
         if self._started and not await asyncio.to_thread(self.worker.join, timeout):
             log.warning("the model worker did not stop within %.1f s", timeout)

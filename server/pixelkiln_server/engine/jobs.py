@@ -43,6 +43,8 @@ class Job:
     spec: ModelSpec
     emit: Callable[[Event], None]
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # Who asked (a connection): the scheduler is fair between clients.
+    client_id: str = ""
     submitted_at: float = field(default_factory=time.perf_counter)
     seq: int = 0
     last_position: int = -1

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def _available_locally(spec: ModelSpec, home: Path) -> bool:
-    if spec.source == TINY_RANDOM_SOURCE:
+    if spec.source == TINY_RANDOM_SOURCE or spec.source.startswith("builtin:"):
         return True  # built in code on first use
     path = Path(spec.source).expanduser()
     if path.exists():
@@ -26,7 +26,10 @@ def _available_locally(spec: ModelSpec, home: Path) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    found = try_to_load_from_cache(spec.source, "model_index.json")
+    try:
+        found = try_to_load_from_cache(spec.source, "model_index.json")
+    except ValueError:  # not a valid hub id (huggingface_hub's validation errors)
+        return False
     return isinstance(found, str)
 
 

@@ -1,24 +1,30 @@
-"""A bounded queue ordered by priority class, then arrival. Thread-safe.
+"""A bounded queue: priority classes first (live, interactive, batch), then fairness between
+clients (round robin, the client served least recently first), then arrival. Thread-safe.
 
-Every change of order re-reports queue positions to the jobs whose position changed.
+Every change of order re-reports queue positions to the jobs whose position changed, and
+:meth:`Scheduler.take_compatible` hands the worker queued jobs it can run in one batch.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import threading
+from collections.abc import Callable
 
-from ..errors import ResourceExhausted
+from ..errors import ResourceExhausted, Unavailable
 from ..types import Queued
 from .jobs import Job
+
+_MAX_CLIENT_HISTORY = 1024
 
 
 class Scheduler:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._jobs: list[Job] = []
-        self._keys: list[tuple[int, int]] = []
+        self._jobs: list[Job] = []  # arrival order
+        self._order: list[Job] = []  # service order, recomputed on every change
+        self._served: dict[str, int] = {}  # client -> tick of its last job taken
+        self._tick = itertools.count(1)
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
@@ -27,8 +33,6 @@ class Scheduler:
         """Enqueue, or raise ResourceExhausted when the queue is full."""
         with self._cond:
             if self._closed:
-                from ..errors import Unavailable
-
                 raise Unavailable("the daemon is shutting down")
             if len(self._jobs) >= self.capacity:
                 raise ResourceExhausted(
@@ -36,11 +40,8 @@ class Scheduler:
                     "--queue-size); retry later"
                 )
             job.seq = next(self._seq)
-            key = (job.request.priority.rank, job.seq)
-            index = bisect.bisect(self._keys, key)
-            self._keys.insert(index, key)
-            self._jobs.insert(index, job)
-            self._report_positions()
+            self._jobs.append(job)
+            self._changed()
             self._cond.notify()
 
     def get(self, timeout: float | None = None) -> Job | None:
@@ -51,26 +52,40 @@ class Scheduler:
                     return None
             if not self._jobs:
                 return None
-            self._keys.pop(0)
-            job = self._jobs.pop(0)
-            self._report_positions()
+            job = self._order[0]
+            self._take(job)
+            self._changed()
             return job
+
+    def take_compatible(self, predicate: Callable[[Job], bool], limit: int) -> list[Job]:
+        """Remove and return up to ``limit`` queued jobs (in service order) that satisfy
+        ``predicate``; used to fill a micro-batch."""
+        with self._cond:
+            taken = [job for job in self._order if predicate(job)][:limit]
+            for job in taken:
+                self._take(job)
+            if taken:
+                self._changed()
+            return taken
+
+    def wait_for_more(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for another job to arrive."""
+        with self._cond:
+            self._cond.wait(timeout)
 
     def remove(self, job: Job) -> bool:
         with self._cond:
-            try:
-                index = self._jobs.index(job)
-            except ValueError:
+            if job not in self._jobs:
                 return False
-            del self._jobs[index], self._keys[index]
-            self._report_positions()
+            self._jobs.remove(job)
+            self._changed()
             return True
 
     def drain(self) -> list[Job]:
         """Close the queue and return every job still waiting."""
         with self._cond:
             self._closed = True
-            jobs, self._jobs, self._keys = self._jobs, [], []
+            jobs, self._jobs, self._order = self._jobs, [], []
             self._cond.notify_all()
             return jobs
 
@@ -78,9 +93,32 @@ class Scheduler:
     def depth(self) -> int:
         return len(self._jobs)
 
-    def _report_positions(self) -> None:
-        depth = len(self._jobs)
-        for position, job in enumerate(self._jobs):
+    def _take(self, job: Job) -> None:
+        self._jobs.remove(job)
+        self._served[job.client_id] = next(self._tick)
+        if len(self._served) > _MAX_CLIENT_HISTORY:
+            oldest = min(self._served, key=self._served.__getitem__)
+            del self._served[oldest]
+
+    def _changed(self) -> None:
+        self._order = self._service_order()
+        depth = len(self._order)
+        for position, job in enumerate(self._order):
             if job.last_position != position:
                 job.last_position = position
                 job.emit(Queued(position=position, queue_depth=depth))
+
+    def _service_order(self) -> list[Job]:
+        order: list[Job] = []
+        ranks = sorted({job.request.priority.rank for job in self._jobs})
+        for rank in ranks:
+            per_client: dict[str, list[Job]] = {}
+            for job in self._jobs:
+                if job.request.priority.rank == rank:
+                    per_client.setdefault(job.client_id, []).append(job)
+            clients = sorted(
+                per_client, key=lambda c: (self._served.get(c, 0), per_client[c][0].seq)
+            )
+            for round_jobs in itertools.zip_longest(*(per_client[c] for c in clients)):
+                order.extend(job for job in round_jobs if job is not None)
+        return order

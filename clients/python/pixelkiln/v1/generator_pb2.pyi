@@ -308,3 +308,67 @@ class CancelResponse(_message.Message):
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     cancelled: bool
     def __init__(self, cancelled: _Optional[bool] = ...) -> None: ...
+
+class LiveSettings(_message.Message):
+    __slots__ = ("model", "prompt", "negative_prompt", "strength", "seed", "steps", "width", "height", "guidance_scale", "tiling", "output_encoding")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    TILING_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    prompt: str
+    negative_prompt: str
+    strength: float
+    seed: int
+    steps: int
+    width: int
+    height: int
+    guidance_scale: float
+    tiling: Tiling
+    output_encoding: _image_pb2.Encoding
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., strength: _Optional[float] = ..., seed: _Optional[int] = ..., steps: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., tiling: _Optional[_Union[Tiling, str]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ...) -> None: ...
+
+class LiveInput(_message.Message):
+    __slots__ = ("seq", "image", "settings")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    image: _image_pb2.Image
+    settings: LiveSettings
+    def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., settings: _Optional[_Union[LiveSettings, _Mapping]] = ...) -> None: ...
+
+class LiveFrame(_message.Message):
+    __slots__ = ("seq", "image", "unchanged", "seed", "skipped", "timings")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    image: _image_pb2.Image
+    unchanged: bool
+    seed: int
+    skipped: int
+    timings: LiveTimings
+    def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., unchanged: _Optional[bool] = ..., seed: _Optional[int] = ..., skipped: _Optional[int] = ..., timings: _Optional[_Union[LiveTimings, _Mapping]] = ...) -> None: ...
+
+class LiveTimings(_message.Message):
+    __slots__ = ("queue_ms", "model_ms", "encode_ms", "total_ms")
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_MS_FIELD_NUMBER: _ClassVar[int]
+    ENCODE_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    queue_ms: float
+    model_ms: float
+    encode_ms: float
+    total_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...

@@ -45,6 +45,11 @@ class GeneratorStub:
                 request_serializer=pixelkiln_dot_v1_dot_generator__pb2.CancelRequest.SerializeToString,
                 response_deserializer=pixelkiln_dot_v1_dot_generator__pb2.CancelResponse.FromString,
                 _registered_method=True)
+        self.Live = channel.stream_stream(
+                '/pixelkiln.v1.Generator/Live',
+                request_serializer=pixelkiln_dot_v1_dot_generator__pb2.LiveInput.SerializeToString,
+                response_deserializer=pixelkiln_dot_v1_dot_generator__pb2.LiveFrame.FromString,
+                _registered_method=True)
 
 
 class GeneratorServicer:
@@ -68,6 +73,15 @@ class GeneratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Live(self, request_iterator, context):
+        """A live img2img session: send frames at any rate, receive results for the newest one.
+        At most one generation is in flight per session; inputs that arrive meanwhile replace
+        each other (latest wins); an input equal to the last one processed costs nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GeneratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +94,11 @@ def add_GeneratorServicer_to_server(servicer, server):
                     servicer.Cancel,
                     request_deserializer=pixelkiln_dot_v1_dot_generator__pb2.CancelRequest.FromString,
                     response_serializer=pixelkiln_dot_v1_dot_generator__pb2.CancelResponse.SerializeToString,
+            ),
+            'Live': grpc.stream_stream_rpc_method_handler(
+                    servicer.Live,
+                    request_deserializer=pixelkiln_dot_v1_dot_generator__pb2.LiveInput.FromString,
+                    response_serializer=pixelkiln_dot_v1_dot_generator__pb2.LiveFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +156,33 @@ class Generator:
             '/pixelkiln.v1.Generator/Cancel',
             pixelkiln_dot_v1_dot_generator__pb2.CancelRequest.SerializeToString,
             pixelkiln_dot_v1_dot_generator__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Live(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pixelkiln.v1.Generator/Live',
+            pixelkiln_dot_v1_dot_generator__pb2.LiveInput.SerializeToString,
+            pixelkiln_dot_v1_dot_generator__pb2.LiveFrame.FromString,
             options,
             channel_credentials,
             insecure,

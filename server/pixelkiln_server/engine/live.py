@@ -1,0 +1,199 @@
+"""Live img2img sessions: the newest input wins, one generation in flight, repeats are free.
+
+A transport feeds inputs with :meth:`LiveSession.push` (never blocks) and reads frames from
+:meth:`LiveSession.frames`. The session runs each input as an ordinary job of priority LIVE
+through the engine, so validation, scheduling, cancel and errors are the same as Generate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING
+
+from ..errors import DeadlineExceeded, PixelKilnError
+from ..types import (
+    EncodedImage,
+    Failed,
+    GenerationRequest,
+    LiveFrame,
+    LiveInput,
+    LiveUpdate,
+    Priority,
+    Result,
+    Timings,
+)
+
+if TYPE_CHECKING:
+    from .core import Engine, JobHandle
+
+DEFAULT_STRENGTH = 0.5
+_END = object()
+
+
+def _key(image: EncodedImage | None, settings: GenerationRequest) -> bytes:
+    """What decides a frame's pixels, hashed on the CPU (no GPU sync, no decode)."""
+    h = hashlib.blake2b(digest_size=16)
+    if image is not None:
+        h.update(image.data)
+        h.update(f"{image.encoding}{image.width}x{image.height}".encode())
+    h.update(repr(settings).encode())
+    return h.digest()
+
+
+class LiveSession:
+    def __init__(self, engine: Engine, client_id: str, idle_timeout_s: float) -> None:
+        self._engine = engine
+        self.client_id = client_id
+        self.idle_timeout_s = idle_timeout_s
+        self.settings = GenerationRequest(strength=DEFAULT_STRENGTH, seed=0, priority=Priority.LIVE)
+        self._image: EncodedImage | None = None
+        self._pending: tuple[LiveInput, EncodedImage | None, GenerationRequest, float] | None = None
+        self._skipped = 0
+        self._last_key: bytes | None = None
+        self._last_input_at = time.perf_counter()
+        self._wake = asyncio.Event()
+        self._input_done = False
+        self._in_flight: JobHandle | None = None
+        self._frames: asyncio.Queue[object] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.processed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def push(self, live_input: LiveInput) -> None:
+        """Take an input: merge its settings, and replace any input still waiting."""
+        self._last_input_at = time.perf_counter()
+        self.settings = _merge(self.settings, live_input.settings)
+        if live_input.image is not None and live_input.image.data:
+            self._image = live_input.image
+        if self._pending is not None:
+            self._skipped += 1
+        self._pending = (live_input, self._image, self.settings, time.perf_counter())
+        self._wake.set()
+
+    def end_input(self) -> None:
+        """The client closed its side: finish what is waiting, then end."""
+        self._input_done = True
+        self._wake.set()
+
+    async def frames(self) -> AsyncIterator[LiveFrame]:
+        """Frames in order; raises the error that ended the session, if any."""
+        while True:
+            item = await self._frames.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, LiveFrame)
+            yield item
+
+    async def close(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.cancel("the live session ended")
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if self._pending is None:
+                    if self._input_done:
+                        break
+                    await self._wait_for_input()
+                    continue
+                pending, self._pending = self._pending, None
+                await self._process(*pending)
+            self._frames.put_nowait(_END)
+        except PixelKilnError as exc:
+            self._frames.put_nowait(exc)
+
+    async def _wait_for_input(self) -> None:
+        self._wake.clear()
+        remaining = self.idle_timeout_s - (time.perf_counter() - self._last_input_at)
+        if remaining <= 0:
+            raise DeadlineExceeded(
+                f"live session idle: no input for {self.idle_timeout_s:g} s "
+                "(--live-idle-timeout); reconnect to continue"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), remaining)
+
+    def _steps(self, settings: GenerationRequest, img2img: bool) -> int:
+        """Unset steps: the model's default, raised so img2img runs at least one step."""
+        if settings.steps or not img2img or settings.strength is None:
+            return settings.steps
+        spec = self._engine.registry.spec(settings.model or self._engine.config.default_model)
+        return _live_steps(spec.default_steps, settings.strength)
+
+    async def _process(
+        self,
+        live_input: LiveInput,
+        image: EncodedImage | None,
+        settings: GenerationRequest,
+        received: float,
+    ) -> None:
+        skipped, self._skipped = self._skipped, 0
+        key = _key(image, settings)
+        assert settings.seed is not None
+        if key == self._last_key:
+            total = (time.perf_counter() - received) * 1000.0
+            self._frames.put_nowait(
+                LiveFrame(
+                    live_input.seq, None, True, settings.seed, skipped, Timings(total_ms=total)
+                )
+            )
+            return
+        request = replace(
+            settings,
+            init_image=image,
+            strength=settings.strength if image is not None else None,
+            steps=self._steps(settings, image is not None),
+            client_request_id="",
+        )
+        handle = await self._engine.submit(request, client_id=self.client_id)
+        self._in_flight = handle
+        try:
+            async for event in handle:
+                if isinstance(event, Failed):
+                    raise event.error
+                if isinstance(event, Result):
+                    self._last_key = key
+                    self.processed += 1
+                    t = event.timings
+                    queue_ms = (handle.job.submitted_at - received) * 1000.0 + t.queue_ms
+                    total = (time.perf_counter() - received) * 1000.0
+                    self._frames.put_nowait(
+                        LiveFrame(
+                            seq=live_input.seq,
+                            image=event.images[0].image,
+                            unchanged=False,
+                            seed=event.images[0].seed,
+                            skipped=skipped,
+                            timings=Timings(queue_ms, t.model_ms, t.encode_ms, total),
+                        )
+                    )
+        finally:
+            self._in_flight = None
+
+
+def _live_steps(default_steps: int, strength: float) -> int:
+    """img2img runs int(steps * strength) steps; keep at least one (turbo models default to 1)."""
+    return max(default_steps, math.ceil(1.0 / max(strength, 1e-3) - 1e-9))
+
+
+def _merge(settings: GenerationRequest, update: LiveUpdate) -> GenerationRequest:
+    changes = {
+        f.name: getattr(update, f.name)
+        for f in fields(LiveUpdate)
+        if getattr(update, f.name) is not None
+    }
+    return replace(settings, **changes) if changes else settings

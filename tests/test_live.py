@@ -1,0 +1,121 @@
+"""Live sessions over gRPC: latest wins, repeats are free, settings persist, limits hold."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from pixelkiln import AsyncClient, Client, LiveFrame, PixelKilnError
+from pixelkiln_server.app import Daemon
+
+from .conftest import decode, png_bytes, running_daemon
+
+RNG = np.random.default_rng(0)
+SKETCHES = [png_bytes(RNG.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(20)]
+
+
+async def collect(session: Any) -> list[LiveFrame]:
+    return [frame async for frame in session]
+
+
+async def test_latest_wins_while_busy(aclient: AsyncClient) -> None:
+    async with aclient.live(prompt="stone", strength=1.0, steps=8, size=256) as session:
+        for sketch in SKETCHES:
+            await session.send(sketch)
+        await session.close()
+        frames = await collect(session)
+    processed = [f for f in frames if not f.unchanged]
+    assert 1 <= len(processed) <= 2
+    assert frames[-1].seq == 20 and frames[-1].image is not None
+    assert [f.seq for f in frames] == sorted(f.seq for f in frames)
+    assert sum(f.skipped for f in frames) == 20 - len(frames)
+    last = frames[-1]
+    assert last.timings["model_ms"] > 0
+    assert last.timings["total_ms"] >= last.timings["model_ms"]
+
+
+async def test_unchanged_input_costs_nothing_and_settings_persist(
+    daemon: Daemon, aclient: AsyncClient
+) -> None:
+    model: Any = daemon.engine.registry.loaded()[0]
+    async with aclient.live(prompt="red brick wall", strength=0.5, steps=4, seed=9) as session:
+        await session.send(SKETCHES[0])
+        frames = session.__aiter__()
+        first = await frames.__anext__()
+        encodes = model.text_encodes
+        await session.send(SKETCHES[0])  # same bytes, same settings
+        same = await frames.__anext__()
+        await session.send(prompt="blue water")  # settings only: the last image is kept
+        changed = await frames.__anext__()
+        await session.send(SKETCHES[0], prompt="red brick wall")
+        back = await frames.__anext__()
+    assert first.image is not None and not first.unchanged
+    assert same.unchanged and same.image is None and same.timings["model_ms"] == 0
+    assert changed.image is not None and not changed.unchanged
+    assert not np.array_equal(decode(changed.image.data), decode(first.image.data))
+    assert back.image is not None
+    assert np.array_equal(decode(back.image.data), decode(first.image.data))
+    assert first.seed == 9 and changed.seed == 9
+    # Prompt embeddings were cached: only the new prompt reached the text encoder.
+    assert model.text_encodes - encodes == 1
+
+
+async def test_live_without_image_is_text_to_image(aclient: AsyncClient) -> None:
+    async with aclient.live(prompt="lava", steps=2) as session:
+        await session.send()
+        await session.close()
+        frames = await collect(session)
+    assert len(frames) == 1 and frames[0].image is not None
+
+
+async def test_bad_live_settings_end_the_session_with_the_field(aclient: AsyncClient) -> None:
+    with pytest.raises(PixelKilnError) as info:
+        async with aclient.live(prompt="x", strength=1.5) as session:
+            await session.send(SKETCHES[0])
+            await collect(session)
+    assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "strength" in info.value.message
+
+
+async def test_idle_timeout_and_session_limit() -> None:
+    async with (
+        running_daemon(live_idle_timeout_s=0.5, max_live_sessions=1) as d,
+        AsyncClient(d.address, timeout=30) as client,
+    ):
+        async with client.live(prompt="x", steps=2) as first:
+            await first.send(SKETCHES[1])
+            frames = first.__aiter__()
+            assert (await frames.__anext__()).image is not None
+            with pytest.raises(PixelKilnError) as limit:
+                async with client.live(prompt="y", steps=2) as second:
+                    await second.send(SKETCHES[2])
+                    await collect(second)
+            assert limit.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "1 open" in limit.value.message
+            with pytest.raises(PixelKilnError) as idle:
+                await frames.__anext__()
+            assert idle.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "idle" in idle.value.message
+        await asyncio.sleep(0.1)
+        assert d.engine.live_sessions == 0
+
+
+def test_sync_live_session(served: str) -> None:
+    with Client(served, timeout=60) as client, client.live(prompt="moss", steps=2) as session:
+        session.send(SKETCHES[3])
+        frame = next(iter(session))
+        assert frame.seq == 1 and frame.image is not None
+        assert decode(frame.image.data).shape == (64, 64, 3)
+
+
+def test_live_steps_default_runs_at_least_one_img2img_step() -> None:
+    from pixelkiln_server.engine.live import _live_steps
+
+    assert _live_steps(1, 0.5) == 2  # sd-turbo: 1 step by default, strength 0.5 -> 2
+    assert _live_steps(4, 0.5) == 4
+    assert _live_steps(1, 0.3) == 4
+    assert _live_steps(1, 1.0) == 1
