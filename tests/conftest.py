@@ -34,7 +34,12 @@ def home_dir() -> Path:
 
 
 def make_config(**overrides: object) -> ServerConfig:
-    values: dict[str, object] = {"port": 0, "home": home_dir(), "shutdown_grace_s": 0.5}
+    values: dict[str, object] = {
+        "port": 0,
+        "ws_port": 0,
+        "home": home_dir(),
+        "shutdown_grace_s": 0.5,
+    }
     values.update(overrides)
     return ServerConfig(**values)  # type: ignore[arg-type]
 
@@ -76,7 +81,17 @@ def start_served(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "PIXELKILN_HOME": str(home_dir()), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pixelkiln.cli", "serve", "--port", str(port), *extra],
+        [
+            sys.executable,
+            "-m",
+            "pixelkiln.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--ws-port",
+            "-1",
+            *extra,
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

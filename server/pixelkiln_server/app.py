@@ -16,6 +16,7 @@ from .config import ServerConfig
 from .engine.core import Engine
 from .services.generator import GeneratorService
 from .services.models import ModelsService
+from .services.websocket import WebSocketCarrier
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,21 @@ class Daemon:
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(options=grpc_options(config.max_message_bytes))
         self.port = 0
+        self.websocket = (
+            WebSocketCarrier(self.engine, config.host, config.ws_port, config.max_message_bytes)
+            if config.ws_port is not None
+            else None
+        )
         self._warm_up: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        assert self.websocket is not None, "the WebSocket carrier is off"
+        return f"ws://{self.config.host}:{self.websocket.port}/v1"
 
     async def start(self) -> None:
         generator_pb2_grpc.add_GeneratorServicer_to_server(
@@ -69,6 +80,8 @@ class Daemon:
         if self.port == 0:
             raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
         await self.server.start()
+        if self.websocket is not None:
+            await self.websocket.start()
         self.engine.start()
         log.info("listening on %s (health NOT_SERVING until warm)", self.address)
         self._warm_up = asyncio.create_task(self._warm())
@@ -96,6 +109,8 @@ class Daemon:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._warm_up is not None and not self._warm_up.done():
             self._warm_up.cancel()
+        if self.websocket is not None:
+            await self.websocket.stop()
         await self.server.stop(grace)
         await self.engine.shutdown()
         log.info("stopped")

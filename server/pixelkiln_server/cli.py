@@ -14,6 +14,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
     parser.add_argument(
+        "--ws-port",
+        type=int,
+        default=50052,
+        help="WebSocket carrier port for Unity/Godot, ws://HOST:PORT/v1 (default 50052; -1: off)",
+    )
+    parser.add_argument(
         "--model",
         default="tiny-random",
         help="default model: a preset (tiny-random, sd-turbo, sdxl-turbo), a hub id, a diffusers "
@@ -71,6 +77,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         host=args.host,
         port=args.port,
+        ws_port=None if args.ws_port < 0 else args.ws_port,
         default_model=args.model,
         extra_models=extra,
         device=args.device,

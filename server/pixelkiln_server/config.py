@@ -30,6 +30,8 @@ def default_home() -> Path:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
+    # The WebSocket carrier (ws://host:ws_port/v1) for Unity and Godot; None turns it off.
+    ws_port: int | None = 50052
     default_model: str = "tiny-random"
     # Extra models by name -> source (hub id, folder or .safetensors file).
     extra_models: dict[str, str] = field(default_factory=dict)

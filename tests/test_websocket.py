@@ -1,0 +1,158 @@
+"""The WebSocket carrier end to end with a real WebSocket client: same engine, same errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from pixelkiln import AsyncClient
+from pixelkiln.v1 import envelope_pb2 as env_pb
+from pixelkiln.v1 import generator_pb2 as gen_pb
+from pixelkiln.v1 import models_pb2 as models_pb
+from pixelkiln_server.app import Daemon
+
+from .conftest import decode, png_bytes, running_daemon
+
+MAX = 64 * 2**20
+
+
+async def send(ws: Any, request_id: str, **body: Any) -> None:
+    await ws.send(env_pb.Envelope(request_id=request_id, **body).SerializeToString())
+
+
+async def recv(ws: Any) -> env_pb.Envelope:
+    return env_pb.Envelope.FromString(await ws.recv())
+
+
+async def until(ws: Any, request_id: str, *kinds: str) -> list[env_pb.Envelope]:
+    """Envelopes for ``request_id`` up to and including one whose body is in ``kinds``."""
+    out = []
+    while True:
+        env = await recv(ws)
+        if env.request_id != request_id:
+            continue
+        out.append(env)
+        kind = env.WhichOneof("body")
+        if (
+            kind in kinds
+            or kind == "error"
+            or (kind == "event" and env.event.WhichOneof("event") in kinds)
+        ):
+            return out
+
+
+async def test_generate_over_websocket_matches_grpc(daemon: Daemon, aclient: AsyncClient) -> None:
+    request = gen_pb.GenerateRequest(prompt="red brick wall", seed=42, steps=2)
+    request.preview.every_n_steps = 1
+    async with connect(daemon.ws_url, max_size=MAX) as ws:
+        await send(ws, "g1", generate=request)
+        envs = await until(ws, "g1", "result")
+    kinds = [e.event.WhichOneof("event") for e in envs]
+    assert kinds[0] == "accepted" and kinds[-1] == "result"
+    assert kinds.count("progress") == 2 and kinds.count("preview") == 2
+    ws_png = envs[-1].event.result.images[0].image.data
+    grpc_result = await aclient.generate("red brick wall", seed=42, steps=2)
+    assert np.array_equal(decode(ws_png), decode(grpc_result.image.data))
+
+
+async def test_errors_are_the_same_as_grpc(daemon: Daemon) -> None:
+    async with connect(daemon.ws_url, max_size=MAX) as ws:
+        await send(ws, "bad", generate=gen_pb.GenerateRequest(prompt="x", width=100))
+        (env,) = await until(ws, "bad", "result")
+        assert env.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert env.error.code_name == "INVALID_ARGUMENT"
+        assert env.error.message.startswith("width") and "multiple of 8" in env.error.message
+        await send(ws, "nf", generate=gen_pb.GenerateRequest(prompt="x", model="nope"))
+        (env,) = await until(ws, "nf", "result")
+        assert env.error.code_name == "NOT_FOUND"
+        await ws.send(b"\xff\xff not protobuf")
+        env = await recv(ws)
+        assert env.error.code_name == "INVALID_ARGUMENT" and "Envelope" in env.error.message
+        await ws.send("text frame")
+        env = await recv(ws)
+        assert env.error.code_name == "INVALID_ARGUMENT" and "binary" in env.error.message
+        # The connection survives its errors.
+        await send(ws, "s", status=models_pb.StatusRequest())
+        (env,) = await until(ws, "s", "status_response")
+        assert env.status_response.ready
+
+
+async def test_models_status_load_unload(daemon: Daemon) -> None:
+    async with connect(daemon.ws_url, max_size=MAX) as ws:
+        await send(ws, "m", list_models=models_pb.ListModelsRequest())
+        (env,) = await until(ws, "m", "list_models_response")
+        names = {m.name for m in env.list_models_response.models}
+        assert "tiny-random" in names and env.list_models_response.default_model == "tiny-random"
+        await send(ws, "l", load_model=models_pb.LoadModelRequest(name="tiny-random"))
+        (env,) = await until(ws, "l", "model_info")
+        assert env.model_info.loaded
+        await send(ws, "u", unload_model=models_pb.UnloadModelRequest(name="never-loaded"))
+        (env,) = await until(ws, "u", "unload_model_response")
+        assert not env.unload_model_response.unloaded
+
+
+async def test_cancel_over_websocket(daemon: Daemon) -> None:
+    async with connect(daemon.ws_url, max_size=MAX) as ws:
+        await send(
+            ws,
+            "slow",
+            generate=gen_pb.GenerateRequest(prompt="x", steps=40, width=256, height=256, seed=1),
+        )
+        await until(ws, "slow", "progress")
+        await send(ws, "c", cancel=gen_pb.CancelRequest(request_id="slow"))
+        (ack,) = await until(ws, "c", "cancel_response")
+        assert ack.cancel_response.cancelled
+        envs = await until(ws, "slow", "result")
+        assert envs[-1].error.code_name == "CANCELLED"
+
+
+async def test_live_over_websocket(daemon: Daemon) -> None:
+    sketch = png_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    settings = gen_pb.LiveSettings(prompt="moss", strength=0.5, steps=2, seed=3)
+    async with connect(daemon.ws_url, max_size=MAX) as ws:
+        for seq in (1, 2, 3):
+            live_input = gen_pb.LiveInput(seq=seq, settings=settings if seq == 1 else None)
+            live_input.image.data = sketch
+            await send(ws, "live", live_input=live_input)
+        await send(ws, "live", live_end=env_pb.LiveEnd())
+        envs = await until(ws, "live", "live_end")
+    frames = [e.live_frame for e in envs if e.WhichOneof("body") == "live_frame"]
+    assert frames[-1].seq == 3
+    assert frames[0].image.data and frames[0].seed == 3
+    assert all(f.unchanged for f in frames[1:])  # same bytes and settings: free
+    assert envs[-1].WhichOneof("body") == "live_end"
+
+
+async def test_disconnect_cancels_and_oversized_frames_close() -> None:
+    async with running_daemon(max_message_bytes=2**20) as d:
+        async with connect(d.ws_url, max_size=MAX) as ws:
+            await send(
+                ws,
+                "slow",
+                generate=gen_pb.GenerateRequest(prompt="x", steps=40, width=256, height=256),
+            )
+            await until(ws, "slow", "progress")
+        for _ in range(200):
+            if not d.engine.worker.current:
+                break
+            import asyncio
+
+            await asyncio.sleep(0.01)
+        assert not d.engine.worker.current
+        async with connect(d.ws_url, max_size=MAX) as ws:
+            await ws.send(b"\0" * (2**20 + 1))
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+async def test_unknown_path_is_refused(daemon: Daemon) -> None:
+    async with connect(daemon.ws_url.replace("/v1", "/v0"), max_size=MAX) as ws:
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
