@@ -119,3 +119,40 @@ def test_live_steps_default_runs_at_least_one_img2img_step() -> None:
     assert _live_steps(4, 0.5) == 4
     assert _live_steps(1, 0.3) == 4
     assert _live_steps(1, 1.0) == 1
+
+
+def test_cli_live_watch_writes_the_newest_frame(served: str, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    sketch = tmp_path / "sketch.png"
+    sketch.write_bytes(SKETCHES[4])
+    out = tmp_path / "live.png"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pixelkiln.cli",
+            "live",
+            "bricks",
+            "--watch",
+            str(sketch),
+            "-o",
+            str(out),
+            "--steps",
+            "2",
+            "--frames",
+            "1",
+            "--address",
+            served,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "frame 1:" in proc.stdout
+    assert decode(out.read_bytes()).shape == (64, 64, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,48 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    """Re-send --watch whenever it changes; write the newest frame to -o (atomically)."""
+    watch, out = Path(args.watch), Path(args.output)
+    settings: dict[str, Any] = {"prompt": args.prompt, "strength": args.strength, "seed": args.seed}
+    if args.steps:
+        settings["steps"] = args.steps
+    if args.size:
+        settings["size"] = args.size
+    if args.model:
+        settings["model"] = args.model
+    written = 0
+    with Client(args.address) as client, client.live(**settings) as session:
+        stop = threading.Event()
+
+        def watcher() -> None:
+            last = None
+            while not stop.is_set():
+                try:
+                    stamp = watch.stat().st_mtime_ns, watch.stat().st_size
+                except FileNotFoundError:
+                    stamp = None
+                if stamp is not None and stamp != last:
+                    last = stamp
+                    session.send(watch.read_bytes())
+                stop.wait(args.interval)
+
+        thread = threading.Thread(target=watcher, daemon=True)
+        thread.start()
+        try:
+            for frame in session:
+                if frame.image is not None:
+                    frame.image.save(out)
+                    written += 1
+                    ms = frame.timings["total_ms"]
+                    print(f"frame {frame.seq}: {out} ({ms:.0f} ms, {frame.skipped} skipped)")
+                if args.frames and written >= args.frames:
+                    break
+        finally:
+            stop.set()
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     with Client(args.address, timeout=args.timeout) as client:
         models = client.models()
@@ -155,6 +198,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    try:
+        from pixelkiln_server.onnx_export import run_export
+    except ImportError as exc:
+        print(f"export-onnx needs the server extras: pip install 'pixelkiln[server]' ({exc})")
+        return 2
+    return run_export(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelkiln", description="PixelKiln image daemon and client"
@@ -177,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     serve.set_defaults(func=cmd_serve)
+
+    export = sub.add_parser("export-onnx", help="export an SD-family model to ONNX (onnx backend)")
+    try:
+        from pixelkiln_server.onnx_export import add_export_arguments
+
+        add_export_arguments(export)
+    except ImportError:
+        pass
+    export.set_defaults(func=cmd_export_onnx)
 
     gen = client_parser("generate", help_text="generate an image")
     gen.add_argument("prompt")
@@ -211,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--init", help="the init image of an img2img recipe")
     rep.add_argument("--mask", help="the mask of an inpainting recipe")
     rep.set_defaults(func=cmd_replay)
+
+    live = client_parser("live", help_text="live img2img: follow a file as it changes")
+    live.add_argument("prompt")
+    live.add_argument("--watch", required=True, help="image file to follow (re-sent on change)")
+    live.add_argument("-o", "--output", default="live.png", help="where the newest frame goes")
+    live.add_argument("--strength", type=float, default=0.5)
+    live.add_argument("--seed", type=int, default=0)
+    live.add_argument("--steps", type=int, default=0)
+    live.add_argument("--size", type=int, default=0)
+    live.add_argument("--model", default="")
+    live.add_argument("--interval", type=float, default=0.05, help="poll interval in seconds")
+    live.add_argument("--frames", type=int, default=0, help="stop after N frames (0: never)")
+    live.set_defaults(func=cmd_live)
 
     client_parser("models", help_text="list models").set_defaults(func=cmd_models)
     client_parser("status", help_text="daemon status").set_defaults(func=cmd_status)

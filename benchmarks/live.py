@@ -1,0 +1,222 @@
+"""Live mode under a 30 fps sketch source, over gRPC and over the WebSocket carrier.
+
+    python benchmarks/live.py [--seconds 10] [--fps 30] [--quick] [--out ...]
+
+A synthetic sketch (a stroke that moves every frame, so no input repeats) is sent at --fps
+for --seconds to a tiny-random daemon in a child process, sized so one frame takes about
+50 ms of model time. Per processed input: input-to-frame latency. With latest-wins the
+floor for a processed input is the model time plus, on average, half the input interval.
+Goals: p50 within 15% of that floor; p99 <= model time + one input interval + 20 ms; no
+growth (the last seconds are no slower than the first). Measured, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    ChildDaemon,
+    env_line,
+    environment,
+    free_port,
+    percentile,
+    print_goals,
+    print_table,
+    write_json,
+)
+
+
+def sketches(n: int, size: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        img = np.full((size, size, 3), 235, np.uint8)
+        x = int((i / max(n - 1, 1)) * (size - 12))
+        img[size // 3 : size // 3 + 8, : x + 12] = (120, 60, 30)  # a stroke that grows
+        img[:, x : x + 4] = (40, 40, 40)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+        out.append(buf.getvalue())
+    return out
+
+
+async def run_grpc(
+    address: str, frames: list[bytes], fps: float, settings: dict[str, Any]
+) -> dict[str, Any]:
+    from pixelkiln import AsyncClient
+
+    sent: dict[int, float] = {}
+    lat: list[tuple[float, float, float]] = []  # (arrival time, latency ms, model ms)
+    async with AsyncClient(address, timeout=600) as client, client.live(**settings) as session:
+
+        async def sender() -> None:
+            start = time.perf_counter()
+            for i, data in enumerate(frames):
+                await asyncio.sleep(max(0.0, start + i / fps - time.perf_counter()))
+                sent[i + 1] = time.perf_counter()
+                await session.send(data)
+            await session.close()
+
+        task = asyncio.create_task(sender())
+        async for frame in session:
+            now = time.perf_counter()
+            if frame.image is not None:
+                lat.append((now, (now - sent[frame.seq]) * 1000, frame.timings["model_ms"]))
+        await task
+    return summarize(lat, len(frames))
+
+
+async def run_ws(
+    url: str, frames: list[bytes], fps: float, settings: dict[str, Any]
+) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    from pixelkiln._request import build_live_input
+    from pixelkiln.v1 import envelope_pb2 as env_pb
+
+    sent: dict[int, float] = {}
+    lat: list[tuple[float, float, float]] = []
+    async with connect(url, max_size=64 * 2**20, compression=None) as ws:
+
+        async def sender() -> None:
+            start = time.perf_counter()
+            for i, data in enumerate(frames):
+                await asyncio.sleep(max(0.0, start + i / fps - time.perf_counter()))
+                sent[i + 1] = time.perf_counter()
+                extra = settings if i == 0 else {}
+                env = env_pb.Envelope(
+                    request_id="live", live_input=build_live_input(i + 1, data, **extra)
+                )
+                await ws.send(env.SerializeToString())
+            await ws.send(
+                env_pb.Envelope(request_id="live", live_end=env_pb.LiveEnd()).SerializeToString()
+            )
+
+        task = asyncio.create_task(sender())
+        while True:
+            env = env_pb.Envelope.FromString(await ws.recv())
+            kind = env.WhichOneof("body")
+            if kind == "live_end":
+                break
+            if kind == "error":
+                raise RuntimeError(env.error.message)
+            f = env.live_frame
+            now = time.perf_counter()
+            if f.image.data:
+                lat.append((now, (now - sent[f.seq]) * 1000, f.timings.model_ms))
+        await task
+    return summarize(lat, len(frames))
+
+
+def summarize(lat: list[tuple[float, float, float]], inputs: int) -> dict[str, Any]:
+    latencies = [x[1] for x in lat]
+    third = max(1, len(lat) // 3)
+    return {
+        "inputs": inputs,
+        "processed": len(lat),
+        "skipped": inputs - len(lat),
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p99_ms": percentile(latencies, 99),
+        "model_p50_ms": percentile([x[2] for x in lat], 50),
+        "first_third_p50_ms": percentile(latencies[:third], 50),
+        "last_third_p50_ms": percentile(latencies[-third:], 50),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--size", type=int, default=128, help="frame side (~50 ms at 128)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="2 s per transport (CI smoke)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "live.json")
+    args = parser.parse_args()
+    seconds = 2.0 if args.quick else args.seconds
+    frames = sketches(int(seconds * args.fps), args.size)
+    settings = {
+        "prompt": "red brick wall",
+        "strength": 0.5,
+        "steps": args.steps,
+        "seed": 1,
+        "size": args.size,
+    }
+    ws_port = free_port()
+    env = environment()
+    print(env_line(env))
+    results: dict[str, Any] = {"environment": env, "settings": settings, "fps": args.fps}
+    with ChildDaemon("--ws-port", str(ws_port)) as daemon:
+        url = f"ws://127.0.0.1:{ws_port}/v1"
+        asyncio.run(run_grpc(daemon.address, frames[:10], args.fps, settings))  # warm
+        results["grpc"] = asyncio.run(run_grpc(daemon.address, frames, args.fps, settings))
+        results["websocket"] = asyncio.run(run_ws(url, frames, args.fps, settings))
+    interval = 1000.0 / args.fps
+    rows, goals = [], []
+    for name in ("grpc", "websocket"):
+        r = results[name]
+        floor = r["model_p50_ms"] + interval / 2
+        r["floor_ms"] = floor
+        rows.append(
+            [
+                name,
+                r["inputs"],
+                r["processed"],
+                r["skipped"],
+                r["model_p50_ms"],
+                floor,
+                r["latency_p50_ms"],
+                r["latency_p99_ms"],
+                r["first_third_p50_ms"],
+                r["last_third_p50_ms"],
+            ]
+        )
+        goals += [
+            (f"{name}: p50 / floor", r["latency_p50_ms"] / floor, 1.15),
+            (
+                f"{name}: p99 - (model + interval) ms",
+                r["latency_p99_ms"] - r["model_p50_ms"] - interval,
+                20.0,
+            ),
+            (
+                f"{name}: growth (last/first third p50)",
+                r["last_third_p50_ms"] / r["first_third_p50_ms"],
+                1.15,
+            ),
+        ]
+    print(
+        f"\n{seconds:g} s at {args.fps:g} fps, {args.size}x{args.size}, "
+        f"{args.steps} steps x 0.5 strength"
+    )
+    print_table(
+        [
+            "transport",
+            "inputs",
+            "processed",
+            "skipped",
+            "model p50",
+            "floor",
+            "p50",
+            "p99",
+            "p50 first 1/3",
+            "p50 last 1/3",
+        ],
+        rows,
+    )
+    print("\ngoals")
+    results["goals"] = print_goals(goals)
+    print(f"\nwrote {write_json(args.out, results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
