@@ -136,6 +136,7 @@ class DiffusersModel(LoadedModel):
 
             factory = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForInpainting
             self._pipes[mode] = factory.from_pipe(self._pipes["txt2img"])
+            self._pipes[mode].set_progress_bar_config(disable=True)
         return self._pipes[mode]
 
     def memory_bytes(self) -> int:

@@ -28,6 +28,9 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        # Set by the worker while it runs jobs: a job entering an empty queue of an idle
+        # worker starts at once, and gets no Queued event (one message less per request).
+        self.busy = False
 
     def put(self, job: Job) -> None:
         """Enqueue, or raise ResourceExhausted when the queue is full."""
@@ -104,6 +107,8 @@ class Scheduler:
         self._order = self._service_order()
         depth = len(self._order)
         for position, job in enumerate(self._order):
+            if position == 0 and job.last_position == -1 and not self.busy:
+                continue
             if job.last_position != position:
                 job.last_position = position
                 job.emit(Queued(position=position, queue_depth=depth))

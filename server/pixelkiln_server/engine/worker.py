@@ -84,10 +84,12 @@ class Worker:
                 return
             jobs = [job, *self._companions(job)]
             self.current = jobs
+            self.scheduler.busy = True
             try:
                 self.run_jobs(jobs)
             finally:
                 self.current = []
+                self.scheduler.busy = False
 
     def _companions(self, job: Job) -> list[Job]:
         key = batch_key(job)
