@@ -233,14 +233,23 @@ class DiffusersModel(LoadedModel):
         offsets = np.cumsum([0, *counts])
         cancelled: dict[int, Cancelled] = {}
 
+        seam_pass = request.tiling is not Tiling.NONE and self.spec.tiling_method != "circular"
+        # DiT tiling runs a second (seam) pass per image: progress counts on across passes.
+        passes = 1 + (sum(counts) if seam_pass else 0)
+        done_before = [0]
+
         def on_step_end(p: Any, index: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            total = int(getattr(p, "num_timesteps", 0) or request.steps)
+            per_pass = int(getattr(p, "num_timesteps", 0) or request.steps)
+            total = per_pass * passes
+            step = done_before[0] + index + 1
+            if index + 1 == per_pass:
+                done_before[0] += per_pass
             latents = None
             for n, item in enumerate(items):
                 if n in cancelled:
                     continue
                 try:
-                    wants_preview = item.hooks.on_step(index + 1, total)
+                    wants_preview = item.hooks.on_step(step, total)
                 except Cancelled as exc:
                     cancelled[n] = exc
                     continue
@@ -250,7 +259,7 @@ class DiffusersModel(LoadedModel):
                         latents = spatial_latents(latents, request, p.vae_scale_factor)
                     part = latents[offsets[n] : offsets[n + 1]]
                     side = item.request.preview.max_side
-                    item.hooks.on_preview(index + 1, preview.project(part, family, side))
+                    item.hooks.on_preview(step, preview.project(part, family, side))
             if len(cancelled) == len(items):
                 raise next(iter(cancelled.values()))
             return kwargs
@@ -281,7 +290,7 @@ class DiffusersModel(LoadedModel):
                     # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
                     del args["width"], args["height"]
                 images = [np.asarray(img, dtype=np.float32) for img in pipe(**args).images]
-                if request.tiling is not Tiling.NONE and self.spec.tiling_method != "circular":
+                if seam_pass:
                     images = [
                         self._seam_pass(img, request, i, on_step_end)
                         for i, img in enumerate(images)
