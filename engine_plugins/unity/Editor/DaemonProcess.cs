@@ -1,0 +1,184 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using PixelKiln.Client;
+using PixelKiln.V1;
+using UnityEditor;
+
+namespace PixelKiln.Unity.Editor
+{
+    /// <summary>
+    /// Starts and stops a local <c>pixelkiln serve</c> from the editor. Readiness comes from the
+    /// daemon's status over the client (<c>StatusAsync().Ready</c>, true after warm-up); stdout is
+    /// never parsed. Its output is kept (last lines only) to explain an early exit. The process id
+    /// survives domain reloads (SessionState), so the window can still stop it afterwards.
+    /// </summary>
+    internal static class DaemonProcess
+    {
+        private const string PidKey = "PixelKiln.DaemonPid";
+        private const int LogLines = 40;
+        private static readonly Queue<string> log = new Queue<string>();
+
+        /// <summary>The process we started (null if none, or it exited).</summary>
+        public static Process Current
+        {
+            get
+            {
+                int pid = SessionState.GetInt(PidKey, 0);
+                if (pid == 0) return null;
+                try
+                {
+                    Process process = Process.GetProcessById(pid);
+                    if (!process.HasExited) return process;
+                }
+                catch (ArgumentException)
+                {
+                    // Not running any more.
+                }
+                catch (InvalidOperationException)
+                {
+                }
+                SessionState.EraseInt(PidKey);
+                return null;
+            }
+        }
+
+        public static bool IsRunning
+        {
+            get { return Current != null; }
+        }
+
+        /// <summary>The last lines the daemon printed (for error messages only).</summary>
+        public static string RecentOutput
+        {
+            get
+            {
+                lock (log) return string.Join("\n", log.ToArray());
+            }
+        }
+
+        /// <summary>
+        /// Starts <c>EXECUTABLE serve --port GRPC --ws-port WS [--model M] EXTRA</c>. The executable
+        /// is the <c>pixelkiln</c> script of the environment where PixelKiln is installed (for
+        /// example <c>.venv/bin/pixelkiln</c> or <c>.venv\Scripts\pixelkiln.exe</c>).
+        /// </summary>
+        public static Process Start(string executable, int grpcPort, int wsPort, string model, string extraArguments)
+        {
+            if (IsRunning) throw new InvalidOperationException("a PixelKiln daemon started by the editor is already running");
+            string arguments = "serve --port " + grpcPort + " --ws-port " + wsPort;
+            if (!string.IsNullOrEmpty(model)) arguments += " --model " + Quote(model);
+            if (!string.IsNullOrEmpty(extraArguments)) arguments += " " + extraArguments;
+            var info = new ProcessStartInfo(string.IsNullOrEmpty(executable) ? "pixelkiln" : executable, arguments)
+            {
+                UseShellExecute = false,
+                CreateNoWindow = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            lock (log) log.Clear();
+            var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+            process.OutputDataReceived += (sender, line) => Remember(line.Data);
+            process.ErrorDataReceived += (sender, line) => Remember(line.Data);
+            try
+            {
+                process.Start();
+            }
+            catch (Exception e)
+            {
+                throw new InvalidOperationException("could not start '" + info.FileName + "' (" + e.Message
+                    + "). Set the path of the pixelkiln executable in the PixelKiln window, for example "
+                    + "<project>/.venv/bin/pixelkiln", e);
+            }
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            SessionState.SetInt(PidKey, process.Id);
+            return process;
+        }
+
+        /// <summary>
+        /// Polls <paramref name="client"/> until the daemon reports ready (connecting as needed),
+        /// the process exits (its last output is in the error), or <paramref name="timeout"/> passes.
+        /// </summary>
+        public static async Task<StatusResponse> WaitReadyAsync(PixelKilnClient client, Process process,
+            TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            DateTime deadline = DateTime.UtcNow + timeout;
+            TimeSpan pause = TimeSpan.FromMilliseconds(200);
+            Exception last = null;
+            while (DateTime.UtcNow < deadline)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (process != null && process.HasExited)
+                    throw new InvalidOperationException("the daemon exited with code " + process.ExitCode
+                        + " before it was ready:\n" + RecentOutput);
+                try
+                {
+                    if (!client.IsConnected) await client.ConnectAsync(cancellationToken);
+                    StatusResponse status = await client.StatusAsync(cancellationToken);
+                    if (status.Ready) return status;
+                }
+                catch (PixelKilnConnectionException e)
+                {
+                    last = e;   // still starting
+                }
+                await Task.Delay(pause, cancellationToken);
+                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 1.5, 2000));
+            }
+            throw new TimeoutException("the daemon was not ready within " + timeout.TotalSeconds + " s"
+                + (last != null ? " (" + last.Message + ")" : "") + "\n" + RecentOutput);
+        }
+
+        /// <summary>
+        /// Stops the daemon we started: SIGTERM on macOS/Linux (graceful: in-flight requests get
+        /// the daemon's --grace), then a kill after <paramref name="grace"/>; a kill on Windows.
+        /// </summary>
+        public static async Task StopAsync(TimeSpan grace)
+        {
+            Process process = Current;
+            SessionState.EraseInt(PidKey);
+            if (process == null) return;
+            bool windows = Environment.OSVersion.Platform == PlatformID.Win32NT;
+            if (!windows)
+            {
+                try
+                {
+                    using (Process kill = Process.Start(new ProcessStartInfo("kill", "-TERM " + process.Id)
+                    {
+                        UseShellExecute = false,
+                        CreateNoWindow = true,
+                    }))
+                    {
+                        await Task.Run(() => kill.WaitForExit(2000));
+                    }
+                }
+                catch (Exception)
+                {
+                    windows = true;   // no kill(1): fall through to Kill()
+                }
+            }
+            bool exited = !windows && await Task.Run(() => process.WaitForExit((int)grace.TotalMilliseconds));
+            if (!exited && !process.HasExited)
+            {
+                process.Kill();
+                await Task.Run(() => process.WaitForExit(5000));
+            }
+        }
+
+        private static void Remember(string line)
+        {
+            if (line == null) return;
+            lock (log)
+            {
+                log.Enqueue(line);
+                while (log.Count > LogLines) log.Dequeue();
+            }
+        }
+
+        private static string Quote(string value)
+        {
+            return value.IndexOf(' ') >= 0 ? "\"" + value.Replace("\"", "\\\"") + "\"" : value;
+        }
+    }
+}
