@@ -67,7 +67,7 @@ async def test_models_and_status(daemon: Daemon, aclient: AsyncClient) -> None:
     status = await aclient.status()
     assert status.ready and status.device == "cpu" and status.dtype == "fp32"
     assert "tiny-random" in status.loaded_models
-    assert status.queue_capacity == 32 and status.max_message_bytes == 64 * 2**20
+    assert status.queue_capacity == 32 and status.max_message_bytes == 65 * 2**20
     assert status.memory_used_bytes > 1_000_000
 
 

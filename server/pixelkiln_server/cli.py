@@ -36,7 +36,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--queue-size", type=int, default=32, help="max queued requests")
     parser.add_argument(
-        "--max-message-mib", type=int, default=64, help="gRPC message limit in MiB (default 64)"
+        "--max-message-mib",
+        type=int,
+        default=65,
+        help="message limit in MiB for gRPC and WebSocket frames (default 65: a 4096x4096 "
+        "RGBA8 image plus its request)",
     )
     parser.add_argument(
         "--max-batch",

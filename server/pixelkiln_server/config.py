@@ -38,9 +38,10 @@ class ServerConfig:
     device: str = "auto"
     dtype: str = "auto"
     queue_size: int = 32
-    # gRPC message limit, both directions. grpcio's default 4 MiB is smaller than one raw
-    # 1024x1024 RGBA image (4 MiB + framing); 64 MiB carries a 4096x4096 RGBA8 input.
-    max_message_bytes: int = 64 * MIB
+    # Message limit, both directions, gRPC and WebSocket. grpcio's default 4 MiB is smaller
+    # than one raw 1024x1024 RGBA image (4 MiB + framing); 65 MiB carries a 4096x4096 RGBA8
+    # input (64 MiB of pixels) with its request around it.
+    max_message_bytes: int = 65 * MIB
     shutdown_grace_s: float = 10.0
     home: Path = field(default_factory=default_home)
     offline: bool = False

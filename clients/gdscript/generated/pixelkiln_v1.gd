@@ -64,8 +64,10 @@ const Codec = preload("../runtime/proto_codec.gd")
 ## A client picks request_id for each call; every answer carries it. Generate answers with
 ## `event` envelopes ending in a `result` event or an `error`. Live: send `live_input`
 ## envelopes under one request_id; `live_frame` envelopes answer; `live_end` closes the session.
-## Cancel, models and status answer once. Frames larger than the daemon's limit (64 MiB by
-## default) close the connection with code 1009.
+## Cancel, models and status answer once. Frames larger than the daemon's limit (65 MiB by
+## default) close the connection with code 1009. A request_id must be unique among a
+## connection's running calls: a second generate under a running id is refused with an
+## INVALID_ARGUMENT error envelope under that same id.
 class EnvelopeMsg:
 	extends RefCounted
 

@@ -32,7 +32,7 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 # Sent with every call so the daemon can be fair between clients sharing a connection.
 CLIENT_ID_HEADER = "pixelkiln-client-id"
 # Matches the daemon's default; a 1024x1024 raw RGBA image alone is 4 MiB, grpcio's default.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
