@@ -23,9 +23,6 @@ costs nothing.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -34,11 +31,10 @@ from typing import Any
 from ..catalogue import ModelSpec
 from .base import LoadedModel, LoadOptions
 from .tiny_random import (
-    _bytes_to_unicode,
-    _is_complete,
-    _remove_stale_tmp,
     build_tiny_tokenizer,
+    bytes_to_unicode,
     default_cache_dir,
+    save_pipeline_atomically,
 )
 
 # Part of each cache folder's name; bump when an architecture or the weight draw changes.
@@ -76,7 +72,7 @@ def build_qwen_tokenizer() -> Any:
     ``<|endoftext|>`` padding), 264 tokens; offline."""
     from transformers import Qwen2Tokenizer
 
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     tokens = symbols + ["".join(m) for m in _QWEN_MERGES] + list(_QWEN_SPECIALS)
     vocab = {tok: i for i, tok in enumerate(tokens)}
     merges: Any = list(_QWEN_MERGES)  # tuples: the tokenizers backend refuses "a b" strings
@@ -318,22 +314,7 @@ def ensure_tiny_family(family: str, cache_dir: Path | None = None, seed: int = 0
         raise ValueError(f"no tiny pipeline for family {family!r}; known: {', '.join(FAMILIES)}")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache_dir / folder_name(family, seed)
-    if _is_complete(target):
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(cache_dir, target.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache_dir))
-    try:
-        build_tiny_family(family, seed).save_pretrained(tmp, safe_serialization=True)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not _is_complete(target):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return save_pipeline_atomically(target, lambda: build_tiny_family(family, seed))
 
 
 class _TinyFamilyBackend:

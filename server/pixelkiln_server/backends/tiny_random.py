@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,7 @@ _EOS = "<|endoftext|>"
 _STALE_TMP_S = 3600.0
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's map from the 256 byte values to printable unicode symbols."""
     bs = (
         list(range(ord("!"), ord("~") + 1))
@@ -75,7 +76,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def _tokenizer_vocab() -> dict[str, int]:
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in _MERGES]
     tokens += [_BOS, _EOS]
     return {tok: i for i, tok in enumerate(tokens)}
@@ -217,15 +218,22 @@ def ensure_tiny_random(cache_dir: Path | None = None, seed: int = 0) -> Path:
     builders the second one throws its copy away.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache_dir / folder_name(seed)
+    return save_pipeline_atomically(
+        cache_dir / folder_name(seed), lambda: build_tiny_sd_pipeline(seed)
+    )
+
+
+def save_pipeline_atomically(target: Path, build: Callable[[], Any]) -> Path:
+    """``target`` if it holds a complete pipeline folder, else ``build()`` saved there: into a
+    temporary folder beside it first, then renamed into place (never half-written)."""
     if _is_complete(target):
         return target
+    cache_dir = target.parent
     cache_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(cache_dir, target.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache_dir))
     try:
-        pipe: Any = build_tiny_sd_pipeline(seed)
-        pipe.save_pretrained(tmp, safe_serialization=True)
+        build().save_pretrained(tmp, safe_serialization=True)
         try:
             # Replaces an empty leftover folder; fails when a complete one appeared meanwhile.
             os.replace(tmp, target)
