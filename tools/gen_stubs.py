@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -99,6 +100,12 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+PLUGIN_SYNC_SCRIPTS = (
+    ROOT / "engine_plugins" / "unity" / "sync_client.py",
+    ROOT / "engine_plugins" / "godot" / "sync_addon.py",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if generated files are stale")
@@ -113,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     rendered = render([PROTO_ROOT], proto_files(), HEADER)
     for path in write(rendered, {"csharp": CSHARP_OUT, "gdscript": GDSCRIPT_OUT}):
         print(path.relative_to(ROOT))
+    # The engine plugins ship copies of the clients (their tests fail when stale): refresh.
+    for script in PLUGIN_SYNC_SCRIPTS:
+        if script.is_file():
+            subprocess.run([sys.executable, str(script)], check=True, cwd=ROOT)
     return 0
 
 

@@ -1,0 +1,172 @@
+@tool
+extends RefCounted
+## Saves PixelKiln results as project assets, with import settings that fit each one.
+##
+## No half-written asset ever appears under res://: each file is written to a hidden temp file
+## beside it ([code].NAME.tmp[/code]: skipped by the editor's scan, and on the same volume, so
+## the rename is atomic), then renamed into place. The [code].import[/code] file goes first, so
+## the editor's first import of the image already uses its settings (the editor keeps the
+## [code][params][/code] of an existing .import file). Names never overwrite an existing asset.
+## Afterwards, call [code]EditorInterface.get_resource_filesystem().scan()[/code] (the dock does).
+
+const PK = preload("generated/pixelkiln_v1.gd")
+const DEFAULT_FOLDER := "res://pixelkiln"
+const MAX_SLUG := 40
+const MAP_SUFFIX := {
+	PK.MapKind.MAP_KIND_NORMAL: "normal",
+	PK.MapKind.MAP_KIND_HEIGHT: "height",
+	PK.MapKind.MAP_KIND_ROUGHNESS: "roughness",
+	PK.MapKind.MAP_KIND_AO: "ao",
+}
+## ResourceImporterTexture's compress/mode values.
+const COMPRESS_LOSSLESS := 0
+const COMPRESS_VRAM := 2
+
+
+## Writes every image of [param result] (maps and atlas included) under [param folder];
+## returns {"paths": saved res:// paths, "errors": what failed}.
+static func save_result(
+	result: PK.ResultMsg, request: PK.GenerateRequestMsg, folder := DEFAULT_FOLDER
+) -> Dictionary:
+	var saved: Array[String] = []
+	var errors: Array[String] = []
+	var err := DirAccess.make_dir_recursive_absolute(folder)
+	if err != OK or result.images.is_empty():
+		errors.append(folder + ": " + (error_string(err) if err != OK else "no images"))
+		return {"paths": saved, "errors": errors}
+	var tiled := request.tiling != PK.Tiling.TILING_NONE
+	var sprite := request.background == PK.Background.BACKGROUND_TRANSPARENT
+	var for_3d := tiled or not request.maps.is_empty()
+	var first_seed := String.num_uint64(result.images[0].seed)
+	var base := unique_base(folder, slug(request.prompt) + "_" + first_seed)
+	var kind := "sprite" if sprite else ("texture" if tiled else "image")
+	for generated in result.images:
+		var name := base if result.images.size() == 1 else base + "_" + str(generated.index)
+		_save_image(folder, name, generated.image, import_settings(kind, for_3d), saved, errors)
+		for derived in generated.maps:
+			var suffix: String = MAP_SUFFIX.get(derived.kind, "map")
+			var map_kind := "normal" if derived.kind == PK.MapKind.MAP_KIND_NORMAL else "map"
+			var params := import_settings(map_kind, true)
+			_save_image(folder, name + "_" + suffix, derived.image, params, saved, errors)
+	if result.atlas != null:
+		var atlas_params := import_settings("sprite" if sprite else "image", false)
+		_save_image(folder, base + "_atlas", result.atlas.image, atlas_params, saved, errors)
+		var json_path := folder.path_join(base + "_atlas.json")
+		err = write_atomic(json_path, result.atlas.frames_json.to_utf8_buffer())
+		if err == OK:
+			saved.append(json_path)
+		else:
+			errors.append(json_path + ": " + error_string(err))
+	return {"paths": saved, "errors": errors}
+
+
+## ResourceImporterTexture parameters for one kind of asset:
+## [code]"texture"[/code] (tiling albedo), [code]"normal"[/code], [code]"map"[/code] (height,
+## roughness, AO), [code]"sprite"[/code] (transparent), [code]"image"[/code] (anything else).
+## [param for_3d]: used on 3D surfaces (VRAM compression and mipmaps). Repeat is not an import
+## setting in Godot 4: it is the material's or CanvasItem's texture_repeat.
+static func import_settings(kind: String, for_3d: bool) -> Dictionary:
+	if kind == "sprite":
+		return {
+			"compress/mode": COMPRESS_LOSSLESS,
+			"mipmaps/generate": false,
+			"process/fix_alpha_border": true,
+			"process/premult_alpha": false,
+			"detect_3d/compress_to": 0,
+		}
+	var params := {
+		"compress/mode": COMPRESS_VRAM if for_3d else COMPRESS_LOSSLESS,
+		"mipmaps/generate": for_3d,
+	}
+	if kind == "normal":
+		params["compress/normal_map"] = 1  # Enable: RGTC compression, normal-map sampling
+	if kind == "image":
+		params["detect_3d/compress_to"] = 1  # VRAM compressed once used in 3D (the default)
+	return params
+
+
+## A minimal .import file: the importer and its parameters; Godot fills in the rest.
+static func import_file_text(params: Dictionary) -> String:
+	var text := '[remap]\n\nimporter="texture"\ntype="CompressedTexture2D"\n\n[params]\n\n'
+	for key in params:
+		text += key + "=" + var_to_str(params[key]) + "\n"
+	return text
+
+
+## "Mossy cobblestone, wet!" -> "mossy_cobblestone_wet" (a-z, 0-9 and _, at most MAX_SLUG).
+static func slug(prompt: String) -> String:
+	var out := ""
+	var gap := false
+	for c in prompt.to_lower():
+		if (c >= "a" and c <= "z") or (c >= "0" and c <= "9"):
+			if gap and not out.is_empty():
+				out += "_"
+			out += c
+			gap = false
+		else:
+			gap = true
+		if out.length() >= MAX_SLUG:
+			break
+	return out if not out.is_empty() else "image"
+
+
+## [param base], or base_2, base_3, ... : the first with no asset of that name in the folder.
+static func unique_base(folder: String, base: String) -> String:
+	var candidate := base
+	var n := 1
+	while _taken(folder, candidate):
+		n += 1
+		candidate = base + "_" + str(n)
+	return candidate
+
+
+## Writes [param data] to a hidden temp file beside [param path], then renames it into place.
+static func write_atomic(path: String, data: PackedByteArray) -> Error:
+	var temp := path.get_base_dir().path_join("." + path.get_file() + ".tmp")
+	var file := FileAccess.open(temp, FileAccess.WRITE)
+	if file == null:
+		return FileAccess.get_open_error()
+	file.store_buffer(data)
+	var err := file.get_error()
+	file.close()
+	if err != OK:
+		DirAccess.remove_absolute(temp)
+		return err
+	return DirAccess.rename_absolute(temp, path)
+
+
+static func _taken(folder: String, name: String) -> bool:
+	for stem in [name, name + "_0", name + "_atlas"]:
+		for ext in ["png", "jpg", "webp"]:
+			if FileAccess.file_exists(folder.path_join(stem + "." + ext)):
+				return true
+	return false
+
+
+static func _save_image(
+	folder: String,
+	name: String,
+	image: PK.ImageMsg,
+	params: Dictionary,
+	saved: Array[String],
+	errors: Array[String]
+) -> void:
+	var ext := "png"
+	var data := image.data
+	if image.encoding == PK.Encoding.ENCODING_JPEG:
+		ext = "jpg"
+	elif image.encoding == PK.Encoding.ENCODING_WEBP:
+		ext = "webp"
+	elif image.encoding == PK.Encoding.ENCODING_RAW_RGBA8:
+		var raw := Image.create_from_data(
+			image.width, image.height, false, Image.FORMAT_RGBA8, image.data
+		)
+		data = raw.save_png_to_buffer()
+	var path := folder.path_join(name + "." + ext)
+	var err := write_atomic(path + ".import", import_file_text(params).to_utf8_buffer())
+	if err == OK:
+		err = write_atomic(path, data)
+	if err == OK:
+		saved.append(path)
+	else:
+		errors.append(path + ": " + error_string(err))

@@ -1,0 +1,676 @@
+@tool
+class_name PixelKilnClient
+extends RefCounted
+## A PixelKiln client for Godot 4: the daemon's WebSocket carrier over [WebSocketPeer].
+##
+## Every binary frame is one [code]pixelkiln.v1.Envelope[/code] (see
+## [code]proto/pixelkiln/v1/envelope.proto[/code]). The client never blocks: the socket is polled
+## once per frame ([signal SceneTree.process_frame] by default, or call [method poll] yourself
+## with [code]auto_poll = false[/code]), and everything arrives as signals.
+##
+## [codeblock]
+## const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
+## var client := PixelKilnClient.new()
+##
+## func _ready() -> void:
+##     client.disconnected.connect(func(reason: String) -> void: push_warning(reason))
+##     client.connect_to_daemon("ws://127.0.0.1:50052/v1")
+##     await client.connected
+##     var request := PK.GenerateRequestMsg.new()
+##     request.prompt = "mossy cobblestone"
+##     request.width = 512
+##     request.height = 512
+##     var job := client.generate(request)
+##     job.progress.connect(func(step: int, total: int) -> void: print(step, "/", total))
+##     await job.completed
+##     if job.is_ok():
+##         var texture := ImageTexture.create_from_image(PixelKilnClient.decode(job.image_bytes(0)))
+##     else:
+##         push_error(job.error_code_name + ": " + job.error_message)
+## [/codeblock]
+##
+## Each call returns a [PixelKilnClient.Job] (or a [PixelKilnClient.LiveSession]) right away;
+## it never completes inside the call that made it, so [code]await job.completed[/code] on the
+## next line is always safe. Later, use [code]await job.wait()[/code], which also returns at
+## once when the job is already done. The client-wide signals ([signal progress],
+## [signal result], [signal failed], ...) carry the request id for code that watches all jobs.
+##
+## Connection loss fails every pending job with [code]UNAVAILABLE[/code] and, with
+## [member auto_reconnect], retries with exponential backoff ([member reconnect_min_ms] up to
+## [member reconnect_max_ms]); [signal disconnected] says what went wrong and what to check.
+
+## The connection is open (the first time and after each reconnect).
+signal connected
+## The connection closed or an attempt failed; [param reason] says why and what to check.
+signal disconnected(reason: String)
+## The daemon validated a generation; [param seed] is the seed of its first image.
+@warning_ignore("shadowed_global_identifier")
+signal accepted(request_id: String, seed: int)
+## A generation waits in the daemon's queue ([param position] 0 runs next).
+signal queued(request_id: String, position: int, queue_depth: int)
+## A denoising step finished.
+signal progress(request_id: String, step: int, total: int)
+## A step preview (JPEG by default) of the request's first image.
+signal preview(request_id: String, image_bytes: PackedByteArray)
+## A generation finished: [param images] is an Array of [code]GeneratedImageMsg[/code].
+signal result(request_id: String, images: Array)
+## A call failed: gRPC status name ([code]INVALID_ARGUMENT[/code], [code]CANCELLED[/code],
+## [code]UNAVAILABLE[/code], ...) and the daemon's message, which names the field.
+signal failed(request_id: String, code_name: String, message: String)
+## A live session answered input [param seq]; [param image_bytes] is empty when the input was
+## unchanged. [param timings] is a [code]LiveTimingsMsg[/code].
+signal live_frame(session_id: String, seq: int, image_bytes: PackedByteArray, timings: RefCounted)
+
+enum State { DISCONNECTED, CONNECTING, CONNECTED, WAITING_TO_RECONNECT }
+
+const PK = preload("../generated/pixelkiln_v1.gd")
+const DEFAULT_URL := "ws://127.0.0.1:50052/v1"
+## The daemon's default frame limit (65 MiB: a 4096x4096 RGBA8 image and its envelope).
+const DEFAULT_BUFFER_BYTES := 65 * 1024 * 1024
+const MAX_QUEUED_PACKETS := 4096
+## gRPC status codes used by the client itself.
+const CANCELLED := 1
+const INVALID_ARGUMENT := 3
+const DEADLINE_EXCEEDED := 4
+const RESOURCE_EXHAUSTED := 8
+const UNAVAILABLE := 14
+
+## Size of both WebSocket buffers, applied when a connection opens: at least the daemon's
+## frame limit ([code]--max-message-mib[/code]; [code]status().response.max_message_bytes[/code]).
+## Godot's default of 64 KiB cannot hold one result image: the peer would close with 1009.
+var buffer_bytes := DEFAULT_BUFFER_BYTES
+## Reconnect after a lost connection or a failed attempt.
+var auto_reconnect := true
+var reconnect_min_ms := 500
+var reconnect_max_ms := 8000
+## How long the TCP connect and WebSocket handshake may take.
+var connect_timeout_ms := 5000
+## Deadline of the one-answer calls (cancel, models, status); 0: none. Generations have none.
+var request_timeout_ms := 30000
+## The daemon's URL (set by [method connect_to_daemon]).
+var url := DEFAULT_URL
+## Why the last connection attempt or connection failed; empty while all is well.
+var last_error := ""
+
+var _peer: WebSocketPeer = null
+var _state: State = State.DISCONNECTED
+var _jobs := {}
+var _lives := {}
+var _outbox: Array[PackedByteArray] = []
+var _deferred: Array = []
+var _next_id := 0
+var _backoff_ms := 0
+var _retry_at_ms := 0
+var _connect_deadline_ms := 0
+var _open_error := ""
+
+
+## With [param auto_poll] (the default) the client polls itself on every
+## [signal SceneTree.process_frame]; otherwise call [method poll] once per frame.
+func _init(auto_poll := true) -> void:
+	if auto_poll:
+		var tree := Engine.get_main_loop() as SceneTree
+		if tree != null:
+			tree.process_frame.connect(poll)
+
+
+## Connects to [param daemon_url] (default [code]ws://127.0.0.1:50052/v1[/code]); returns at
+## once. [signal connected] or [signal disconnected] follows from [method poll]. Calls made
+## while connecting are sent when the connection opens.
+func connect_to_daemon(daemon_url := DEFAULT_URL) -> Error:
+	if _state != State.DISCONNECTED:
+		_close_peer()
+		_fail_all(UNAVAILABLE, "UNAVAILABLE", "reconnecting to " + daemon_url)
+	if not (daemon_url.begins_with("ws://") or daemon_url.begins_with("wss://")):
+		last_error = "not a WebSocket URL: " + daemon_url + " (expected ws://HOST:PORT/v1)"
+		_state = State.DISCONNECTED
+		return ERR_INVALID_PARAMETER
+	url = daemon_url
+	_backoff_ms = 0
+	return _open()
+
+
+## Closes the connection and stops reconnecting; pending jobs fail with CANCELLED.
+func disconnect_from_daemon() -> void:
+	var was_down := _state == State.DISCONNECTED
+	_close_peer()
+	_state = State.DISCONNECTED
+	_fail_all(CANCELLED, "CANCELLED", "the client disconnected")
+	if not was_down:
+		disconnected.emit("closed by the client")
+
+
+func get_state() -> State:
+	return _state
+
+
+func is_daemon_connected() -> bool:
+	return _state == State.CONNECTED
+
+
+## Starts a generation. The job's signals (and the client-wide ones) report its events;
+## [code]await job.completed[/code] ends with [member Job.result] or an error.
+func generate(request: PK.GenerateRequestMsg) -> Job:
+	var job := _new_job("g")
+	var envelope := PK.EnvelopeMsg.new()
+	envelope.generate = request
+	_submit(job, envelope, 0)
+	return job
+
+
+## Cancels the generation [param request_id] (a [member Job.request_id]). A running job stops
+## at its next step and fails with CANCELLED. The returned job's
+## [code]response.cancelled[/code] is false when nothing was running under that id.
+func cancel(request_id: String) -> Job:
+	var job := _new_job("c")
+	var envelope := PK.EnvelopeMsg.new()
+	envelope.cancel = PK.CancelRequestMsg.new()
+	envelope.cancel.request_id = request_id
+	_submit(job, envelope, request_timeout_ms)
+	return job
+
+
+## The model catalogue: [code]job.response[/code] is a [code]ListModelsResponseMsg[/code].
+func list_models() -> Job:
+	var job := _new_job("m")
+	var envelope := PK.EnvelopeMsg.new()
+	envelope.list_models = PK.ListModelsRequestMsg.new()
+	_submit(job, envelope, request_timeout_ms)
+	return job
+
+
+## Device, memory, queue: [code]job.response[/code] is a [code]StatusResponseMsg[/code].
+func status() -> Job:
+	var job := _new_job("s")
+	var envelope := PK.EnvelopeMsg.new()
+	envelope.status = PK.StatusRequestMsg.new()
+	_submit(job, envelope, request_timeout_ms)
+	return job
+
+
+## Loads a model (catalogue name, hub id, folder or file); [code]job.response[/code] is a
+## [code]ModelInfoMsg[/code]. Loading can take minutes: this call has no deadline.
+func load_model(model_name: String) -> Job:
+	var job := _new_job("l")
+	var envelope := PK.EnvelopeMsg.new()
+	envelope.load_model = PK.LoadModelRequestMsg.new()
+	envelope.load_model.name = model_name
+	_submit(job, envelope, 0)
+	return job
+
+
+func unload_model(model_name: String) -> Job:
+	var job := _new_job("u")
+	var envelope := PK.EnvelopeMsg.new()
+	envelope.unload_model = PK.UnloadModelRequestMsg.new()
+	envelope.unload_model.name = model_name
+	_submit(job, envelope, request_timeout_ms)
+	return job
+
+
+## Opens a live img2img session. Nothing is sent until the first
+## [method LiveSession.send_image]; [param settings] go with that first input.
+func start_live(settings: PK.LiveSettingsMsg = null) -> LiveSession:
+	_next_id += 1
+	var session := LiveSession.new("live" + str(_next_id), settings, _send_live)
+	_lives[session.session_id] = session
+	return session
+
+
+## Decodes PNG, JPEG or WEBP bytes (results, previews, live frames) into an [Image]; null
+## when they are none of these or cannot be decoded. Raw RGBA8 needs its size:
+## [code]Image.create_from_data(w, h, false, Image.FORMAT_RGBA8, bytes)[/code].
+static func decode(image_bytes: PackedByteArray) -> Image:
+	if image_bytes.size() < 12:
+		return null
+	var image := Image.new()
+	var err := ERR_FILE_UNRECOGNIZED
+	if image_bytes[0] == 0x89 and image_bytes[1] == 0x50:  # \x89PNG
+		err = image.load_png_from_buffer(image_bytes)
+	elif image_bytes[0] == 0xFF and image_bytes[1] == 0xD8:  # JPEG SOI
+		err = image.load_jpg_from_buffer(image_bytes)
+	elif image_bytes.slice(8, 12).get_string_from_ascii() == "WEBP":  # RIFF....WEBP
+		err = image.load_webp_from_buffer(image_bytes)
+	return image if err == OK else null
+
+
+## Reads the socket and emits what arrived; connects, times out and reconnects. Called every
+## frame by default (see [method _init]); cheap when idle.
+func poll() -> void:
+	_run_deferred()
+	var now := Time.get_ticks_msec()
+	if _state == State.WAITING_TO_RECONNECT and now >= _retry_at_ms:
+		_open()
+	if _state == State.CONNECTING and _peer == null:
+		_lost(_open_error)
+	if _peer == null:
+		return
+	_peer.poll()
+	var ready := _peer.get_ready_state()
+	if ready == WebSocketPeer.STATE_CONNECTING:
+		if now > _connect_deadline_ms:
+			_lost("no answer from " + url + " within " + str(connect_timeout_ms) + " ms")
+		return
+	if ready == WebSocketPeer.STATE_OPEN:
+		if _state == State.CONNECTING:
+			_on_open()
+		while _peer != null and _peer.get_available_packet_count() > 0:
+			var data := _peer.get_packet()
+			if _peer.was_string_packet():
+				push_warning("PixelKiln: ignored a text frame from the daemon")
+			else:
+				_dispatch(data)
+		_check_deadlines(now)
+		return
+	if ready == WebSocketPeer.STATE_CLOSED:
+		_lost(_close_reason())
+
+
+# ---- connection ------------------------------------------------------------------------
+
+
+func _open() -> Error:
+	_peer = WebSocketPeer.new()
+	# Before connect_to_url: the buffers are allocated with the connection.
+	_peer.inbound_buffer_size = buffer_bytes
+	_peer.outbound_buffer_size = buffer_bytes
+	_peer.max_queued_packets = MAX_QUEUED_PACKETS
+	var err := _peer.connect_to_url(url)
+	_state = State.CONNECTING
+	_connect_deadline_ms = Time.get_ticks_msec() + connect_timeout_ms
+	if err != OK:  # reported by the next poll(), like any other failed attempt
+		_peer = null
+		_open_error = "cannot open a WebSocket to " + url + ": " + error_string(err)
+	return err
+
+
+func _on_open() -> void:
+	_state = State.CONNECTED
+	_backoff_ms = 0
+	last_error = ""
+	var pending := _outbox
+	_outbox = []
+	for data in pending:
+		_peer.send(data, WebSocketPeer.WRITE_MODE_BINARY)
+	connected.emit()
+
+
+func _close_reason() -> String:
+	var code := _peer.get_close_code()
+	var why := _peer.get_close_reason()
+	# A close code means the handshake got through (the close may come in the same poll).
+	if _state == State.CONNECTING and code == -1:
+		return (
+			"cannot connect to the PixelKiln daemon at "
+			+ url
+			+ " (connection refused or no WebSocket handshake). Is `pixelkiln serve` running"
+			+ " with its WebSocket carrier on that port (--ws-port, default 50052; the gRPC port"
+			+ " 50051 does not speak WebSocket)?"
+		)
+	if code == 1009:
+		return (
+			"the daemon sent a frame larger than the client's inbound buffer ("
+			+ str(buffer_bytes)
+			+ " bytes); ask for a smaller or compressed image, or raise buffer_bytes"
+		)
+	if code == 1008:
+		return "the daemon refused the connection: " + why + " (check the URL path, /v1)"
+	if code == 1001:
+		return "the daemon at " + url + " is shutting down"
+	var detail := " (code " + str(code) + (", " + why if not why.is_empty() else "") + ")"
+	return "connection to the daemon at " + url + " lost" + detail
+
+
+func _lost(reason: String) -> void:
+	_close_peer()
+	last_error = reason
+	_fail_all(UNAVAILABLE, "UNAVAILABLE", reason)
+	if auto_reconnect:
+		_backoff_ms = reconnect_min_ms if _backoff_ms == 0 else mini(_backoff_ms * 2, reconnect_max_ms)
+		_retry_at_ms = Time.get_ticks_msec() + _backoff_ms
+		_state = State.WAITING_TO_RECONNECT
+		reason += "; retrying in " + str(_backoff_ms) + " ms"
+	else:
+		_state = State.DISCONNECTED
+	disconnected.emit(reason)
+
+
+func _close_peer() -> void:
+	if _peer != null and _peer.get_ready_state() != WebSocketPeer.STATE_CLOSED:
+		_peer.close(1000, "client closing")
+	_peer = null
+	_outbox = []
+
+
+# ---- sending ---------------------------------------------------------------------------
+
+
+func _new_job(prefix: String) -> Job:
+	_next_id += 1
+	return Job.new(prefix + str(_next_id), cancel)
+
+
+func _submit(job: Job, envelope: PK.EnvelopeMsg, timeout_ms: int) -> void:
+	envelope.request_id = job.request_id
+	var problem := _send(envelope.to_bytes())
+	if not problem.is_empty():
+		_deferred.append([job, problem[0], problem[1], problem[2]])
+		return
+	if timeout_ms > 0:
+		job.deadline_ms = Time.get_ticks_msec() + timeout_ms
+	_jobs[job.request_id] = job
+
+
+func _send_live(session: LiveSession, envelope: PK.EnvelopeMsg) -> bool:
+	envelope.request_id = session.session_id
+	if envelope.live_end != null and session.last_seq == 0:  # nothing was sent: end here
+		_lives.erase(session.session_id)
+		_deferred.append([session, 0, "", ""])
+		return true
+	var problem := _send(envelope.to_bytes())
+	if problem.is_empty():
+		return true
+	if problem[0] == UNAVAILABLE:
+		_lives.erase(session.session_id)
+		_deferred.append([session, problem[0], problem[1], problem[2]])
+	return false
+
+
+## Sends now, or queues while connecting; returns [] or [code, code_name, message].
+func _send(data: PackedByteArray) -> Array:
+	if data.size() > buffer_bytes:
+		var size := str(data.size())
+		return [INVALID_ARGUMENT, "INVALID_ARGUMENT", "frame of " + size + " bytes over the limit"]
+	if _state == State.CONNECTING:
+		_outbox.append(data)
+		return []
+	if _state != State.CONNECTED:
+		var why := last_error if not last_error.is_empty() else "call connect_to_daemon() first"
+		return [UNAVAILABLE, "UNAVAILABLE", "not connected to the PixelKiln daemon: " + why]
+	var err := _peer.send(data, WebSocketPeer.WRITE_MODE_BINARY)
+	if err != OK:
+		var msg := "send failed (" + error_string(err) + "): outbound buffer full"
+		return [RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED", msg]
+	return []
+
+
+# ---- receiving -------------------------------------------------------------------------
+
+
+func _dispatch(data: PackedByteArray) -> void:
+	var envelope := PK.EnvelopeMsg.from_bytes(data)
+	if envelope == null:
+		push_warning("PixelKiln: ignored a malformed frame of " + str(data.size()) + " bytes")
+		return
+	var rid := envelope.request_id
+	var body := envelope.get_body_case()
+	if body == PK.EnvelopeMsg.BodyCase.EVENT:
+		_on_event(rid, envelope.event)
+	elif body == PK.EnvelopeMsg.BodyCase.LIVE_FRAME:
+		_on_live_frame(rid, envelope.live_frame)
+	elif body == PK.EnvelopeMsg.BodyCase.LIVE_END:
+		_end_live(rid, "", "")
+	elif body == PK.EnvelopeMsg.BodyCase.ERROR:
+		_on_error(rid, envelope.error)
+	elif _jobs.has(rid):
+		_complete(_jobs[rid], _response_of(envelope), 0, "", "")
+
+
+func _response_of(envelope: PK.EnvelopeMsg) -> RefCounted:
+	var body := envelope.get_body_case()
+	if body == PK.EnvelopeMsg.BodyCase.CANCEL_RESPONSE:
+		return envelope.cancel_response
+	if body == PK.EnvelopeMsg.BodyCase.LIST_MODELS_RESPONSE:
+		return envelope.list_models_response
+	if body == PK.EnvelopeMsg.BodyCase.STATUS_RESPONSE:
+		return envelope.status_response
+	if body == PK.EnvelopeMsg.BodyCase.MODEL_INFO:
+		return envelope.model_info
+	return envelope.unload_model_response
+
+
+func _on_event(rid: String, event: PK.GenerateEventMsg) -> void:
+	if not _jobs.has(rid):
+		return
+	var job: Job = _jobs[rid]
+	if event.accepted != null:
+		job.seed = event.accepted.seed
+		job.server_request_id = event.accepted.request_id
+		job.accepted.emit(job.seed)
+		accepted.emit(rid, job.seed)
+	elif event.queued != null:
+		job.queued.emit(event.queued.position, event.queued.queue_depth)
+		queued.emit(rid, event.queued.position, event.queued.queue_depth)
+	elif event.progress != null:
+		job.step = event.progress.step
+		job.total = event.progress.total
+		job.progress.emit(job.step, job.total)
+		progress.emit(rid, job.step, job.total)
+	elif event.preview != null and not event.preview.images.is_empty():
+		var bytes: PackedByteArray = event.preview.images[0].data
+		job.preview.emit(bytes)
+		preview.emit(rid, bytes)
+	elif event.result != null:
+		_complete(job, event.result, 0, "", "")
+
+
+func _on_live_frame(rid: String, frame: PK.LiveFrameMsg) -> void:
+	if not _lives.has(rid):
+		return
+	var session: LiveSession = _lives[rid]
+	var bytes := PackedByteArray() if frame.image == null else frame.image.data
+	session.frames += 1
+	live_frame.emit(rid, frame.seq, bytes, frame.timings)
+	session.frame.emit(frame.seq, bytes, frame)
+
+
+func _on_error(rid: String, error: PK.ErrorMsg) -> void:
+	if _jobs.has(rid):
+		_complete(_jobs[rid], null, error.code, error.code_name, error.message)
+	elif _lives.has(rid):
+		_close_live(_lives[rid], error.code_name, error.message)
+	else:
+		if rid.is_empty():
+			push_warning("PixelKiln: the daemon rejected a frame: " + error.message)
+		failed.emit(rid, error.code_name, error.message)
+
+
+func _end_live(rid: String, code_name: String, message: String) -> void:
+	if _lives.has(rid):
+		_close_live(_lives[rid], code_name, message)
+
+
+## Settles a job: the client-wide signal first, the job's own [signal Job.completed] last, so
+## whoever awaits the job finds every other effect done.
+func _complete(job: Job, answer: RefCounted, code: int, code_name: String, message: String) -> void:
+	_jobs.erase(job.request_id)
+	if not job.settle(answer, code, code_name, message):
+		return
+	if not code_name.is_empty():
+		failed.emit(job.request_id, code_name, message)
+	elif job.result != null:
+		result.emit(job.request_id, job.result.images)
+	job.completed.emit(job)
+
+
+func _close_live(session: LiveSession, code_name: String, message: String) -> void:
+	_lives.erase(session.session_id)
+	if not session.settle(code_name, message):
+		return
+	if not code_name.is_empty():
+		failed.emit(session.session_id, code_name, message)
+	session.ended.emit(code_name, message)
+
+
+func _check_deadlines(now: int) -> void:
+	for rid in _jobs.keys():
+		var job: Job = _jobs[rid]
+		if job.deadline_ms > 0 and now > job.deadline_ms:
+			var msg := "no answer within " + str(request_timeout_ms) + " ms"
+			_complete(job, null, DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", msg)
+
+
+func _fail_all(code: int, code_name: String, message: String) -> void:
+	var jobs := _jobs
+	var lives := _lives
+	_jobs = {}
+	_lives = {}
+	for rid in jobs:
+		_complete(jobs[rid], null, code, code_name, message)
+	for rid in lives:
+		_close_live(lives[rid], code_name, message)
+
+
+## Failures found inside a call are reported on the next poll, never inside the call, so the
+## caller can always connect to (or await) the job's signals first.
+func _run_deferred() -> void:
+	var due := _deferred
+	_deferred = []
+	for item in due:
+		if item[0] is Job:
+			_complete(item[0], null, item[1], item[2], item[3])
+		else:
+			_close_live(item[0], item[2], item[3])
+
+
+## One call to the daemon: a generation, or a call with one answer (cancel, models, status).
+class Job:
+	extends RefCounted
+
+	@warning_ignore("shadowed_global_identifier")
+	signal accepted(seed: int)
+	signal queued(position: int, queue_depth: int)
+	signal progress(step: int, total: int)
+	signal preview(image_bytes: PackedByteArray)
+	## The job is done, well or not ([member done] is true): check [method is_ok].
+	signal completed(job: RefCounted)
+
+	## The id this client gave the call (the envelope's request_id); use it to cancel.
+	var request_id := ""
+	## The daemon's own id of a generation (from Accepted).
+	var server_request_id := ""
+	var done := false
+	## Seed of the first image (from Accepted); image i used seed + i.
+	@warning_ignore("shadowed_global_identifier")
+	var seed := 0
+	var step := 0
+	var total := 0
+	## A generation's ResultMsg: images (with seeds, maps, seams), recipe, atlas, timings.
+	var result: PK.ResultMsg = null
+	## A one-answer call's response message.
+	var response: RefCounted = null
+	## gRPC status of a failure (0 and "" on success).
+	var error_code := 0
+	var error_code_name := ""
+	var error_message := ""
+	var deadline_ms := 0
+	var _cancel: Callable
+
+	func _init(id: String, cancel_call: Callable) -> void:
+		request_id = id
+		_cancel = cancel_call
+
+	func is_ok() -> bool:
+		return done and error_code_name.is_empty()
+
+	## Waits for the job (returns at once when it is done already): [code]await job.wait()[/code].
+	func wait() -> RefCounted:
+		if not done:
+			await completed
+		return self
+
+	## Asks the daemon to cancel this generation; returns the cancel call's own job.
+	func cancel() -> RefCounted:
+		return _cancel.call(request_id)
+
+	## The encoded bytes of result image [param index] (PNG unless the request said otherwise).
+	func image_bytes(index: int) -> PackedByteArray:
+		if result == null or index >= result.images.size():
+			return PackedByteArray()
+		return result.images[index].image.data
+
+	## "CODE_NAME: message" of a failed job, empty otherwise.
+	func error_text() -> String:
+		return "" if error_code_name.is_empty() else error_code_name + ": " + error_message
+
+	## Records the outcome (the client calls it); false when the job was done already.
+	func settle(answer: RefCounted, code: int, code_name: String, message: String) -> bool:
+		if done:
+			return false
+		done = true
+		if answer is PK.ResultMsg:
+			result = answer
+		else:
+			response = answer
+		error_code = code
+		error_code_name = code_name
+		error_message = message
+		return true
+
+
+## A live img2img session: send frames at any rate; the daemon answers the newest.
+class LiveSession:
+	extends RefCounted
+
+	## The daemon answered input [param seq] ([param image_bytes] empty when unchanged);
+	## [param message] is the LiveFrameMsg (seed, skipped, timings).
+	signal frame(seq: int, image_bytes: PackedByteArray, message: RefCounted)
+	## The session is over: [param code_name] is empty after [method end], else the failure.
+	signal ended(code_name: String, message: String)
+
+	var session_id := ""
+	var active := true
+	var last_seq := 0
+	var frames := 0
+	var error_code_name := ""
+	var error_message := ""
+	var _settings: PK.LiveSettingsMsg = null
+	var _send: Callable
+
+	func _init(id: String, settings: PK.LiveSettingsMsg, send_call: Callable) -> void:
+		session_id = id
+		_settings = settings
+		_send = send_call
+
+	## Sends one input (an encoded image, or null to keep the last one) with optional setting
+	## changes; returns its seq, or -1 when it could not be sent (see [signal ended]).
+	func send_image(image: PK.ImageMsg, settings: PK.LiveSettingsMsg = null) -> int:
+		if not active:
+			return -1
+		var input := PK.LiveInputMsg.new()
+		last_seq += 1
+		input.seq = last_seq
+		input.image = image
+		input.settings = settings if settings != null else _settings
+		_settings = null
+		var envelope := PK.EnvelopeMsg.new()
+		envelope.live_input = input
+		return last_seq if _send.call(self, envelope) else -1
+
+	## Sends tightly packed RGBA8 pixels (e.g. [code]Image.get_data()[/code] after
+	## [code]convert(Image.FORMAT_RGBA8)[/code]): no encoding cost on the main thread.
+	func send_rgba8(
+		pixels: PackedByteArray, width: int, height: int, settings: PK.LiveSettingsMsg = null
+	) -> int:
+		var image := PK.ImageMsg.new()
+		image.data = pixels
+		image.encoding = PK.Encoding.ENCODING_RAW_RGBA8
+		image.width = width
+		image.height = height
+		return send_image(image, settings)
+
+	## Ends the session: the daemon answers what is in flight, then [signal ended] follows.
+	func end() -> void:
+		if active:
+			var envelope := PK.EnvelopeMsg.new()
+			envelope.live_end = PK.LiveEndMsg.new()
+			_send.call(self, envelope)
+
+	## Records the end (the client calls it); false when the session had ended already.
+	func settle(code_name: String, message: String) -> bool:
+		if not active:
+			return false
+		active = false
+		error_code_name = code_name
+		error_message = message
+		return true

@@ -1,0 +1,414 @@
+@tool
+extends VBoxContainer
+## The PixelKiln dock: connection and status, a request form, progress, preview and cancel,
+## results saved under res://pixelkiln/, and live img2img from a texture or an editor viewport.
+##
+## Thin on purpose: the protocol lives in client/pixelkiln_client.gd and saving (atomic files,
+## .import settings) in asset_writer.gd, both run by tests/clients_gd; this file only wires
+## controls to them. Nothing here blocks the editor: the client polls itself each frame and
+## every answer arrives as a signal.
+
+const Client = preload("client/pixelkiln_client.gd")
+const PK = preload("generated/pixelkiln_v1.gd")
+const AssetWriter = preload("asset_writer.gd")
+const LIVE_INTERVAL_MS := 125
+const LIVE_MAX_IN_FLIGHT := 2
+const LIVE_DEFAULT_SIDE := 512
+const MAPS := {
+	"normal": PK.MapKind.MAP_KIND_NORMAL,
+	"height": PK.MapKind.MAP_KIND_HEIGHT,
+	"roughness": PK.MapKind.MAP_KIND_ROUGHNESS,
+	"ao": PK.MapKind.MAP_KIND_AO,
+}
+const LIVE_SOURCES := ["Texture", "2D viewport", "3D viewport"]
+
+var _client: Client = null
+var _job: Client.Job = null
+var _live: Client.LiveSession = null
+var _live_sent_ms := 0
+var _live_in_flight := 0
+var _live_last_hash := 0
+var _live_dirty := false
+var _scan_pending := false
+
+var _url: LineEdit
+var _connect_button: Button
+var _status: Label
+var _prompt: TextEdit
+var _negative: LineEdit
+var _width: SpinBox
+var _height: SpinBox
+var _steps: SpinBox
+var _seed: SpinBox
+var _random_seed: CheckBox
+var _tiling: OptionButton
+var _transparent: CheckBox
+var _trim: CheckBox
+var _map_boxes := {}
+var _count: SpinBox
+var _atlas: CheckBox
+var _folder: LineEdit
+var _generate_button: Button
+var _cancel_button: Button
+var _progress: ProgressBar
+var _preview: TextureRect
+var _message: Label
+var _live_toggle: CheckButton
+var _live_source: OptionButton
+var _live_texture: EditorResourcePicker
+var _strength: HSlider
+
+
+func _ready() -> void:
+	_build()
+	_client = Client.new()
+	_client.connected.connect(_on_connected)
+	_client.disconnected.connect(_on_disconnected)
+	_client.connect_to_daemon(_url.text.strip_edges())
+	_refresh()
+
+
+func _exit_tree() -> void:
+	if _client != null:
+		_client.disconnect_from_daemon()
+
+
+func _process(_delta: float) -> void:
+	if _scan_pending:
+		var filesystem := EditorInterface.get_resource_filesystem()
+		if not filesystem.is_scanning():
+			_scan_pending = false
+			filesystem.scan()
+	if _live != null and _live.active:
+		_send_live_frame()
+
+
+# ---- connection ------------------------------------------------------------------------
+
+
+func _on_connect_pressed() -> void:
+	if _client.get_state() == Client.State.DISCONNECTED:
+		_client.connect_to_daemon(_url.text.strip_edges())
+		if not _client.last_error.is_empty():
+			_status.text = _client.last_error
+	else:
+		_client.disconnect_from_daemon()
+	_refresh()
+
+
+func _on_connected() -> void:
+	_status.text = "Connected to " + _client.url
+	_refresh()
+	var job := _client.status()
+	await job.completed
+	if job.is_ok():
+		var status: PK.StatusResponseMsg = job.response
+		_status.text = (
+			"Connected: " + status.default_model + " on " + status.device + " " + status.dtype
+		)
+
+
+func _on_disconnected(reason: String) -> void:
+	_status.text = reason
+	_refresh()
+
+
+# ---- one generation --------------------------------------------------------------------
+
+
+func _on_generate_pressed() -> void:
+	if _job != null and not _job.done:
+		return
+	var request := _build_request()
+	_progress.value = 0
+	_message.text = "Generating..."
+	var job := _client.generate(request)
+	_job = job
+	job.accepted.connect(_on_accepted)
+	job.progress.connect(_on_progress)
+	job.preview.connect(_show_image)
+	_refresh()
+	await job.completed
+	_refresh()
+	if not job.is_ok():
+		_message.text = job.error_text()
+		return
+	_show_image(job.image_bytes(0))
+	var saved := AssetWriter.save_result(job.result, request, _folder.text.strip_edges())
+	var paths: Array = saved["paths"]
+	var errors: Array = saved["errors"]
+	_message.text = "Saved " + ", ".join(PackedStringArray(paths))
+	for error in errors:
+		push_error("PixelKiln: could not save " + str(error))
+	if not paths.is_empty():
+		_scan_pending = true
+
+
+func _on_cancel_pressed() -> void:
+	if _job != null and not _job.done:
+		_job.cancel()
+		_message.text = "Cancelling..."
+
+
+func _on_accepted(seed_value: int) -> void:
+	_message.text = "Seed " + String.num_uint64(seed_value)
+
+
+func _on_progress(step: int, total: int) -> void:
+	_progress.max_value = total
+	_progress.value = step
+
+
+func _build_request() -> PK.GenerateRequestMsg:
+	var request := PK.GenerateRequestMsg.new()
+	request.prompt = _prompt.text.strip_edges()
+	request.negative_prompt = _negative.text.strip_edges()
+	request.width = int(_width.value)
+	request.height = int(_height.value)
+	request.steps = int(_steps.value)
+	if not _random_seed.button_pressed:
+		request.seed = int(_seed.value)
+	request.tiling = _tiling.get_selected_id()
+	if _transparent.button_pressed:
+		request.background = PK.Background.BACKGROUND_TRANSPARENT
+		request.sprite = PK.SpriteSettingsMsg.new()
+		request.sprite.trim = _trim.button_pressed
+	for map_name in MAPS:
+		var box: CheckBox = _map_boxes[map_name]
+		if box.button_pressed:
+			request.maps.append(MAPS[map_name])
+	request.num_images = int(_count.value)
+	request.atlas = _atlas.button_pressed and request.num_images > 1
+	request.preview = PK.PreviewSettingsMsg.new()
+	request.preview.every_n_steps = 1
+	return request
+
+
+func _show_image(image_bytes: PackedByteArray) -> void:
+	var image := Client.decode(image_bytes)
+	if image != null:
+		_preview.texture = ImageTexture.create_from_image(image)
+
+
+# ---- live ------------------------------------------------------------------------------
+
+
+func _on_live_toggled(on: bool) -> void:
+	if not on:
+		if _live != null:
+			_live.end()
+		return
+	var settings := _live_settings()
+	settings.width = _live_side(_width.value)
+	settings.height = _live_side(_height.value)
+	settings.steps = int(_steps.value) if _steps.value > 0 else 2
+	settings.output_encoding = PK.Encoding.ENCODING_JPEG
+	if not _random_seed.button_pressed:
+		settings.seed = int(_seed.value)
+	_live = _client.start_live(settings)
+	_live.frame.connect(_on_live_frame)
+	_live.ended.connect(_on_live_ended)
+	_live_in_flight = 0
+	_live_last_hash = 0
+	_live_dirty = false
+
+
+func _send_live_frame() -> void:
+	var now := Time.get_ticks_msec()
+	if now - _live_sent_ms < LIVE_INTERVAL_MS or _live_in_flight >= LIVE_MAX_IN_FLIGHT:
+		return
+	var image := _capture(_live_side(_width.value), _live_side(_height.value))
+	if image == null:
+		return
+	var pixels := image.get_data()
+	var digest := hash(pixels)
+	if digest == _live_last_hash and not _live_dirty:
+		return
+	var settings := _live_settings() if _live_dirty else null
+	if _live.send_rgba8(pixels, image.get_width(), image.get_height(), settings) > 0:
+		_live_sent_ms = now
+		_live_in_flight += 1
+		_live_last_hash = digest
+		_live_dirty = false
+
+
+func _on_live_frame(_seq: int, image_bytes: PackedByteArray, message: RefCounted) -> void:
+	var frame: PK.LiveFrameMsg = message
+	_live_in_flight = maxi(0, _live_in_flight - 1 - frame.skipped)
+	if not image_bytes.is_empty():
+		_show_image(image_bytes)
+
+
+func _on_live_ended(code_name: String, message: String) -> void:
+	_live = null
+	_live_toggle.set_pressed_no_signal(false)
+	if not code_name.is_empty():
+		_message.text = "Live: " + code_name + ": " + message
+
+
+func _on_live_setting_changed(_value: Variant = null) -> void:
+	_live_dirty = true
+
+
+func _live_settings() -> PK.LiveSettingsMsg:
+	var settings := PK.LiveSettingsMsg.new()
+	settings.prompt = _prompt.text.strip_edges()
+	settings.negative_prompt = _negative.text.strip_edges()
+	settings.strength = _strength.value
+	return settings
+
+
+func _live_side(value: float) -> int:
+	return int(value) if value >= 64 else LIVE_DEFAULT_SIDE
+
+
+## The live source as RGBA8 pixels of the session's size, or null when there is none.
+func _capture(width: int, height: int) -> Image:
+	var image: Image = null
+	if _live_source.selected == 0:
+		var texture := _live_texture.edited_resource as Texture2D
+		if texture != null:
+			image = texture.get_image()
+	elif _live_source.selected == 1:
+		image = EditorInterface.get_editor_viewport_2d().get_texture().get_image()
+	else:
+		image = EditorInterface.get_editor_viewport_3d(0).get_texture().get_image()
+	if image == null or image.is_empty():
+		return null
+	if image.is_compressed():
+		image.decompress()
+	image.convert(Image.FORMAT_RGBA8)
+	image.resize(width, height, Image.INTERPOLATE_BILINEAR)
+	return image
+
+
+# ---- layout ----------------------------------------------------------------------------
+
+
+func _refresh() -> void:
+	var up := _client != null and _client.is_daemon_connected()
+	var busy := _job != null and not _job.done
+	var down := _client == null or _client.get_state() == Client.State.DISCONNECTED
+	_connect_button.text = "Connect" if down else "Disconnect"
+	_generate_button.disabled = not up or busy
+	_cancel_button.disabled = not busy
+	_live_toggle.disabled = not up
+
+
+func _build() -> void:
+	_url = LineEdit.new()
+	_url.text = Client.DEFAULT_URL
+	_connect_button = _button("Connect", _on_connect_pressed)
+	_add_row("Daemon", [_url, _connect_button])
+	_status = _label("Not connected")
+	add_child(_status)
+
+	_prompt = TextEdit.new()
+	_prompt.placeholder_text = "mossy cobblestone, top-down, seamless"
+	_prompt.custom_minimum_size = Vector2(0, 64)
+	_prompt.text_changed.connect(_on_live_setting_changed)
+	add_child(_prompt)
+	_negative = LineEdit.new()
+	_negative.placeholder_text = "negative prompt"
+	_negative.text_changed.connect(_on_live_setting_changed)
+	add_child(_negative)
+
+	_width = _spin(0, 2048, 8, 512)
+	_height = _spin(0, 2048, 8, 512)
+	_add_row("Size (0: model's)", [_width, _height])
+	_steps = _spin(0, 50, 1, 0)
+	_count = _spin(1, 8, 1, 1)
+	_add_row("Steps / count", [_steps, _count])
+	_seed = _spin(0, 2147483647, 1, 0)
+	_random_seed = _check("random", true)
+	_add_row("Seed", [_seed, _random_seed])
+
+	_tiling = OptionButton.new()
+	for axis in ["none", "x", "y", "xy"]:
+		_tiling.add_item(axis)  # ids 0..3 are the Tiling enum values
+	_transparent = _check("transparent", false)
+	_trim = _check("trim", false)
+	_add_row("Tiling", [_tiling, _transparent, _trim])
+	var maps: Array[Control] = []
+	for map_name in MAPS:
+		_map_boxes[map_name] = _check(map_name, false)
+		maps.append(_map_boxes[map_name])
+	_add_row("Maps", maps)
+	_atlas = _check("pack the images into an atlas", false)
+	add_child(_atlas)
+	_folder = LineEdit.new()
+	_folder.text = AssetWriter.DEFAULT_FOLDER
+	_add_row("Save to", [_folder])
+
+	_generate_button = _button("Generate", _on_generate_pressed)
+	_cancel_button = _button("Cancel", _on_cancel_pressed)
+	_add_row("", [_generate_button, _cancel_button])
+	_progress = ProgressBar.new()
+	add_child(_progress)
+	_message = _label("")
+	add_child(_message)
+
+	_live_toggle = CheckButton.new()
+	_live_toggle.text = "Live"
+	_live_toggle.toggled.connect(_on_live_toggled)
+	_live_source = OptionButton.new()
+	for source in LIVE_SOURCES:
+		_live_source.add_item(source)
+	_add_row("", [_live_toggle, _live_source])
+	_live_texture = EditorResourcePicker.new()
+	_live_texture.base_type = "Texture2D"
+	_strength = HSlider.new()
+	_strength.min_value = 0.05
+	_strength.max_value = 1.0
+	_strength.step = 0.05
+	_strength.value = 0.5
+	_strength.value_changed.connect(_on_live_setting_changed)
+	_add_row("Source / strength", [_live_texture, _strength])
+
+	_preview = TextureRect.new()
+	_preview.custom_minimum_size = Vector2(0, 256)
+	_preview.expand_mode = TextureRect.EXPAND_IGNORE_SIZE
+	_preview.stretch_mode = TextureRect.STRETCH_KEEP_ASPECT_CENTERED
+	add_child(_preview)
+
+
+func _add_row(title: String, controls: Array) -> void:
+	var row := HBoxContainer.new()
+	if not title.is_empty():
+		var label := _label(title)
+		label.custom_minimum_size = Vector2(110, 0)
+		row.add_child(label)
+	for control in controls:
+		control.size_flags_horizontal = Control.SIZE_EXPAND_FILL
+		row.add_child(control)
+	add_child(row)
+
+
+func _label(text: String) -> Label:
+	var label := Label.new()
+	label.text = text
+	label.autowrap_mode = TextServer.AUTOWRAP_WORD_SMART
+	return label
+
+
+func _button(text: String, on_pressed: Callable) -> Button:
+	var button := Button.new()
+	button.text = text
+	button.pressed.connect(on_pressed)
+	return button
+
+
+func _check(text: String, pressed: bool) -> CheckBox:
+	var box := CheckBox.new()
+	box.text = text
+	box.button_pressed = pressed
+	return box
+
+
+func _spin(low: float, high: float, step: float, value: float) -> SpinBox:
+	var spin := SpinBox.new()
+	spin.min_value = low
+	spin.max_value = high
+	spin.step = step
+	spin.value = value
+	return spin
