@@ -1,0 +1,120 @@
+"""Settings (per scene, saved with the .blend) and runtime state (per session, not saved)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .bridge import DEFAULT_ADDRESS
+
+TILING_ITEMS = [
+    ("none", "None", "No tiling"),
+    ("x", "X", "Tiles left to right"),
+    ("y", "Y", "Tiles top to bottom"),
+    ("xy", "XY", "Tiles both ways (seamless texture)"),
+]
+MAP_KINDS = ("normal", "height", "roughness", "ao")
+
+
+class PixelKilnSettings(bpy.types.PropertyGroup):
+    address: StringProperty(  # type: ignore[valid-type]
+        name="Address",
+        description="host:port of the daemon's gRPC port (`pixelkiln serve --port N`)",
+        default=DEFAULT_ADDRESS,
+    )
+    prompt: StringProperty(name="Prompt", default="mossy cobblestone")  # type: ignore[valid-type]
+    width: IntProperty(  # type: ignore[valid-type]
+        name="Width",
+        description="Multiple of 8, 64 to 4096 (the daemon checks and says why)",
+        default=512,
+        min=8,
+        soft_min=64,
+        max=4096,
+        step=8,
+    )
+    height: IntProperty(  # type: ignore[valid-type]
+        name="Height", default=512, min=8, soft_min=64, max=4096, step=8
+    )
+    random_seed: BoolProperty(  # type: ignore[valid-type]
+        name="Random Seed", description="Let the daemon pick a seed", default=True
+    )
+    seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
+    steps: IntProperty(  # type: ignore[valid-type]
+        name="Steps", description="0: the model's default", default=0, min=0, max=50
+    )
+    tiling: EnumProperty(name="Tiling", items=TILING_ITEMS, default="none")  # type: ignore[valid-type]
+    transparent: BoolProperty(  # type: ignore[valid-type]
+        name="Transparent", description="RGBA sprite on a transparent background"
+    )
+    map_normal: BoolProperty(name="Normal", default=True)  # type: ignore[valid-type]
+    map_height: BoolProperty(name="Height", default=False)  # type: ignore[valid-type]
+    map_roughness: BoolProperty(name="Roughness", default=True)  # type: ignore[valid-type]
+    map_ao: BoolProperty(name="AO", default=False)  # type: ignore[valid-type]
+    count: IntProperty(  # type: ignore[valid-type]
+        name="Count", description="Images (seeds seed .. seed+count-1)", default=1, min=1, max=8
+    )
+    output_dir: StringProperty(  # type: ignore[valid-type]
+        name="Save To",
+        description="Also save each result as PNG (with its recipe) in this folder; "
+        "empty: only pack into the .blend",
+        subtype="DIR_PATH",
+        default="",
+    )
+    live_source: PointerProperty(  # type: ignore[valid-type]
+        name="Paint Source", type=bpy.types.Image, description="The image being painted"
+    )
+    live_strength: FloatProperty(  # type: ignore[valid-type]
+        name="Strength", default=0.6, min=0.05, max=1.0
+    )
+    live_interval: FloatProperty(  # type: ignore[valid-type]
+        name="Poll Interval",
+        description="Seconds between checks of the painted image for changes",
+        default=0.25,
+        min=0.05,
+        max=5.0,
+        subtype="TIME_ABSOLUTE",
+    )
+
+
+def selected_maps(settings: PixelKilnSettings) -> list[str]:
+    # A module function, not a method: with a method on the PropertyGroup, bpy 4.2 as a
+    # module crashes at interpreter exit.
+    return [kind for kind in MAP_KINDS if getattr(settings, f"map_{kind}")]
+
+
+class PixelKilnState(bpy.types.PropertyGroup):
+    """What the panel shows; written only by the main-thread timer and the operators."""
+
+    status: StringProperty(default="")  # type: ignore[valid-type]
+    level: EnumProperty(  # type: ignore[valid-type]
+        items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")],
+        default="INFO",
+    )
+    health: StringProperty(default="not checked")  # type: ignore[valid-type]
+    busy: BoolProperty(default=False)  # type: ignore[valid-type]
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0)  # type: ignore[valid-type]
+    last_image: StringProperty(default="")  # type: ignore[valid-type]
+    last_seed: StringProperty(default="")  # type: ignore[valid-type] # uint64: not an int prop
+    live_running: BoolProperty(default=False)  # type: ignore[valid-type]
+    live_frames: IntProperty(default=0, min=0)  # type: ignore[valid-type]
+    live_result: StringProperty(default="")  # type: ignore[valid-type]
+
+
+CLASSES = (PixelKilnSettings, PixelKilnState)
+
+
+def register() -> None:
+    bpy.types.Scene.pixelkiln = PointerProperty(type=PixelKilnSettings)
+    bpy.types.WindowManager.pixelkiln_state = PointerProperty(type=PixelKilnState)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.pixelkiln_state
+    del bpy.types.Scene.pixelkiln

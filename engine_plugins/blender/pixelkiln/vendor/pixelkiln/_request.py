@@ -1,0 +1,217 @@
+"""Build a GenerateRequest from keyword arguments (shared by Client and AsyncClient)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from .v1 import generator_pb2 as gen_pb
+from .v1 import image_pb2 as img_pb
+
+ENCODINGS = {
+    "png": img_pb.ENCODING_PNG,
+    "jpeg": img_pb.ENCODING_JPEG,
+    "jpg": img_pb.ENCODING_JPEG,
+    "webp": img_pb.ENCODING_WEBP,
+    "raw": img_pb.ENCODING_RAW_RGBA8,
+    "raw_rgba8": img_pb.ENCODING_RAW_RGBA8,
+}
+TILINGS: dict[str, Any] = {
+    "none": gen_pb.TILING_NONE,
+    "x": gen_pb.TILING_X,
+    "y": gen_pb.TILING_Y,
+    "xy": gen_pb.TILING_XY,
+}
+MAP_KINDS: dict[str, Any] = {
+    "normal": gen_pb.MAP_KIND_NORMAL,
+    "height": gen_pb.MAP_KIND_HEIGHT,
+    "roughness": gen_pb.MAP_KIND_ROUGHNESS,
+    "ao": gen_pb.MAP_KIND_AO,
+}
+CONVENTIONS: dict[str, Any] = {
+    "opengl": gen_pb.NORMAL_CONVENTION_OPENGL,
+    "directx": gen_pb.NORMAL_CONVENTION_DIRECTX,
+}
+PRIORITIES = {
+    "interactive": gen_pb.PRIORITY_INTERACTIVE,
+    "batch": gen_pb.PRIORITY_BATCH,
+    "live": gen_pb.PRIORITY_LIVE,
+}
+
+ImageInput = str | Path | bytes | Any  # a path, encoded bytes, a PIL image or a numpy array
+
+
+def _sniff(data: bytes) -> Any:
+    if data.startswith(b"\x89PNG"):
+        return img_pb.ENCODING_PNG
+    if data.startswith(b"\xff\xd8"):
+        return img_pb.ENCODING_JPEG
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return img_pb.ENCODING_WEBP
+    return img_pb.ENCODING_PNG
+
+
+def image_to_pb(value: ImageInput) -> img_pb.Image:
+    """Accepts a file path, encoded bytes, a PIL image, or a uint8 numpy array."""
+    if isinstance(value, img_pb.Image):
+        return value
+    if isinstance(value, str | Path):
+        value = Path(value).read_bytes()
+    if isinstance(value, bytes | bytearray):
+        return img_pb.Image(data=bytes(value), encoding=_sniff(bytes(value)))
+    if hasattr(value, "__array_interface__") and not hasattr(value, "save"):
+        from PIL import Image
+
+        value = Image.fromarray(value)
+    if hasattr(value, "save"):
+        buf = io.BytesIO()
+        value.save(buf, format="PNG", compress_level=1)
+        return img_pb.Image(
+            data=buf.getvalue(),
+            encoding=img_pb.ENCODING_PNG,
+            width=value.width,
+            height=value.height,
+        )
+    raise TypeError(f"cannot send {type(value).__name__} as an image")
+
+
+def build_request(
+    prompt: str = "",
+    *,
+    model: str = "",
+    negative_prompt: str = "",
+    width: int = 0,
+    height: int = 0,
+    size: int | None = None,
+    steps: int = 0,
+    guidance_scale: float | None = None,
+    seed: int | None = None,
+    num_images: int = 1,
+    init_image: ImageInput | None = None,
+    strength: float | None = None,
+    mask: ImageInput | None = None,
+    output_encoding: str = "png",
+    preview_every: int = 0,
+    preview_max_side: int = 0,
+    preview_encoding: str = "jpeg",
+    client_request_id: str = "",
+    priority: str = "interactive",
+    tiling: str = "none",
+    transparent: bool = False,
+    trim: bool = False,
+    padding: int = 0,
+    maps: str | list[str] | tuple[str, ...] = (),
+    height_blur: float | None = None,
+    normal_strength: float | None = None,
+    normal_convention: str = "opengl",
+    ao_radius: float | None = None,
+    ao_strength: float | None = None,
+    atlas: bool = False,
+) -> gen_pb.GenerateRequest:
+    """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
+    width and height. Zero/None means the model's default.
+
+    Assets: ``tiling`` "x" | "y" | "xy"; ``transparent=True`` for an RGBA sprite (``trim``
+    and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
+    settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet."""
+    if size is not None:
+        width = height = size
+    try:
+        encoding = ENCODINGS[output_encoding.lower()]
+        preview_enc = ENCODINGS[preview_encoding.lower()]
+        prio = PRIORITIES[priority.lower()]
+        tile = TILINGS[tiling.lower()]
+        map_list = maps.split(",") if isinstance(maps, str) else list(maps)
+        map_kinds = [MAP_KINDS[m.strip().lower()] for m in map_list if m.strip()]
+        convention = CONVENTIONS[normal_convention.lower()]
+    except KeyError as exc:
+        raise ValueError(f"unknown value {exc.args[0]!r}") from None
+    msg = gen_pb.GenerateRequest(
+        model=model,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        steps=steps,
+        num_images=num_images,
+        output_encoding=encoding,
+        preview=gen_pb.PreviewSettings(
+            every_n_steps=preview_every, max_side=preview_max_side, encoding=preview_enc
+        ),
+        client_request_id=client_request_id,
+        priority=prio,
+        tiling=tile,
+        background=gen_pb.BACKGROUND_TRANSPARENT if transparent else gen_pb.BACKGROUND_OPAQUE,
+        sprite=gen_pb.SpriteSettings(trim=trim, padding=padding),
+        maps=map_kinds,
+        atlas=atlas,
+    )
+    settings = msg.map_settings
+    settings.convention = convention
+    for name, value in (
+        ("height_blur", height_blur),
+        ("normal_strength", normal_strength),
+        ("ao_radius", ao_radius),
+        ("ao_strength", ao_strength),
+    ):
+        if value is not None:
+            setattr(settings, name, value)
+    if guidance_scale is not None:
+        msg.guidance_scale = guidance_scale
+    if seed is not None:
+        msg.seed = seed
+    if strength is not None:
+        msg.strength = strength
+    if init_image is not None:
+        msg.init_image.CopyFrom(image_to_pb(init_image))
+    if mask is not None:
+        msg.mask.CopyFrom(image_to_pb(mask))
+    return msg
+
+
+def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments that reproduce a recipe (as found in a result or a PNG)."""
+    req = dict(recipe.get("request", recipe))
+    settings = req.pop("map_settings", None) or {}
+    if req.pop("background", "opaque") == "transparent":
+        req["transparent"] = True
+    if "trim_padding" in req:
+        req["padding"] = req.pop("trim_padding")
+    for key in ("height_blur", "normal_strength", "ao_radius", "ao_strength"):
+        if key in settings:
+            req[key] = settings[key]
+    if "convention" in settings:
+        req["normal_convention"] = settings["convention"]
+    allowed = set(build_request.__kwdefaults__ or {}) | {"prompt"}
+    return {k: v for k, v in req.items() if k in allowed}
+
+
+def build_live_input(
+    seq: int,
+    image: ImageInput | None = None,
+    *,
+    size: int | None = None,
+    tiling: str | None = None,
+    output_encoding: str | None = None,
+    **settings: Any,
+) -> gen_pb.LiveInput:
+    """A LiveInput: ``image`` plus any settings to change (model, prompt, negative_prompt,
+    strength, seed, steps, width, height, size, guidance_scale, tiling, output_encoding)."""
+    msg = gen_pb.LiveInput(seq=seq)
+    if image is not None:
+        msg.image.CopyFrom(image_to_pb(image))
+    if size is not None:
+        settings["width"] = settings["height"] = size
+    target = msg.settings
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name not in gen_pb.LiveSettings.DESCRIPTOR.fields_by_name:
+            raise TypeError(f"unknown live setting {name!r}")
+        setattr(target, name, value)
+    if tiling is not None:
+        target.tiling = TILINGS[tiling.lower()]
+    if output_encoding is not None:
+        target.output_encoding = ENCODINGS[output_encoding.lower()]
+    return msg

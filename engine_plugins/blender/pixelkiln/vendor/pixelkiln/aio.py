@@ -1,0 +1,138 @@
+"""asyncio client, same surface as :class:`pixelkiln.Client`.
+
+async with AsyncClient() as client:
+    async for event in client.stream("red brick wall", preview_every=1):
+        print(event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import _request
+from .client import (
+    CLIENT_ID_HEADER,
+    DEFAULT_ADDRESS,
+    MAX_MESSAGE_BYTES,
+    channel_options,
+    load_recipe,
+)
+from .errors import PixelKilnError, from_rpc_error
+from .events import Event, Result, event_from_pb
+from .live import AsyncLiveSession
+from .v1 import generator_pb2 as gen_pb
+from .v1 import generator_pb2_grpc as gen_grpc
+from .v1 import models_pb2 as models_pb
+from .v1 import models_pb2_grpc as models_grpc
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout: float | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.client_id = uuid.uuid4().hex
+        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
+        self._channel = grpc.aio.insecure_channel(
+            address, options=channel_options(max_message_bytes)
+        )
+        self._gen = gen_grpc.GeneratorStub(self._channel)
+        self._models = models_grpc.ModelsStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _unary(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def stream(self, prompt: str = "", **options: Any) -> AsyncIterator[Event]:
+        """Yield Accepted/Queued/Progress/Preview/Result. Breaking out of the loop (or
+        cancelling the task) cancels the request on the daemon."""
+        request = _request.build_request(prompt, **options)
+        call = self._gen.Generate(request, timeout=self.timeout, metadata=self._metadata)
+        try:
+            async for msg in call:
+                yield event_from_pb(msg)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    async def generate(
+        self, prompt: str = "", *, on_event: Callable[[Event], None] | None = None, **options: Any
+    ) -> Result:
+        async for event in self.stream(prompt, **options):
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, Result):
+                return event
+        raise PixelKilnError(grpc.StatusCode.UNKNOWN, "stream ended without a result")
+
+    async def replay(self, recipe: Any, **overrides: Any) -> Result:
+        return await self.generate(
+            **{**_request.request_from_recipe(load_recipe(recipe)), **overrides}
+        )
+
+    def live(self, **settings: Any) -> AsyncLiveSession:
+        """Open a live session: ``async with client.live(prompt=...) as s: await s.send(img)``
+        and ``async for frame in s``."""
+        return AsyncLiveSession(self._gen, settings, self.timeout, self._metadata)
+
+    async def cancel(self, request_id: str) -> bool:
+        resp = await self._unary(self._gen.Cancel, gen_pb.CancelRequest(request_id=request_id))
+        return bool(resp.cancelled)
+
+    async def models(self) -> list[models_pb.ModelInfo]:
+        return list((await self._unary(self._models.List, models_pb.ListModelsRequest())).models)
+
+    async def load(self, name: str) -> models_pb.ModelInfo:
+        return await self._unary(self._models.Load, models_pb.LoadModelRequest(name=name))
+
+    async def unload(self, name: str) -> bool:
+        resp = await self._unary(self._models.Unload, models_pb.UnloadModelRequest(name=name))
+        return bool(resp.unloaded)
+
+    async def status(self) -> models_pb.StatusResponse:
+        return await self._unary(self._models.Status, models_pb.StatusRequest())
+
+    async def health(self, service: str = "") -> str:
+        resp = await self._unary(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+
+    async def wait_ready(self, timeout: float = 60.0, interval: float = 0.1) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if await self.health() == "SERVING":
+                    return
+            except PixelKilnError as err:
+                if err.code is not grpc.StatusCode.UNAVAILABLE:
+                    raise
+            if time.monotonic() > deadline:
+                raise PixelKilnError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"daemon at {self.address} not ready after {timeout:.0f} s",
+                )
+            await asyncio.sleep(interval)

@@ -1,0 +1,192 @@
+"""Blocking client. One channel per Client; safe to share between threads.
+
+from pixelkiln import Client
+
+with Client("127.0.0.1:50051") as client:
+    result = client.generate("mossy cobblestone", size=512, seed=7)
+    result.image.save("stone.png")
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import _request
+from .errors import PixelKilnError, from_rpc_error
+from .events import Event, Result, event_from_pb
+from .live import LiveSession
+from .v1 import generator_pb2 as gen_pb
+from .v1 import generator_pb2_grpc as gen_grpc
+from .v1 import models_pb2 as models_pb
+from .v1 import models_pb2_grpc as models_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Sent with every call so the daemon can be fair between clients sharing a connection.
+CLIENT_ID_HEADER = "pixelkiln-client-id"
+# Matches the daemon's default; a 1024x1024 raw RGBA image alone is 4 MiB, grpcio's default.
+MAX_MESSAGE_BYTES = 65 * 1024 * 1024
+
+
+def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+class GenerationStream:
+    """Iterate to receive events; ``cancel()`` stops the request on the daemon."""
+
+    def __init__(self, call: Any, client: Client) -> None:
+        self._call = call
+        self._client = client
+        self.request_id = ""
+
+    def __iter__(self) -> Iterator[Event]:
+        try:
+            for msg in self._call:
+                event = event_from_pb(msg)
+                self.request_id = msg.request_id
+                yield event
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def cancel(self) -> bool:
+        """Cancel on the daemon (stops at the next step, skips the decode)."""
+        if self.request_id:
+            return self._client.cancel(self.request_id)
+        self._call.cancel()
+        return True
+
+
+class Client:
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout: float | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.client_id = uuid.uuid4().hex
+        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
+        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        self._gen = gen_grpc.GeneratorStub(self._channel)
+        self._models = models_grpc.ModelsStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _unary(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def stream(self, prompt: str = "", **options: Any) -> GenerationStream:
+        """Start a generation; iterate the result for Accepted/Queued/Progress/Preview/Result.
+        Options are those of :func:`pixelkiln._request.build_request`."""
+        request = _request.build_request(prompt, **options)
+        return GenerationStream(
+            self._gen.Generate(request, timeout=self.timeout, metadata=self._metadata), self
+        )
+
+    def generate(
+        self,
+        prompt: str = "",
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        **options: Any,
+    ) -> Result:
+        """Generate and wait for the result; ``on_event`` sees every event on the way."""
+        for event in self.stream(prompt, **options):
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, Result):
+                return event
+        raise PixelKilnError(grpc.StatusCode.UNKNOWN, "stream ended without a result")
+
+    def replay(self, recipe: dict[str, Any] | str | Path, **overrides: Any) -> Result:
+        """Reproduce a recipe (a dict, JSON text, or a .json/.png path). Pass init_image/mask
+        again for img2img and inpainting recipes."""
+        return self.generate(**{**_request.request_from_recipe(load_recipe(recipe)), **overrides})
+
+    def live(self, **settings: Any) -> LiveSession:
+        """Open a live session; ``settings`` (prompt, strength, seed, steps, size, ...) go with
+        the first input and persist until changed. Use as a context manager."""
+        return LiveSession(self._gen, settings, self.timeout, self._metadata)
+
+    def cancel(self, request_id: str) -> bool:
+        return bool(
+            self._unary(self._gen.Cancel, gen_pb.CancelRequest(request_id=request_id)).cancelled
+        )
+
+    def models(self) -> list[models_pb.ModelInfo]:
+        return list(self._unary(self._models.List, models_pb.ListModelsRequest()).models)
+
+    def load(self, name: str) -> models_pb.ModelInfo:
+        return self._unary(self._models.Load, models_pb.LoadModelRequest(name=name))
+
+    def unload(self, name: str) -> bool:
+        return bool(
+            self._unary(self._models.Unload, models_pb.UnloadModelRequest(name=name)).unloaded
+        )
+
+    def status(self) -> models_pb.StatusResponse:
+        return self._unary(self._models.Status, models_pb.StatusRequest())
+
+    def health(self, service: str = "") -> str:
+        """ "SERVING", "NOT_SERVING", ... of the standard grpc.health.v1 service."""
+        resp = self._unary(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+
+    def wait_ready(self, timeout: float = 60.0, interval: float = 0.1) -> None:
+        """Poll health until SERVING (the default model is warm) or raise after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.health() == "SERVING":
+                    return
+            except PixelKilnError as err:
+                if err.code is not grpc.StatusCode.UNAVAILABLE:
+                    raise
+            if time.monotonic() > deadline:
+                raise PixelKilnError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"daemon at {self.address} not ready after {timeout:.0f} s",
+                )
+            time.sleep(interval)
+
+
+def load_recipe(recipe: dict[str, Any] | str | Path) -> dict[str, Any]:
+    if isinstance(recipe, dict):
+        return recipe
+    text = str(recipe)
+    if text.lstrip().startswith("{"):
+        return dict(json.loads(text))
+    path = Path(recipe)
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as img:
+            raw = img.text.get("pixelkiln")  # type: ignore[attr-defined]
+        if not raw:
+            raise ValueError(f"{path} carries no PixelKiln recipe")
+        return dict(json.loads(raw))
+    return dict(json.loads(path.read_text()))

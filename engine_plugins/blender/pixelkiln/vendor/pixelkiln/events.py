@@ -1,0 +1,223 @@
+"""What the client hands back: events of a generation and its final result.
+
+Plain dataclasses over the protobuf messages, so scripts need no protobuf knowledge.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .v1 import generator_pb2 as gen_pb
+from .v1 import image_pb2 as img_pb
+
+ENCODING_NAMES = {
+    img_pb.ENCODING_PNG: "png",
+    img_pb.ENCODING_JPEG: "jpeg",
+    img_pb.ENCODING_WEBP: "webp",
+    img_pb.ENCODING_RAW_RGBA8: "raw_rgba8",
+}
+
+
+@dataclass(frozen=True)
+class Image:
+    """Encoded image bytes with their size. ``to_pil()`` and ``to_numpy()`` need Pillow/numpy."""
+
+    data: bytes
+    encoding: str
+    width: int
+    height: int
+
+    @classmethod
+    def from_pb(cls, msg: img_pb.Image) -> Image:
+        return cls(msg.data, ENCODING_NAMES.get(msg.encoding, "png"), msg.width, msg.height)
+
+    def to_pil(self) -> Any:
+        from PIL import Image as PILImage
+
+        if self.encoding == "raw_rgba8":
+            return PILImage.frombytes("RGBA", (self.width, self.height), self.data)
+        return PILImage.open(io.BytesIO(self.data))
+
+    def to_numpy(self) -> Any:
+        import numpy as np
+
+        return np.asarray(self.to_pil())
+
+    def save(self, path: str | Path) -> Path:
+        """Write the image; encoded bytes are written as they came (PNG keeps its recipe).
+
+        Written to a temporary file first and renamed, so a crash never leaves half a file."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.part")
+        if self.encoding == "raw_rgba8":
+            self.to_pil().save(tmp, format=(path.suffix.lstrip(".") or "png").upper())
+        else:
+            tmp.write_bytes(self.data)
+        tmp.replace(path)
+        return path
+
+
+MAP_NAMES = {1: "normal", 2: "height", 3: "roughness", 4: "ao"}
+
+
+@dataclass(frozen=True)
+class ResultImage(Image):
+    seed: int = 0
+    index: int = 0
+    # Derived maps by kind ("normal", "height", "roughness", "ao").
+    maps: dict[str, Image] = field(default_factory=dict)
+    # With tiling: {"edge", "interior", "ratio"} (ratio about 1 = no visible seam).
+    seam: dict[str, float] | None = None
+    # Trimmed sprites: (x, y, width, height) of the kept box in the generated canvas.
+    trim_box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    request_id: str
+    client_request_id: str
+    model: str
+    seed: int
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    num_images: int
+
+
+@dataclass(frozen=True)
+class Queued:
+    request_id: str
+    position: int
+    queue_depth: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    request_id: str
+    step: int
+    total: int
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class Preview:
+    request_id: str
+    step: int
+    images: list[Image]
+
+
+@dataclass(frozen=True)
+class Result:
+    request_id: str
+    images: list[ResultImage]
+    recipe_json: str
+    timings: dict[str, float] = field(default_factory=dict)
+    atlas: Image | None = None
+    # TexturePacker "JSON (Hash)" frame map of the atlas.
+    atlas_frames: dict[str, Any] | None = None
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return json.loads(self.recipe_json) if self.recipe_json else {}
+
+    @property
+    def image(self) -> ResultImage:
+        return self.images[0]
+
+
+Event = Accepted | Queued | Progress | Preview | Result
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A live session's answer to input ``seq``. ``image`` is None when ``unchanged`` (the
+    input equalled the last one processed; keep showing the previous frame)."""
+
+    seq: int
+    image: Image | None
+    unchanged: bool
+    seed: int
+    skipped: int
+    timings: dict[str, float]
+
+    @classmethod
+    def from_pb(cls, msg: gen_pb.LiveFrame) -> LiveFrame:
+        t = msg.timings
+        return cls(
+            seq=msg.seq,
+            image=Image.from_pb(msg.image) if msg.image.data else None,
+            unchanged=msg.unchanged,
+            seed=msg.seed,
+            skipped=msg.skipped,
+            timings={
+                "queue_ms": t.queue_ms,
+                "model_ms": t.model_ms,
+                "encode_ms": t.encode_ms,
+                "total_ms": t.total_ms,
+            },
+        )
+
+
+def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
+    kind = msg.WhichOneof("event")
+    rid = msg.request_id
+    if kind == "accepted":
+        a = msg.accepted
+        return Accepted(
+            a.request_id,
+            a.client_request_id,
+            a.model,
+            a.seed,
+            a.width,
+            a.height,
+            a.steps,
+            a.guidance_scale,
+            a.num_images,
+        )
+    if kind == "queued":
+        return Queued(rid, msg.queued.position, msg.queued.queue_depth)
+    if kind == "progress":
+        p = msg.progress
+        return Progress(rid, p.step, p.total, p.elapsed_ms)
+    if kind == "preview":
+        return Preview(rid, msg.preview.step, [Image.from_pb(i) for i in msg.preview.images])
+    if kind == "result":
+        r = msg.result
+        images = [_result_image(g) for g in r.images]
+        t = r.timings
+        timings = {
+            "queue_ms": t.queue_ms,
+            "model_ms": t.model_ms,
+            "encode_ms": t.encode_ms,
+            "total_ms": t.total_ms,
+        }
+        atlas = Image.from_pb(r.atlas.image) if r.HasField("atlas") else None
+        frames = json.loads(r.atlas.frames_json) if r.HasField("atlas") else None
+        return Result(rid, images, r.recipe.json, timings, atlas, frames)
+    raise ValueError(f"unknown event {kind!r} (newer daemon?)")
+
+
+def _result_image(g: gen_pb.GeneratedImage) -> ResultImage:
+    seam = None
+    if g.HasField("seam"):
+        seam = {"edge": g.seam.edge, "interior": g.seam.interior, "ratio": g.seam.ratio}
+    box = None
+    if g.HasField("trim_box"):
+        b = g.trim_box
+        box = (b.x, b.y, b.width, b.height)
+    return ResultImage(
+        g.image.data,
+        ENCODING_NAMES.get(g.image.encoding, "png"),
+        g.image.width,
+        g.image.height,
+        seed=g.seed,
+        index=g.index,
+        maps={MAP_NAMES.get(m.kind, str(m.kind)): Image.from_pb(m.image) for m in g.maps},
+        seam=seam,
+        trim_box=box,
+    )
