@@ -123,7 +123,7 @@ def test_generate_streams_events_and_saves_decodable_pngs(
 ) -> None:
     out = run_e2e(e2e_exe, "generate", ws_daemon[0], str(tmp_path))
     assert one(out, "connected") == "True" and one(out, "status_ready") == "True"
-    assert one(out, "status_max_message_bytes") == str(64 * 2**20)
+    assert one(out, "status_max_message_bytes") == str(65 * 2**20)
     assert one(out, "default_model") == "tiny-random"
     assert "tiny-random" in one(out, "models").split(",")
     assert one(out, "loaded") == "tiny-random:True"

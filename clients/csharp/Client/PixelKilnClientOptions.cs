@@ -25,8 +25,8 @@ namespace PixelKiln.Client
         /// <summary>The default WebSocket endpoint of a local daemon.</summary>
         public const string DefaultUrl = "ws://127.0.0.1:50052/v1";
 
-        /// <summary>The daemon's default frame limit (64 MiB; <c>pixelkiln serve --max-message-mib</c>).</summary>
-        public const long DefaultMaxMessageBytes = 64L * 1024 * 1024;
+        /// <summary>The daemon's default frame limit (65 MiB; <c>pixelkiln serve --max-message-mib</c>).</summary>
+        public const long DefaultMaxMessageBytes = 65L * 1024 * 1024;
 
         /// <summary>Creates options with the defaults.</summary>
         public PixelKilnClientOptions()
@@ -71,7 +71,7 @@ namespace PixelKiln.Client
 
         /// <summary>
         /// The largest frame sent or accepted, in bytes. Keep it equal to the daemon's limit
-        /// (64 MiB by default; <c>StatusResponse.max_message_bytes</c> reports it): the daemon closes
+        /// (65 MiB by default; <c>StatusResponse.max_message_bytes</c> reports it): the daemon closes
         /// the connection (code 1009) on a larger frame, so the client refuses to send one and
         /// throws <c>RESOURCE_EXHAUSTED</c> instead.
         /// </summary>
