@@ -272,8 +272,10 @@ class Bench:
     def unavailable(self, variant: str, family: str) -> str:
         """Why ``variant`` cannot run here; "" when it can."""
         if variant == "onnx":
-            import onnxruntime as ort
-
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                return "onnxruntime is not installed"
             if family != "sd":
                 return "the ONNX export handles the SD family only"
             if self.cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
