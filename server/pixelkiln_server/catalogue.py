@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import NotFound
+from .errors import InvalidArgument, NotFound
 
 TINY_RANDOM_SOURCE = "builtin:tiny-random"
 ONNX_MANIFEST = "pixelkiln_onnx.json"
@@ -22,6 +23,95 @@ _FAMILY_BY_CLASS = {
     "FluxPipeline": "flux",
     "ZImagePipeline": "z-image",
 }
+
+
+QUANTIZE_MODES = ("fp8-dynamic", "int8-dynamic", "int8-weight", "nf4")
+OFFLOAD_MODES = ("model", "sequential")
+MAX_LORA_SCALE = 10.0
+
+
+@dataclass(frozen=True)
+class LoraAdapter:
+    """A LoRA adapter loaded with its model: a diffusers/kohya LoRA file (.safetensors) or a
+    folder holding one, and the scale used when a request does not choose one."""
+
+    name: str
+    path: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Speed and memory options of one model, applied at load (``backends/accel.py``) and
+    reported per loaded model by Status. Device-independent checks run here, on creation, and
+    raise InvalidArgument naming the option; checks that need the device (CUDA for
+    ``cuda_graphs``/``offload``, compute capability 8.9 for fp8, torchao and peft installed)
+    run at load.
+
+    ``None`` means automatic: ``channels_last`` and ``fuse_qkv`` on for CUDA, off elsewhere;
+    ``sdpa`` (diffusers' AttnProcessor2_0) on everywhere. Everything else is off by default.
+    ``compile`` compiles the denoiser and warms it up at the native size when the model loads;
+    another size, batch or CFG setting recompiles once on first use.
+    """
+
+    channels_last: bool | None = None
+    fuse_qkv: bool | None = None
+    sdpa: bool | None = None
+    compile: bool = False
+    cuda_graphs: bool = False
+    quantize: str = ""
+    tiny_vae: str = ""
+    tiny_vae_decode: bool = False
+    offload: str = ""
+    loras: tuple[LoraAdapter, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.quantize not in ("", *QUANTIZE_MODES):
+            raise InvalidArgument(
+                "quantize",
+                f"must be one of {', '.join(QUANTIZE_MODES)} (or empty: off); "
+                f"got {self.quantize!r}",
+            )
+        if self.offload not in ("", *OFFLOAD_MODES):
+            raise InvalidArgument(
+                "offload",
+                f"must be one of {', '.join(OFFLOAD_MODES)} (or empty: off); got {self.offload!r}",
+            )
+        if self.cuda_graphs and not self.compile:
+            raise InvalidArgument(
+                "cuda_graphs", "needs compile (torch.compile mode=reduce-overhead captures them)"
+            )
+        if self.tiny_vae_decode and not self.tiny_vae:
+            raise InvalidArgument("tiny_vae_decode", "needs tiny_vae (a TAESD-family folder)")
+        if self.fuse_qkv and self.sdpa is False:
+            raise InvalidArgument("fuse_qkv", "needs sdpa (the fused processor is SDPA-based)")
+        if self.offload == "sequential" and (self.compile or self.quantize):
+            raise InvalidArgument(
+                "offload",
+                "sequential offload cannot be combined with compile or quantize; use offload=model",
+            )
+        if self.loras and self.fuse_qkv:
+            raise InvalidArgument(
+                "fuse_qkv", "cannot be combined with LoRA adapters (fused projections skip them)"
+            )
+        if self.loras and self.quantize:
+            raise InvalidArgument("quantize", "cannot be combined with LoRA adapters (yet)")
+        names = [a.name for a in self.loras]
+        for adapter in self.loras:
+            if not adapter.name or not adapter.path:
+                raise InvalidArgument("lora", "each adapter needs a NAME and a PATH")
+            if names.count(adapter.name) > 1:
+                raise InvalidArgument("lora", f"adapter name {adapter.name!r} is used twice")
+            if not math.isfinite(adapter.scale) or abs(adapter.scale) > MAX_LORA_SCALE:
+                raise InvalidArgument(
+                    "lora",
+                    f"scale of {adapter.name!r} must be within -{MAX_LORA_SCALE:g}.."
+                    f"{MAX_LORA_SCALE:g}; got {adapter.scale}",
+                )
+
+    @property
+    def lora_scales(self) -> dict[str, float]:
+        return {a.name: a.scale for a in self.loras}
 
 
 @dataclass(frozen=True)
@@ -47,6 +137,8 @@ class ModelSpec:
     # weights' memory in GB at the dtype the daemon picks on a GPU (activations come on top).
     pipeline: str = ""
     memory_gb: float = 0.0
+    # Speed and memory options (compile, quantize, tiny VAE, offload, LoRA adapters, ...).
+    options: ModelOptions = field(default_factory=ModelOptions)
 
     @property
     def tiling_method(self) -> str:

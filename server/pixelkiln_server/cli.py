@@ -7,7 +7,11 @@ import asyncio
 import logging
 from pathlib import Path
 
+from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, ModelOptions
 from .config import MIB, ServerConfig, default_home
+from .errors import PixelKilnError
+
+GIB = 1024**3
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,12 +67,123 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="close a live session after this many seconds without input (default 30)",
     )
+    add_speed_arguments(parser)
     parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
     parser.add_argument("--home", type=Path, default=None, help="cache folder for built models")
     parser.add_argument(
         "--offline", action="store_true", help="never touch the network (also HF_HUB_OFFLINE=1)"
     )
     parser.add_argument("--log-level", default="INFO")
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    speed = parser.add_argument_group(
+        "speed and memory (options of the default model; see README 'Speed and memory')"
+    )
+    for flag, what in (
+        ("channels-last", "channels_last memory format for the UNet and VAE"),
+        ("fuse-qkv", "fused QKV projections (off with --lora)"),
+    ):
+        speed.add_argument(
+            f"--{flag}",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"{what} (default: on for CUDA, off elsewhere)",
+        )
+    speed.add_argument(
+        "--sdpa",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="scaled-dot-product attention, AttnProcessor2_0 (default on)",
+    )
+    speed.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the denoiser, warmed up at the native size when the model loads "
+        "(other sizes recompile once)",
+    )
+    speed.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="with --compile: mode=reduce-overhead (CUDA graphs); CUDA only",
+    )
+    speed.add_argument(
+        "--quantize",
+        default="",
+        metavar="MODE",
+        help=f"quantize the denoiser with torchao: {', '.join(QUANTIZE_MODES)} "
+        "(fp8 needs compute capability 8.9+)",
+    )
+    speed.add_argument(
+        "--tiny-vae",
+        default="",
+        metavar="PATH",
+        help="a TAESD-family AutoencoderTiny folder: decodes step previews",
+    )
+    speed.add_argument(
+        "--tiny-vae-decode",
+        action="store_true",
+        help="also decode live-priority results with the tiny VAE (faster, softer)",
+    )
+    speed.add_argument(
+        "--offload",
+        default="",
+        metavar="MODE",
+        help=f"CPU offload for small cards: {', '.join(OFFLOAD_MODES)} (CUDA only)",
+    )
+    speed.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:SCALE]",
+        help="load a LoRA adapter into the default model (repeatable; scale default 1; "
+        "requests choose scales with GenerateRequest.loras)",
+    )
+    speed.add_argument(
+        "--vram-budget-gb",
+        type=float,
+        default=None,
+        help="GPU memory the loaded models may hold; least recently used ones are unloaded "
+        "to make room (default: the card's total minus max(2 GiB, 10%%))",
+    )
+    speed.add_argument(
+        "--memory-budget-gb",
+        type=float,
+        default=None,
+        help="the same budget on the CPU, over the models' weights (default unlimited)",
+    )
+
+
+def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
+    """The default model's options; raises SystemExit naming the flag on a bad value."""
+    from .backends.lora import parse_cli
+
+    try:
+        return ModelOptions(
+            channels_last=args.channels_last,
+            fuse_qkv=args.fuse_qkv,
+            sdpa=args.sdpa,
+            compile=args.compile,
+            cuda_graphs=args.cuda_graphs,
+            quantize=args.quantize,
+            tiny_vae=args.tiny_vae,
+            tiny_vae_decode=args.tiny_vae_decode,
+            offload=args.offload,
+            loras=tuple(parse_cli(item) for item in args.lora),
+        )
+    except PixelKilnError as exc:
+        field = getattr(exc, "field", "")
+        flag = f"--{field.replace('_', '-')}" if field else ""
+        message = exc.message.removeprefix(f"{field}: ") if field else exc.message
+        raise SystemExit(f"pixelkiln serve: {flag}: {message}" if flag else message) from None
+
+
+def _budget(value: float | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    if value <= 0:
+        raise SystemExit(f"pixelkiln serve: {flag}: must be positive; got {value}")
+    return int(value * GIB)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -78,12 +193,16 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         if not sep or not name or not source:
             raise SystemExit(f"--add-model wants NAME=SOURCE, got {item!r}")
         extra[name] = source
+    options = model_options_from_args(args)
     return ServerConfig(
         host=args.host,
         port=args.port,
         ws_port=None if args.ws_port < 0 else args.ws_port,
         default_model=args.model,
         extra_models=extra,
+        model_options={args.model: options} if options != ModelOptions() else {},
+        vram_budget_bytes=_budget(args.vram_budget_gb, "--vram-budget-gb"),
+        memory_budget_bytes=_budget(args.memory_budget_gb, "--memory-budget-gb"),
         device=args.device,
         dtype=args.dtype,
         queue_size=args.queue_size,

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .catalogue import ModelOptions
+
 MIB = 1024 * 1024
 
 
@@ -35,6 +37,13 @@ class ServerConfig:
     default_model: str = "tiny-random"
     # Extra models by name -> source (hub id, folder or .safetensors file).
     extra_models: dict[str, str] = field(default_factory=dict)
+    # Speed/memory options and LoRA adapters by model name (``serve`` sets the default
+    # model's); models not named here get ModelOptions() (automatic defaults).
+    model_options: dict[str, ModelOptions] = field(default_factory=dict)
+    # Budgets for loaded models' memory: on CUDA None means the card's total minus a margin;
+    # on other devices None means unlimited. Least recently used models make room.
+    vram_budget_bytes: int | None = None
+    memory_budget_bytes: int | None = None
     device: str = "auto"
     dtype: str = "auto"
     queue_size: int = 32

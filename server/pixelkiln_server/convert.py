@@ -30,6 +30,7 @@ from .types import (
     Recipe,
     Result,
     Tiling,
+    UnloadResult,
 )
 
 _ENCODING_TO_PB = {
@@ -153,6 +154,7 @@ def request_from_pb(msg: gen_pb.GenerateRequest) -> GenerationRequest:
         maps=tuple(_map_name(m) for m in msg.maps),
         map_settings=map_settings_from_pb(msg.map_settings),
         atlas=msg.atlas,
+        loras=tuple(sorted(msg.loras.items())),
     )
 
 
@@ -183,6 +185,7 @@ def request_to_pb(req: GenerationRequest) -> gen_pb.GenerateRequest:
         maps=[_MAP_TO_PB[m] for m in req.maps if m in _MAP_TO_PB],
         map_settings=map_settings_to_pb(req.map_settings),
         atlas=req.atlas,
+        loras=dict(req.loras),
     )
     if req.guidance_scale is not None:
         msg.guidance_scale = req.guidance_scale
@@ -292,7 +295,23 @@ def status_to_pb(status: DaemonStatus) -> models_pb.StatusResponse:
         running=status.running,
         ready=status.ready,
         max_message_bytes=status.max_message_bytes,
+        models=[
+            models_pb.LoadedModel(
+                name=m.name,
+                device=m.device,
+                dtype=m.dtype,
+                memory_bytes=m.memory_bytes,
+                options=m.options,
+                last_used_unix_ms=m.last_used_unix_ms,
+            )
+            for m in status.models
+        ],
+        memory_budget_bytes=status.memory_budget_bytes,
     )
+
+
+def unload_to_pb(result: UnloadResult) -> models_pb.UnloadModelResponse:
+    return models_pb.UnloadModelResponse(unloaded=result.unloaded, freed_bytes=result.freed_bytes)
 
 
 def live_input_from_pb(msg: gen_pb.LiveInput) -> LiveInput:

@@ -51,6 +51,10 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
         for k, v in asdict(recipe.request).items()
         if k not in _NOT_IN_RECIPE
     }
+    # LoRA scales by adapter name; absent when the model has no adapters (older recipes).
+    req.pop("loras", None)
+    if recipe.request.loras:
+        req["loras"] = dict(recipe.request.loras)
     return {
         "format": RECIPE_FORMAT,
         "request": req,
@@ -97,4 +101,6 @@ def request_from_dict(data: dict[str, Any]) -> GenerationRequest:
         values["maps"] = tuple(values["maps"])
     if "map_settings" in values:
         values["map_settings"] = MapSettings(**values["map_settings"])
+    if "loras" in values:
+        values["loras"] = tuple(sorted((str(k), float(v)) for k, v in values["loras"].items()))
     return GenerationRequest(preview=PreviewOptions(), **values)

@@ -109,6 +109,9 @@ class GenerationRequest:
     maps: tuple[str, ...] = ()
     map_settings: MapSettings = field(default_factory=MapSettings)
     atlas: bool = False
+    # LoRA scales by adapter name, for adapters loaded with the model (``serve --lora``).
+    # Resolved requests list every adapter of the model with its scale, sorted by name.
+    loras: tuple[tuple[str, float], ...] = ()
 
     @property
     def mode(self) -> str:
@@ -274,6 +277,27 @@ class LiveFrame:
 
 
 @dataclass(frozen=True)
+class LoadedModelStatus:
+    """One loaded model: where it lives, what it holds, its active options, when last used."""
+
+    name: str
+    device: str
+    dtype: str
+    memory_bytes: int
+    options: dict[str, str]
+    last_used_unix_ms: int
+
+
+@dataclass(frozen=True)
+class UnloadResult:
+    """``freed_bytes``: memory measured as released (tensors gone, or the CUDA allocator's
+    drop), not the model's size as assumed."""
+
+    unloaded: bool
+    freed_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class DaemonStatus:
     version: str
     device: str
@@ -286,3 +310,6 @@ class DaemonStatus:
     running: int
     ready: bool
     max_message_bytes: int
+    models: list[LoadedModelStatus] = field(default_factory=list)
+    # 0: unlimited.
+    memory_budget_bytes: int = 0

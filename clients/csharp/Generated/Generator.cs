@@ -369,6 +369,17 @@ namespace PixelKiln.V1
             set { atlas_ = value; }
         }
 
+        private readonly global::System.Collections.Generic.Dictionary<string, float> loras_ = new global::System.Collections.Generic.Dictionary<string, float>();
+        /// <summary>
+        /// Field numbers 23..39 are reserved for more asset options and 40..59 for live sessions;
+        /// 60..79 are for model adapters and the like.
+        /// LoRA scales by adapter name, for adapters the daemon loaded with the model
+        /// (`pixelkiln serve --lora NAME=PATH[:SCALE]`); unnamed adapters keep their load scale.
+        /// Each within -10..10; 0 is the base model. An unknown name is INVALID_ARGUMENT. The
+        /// recipe lists every adapter of the model with the scale used.
+        /// </summary>
+        public global::System.Collections.Generic.Dictionary<string, float> Loras { get { return loras_; } }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public GenerateRequest Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -405,6 +416,11 @@ namespace PixelKiln.V1
             }
             if (mapSettings_ != null) size += 2 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(mapSettings_);
             if (atlas_) size += 2 + 1;
+            foreach (var entry in loras_)
+            {
+                int entrySize = 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Key) + 1 + 4;
+                size += 2 + global::PixelKiln.Protobuf.ProtoWriter.ComputeLengthSize(entrySize) + entrySize;
+            }
             return size;
         }
 
@@ -522,6 +538,15 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(176);
                 output.WriteBool(atlas_);
+            }
+            foreach (var entry in loras_)
+            {
+                output.WriteTag(482);
+                output.WriteLength(1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Key) + 1 + 4);
+                output.WriteTag(10);
+                output.WriteString(entry.Key);
+                output.WriteTag(21);
+                output.WriteFloat(entry.Value);
             }
         }
 
@@ -652,6 +677,22 @@ namespace PixelKiln.V1
                     case 176:
                     {
                         atlas_ = input.ReadBool();
+                        break;
+                    }
+                    case 482:
+                    {
+                        string key = "";
+                        float value = 0F;
+                        int oldLimit = input.PushLimit(input.ReadLength());
+                        uint entryTag;
+                        while ((entryTag = input.ReadTag()) != 0)
+                        {
+                            if (entryTag == 10) key = input.ReadString();
+                            else if (entryTag == 21) value = input.ReadFloat();
+                            else input.SkipField(entryTag);
+                        }
+                        input.PopLimit(oldLimit);
+                        loras_[key] = value;
                         break;
                     }
                     default:

@@ -494,6 +494,17 @@ namespace PixelKiln.V1
             set { unloaded_ = value; }
         }
 
+        private ulong freedBytes_ = 0UL;
+        /// <summary>
+        /// Memory measured as released by the unload: on CUDA the allocator's drop; on the CPU the
+        /// bytes of the model's tensors that are gone afterwards (not the size it was assumed to hold).
+        /// </summary>
+        public ulong FreedBytes
+        {
+            get { return freedBytes_; }
+            set { freedBytes_ = value; }
+        }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public UnloadModelResponse Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -504,6 +515,7 @@ namespace PixelKiln.V1
         {
             int size = 0;
             if (unloaded_) size += 1 + 1;
+            if (freedBytes_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(freedBytes_);
             return size;
         }
 
@@ -513,6 +525,11 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(8);
                 output.WriteBool(unloaded_);
+            }
+            if (freedBytes_ != 0UL)
+            {
+                output.WriteTag(16);
+                output.WriteUInt64(freedBytes_);
             }
         }
 
@@ -526,6 +543,11 @@ namespace PixelKiln.V1
                     case 8:
                     {
                         unloaded_ = input.ReadBool();
+                        break;
+                    }
+                    case 16:
+                    {
+                        freedBytes_ = input.ReadUInt64();
                         break;
                     }
                     default:
@@ -665,6 +687,23 @@ namespace PixelKiln.V1
             set { maxMessageBytes_ = value; }
         }
 
+        private readonly global::System.Collections.Generic.List<global::PixelKiln.V1.LoadedModel> models_ = new global::System.Collections.Generic.List<global::PixelKiln.V1.LoadedModel>();
+        /// <summary>
+        /// Each loaded model: where it lives, its memory, its active options, when it was last used.
+        /// </summary>
+        public global::System.Collections.Generic.List<global::PixelKiln.V1.LoadedModel> Models { get { return models_; } }
+
+        private ulong memoryBudgetBytes_ = 0UL;
+        /// <summary>
+        /// The budget the loaded models share (--vram-budget-gb on CUDA, --memory-budget-gb
+        /// elsewhere); least recently used models are unloaded to make room. 0: unlimited.
+        /// </summary>
+        public ulong MemoryBudgetBytes
+        {
+            get { return memoryBudgetBytes_; }
+            set { memoryBudgetBytes_ = value; }
+        }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public StatusResponse Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -688,6 +727,11 @@ namespace PixelKiln.V1
             if (running_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(running_);
             if (ready_) size += 1 + 1;
             if (maxMessageBytes_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(maxMessageBytes_);
+            for (int i = 0; i < models_.Count; i++)
+            {
+                size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(models_[i]);
+            }
+            if (memoryBudgetBytes_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(memoryBudgetBytes_);
             return size;
         }
 
@@ -747,6 +791,16 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(88);
                 output.WriteUInt64(maxMessageBytes_);
+            }
+            for (int i = 0; i < models_.Count; i++)
+            {
+                output.WriteTag(98);
+                output.WriteMessage(models_[i]);
+            }
+            if (memoryBudgetBytes_ != 0UL)
+            {
+                output.WriteTag(104);
+                output.WriteUInt64(memoryBudgetBytes_);
             }
         }
 
@@ -810,6 +864,199 @@ namespace PixelKiln.V1
                     case 88:
                     {
                         maxMessageBytes_ = input.ReadUInt64();
+                        break;
+                    }
+                    case 98:
+                    {
+                        var item = new global::PixelKiln.V1.LoadedModel();
+                        input.ReadMessage(item);
+                        models_.Add(item);
+                        break;
+                    }
+                    case 104:
+                    {
+                        memoryBudgetBytes_ = input.ReadUInt64();
+                        break;
+                    }
+                    default:
+                        input.SkipField(tag);
+                        break;
+                }
+            }
+        }
+    }
+
+    public sealed partial class LoadedModel : global::PixelKiln.Protobuf.IProtoMessage
+    {
+        /// <summary>The protobuf full name of this message type.</summary>
+        public const string ProtoName = "pixelkiln.v1.LoadedModel";
+
+        public static readonly global::PixelKiln.Protobuf.MessageParser<LoadedModel> Parser =
+            new global::PixelKiln.Protobuf.MessageParser<LoadedModel>(() => new LoadedModel());
+
+        private string name_ = "";
+        public string Name
+        {
+            get { return name_; }
+            set { name_ = value ?? ""; }
+        }
+
+        private string device_ = "";
+        /// <summary>
+        /// "cuda", "cuda:1", "mps" or "cpu".
+        /// </summary>
+        public string Device
+        {
+            get { return device_; }
+            set { device_ = value ?? ""; }
+        }
+
+        private string dtype_ = "";
+        /// <summary>
+        /// "fp16", "bf16" or "fp32".
+        /// </summary>
+        public string Dtype
+        {
+            get { return dtype_; }
+            set { dtype_ = value ?? ""; }
+        }
+
+        private ulong memoryBytes_ = 0UL;
+        /// <summary>
+        /// Measured after load: on CUDA the allocator's growth over the load (weights and compile
+        /// warm-up); elsewhere the bytes of its weights and buffers.
+        /// </summary>
+        public ulong MemoryBytes
+        {
+            get { return memoryBytes_; }
+            set { memoryBytes_ = value; }
+        }
+
+        private readonly global::System.Collections.Generic.Dictionary<string, string> options_ = new global::System.Collections.Generic.Dictionary<string, string>();
+        /// <summary>
+        /// The speed and memory options in effect, by the serve flag's name in snake_case:
+        /// channels_last, fuse_qkv, sdpa ("true"/"false"), compile ("false" or the torch.compile
+        /// mode), cuda_graphs, quantize ("" or the mode and how many layers), tiny_vae (a path),
+        /// tiny_vae_decode, offload ("", "model", "sequential"), loras ("name=scale,...").
+        /// </summary>
+        public global::System.Collections.Generic.Dictionary<string, string> Options { get { return options_; } }
+
+        private ulong lastUsedUnixMs_ = 0UL;
+        /// <summary>
+        /// When a request last used it (Unix time, milliseconds).
+        /// </summary>
+        public ulong LastUsedUnixMs
+        {
+            get { return lastUsedUnixMs_; }
+            set { lastUsedUnixMs_ = value; }
+        }
+
+        public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
+
+        public LoadedModel Clone() { return Parser.ParseFrom(ToByteArray()); }
+
+        public void MergeFrom(byte[] data) { global::PixelKiln.Protobuf.ProtoMessage.MergeFrom(this, data); }
+
+        public int CalculateSize()
+        {
+            int size = 0;
+            if (name_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(name_);
+            if (device_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(device_);
+            if (dtype_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(dtype_);
+            if (memoryBytes_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(memoryBytes_);
+            foreach (var entry in options_)
+            {
+                int entrySize = 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Key) + 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Value);
+                size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeLengthSize(entrySize) + entrySize;
+            }
+            if (lastUsedUnixMs_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(lastUsedUnixMs_);
+            return size;
+        }
+
+        public void WriteTo(global::PixelKiln.Protobuf.ProtoWriter output)
+        {
+            if (name_.Length != 0)
+            {
+                output.WriteTag(10);
+                output.WriteString(name_);
+            }
+            if (device_.Length != 0)
+            {
+                output.WriteTag(18);
+                output.WriteString(device_);
+            }
+            if (dtype_.Length != 0)
+            {
+                output.WriteTag(26);
+                output.WriteString(dtype_);
+            }
+            if (memoryBytes_ != 0UL)
+            {
+                output.WriteTag(32);
+                output.WriteUInt64(memoryBytes_);
+            }
+            foreach (var entry in options_)
+            {
+                output.WriteTag(42);
+                output.WriteLength(1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Key) + 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Value));
+                output.WriteTag(10);
+                output.WriteString(entry.Key);
+                output.WriteTag(18);
+                output.WriteString(entry.Value);
+            }
+            if (lastUsedUnixMs_ != 0UL)
+            {
+                output.WriteTag(48);
+                output.WriteUInt64(lastUsedUnixMs_);
+            }
+        }
+
+        public void MergeFrom(global::PixelKiln.Protobuf.ProtoReader input)
+        {
+            uint tag;
+            while ((tag = input.ReadTag()) != 0)
+            {
+                switch (tag)
+                {
+                    case 10:
+                    {
+                        name_ = input.ReadString();
+                        break;
+                    }
+                    case 18:
+                    {
+                        device_ = input.ReadString();
+                        break;
+                    }
+                    case 26:
+                    {
+                        dtype_ = input.ReadString();
+                        break;
+                    }
+                    case 32:
+                    {
+                        memoryBytes_ = input.ReadUInt64();
+                        break;
+                    }
+                    case 42:
+                    {
+                        string key = "";
+                        string value = "";
+                        int oldLimit = input.PushLimit(input.ReadLength());
+                        uint entryTag;
+                        while ((entryTag = input.ReadTag()) != 0)
+                        {
+                            if (entryTag == 10) key = input.ReadString();
+                            else if (entryTag == 18) value = input.ReadString();
+                            else input.SkipField(entryTag);
+                        }
+                        input.PopLimit(oldLimit);
+                        options_[key] = value;
+                        break;
+                    }
+                    case 48:
+                    {
+                        lastUsedUnixMs_ = input.ReadUInt64();
                         break;
                     }
                     default:

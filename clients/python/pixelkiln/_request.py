@@ -108,6 +108,7 @@ def build_request(
     ao_radius: float | None = None,
     ao_strength: float | None = None,
     atlas: bool = False,
+    loras: dict[str, float] | None = None,
 ) -> gen_pb.GenerateRequest:
     """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
     width and height. Zero/None means the model's default.
@@ -167,6 +168,7 @@ def build_request(
         msg.init_image.CopyFrom(image_to_pb(init_image))
     if mask is not None:
         msg.mask.CopyFrom(image_to_pb(mask))
+    msg.loras.update(loras or {})
     return msg
 
 

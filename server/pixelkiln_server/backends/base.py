@@ -42,6 +42,9 @@ class StepHooks(Protocol):
 
 @dataclass(frozen=True)
 class LoadOptions:
+    """How every model loads. Per-model options (compile, quantize, ...) travel in
+    ``ModelSpec.options``."""
+
     device: str = "auto"
     dtype: str = "auto"
     offline: bool = False
@@ -86,10 +89,20 @@ class LoadedModel(ABC):
 
     @abstractmethod
     def memory_bytes(self) -> int:
-        """Memory held by this model's weights on its device."""
+        """Memory held by this model on its device, measured after load."""
 
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Release the model's memory."""
+
+    def release(self) -> int:
+        """Release the model's memory and return the bytes measured as freed (0 when this
+        backend cannot measure it). The registry calls this, never ``unload`` directly."""
+        self.unload()
+        return 0
+
+    def active_options(self) -> dict[str, str]:
+        """The speed and memory options in effect, as Status reports them."""
+        return {}
 
 
 class Backend(Protocol):

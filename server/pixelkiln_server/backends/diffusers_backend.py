@@ -1,7 +1,9 @@
 """The diffusers backend: SD / SDXL-family pipelines from a hub id, a folder or a single file.
 
 txt2img, img2img and inpainting share one set of weights through ``from_pipe``. Torch and
-diffusers are imported here and only here (plus the other backends).
+diffusers are imported here and only here (plus the other backends). The model's speed
+options (``spec.options``: compile, quantize, tiny VAE, offload, LoRA, ...) are applied while
+it loads (``accel.py``, ``lora.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..catalogue import DIT_FAMILIES, ModelSpec
-from ..errors import Cancelled, NotFound, PixelKilnError, ResourceExhausted
+from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
+from ..errors import Cancelled, FailedPrecondition, NotFound, PixelKilnError, ResourceExhausted
 from ..imaging import preview
-from ..types import DecodedInputs, GenerationRequest, Tiling
-from . import tiling
+from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
+from . import accel, lora, tiling
 from .base import BatchItem, LoadedModel, LoadOptions, StepHooks
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,15 @@ def pick_device(preference: str = "auto") -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def device_total_memory(device: str) -> int | None:
+    """Total memory of a CUDA device in bytes; None elsewhere."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return None
+    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
 
 
 def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
@@ -121,14 +132,65 @@ def spatial_latents(latents: np.ndarray, request: GenerationRequest, scale: int)
     return x.reshape(batch, packed // 4, h, w)
 
 
+def _spatial_tensor(latents: Any, request: GenerationRequest, scale: int) -> Any:
+    """:func:`spatial_latents` for a torch tensor, on its device."""
+    if latents.ndim != 3:
+        return latents
+    batch, _, packed = latents.shape
+    h, w = 2 * (request.height // (scale * 2)), 2 * (request.width // (scale * 2))
+    x = latents.reshape(batch, h // 2, w // 2, packed // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(batch, packed // 4, h, w)
+
+
+def _resized(images: np.ndarray, max_side: int) -> list[np.ndarray]:
+    """Float RGB (B, H, W, 3) in [0, 1] -> uint8 images whose longer side is ``max_side``."""
+    from PIL import Image
+
+    pixels = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    h, w = pixels.shape[1:3]
+    if max(h, w) == max_side:
+        return list(pixels)
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return [
+        np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR)) for img in pixels
+    ]
+
+
+class _NoHooks:
+    def on_step(self, step: int, total: int) -> bool:
+        return False
+
+    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
+        pass
+
+
 class DiffusersModel(LoadedModel):
-    def __init__(self, spec: ModelSpec, pipe: Any, device: str, dtype: Any) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        pipe: Any,
+        device: str,
+        dtype: Any,
+        *,
+        tiny_vae: Any = None,
+        options: dict[str, str] | None = None,
+        loras: tuple[LoraAdapter, ...] = (),
+        tiny_vae_decode: bool = False,
+    ) -> None:
         self.spec = spec
         self.device = device
         self.dtype = _dtype_name(dtype)
         self._pipes: dict[str, Any] = {"txt2img": pipe}
         self._embed_cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         self.text_encodes = 0  # how often the text encoder ran (the cache's misses)
+        self.tiny_vae = tiny_vae
+        self.tiny_vae_decode = tiny_vae_decode and tiny_vae is not None
+        self._options = dict(options or {})
+        self._loras = lora.LoraScales(loras)
+        self.compiled = False
+        # CUDA: the allocator's growth over the load, measured by the backend.
+        self.resident_bytes: int | None = None
 
     def _pipe(self, mode: str) -> Any:
         if mode not in self._pipes:
@@ -139,28 +201,89 @@ class DiffusersModel(LoadedModel):
             self._pipes[mode].set_progress_bar_config(disable=True)
         return self._pipes[mode]
 
-    def memory_bytes(self) -> int:
+    @property
+    def pipe(self) -> Any:
+        """The txt2img pipeline (None once released)."""
+        return self._pipes.get("txt2img")
+
+    def active_options(self) -> dict[str, str]:
+        return dict(self._options)
+
+    def _tensors(self) -> list[Any]:
+        """Every distinct parameter and buffer of the pipeline's modules and the tiny VAE."""
         import torch
 
-        if self.device.startswith("cuda"):
-            return int(torch.cuda.memory_allocated())
-        pipe = self._pipes["txt2img"]
-        return sum(
-            p.numel() * p.element_size()
-            for c in pipe.components.values()
-            if isinstance(c, torch.nn.Module)
-            for p in c.parameters()
-        )
+        pipe = self._pipes.get("txt2img")
+        modules = [c for c in (pipe.components.values() if pipe is not None else ())]
+        modules.append(self.tiny_vae)
+        seen: dict[int, Any] = {}
+        for module in modules:
+            if isinstance(module, torch.nn.Module):
+                for t in (*module.parameters(), *module.buffers()):
+                    seen.setdefault(id(t), t)
+        return list(seen.values())
+
+    def memory_bytes(self) -> int:
+        """CUDA: the allocator's growth while loading (weights, compile warm-up); elsewhere the
+        bytes of the weights and buffers."""
+        if self.resident_bytes is not None:
+            return self.resident_bytes
+        return sum(_nbytes(t) for t in self._tensors())
+
+    def release(self) -> int:
+        """Drop every reference to the weights and measure what was freed: the CUDA
+        allocator's drop, or on the CPU the bytes of the tensors that are gone afterwards."""
+        import gc
+        import weakref
+
+        import torch
+
+        cuda = self.device.startswith("cuda")
+        refs = [(weakref.ref(t), _nbytes(t)) for t in self._tensors()]
+        before = torch.cuda.memory_allocated(self.device) if cuda else 0
+        pipe = self._pipes.get("txt2img")
+        if pipe is not None and hasattr(pipe, "remove_all_hooks"):
+            pipe.remove_all_hooks()  # accelerate's offload hooks hold the modules
+        del pipe
+        if self.compiled:
+            torch._dynamo.reset()  # compiled graphs hold the weights
+        self._pipes.clear()
+        self._embed_cache.clear()
+        self.tiny_vae = None
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+            return max(0, before - torch.cuda.memory_allocated(self.device))
+        return sum(n for ref, n in refs if ref() is None)
 
     def unload(self) -> None:
-        import gc
+        self.release()
 
+    def warm_up(self) -> None:
+        """One step at the native size and the default guidance (compiles a compiled model)."""
+        spec = self.spec
+        request = GenerationRequest(
+            prompt="warm-up",
+            width=spec.native_width,
+            height=spec.native_height,
+            steps=1,
+            guidance_scale=spec.default_guidance,
+            seed=0,
+        )
+        self.generate(request, DecodedInputs(), _NoHooks())
+
+    def _tiny_decode(self, latents: Any) -> np.ndarray:
+        """Latents (B, C, h, w) as the denoiser sees them -> float RGB (B, H, W, 3) in [0, 1],
+        through the tiny VAE (TAESD decodes scaled latents; scaling 1, shift 0 in its config)."""
         import torch
 
-        self._pipes.clear()
-        gc.collect()
-        if self.device.startswith("cuda"):
-            torch.cuda.empty_cache()
+        vae = self.tiny_vae
+        scale = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
+        shift = float(getattr(vae.config, "shift_factor", 0.0) or 0.0)
+        with torch.inference_mode():
+            z = latents.to(vae.device, vae.dtype) / scale + shift
+            out = vae.decode(z).sample.float()
+        return ((out.clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1).cpu().numpy()
 
     def generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
@@ -172,8 +295,11 @@ class DiffusersModel(LoadedModel):
 
     def generate_batch(self, items: list[BatchItem]) -> list[list[np.ndarray] | PixelKilnError]:
         first = items[0].request
-        if len(items) == 1 or (
-            first.tiling is not Tiling.NONE and self.spec.tiling_method != "circular"
+        if (
+            len(items) == 1
+            or (first.tiling is not Tiling.NONE and self.spec.tiling_method != "circular")
+            # LoRA scales and the decoder (tiny for live) are per call: run mixed ones alone.
+            or len({(i.request.loras, i.request.priority) for i in items}) > 1
         ):
             return super().generate_batch(items)
         return self._run(items)
@@ -234,6 +360,7 @@ class DiffusersModel(LoadedModel):
         cancelled: dict[int, Cancelled] = {}
 
         seam_pass = request.tiling is not Tiling.NONE and self.spec.tiling_method != "circular"
+        tiny_decode = self.tiny_vae_decode and request.priority is Priority.LIVE and not seam_pass
         # DiT tiling runs a second (seam) pass per image: progress counts on across passes.
         passes = 1 + (sum(counts) if seam_pass else 0)
         done_before = [0]
@@ -254,11 +381,20 @@ class DiffusersModel(LoadedModel):
                     cancelled[n] = exc
                     continue
                 if wants_preview:
+                    side = item.request.preview.max_side
+                    if self.tiny_vae is not None:
+                        if latents is None:
+                            spatial = _spatial_tensor(
+                                kwargs["latents"], request, p.vae_scale_factor
+                            )
+                            latents = self._tiny_decode(spatial.detach())
+                        part = latents[offsets[n] : offsets[n + 1]]
+                        item.hooks.on_preview(step, _resized(part, side))
+                        continue
                     if latents is None:
                         latents = kwargs["latents"].detach().float().cpu().numpy()
                         latents = spatial_latents(latents, request, p.vae_scale_factor)
                     part = latents[offsets[n] : offsets[n + 1]]
-                    side = item.request.preview.max_side
                     item.hooks.on_preview(step, preview.project(part, family, side))
             if len(cancelled) == len(items):
                 raise next(iter(cancelled.values()))
@@ -277,11 +413,12 @@ class DiffusersModel(LoadedModel):
             "generator": generators,
             "width": request.width,
             "height": request.height,
-            "output_type": "np",
+            "output_type": "latent" if tiny_decode else "np",
             "callback_on_step_end": on_step_end,
             "callback_on_step_end_tensor_inputs": ["latents"],
         }
         try:
+            self._loras.apply(pipe, request.loras)
             with torch.inference_mode(), self._tiled(pipe, request.tiling):
                 args.update(self._prompt_args(pipe, items, cfg))
                 if mode != "txt2img":
@@ -289,7 +426,10 @@ class DiffusersModel(LoadedModel):
                 if mode == "img2img" and family not in DIT_FAMILIES:
                     # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
                     del args["width"], args["height"]
-                images = [np.asarray(img, dtype=np.float32) for img in pipe(**args).images]
+                out = pipe(**args).images
+                if tiny_decode:
+                    out = self._tiny_decode(_spatial_tensor(out, request, pipe.vae_scale_factor))
+                images = [np.asarray(img, dtype=np.float32) for img in out]
                 if seam_pass:
                     images = [
                         self._seam_pass(img, request, i, on_step_end)
@@ -360,15 +500,78 @@ class DiffusersModel(LoadedModel):
         return np.asarray(m * out + (1.0 - m) * shifted, dtype=np.float32)
 
 
+def _nbytes(tensor: Any) -> int:
+    """Bytes a tensor holds; for tensor subclasses (torchao's int8, fp8, NF4) the sum of the
+    inner tensors (the subclass itself reports its logical dtype)."""
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if flatten is not None:
+        names, _ = flatten()
+        return sum(_nbytes(getattr(tensor, name)) for name in names)
+    try:
+        return int(tensor.numel() * tensor.element_size())
+    except (RuntimeError, TypeError, NotImplementedError):
+        return 0
+
+
 class DiffusersBackend:
     name = "diffusers"
 
     def load(self, spec: ModelSpec, options: LoadOptions) -> DiffusersModel:
+        import torch
+
         device = pick_device(options.device)
         dtype = pick_dtype(device, spec.family, options.dtype)
+        opts = accel.resolve(spec.options, device)
+        accel.check(opts, device)
         log.info("loading %s from %s on %s (%s)", spec.name, spec.source, device, dtype)
-        pipe = _load_pipeline(spec, dtype, options)
-        _apply_scheduler(pipe, spec.scheduler)
-        pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
-        return DiffusersModel(spec, pipe, device, dtype)
+        cuda = device.startswith("cuda")
+        before = torch.cuda.memory_allocated(device) if cuda else 0
+        try:
+            pipe = _load_pipeline(spec, dtype, options)
+            _apply_scheduler(pipe, spec.scheduler)
+            lora.load_adapters(pipe, opts.loras)
+            tiny = accel.load_tiny_vae(opts.tiny_vae, dtype) if opts.tiny_vae else None
+            if tiny is not None:
+                accel.check_tiny_vae(pipe, tiny)
+            opts = accel.apply_modules(pipe, opts, spec.family, tiny)
+            quantized = ""
+            if opts.quantize and opts.offload:  # quantize before the offload hooks take over
+                quantized = accel.quantize(accel.denoiser(pipe), opts.quantize)
+            accel.place(pipe, opts, device)
+            if opts.quantize and not opts.offload:
+                quantized = accel.quantize(accel.denoiser(pipe), opts.quantize)
+            if tiny is not None:
+                tiny.to(device)
+            pipe.set_progress_bar_config(disable=True)
+            model = DiffusersModel(
+                spec,
+                pipe,
+                device,
+                dtype,
+                tiny_vae=tiny,
+                options=accel.report(opts, device, quantized),
+                loras=opts.loras,
+                tiny_vae_decode=opts.tiny_vae_decode,
+            )
+            if opts.compile:
+                accel.compile_denoiser(pipe, opts, device)
+                model.compiled = True
+                try:
+                    model.warm_up()
+                except (torch.cuda.OutOfMemoryError, PixelKilnError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - torch.compile's many backend errors
+                    model.release()
+                    raise FailedPrecondition(
+                        f"compile: torch.compile failed while warming up {spec.name!r} "
+                        f"({type(exc).__name__}); serve without --compile"
+                    ) from exc
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise ResourceExhausted(
+                f"out of GPU memory loading {spec.name!r}; try --offload model, --quantize, or "
+                "unloading other models"
+            ) from None
+        if cuda:
+            model.resident_bytes = max(0, torch.cuda.memory_allocated(device) - before)
+        return model

@@ -6,8 +6,10 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from .. import __version__, validation
+from ..backends import lora
 from ..backends.base import LoadOptions
 from ..config import ServerConfig
 from ..errors import Cancelled, PixelKilnError, ResourceExhausted, Unavailable
@@ -20,6 +22,7 @@ from ..types import (
     ModelInfo,
     Priority,
     Result,
+    UnloadResult,
 )
 from .jobs import EventChannel, Job
 from .live import LiveSession
@@ -50,7 +53,15 @@ class Engine:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         options = LoadOptions(config.device, config.dtype, config.offline, config.home)
-        self.registry = ModelRegistry(options, config.extra_models)
+        self.registry = ModelRegistry(
+            options,
+            config.extra_models,
+            model_options=config.model_options,
+            default_model=config.default_model,
+            memory_budget_bytes=config.memory_budget_bytes,
+            vram_budget_bytes=config.vram_budget_bytes,
+            in_use=lambda: {job.spec.name for job in self.worker.current},
+        )
         self.scheduler = Scheduler(config.queue_size)
         self.worker = Worker(
             self.scheduler, self.registry, config.max_batch, config.batch_wait_ms / 1000.0
@@ -88,6 +99,9 @@ class Engine:
             resolved, inputs = await asyncio.to_thread(validation.resolve, request, spec, limits)
         else:
             resolved, inputs = validation.resolve(request, spec, limits)
+        if resolved.loras or spec.options.loras:
+            loras = lora.resolve_scales(resolved.loras, spec.options.loras, spec.name)
+            resolved = replace(resolved, loras=loras)
         channel = EventChannel(asyncio.get_running_loop())
 
         def emit(event: Event) -> None:
@@ -171,6 +185,10 @@ class Engine:
         return self.registry.info(spec)
 
     async def unload(self, name: str) -> bool:
+        return (await self.unload_model(name)).unloaded
+
+    async def unload_model(self, name: str) -> UnloadResult:
+        """Unload and report the bytes measured as freed."""
         return await asyncio.to_thread(self.registry.unload, name)
 
     def status(self) -> DaemonStatus:
@@ -188,6 +206,8 @@ class Engine:
             running=len(self.worker.current),
             ready=self.ready,
             max_message_bytes=self.config.max_message_bytes,
+            models=self.registry.statuses(),
+            memory_budget_bytes=self.registry.budget_bytes or 0,
         )
 
     async def shutdown(self, timeout: float = 5.0) -> None:

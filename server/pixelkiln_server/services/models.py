@@ -40,7 +40,7 @@ class ModelsService(models_grpc.ModelsServicer):
     ) -> models_pb.UnloadModelResponse:
         if not request.name:
             raise InvalidArgument("name", "must name a model")
-        return models_pb.UnloadModelResponse(unloaded=await self.engine.unload(request.name))
+        return convert.unload_to_pb(await self.engine.unload_model(request.name))
 
     @unary
     async def Status(  # noqa: N802

@@ -147,8 +147,7 @@ class _Connection:
             model_info = convert.model_info_to_pb(info)
             await self.send(env_pb.Envelope(request_id=rid, model_info=model_info))
         elif kind == "unload_model":
-            unloaded = await engine.unload(envelope.unload_model.name)
-            response = models_pb.UnloadModelResponse(unloaded=unloaded)
+            response = convert.unload_to_pb(await engine.unload_model(envelope.unload_model.name))
             await self.send(env_pb.Envelope(request_id=rid, unload_model_response=response))
         else:
             raise InvalidArgument("body", f"cannot handle {kind or 'an empty envelope'} here")

@@ -57,17 +57,19 @@ class UnloadModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class UnloadModelResponse(_message.Message):
-    __slots__ = ("unloaded",)
+    __slots__ = ("unloaded", "freed_bytes")
     UNLOADED_FIELD_NUMBER: _ClassVar[int]
+    FREED_BYTES_FIELD_NUMBER: _ClassVar[int]
     unloaded: bool
-    def __init__(self, unloaded: _Optional[bool] = ...) -> None: ...
+    freed_bytes: int
+    def __init__(self, unloaded: _Optional[bool] = ..., freed_bytes: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("version", "device", "dtype", "memory_used_bytes", "loaded_models", "default_model", "queue_depth", "queue_capacity", "running", "ready", "max_message_bytes")
+    __slots__ = ("version", "device", "dtype", "memory_used_bytes", "loaded_models", "default_model", "queue_depth", "queue_capacity", "running", "ready", "max_message_bytes", "models", "memory_budget_bytes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +81,8 @@ class StatusResponse(_message.Message):
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     version: str
     device: str
     dtype: str
@@ -90,4 +94,29 @@ class StatusResponse(_message.Message):
     running: int
     ready: bool
     max_message_bytes: int
-    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., memory_used_bytes: _Optional[int] = ..., loaded_models: _Optional[_Iterable[str]] = ..., default_model: _Optional[str] = ..., queue_depth: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., running: _Optional[int] = ..., ready: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    models: _containers.RepeatedCompositeFieldContainer[LoadedModel]
+    memory_budget_bytes: int
+    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., memory_used_bytes: _Optional[int] = ..., loaded_models: _Optional[_Iterable[str]] = ..., default_model: _Optional[str] = ..., queue_depth: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., running: _Optional[int] = ..., ready: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., memory_budget_bytes: _Optional[int] = ...) -> None: ...
+
+class LoadedModel(_message.Message):
+    __slots__ = ("name", "device", "dtype", "memory_bytes", "options", "last_used_unix_ms")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    device: str
+    dtype: str
+    memory_bytes: int
+    options: _containers.ScalarMap[str, str]
+    last_used_unix_ms: int
+    def __init__(self, name: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., last_used_unix_ms: _Optional[int] = ...) -> None: ...

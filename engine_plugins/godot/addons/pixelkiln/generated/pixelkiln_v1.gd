@@ -681,6 +681,14 @@ class GenerateRequestMsg:
 	## Pack the num_images results into one atlas image with a TexturePacker-style frame map.
 	var atlas: bool = false
 
+	## Field numbers 23..39 are reserved for more asset options and 40..59 for live sessions;
+	## 60..79 are for model adapters and the like.
+	## LoRA scales by adapter name, for adapters the daemon loaded with the model
+	## (`pixelkiln serve --lora NAME=PATH[:SCALE]`); unnamed adapters keep their load scale.
+	## Each within -10..10; 0 is the base model. An unknown name is INVALID_ARGUMENT. The
+	## recipe lists every adapter of the model with the scale used.
+	var loras: Dictionary = {}
+
 	var _guidance_scale: float = 0.0
 	var _has_guidance_scale: bool = false
 
@@ -804,6 +812,14 @@ class GenerateRequestMsg:
 		if atlas:
 			pb_w.write_varint(176)
 			pb_w.write_bool(atlas)
+		for pb_k in loras:
+			var pb_e_60 := Codec.Writer.new()
+			pb_e_60.write_varint(10)
+			pb_e_60.write_string(pb_k)
+			pb_e_60.write_varint(21)
+			pb_e_60.write_float(loras[pb_k])
+			pb_w.write_varint(482)
+			pb_w.write_bytes(pb_e_60.buf)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -870,6 +886,21 @@ class GenerateRequestMsg:
 					pb_r.read_message(map_settings)
 				176:
 					atlas = pb_r.read_bool()
+				482:
+					var pb_end_60 := pb_r.read_length_end()
+					var pb_k_60: String = ""
+					var pb_v_60: float = 0.0
+					while pb_r.pos < pb_end_60:
+						var pb_t_60 := pb_r.read_tag()
+						if pb_t_60 == 10:
+							pb_k_60 = pb_r.read_string()
+						elif pb_t_60 == 21:
+							pb_v_60 = pb_r.read_float()
+						else:
+							pb_r.skip_field(pb_t_60)
+					if pb_r.pos != pb_end_60:
+						pb_r.fail()
+					loras[pb_k_60] = pb_v_60
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:
@@ -2992,6 +3023,10 @@ class UnloadModelResponseMsg:
 
 	var unloaded: bool = false
 
+	## Memory measured as released by the unload: on CUDA the allocator's drop; on the CPU the
+	## bytes of the model's tensors that are gone afterwards (not the size it was assumed to hold).
+	var freed_bytes: int = 0
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -3013,6 +3048,9 @@ class UnloadModelResponseMsg:
 		if unloaded:
 			pb_w.write_varint(8)
 			pb_w.write_bool(unloaded)
+		if freed_bytes != 0:
+			pb_w.write_varint(16)
+			pb_w.write_uint64(freed_bytes)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -3021,6 +3059,8 @@ class UnloadModelResponseMsg:
 			match pb_tag:
 				8:
 					unloaded = pb_r.read_bool()
+				16:
+					freed_bytes = pb_r.read_uint64()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:
@@ -3093,6 +3133,13 @@ class StatusResponseMsg:
 
 	var max_message_bytes: int = 0
 
+	## Each loaded model: where it lives, its memory, its active options, when it was last used.
+	var models: Array[LoadedModelMsg] = []
+
+	## The budget the loaded models share (--vram-budget-gb on CUDA, --memory-budget-gb
+	## elsewhere); least recently used models are unloaded to make room. 0: unlimited.
+	var memory_budget_bytes: int = 0
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -3144,6 +3191,12 @@ class StatusResponseMsg:
 		if max_message_bytes != 0:
 			pb_w.write_varint(88)
 			pb_w.write_uint64(max_message_bytes)
+		for pb_v in models:
+			pb_w.write_varint(98)
+			pb_w.write_message(pb_v)
+		if memory_budget_bytes != 0:
+			pb_w.write_varint(104)
+			pb_w.write_uint64(memory_budget_bytes)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -3172,6 +3225,116 @@ class StatusResponseMsg:
 					ready = pb_r.read_bool()
 				88:
 					max_message_bytes = pb_r.read_uint64()
+				98:
+					var pb_m_12 := LoadedModelMsg.new()
+					pb_r.read_message(pb_m_12)
+					models.append(pb_m_12)
+				104:
+					memory_budget_bytes = pb_r.read_uint64()
+				_:
+					pb_r.skip_field(pb_tag)
+		if pb_r.pos != pb_end:
+			pb_r.fail()
+
+
+class LoadedModelMsg:
+	extends RefCounted
+
+	const PROTO_NAME := "pixelkiln.v1.LoadedModel"
+
+	var name: String = ""
+
+	## "cuda", "cuda:1", "mps" or "cpu".
+	var device: String = ""
+
+	## "fp16", "bf16" or "fp32".
+	var dtype: String = ""
+
+	## Measured after load: on CUDA the allocator's growth over the load (weights and compile
+	## warm-up); elsewhere the bytes of its weights and buffers.
+	var memory_bytes: int = 0
+
+	## The speed and memory options in effect, by the serve flag's name in snake_case:
+	## channels_last, fuse_qkv, sdpa ("true"/"false"), compile ("false" or the torch.compile
+	## mode), cuda_graphs, quantize ("" or the mode and how many layers), tiny_vae (a path),
+	## tiny_vae_decode, offload ("", "model", "sequential"), loras ("name=scale,...").
+	var options: Dictionary = {}
+
+	## When a request last used it (Unix time, milliseconds).
+	var last_used_unix_ms: int = 0
+
+
+	func to_bytes() -> PackedByteArray:
+		var pb_w := Codec.Writer.new()
+		write_to(pb_w)
+		return pb_w.buf
+
+
+	## Decodes [param bytes]; null when they are not a valid encoding.
+	static func from_bytes(bytes: PackedByteArray) -> LoadedModelMsg:
+		var pb_r := Codec.Reader.new(bytes)
+		var pb_m := LoadedModelMsg.new()
+		pb_m.merge_from(pb_r, bytes.size())
+		if pb_r.failed:
+			return null
+		return pb_m
+
+
+	func write_to(pb_w: Codec.Writer) -> void:
+		if not name.is_empty():
+			pb_w.write_varint(10)
+			pb_w.write_string(name)
+		if not device.is_empty():
+			pb_w.write_varint(18)
+			pb_w.write_string(device)
+		if not dtype.is_empty():
+			pb_w.write_varint(26)
+			pb_w.write_string(dtype)
+		if memory_bytes != 0:
+			pb_w.write_varint(32)
+			pb_w.write_uint64(memory_bytes)
+		for pb_k in options:
+			var pb_e_5 := Codec.Writer.new()
+			pb_e_5.write_varint(10)
+			pb_e_5.write_string(pb_k)
+			pb_e_5.write_varint(18)
+			pb_e_5.write_string(options[pb_k])
+			pb_w.write_varint(42)
+			pb_w.write_bytes(pb_e_5.buf)
+		if last_used_unix_ms != 0:
+			pb_w.write_varint(48)
+			pb_w.write_uint64(last_used_unix_ms)
+
+
+	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
+		while pb_r.pos < pb_end:
+			var pb_tag := pb_r.read_tag()
+			match pb_tag:
+				10:
+					name = pb_r.read_string()
+				18:
+					device = pb_r.read_string()
+				26:
+					dtype = pb_r.read_string()
+				32:
+					memory_bytes = pb_r.read_uint64()
+				42:
+					var pb_end_5 := pb_r.read_length_end()
+					var pb_k_5: String = ""
+					var pb_v_5: String = ""
+					while pb_r.pos < pb_end_5:
+						var pb_t_5 := pb_r.read_tag()
+						if pb_t_5 == 10:
+							pb_k_5 = pb_r.read_string()
+						elif pb_t_5 == 18:
+							pb_v_5 = pb_r.read_string()
+						else:
+							pb_r.skip_field(pb_t_5)
+					if pb_r.pos != pb_end_5:
+						pb_r.fail()
+					options[pb_k_5] = pb_v_5
+				48:
+					last_used_unix_ms = pb_r.read_uint64()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pixelkiln/v1/models.proto\x12\x0cpixelkiln.v1\"\xe6\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x14\n\x0cnative_width\x18\x04 \x01(\r\x12\x15\n\rnative_height\x18\x05 \x01(\r\x12\x15\n\rdefault_steps\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x66\x61ult_guidance\x18\x07 \x01(\x02\x12\x0e\n\x06loaded\x18\x08 \x01(\x08\x12\x0e\n\x06source\x18\t \x01(\t\x12\x19\n\x11\x61vailable_locally\x18\n \x01(\x08\x12\x11\n\tmax_steps\x18\x0b \x01(\r\"\x13\n\x11ListModelsRequest\"T\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.pixelkiln.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\" \n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\"\n\x12UnloadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"\x0f\n\rStatusRequest\"\xf1\x01\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x19\n\x11memory_used_bytes\x18\x04 \x01(\x04\x12\x15\n\rloaded_models\x18\x05 \x03(\t\x12\x15\n\rdefault_model\x18\x06 \x01(\t\x12\x13\n\x0bqueue_depth\x18\x07 \x01(\r\x12\x16\n\x0equeue_capacity\x18\x08 \x01(\r\x12\x0f\n\x07running\x18\t \x01(\r\x12\r\n\x05ready\x18\n \x01(\x08\x12\x19\n\x11max_message_bytes\x18\x0b \x01(\x04\x32\xa8\x02\n\x06Models\x12I\n\x04List\x12\x1f.pixelkiln.v1.ListModelsRequest\x1a .pixelkiln.v1.ListModelsResponse\x12?\n\x04Load\x12\x1e.pixelkiln.v1.LoadModelRequest\x1a\x17.pixelkiln.v1.ModelInfo\x12M\n\x06Unload\x12 .pixelkiln.v1.UnloadModelRequest\x1a!.pixelkiln.v1.UnloadModelResponse\x12\x43\n\x06Status\x12\x1b.pixelkiln.v1.StatusRequest\x1a\x1c.pixelkiln.v1.StatusResponseB\x0f\xaa\x02\x0cPixelKiln.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pixelkiln/v1/models.proto\x12\x0cpixelkiln.v1\"\xe6\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x14\n\x0cnative_width\x18\x04 \x01(\r\x12\x15\n\rnative_height\x18\x05 \x01(\r\x12\x15\n\rdefault_steps\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x66\x61ult_guidance\x18\x07 \x01(\x02\x12\x0e\n\x06loaded\x18\x08 \x01(\x08\x12\x0e\n\x06source\x18\t \x01(\t\x12\x19\n\x11\x61vailable_locally\x18\n \x01(\x08\x12\x11\n\tmax_steps\x18\x0b \x01(\r\"\x13\n\x11ListModelsRequest\"T\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.pixelkiln.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\" \n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\"\n\x12UnloadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\x12\x13\n\x0b\x66reed_bytes\x18\x02 \x01(\x04\"\x0f\n\rStatusRequest\"\xb9\x02\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x19\n\x11memory_used_bytes\x18\x04 \x01(\x04\x12\x15\n\rloaded_models\x18\x05 \x03(\t\x12\x15\n\rdefault_model\x18\x06 \x01(\t\x12\x13\n\x0bqueue_depth\x18\x07 \x01(\r\x12\x16\n\x0equeue_capacity\x18\x08 \x01(\r\x12\x0f\n\x07running\x18\t \x01(\r\x12\r\n\x05ready\x18\n \x01(\x08\x12\x19\n\x11max_message_bytes\x18\x0b \x01(\x04\x12)\n\x06models\x18\x0c \x03(\x0b\x32\x19.pixelkiln.v1.LoadedModel\x12\x1b\n\x13memory_budget_bytes\x18\r \x01(\x04\"\xd4\x01\n\x0bLoadedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x04\x12\x37\n\x07options\x18\x05 \x03(\x0b\x32&.pixelkiln.v1.LoadedModel.OptionsEntry\x12\x19\n\x11last_used_unix_ms\x18\x06 \x01(\x04\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa8\x02\n\x06Models\x12I\n\x04List\x12\x1f.pixelkiln.v1.ListModelsRequest\x1a .pixelkiln.v1.ListModelsResponse\x12?\n\x04Load\x12\x1e.pixelkiln.v1.LoadModelRequest\x1a\x17.pixelkiln.v1.ModelInfo\x12M\n\x06Unload\x12 .pixelkiln.v1.UnloadModelRequest\x1a!.pixelkiln.v1.UnloadModelResponse\x12\x43\n\x06Status\x12\x1b.pixelkiln.v1.StatusRequest\x1a\x1c.pixelkiln.v1.StatusResponseB\x0f\xaa\x02\x0cPixelKiln.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,6 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pixelkiln.v1.models_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\252\002\014PixelKiln.V1'
+  _globals['_LOADEDMODEL_OPTIONSENTRY']._loaded_options = None
+  _globals['_LOADEDMODEL_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_MODELINFO']._serialized_start=44
   _globals['_MODELINFO']._serialized_end=274
   _globals['_LISTMODELSREQUEST']._serialized_start=276
@@ -43,11 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNLOADMODELREQUEST']._serialized_start=417
   _globals['_UNLOADMODELREQUEST']._serialized_end=451
   _globals['_UNLOADMODELRESPONSE']._serialized_start=453
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=492
-  _globals['_STATUSREQUEST']._serialized_start=494
-  _globals['_STATUSREQUEST']._serialized_end=509
-  _globals['_STATUSRESPONSE']._serialized_start=512
-  _globals['_STATUSRESPONSE']._serialized_end=753
-  _globals['_MODELS']._serialized_start=756
-  _globals['_MODELS']._serialized_end=1052
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=513
+  _globals['_STATUSREQUEST']._serialized_start=515
+  _globals['_STATUSREQUEST']._serialized_end=530
+  _globals['_STATUSRESPONSE']._serialized_start=533
+  _globals['_STATUSRESPONSE']._serialized_end=846
+  _globals['_LOADEDMODEL']._serialized_start=849
+  _globals['_LOADEDMODEL']._serialized_end=1061
+  _globals['_LOADEDMODEL_OPTIONSENTRY']._serialized_start=1015
+  _globals['_LOADEDMODEL_OPTIONSENTRY']._serialized_end=1061
+  _globals['_MODELS']._serialized_start=1064
+  _globals['_MODELS']._serialized_end=1360
 # @@protoc_insertion_point(module_scope)
