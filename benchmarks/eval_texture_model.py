@@ -1,0 +1,575 @@
+"""Judge a texture-and-sprite model folder on held-out seeds with a procedural "judge".
+
+    python benchmarks/eval_texture_model.py --model models/pixelkiln-textures/weights
+    python benchmarks/eval_texture_model.py --model /tmp/kiln-smoke --quick
+
+1. **The judge.** A small CNN (grey-level input, so it cannot see colour) is trained on fresh
+   procedural images from ``tools/texgen`` to name the subject: one of the 12 patterns or 10
+   sprites. Colours are named by hue: circular-mean hue, saturation and value of the image
+   (the matted foreground for sprites) against per-colour prototypes measured on texgen data.
+   The judge is cached (``--judge-cache``) and first checked on fresh procedural images, raw
+   and passed through the model's own VAE (encode + decode): only a judge that scores >= 95%
+   through the VAE says something about the UNet.
+2. **Generation.** Every pattern x colour and sprite x colour pair (``--per-pair`` prompts
+   each: the canonical caption, then caption variants), seeds never used in training, at the
+   model's native size with its recommended steps and guidance, circular padding as the
+   daemon applies it; sprites get the daemon's transparent-background prompt suffix and are
+   matted with its matte.
+3. **Scores** against the goals: pattern accuracy >= 80%, colour accuracy >= 90%, sprite
+   alpha coverage within 10-70% of the canvas, and a 256x256 image with 8 steps in <= 1 s
+   (in-process pipeline call, fp32 on this machine's CPU; the median of a few runs).
+
+Prints a table, writes JSON and a grid PNG of samples (``--out``). Measured, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools"))
+
+import texgen  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+JUDGE_VERSION = 1
+JUDGE_SIZE = 64
+EVAL_SEED = 10_000  # generation seeds start here; training never draws these
+JUDGE_SEED = 7_919  # texgen seed of the judge's data (the model trains on seed 0)
+PATTERN_GOAL = 0.80
+COLOUR_GOAL = 0.90
+COVERAGE_GOAL = (0.10, 0.70)  # sprite alpha coverage of the canvas
+SECONDS_256_GOAL = 1.0  # 256x256, 8 steps
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    judge_images: int
+    judge_epochs: int
+    check_images: int
+    per_pair: int
+    timing_runs: int
+
+    @classmethod
+    def make(cls, quick: bool, per_pair: int | None) -> Settings:
+        if quick:
+            return cls(True, 128, 1, 22, per_pair or 1, 1)
+        return cls(False, 6_800, 6, 440, per_pair or 2, 5)
+
+
+# --------------------------------------------------------------------------- the judge
+
+
+def grey(images: np.ndarray) -> Any:
+    """RGB uint8 (N, H, W, 3) -> the judge's input: per-image standardised grey (N, 1, S, S)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().mean(-1, keepdim=True)
+    x = x.permute(0, 3, 1, 2)
+    if x.shape[-1] != JUDGE_SIZE:
+        x = torch.nn.functional.interpolate(x, size=JUDGE_SIZE, mode="area")
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
+    return (x - mean) / std
+
+
+def build_judge(classes: int) -> Any:
+    import torch
+    from torch import nn
+
+    def block(cin: int, cout: int, stride: int = 1) -> list[Any]:
+        conv = nn.Conv2d(cin, cout, 3, stride, 1, padding_mode="circular", bias=False)
+        return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    class Judge(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(
+                *block(1, 16, 2),  # 32
+                *block(16, 32),
+                nn.MaxPool2d(2),  # 16
+                *block(32, 64),
+                nn.MaxPool2d(2),  # 8
+                *block(64, 96),
+            )
+            self.head = nn.Linear(192, classes)
+
+        def forward(self, x: Any) -> Any:
+            f = self.features(x)
+            return self.head(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], 1))
+
+    return Judge()
+
+
+def augment(images: np.ndarray, tileable: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rolls (textures tile), flips, blur and noise: generated images are softer and noisier
+    than the procedural ones."""
+    out = images.astype(np.float32)
+    for i in range(len(out)):
+        img = out[i]
+        if tileable[i]:
+            img = np.roll(img, tuple(int(v) for v in rng.integers(0, img.shape[0], 2)), (0, 1))
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        blur = rng.random()
+        if blur < 0.5:
+            k = 0.5 * blur
+            img = (1 - 4 * k) * img + k * (
+                np.roll(img, 1, 0) + np.roll(img, -1, 0) + np.roll(img, 1, 1) + np.roll(img, -1, 1)
+            )
+        img = img + rng.normal(0.0, rng.uniform(0.0, 6.0), img.shape)
+        out[i] = img
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def procedural(seed: int, n: int) -> tuple[np.ndarray, list[texgen.Sample]]:
+    samples = list(texgen.dataset(seed, n, JUDGE_SIZE))
+    return np.stack([s.image for s in samples]), samples
+
+
+def train_judge(settings: Settings, cache: Path | None) -> Any:
+    import torch
+
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                JUDGE_VERSION,
+                JUDGE_SEED,
+                settings.judge_images,
+                settings.judge_epochs,
+                texgen.SUBJECTS,
+            ]
+        ).encode()
+    ).hexdigest()[:12]
+    path = cache / f"texture-judge-v{JUDGE_VERSION}-{key}.pt" if cache else None
+    judge = build_judge(len(texgen.SUBJECTS))
+    if path is not None and path.is_file():
+        judge.load_state_dict(torch.load(path, weights_only=True))
+        return judge.eval()
+    torch.manual_seed(JUDGE_SEED)
+    images, samples = procedural(JUDGE_SEED, settings.judge_images)
+    labels = torch.tensor([texgen.SUBJECTS.index(s.subject) for s in samples])
+    tileable = np.array([s.kind == "texture" for s in samples])
+    rng = np.random.default_rng(JUDGE_SEED)
+    opt = torch.optim.AdamW(judge.parameters(), lr=3e-3, weight_decay=1e-4)
+    batch = 64
+    steps = settings.judge_epochs * max(1, len(samples) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    judge.train()
+    step = 0
+    for _ in range(settings.judge_epochs):
+        order = rng.permutation(len(samples))
+        for i in range(0, len(order) - batch + 1 if len(order) >= batch else 1, batch):
+            idx = order[i : i + batch]
+            x = grey(augment(images[idx], tileable[idx], rng))
+            loss = torch.nn.functional.cross_entropy(judge(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step < steps:
+                sched.step()
+            step += 1
+    judge.eval()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(judge.state_dict(), path)
+    return judge
+
+
+def classify(judge: Any, images: np.ndarray) -> list[str]:
+    import torch
+
+    out: list[str] = []
+    with torch.no_grad():
+        for i in range(0, len(images), 128):
+            logits = judge(grey(images[i : i + 128]))
+            out += [texgen.SUBJECTS[int(k)] for k in logits.argmax(1)]
+    return out
+
+
+# --------------------------------------------------------------------------- colour by hue
+
+
+def colour_features(image: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """Hue features of the coloured part of an image (weighted by ``weight``, e.g. a sprite's
+    alpha): the chroma^2-weighted mean hue as a unit 2-vector (mortar, steel and glass barely
+    count), the saturation and value of the most chromatic half of the pixels, and the mean
+    chroma (which tells grey apart)."""
+    hsv = texgen.rgb_to_hsv(image[..., :3].astype(np.float32) / 255.0).reshape(-1, 3)
+    w = np.ones(len(hsv), np.float32) if weight is None else weight.reshape(-1).astype(np.float32)
+    w = w / max(float(w.sum()), 1e-6)
+    h = np.deg2rad(hsv[:, 0])
+    chroma = hsv[:, 1] * hsv[:, 2]
+    c2 = w * chroma * chroma
+    vec = np.array([(c2 * np.cos(h)).sum(), (c2 * np.sin(h)).sum()])
+    vec = vec / max(float(np.hypot(*vec)), 1e-6)
+    top = (chroma >= np.quantile(chroma[w > 0], 0.5)) & (w > 0)
+    wt = w * top
+    wt = wt / max(float(wt.sum()), 1e-6)
+    return np.array(
+        [
+            vec[0],
+            vec[1],
+            float((wt * hsv[:, 1]).sum()),
+            float((wt * hsv[:, 2]).sum()),
+            float((w * chroma).sum()) * 4.0,
+        ]
+    )
+
+
+def sprite_alpha(image: np.ndarray) -> np.ndarray:
+    from pixelkiln_server.imaging import matte
+
+    return matte.matte(image, matte.estimate_key(image))[..., 3].astype(np.float32) / 255.0
+
+
+class ColourJudge:
+    """Nearest per-colour prototype of :func:`colour_features`, one set per kind; distances are
+    scaled by each feature's spread within a colour (measured on the same reference data)."""
+
+    def __init__(self, images: np.ndarray, samples: list[texgen.Sample]) -> None:
+        self.protos: dict[str, dict[str, np.ndarray]] = {}
+        self.scale: dict[str, np.ndarray] = {}
+        feats = [self.features(img, s.kind) for img, s in zip(images, samples, strict=True)]
+        for kind in ("texture", "sprite"):
+            by_colour: dict[str, list[np.ndarray]] = {}
+            for f, s in zip(feats, samples, strict=True):
+                if s.kind == kind:
+                    by_colour.setdefault(s.colour, []).append(f)
+            self.protos[kind] = {c: np.mean(v, axis=0) for c, v in by_colour.items()}
+            spread = [np.std(v, axis=0) for v in by_colour.values() if len(v) > 1]
+            self.scale[kind] = np.mean(spread, axis=0) + 0.02 if spread else np.ones(5)
+
+    @staticmethod
+    def features(image: np.ndarray, kind: str) -> np.ndarray:
+        return colour_features(image, sprite_alpha(image) if kind == "sprite" else None)
+
+    def name(self, image: np.ndarray, kind: str) -> str:
+        f = self.features(image, kind) / self.scale[kind]
+        protos = self.protos[kind]
+        return min(protos, key=lambda c: float(np.sum((protos[c] / self.scale[kind] - f) ** 2)))
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Model:
+    pipe: Any
+    size: int
+    steps: int
+    guidance: float
+    meta: dict[str, Any]
+
+
+def load_model(folder: Path, steps: int | None, guidance: float | None) -> Model:
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        folder,
+        local_files_only=True,
+        torch_dtype=torch.float32,
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    meta_path = folder / "pixelkiln.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    size = int(meta.get("native_size", pipe.vae.config.sample_size or 64))
+    return Model(
+        pipe,
+        size,
+        steps or int(meta.get("default_steps", 8)),
+        guidance if guidance is not None else float(meta.get("default_guidance", 4.0)),
+        meta,
+    )
+
+
+def circular(model: Model) -> Any:
+    """The daemon's tiling context (circular padding on the UNet and VAE convolutions)."""
+    from pixelkiln_server.backends.tiling import circular_padding
+
+    return circular_padding([model.pipe.unet, model.pipe.vae], True, True)
+
+
+def through_vae(model: Model, images: np.ndarray) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad(), circular(model):
+        for i in range(0, len(images), 32):
+            x = torch.from_numpy(images[i : i + 32]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            if x.shape[-1] != model.size:
+                x = torch.nn.functional.interpolate(x, size=model.size, mode="area")
+            z = model.pipe.vae.encode(x).latent_dist.mode()
+            y = model.pipe.vae.decode(z).sample.clamp(-1, 1)
+            out.append(((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+def generate(model: Model, prompts: list[str], seeds: list[int], size: int) -> np.ndarray:
+    import torch
+
+    out = []
+    with circular(model):
+        for i in range(0, len(prompts), 10):
+            gens = [torch.Generator().manual_seed(s) for s in seeds[i : i + 10]]
+            result = model.pipe(
+                prompts[i : i + 10],
+                height=size,
+                width=size,
+                num_inference_steps=model.steps,
+                guidance_scale=model.guidance,
+                generator=gens,
+                output_type="np",
+            )
+            out.append((np.clip(result.images, 0, 1) * 255).round().astype(np.uint8))
+    return np.concatenate(out)
+
+
+def time_generation(model: Model, size: int, steps: int, runs: int) -> float:
+    import torch
+
+    seconds = []
+    warmup = 1 if runs > 1 else 0  # --quick: one cold call
+    with circular(model):
+        for i in range(runs + warmup):
+            gen = torch.Generator().manual_seed(i)
+            t0 = time.perf_counter()
+            model.pipe(
+                "red brick wall",
+                height=size,
+                width=size,
+                num_inference_steps=steps,
+                guidance_scale=model.guidance,
+                generator=gen,
+                output_type="np",
+            )
+            if i >= warmup:
+                seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Case:
+    kind: str
+    subject: str
+    colour: str
+    prompt: str
+    seed: int
+
+
+def cases(settings: Settings) -> list[Case]:
+    rng = np.random.default_rng(EVAL_SEED)
+    pairs = [("texture", p, c) for p in texgen.PATTERN_NAMES for c in texgen.COLOUR_NAMES]
+    pairs += [("sprite", s, c) for s in texgen.SPRITE_NAMES for c in texgen.COLOUR_NAMES]
+    if settings.quick:  # one colour per subject, cycling through the colours
+        n = len(texgen.COLOUR_NAMES)
+        pairs = [p for i, p in enumerate(pairs) if i % n == (i // n) % n][::2]
+    out: list[Case] = []
+    for rep in range(settings.per_pair):
+        for kind, subject, colour in pairs:
+            if kind == "texture":
+                options = texgen.texture_captions(subject, colour)
+            else:
+                options = texgen.sprite_captions(subject, colour)
+            base = options[0] if rep == 0 else options[int(rng.integers(len(options)))]
+            prompt = texgen.transparent_prompt(base) if kind == "sprite" else base
+            out.append(Case(kind, subject, colour, prompt, EVAL_SEED + len(out)))
+    return out
+
+
+def accuracy(hits: list[bool]) -> float:
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from pixelkiln_server.imaging import seam
+
+    torch.set_num_threads(args.threads)
+    settings = Settings.make(args.quick, args.per_pair)
+    cache = None if args.judge_cache == "none" else Path(args.judge_cache)
+    t0 = time.perf_counter()
+    judge = train_judge(settings, cache)
+    judge_s = time.perf_counter() - t0
+    print(f"judge ready in {judge_s:.1f} s", flush=True)
+
+    model = load_model(args.model, args.steps, args.guidance)
+    images, samples = procedural(JUDGE_SEED + 1, settings.check_images)
+    colour_judge = ColourJudge(*procedural(JUDGE_SEED + 2, 110 if settings.quick else 680))
+    recon = through_vae(model, images)
+    truth = [s.subject for s in samples]
+    judge_raw = accuracy([a == b for a, b in zip(classify(judge, images), truth, strict=True)])
+    judge_vae = accuracy([a == b for a, b in zip(classify(judge, recon), truth, strict=True)])
+    colour_raw = accuracy(
+        [colour_judge.name(im, s.kind) == s.colour for im, s in zip(images, samples, strict=True)]
+    )
+    colour_vae = accuracy(
+        [colour_judge.name(im, s.kind) == s.colour for im, s in zip(recon, samples, strict=True)]
+    )
+    vae_l1 = float(np.abs(recon.astype(np.float32) - images.astype(np.float32)).mean())
+
+    todo = cases(settings)
+    t0 = time.perf_counter()
+    generated = generate(model, [c.prompt for c in todo], [c.seed for c in todo], model.size)
+    gen_s = (time.perf_counter() - t0) / len(todo)
+    named = classify(judge, generated)
+    rows: list[dict[str, Any]] = []
+    for case, img, subject in zip(todo, generated, named, strict=True):
+        row: dict[str, Any] = {**case.__dict__, "judged": subject}
+        row["colour_judged"] = colour_judge.name(img, case.kind)
+        if case.kind == "sprite":
+            row["coverage"] = float((sprite_alpha(img) > 0.5).mean())
+        else:
+            row["seam_ratio"] = seam.seam_metric(img, "xy").ratio
+        rows.append(row)
+    tex = [r for r in rows if r["kind"] == "texture"]
+    spr = [r for r in rows if r["kind"] == "sprite"]
+    lo, hi = COVERAGE_GOAL
+    coverage = [r["coverage"] for r in spr]
+    seconds_256 = time_generation(model, 256, 8, settings.timing_runs)
+    seconds_native = time_generation(model, model.size, model.steps, settings.timing_runs)
+    metrics = {
+        "judge_accuracy_procedural": judge_raw,
+        "judge_accuracy_through_vae": judge_vae,
+        "colour_judge_procedural": colour_raw,
+        "colour_judge_through_vae": colour_vae,
+        "vae_l1_0_255": vae_l1,
+        "pattern_accuracy": accuracy([r["judged"] == r["subject"] for r in tex]),
+        "sprite_accuracy": accuracy([r["judged"] == r["subject"] for r in spr]),
+        "colour_accuracy": accuracy([r["colour_judged"] == r["colour"] for r in rows]),
+        "colour_accuracy_textures": accuracy([r["colour_judged"] == r["colour"] for r in tex]),
+        "colour_accuracy_sprites": accuracy([r["colour_judged"] == r["colour"] for r in spr]),
+        "sprite_coverage_mean": float(np.mean(coverage)) if coverage else float("nan"),
+        "sprite_coverage_in_range": accuracy([lo <= c <= hi for c in coverage]),
+        "seam_ratio_median": float(np.median([r["seam_ratio"] for r in tex])) if tex else 0.0,
+        "seconds_256_8_steps": seconds_256,
+        f"seconds_{model.size}_{model.steps}_steps": seconds_native,
+        "seconds_per_image_batched": gen_s,
+    }
+    per_subject = {
+        s: accuracy([r["judged"] == s for r in rows if r["subject"] == s])
+        for s in texgen.SUBJECTS
+        if any(r["subject"] == s for r in rows)
+    }
+    per_colour = {
+        c: accuracy([r["colour_judged"] == c for r in rows if r["colour"] == c])
+        for c in texgen.COLOUR_NAMES
+    }
+    report = {
+        "model": str(args.model),
+        "quick": settings.quick,
+        "size": model.size,
+        "steps": model.steps,
+        "guidance": model.guidance,
+        "images": len(rows),
+        "judge_seconds": round(judge_s, 1),
+        "metrics": metrics,
+        "per_subject": per_subject,
+        "per_colour": per_colour,
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    from PIL import Image
+
+    picks = list(range(0, len(todo), max(1, len(todo) // 40)))[:40]
+    grid = texgen.grid_image([generated[i] for i in picks], cols=10)
+    Image.fromarray(grid).save(out.with_suffix(".png"))
+    print_table(report)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    return report
+
+
+def print_table(report: dict[str, Any]) -> None:
+    m = report["metrics"]
+    lo, hi = COVERAGE_GOAL
+    rows = [
+        ("judge on procedural images", m["judge_accuracy_procedural"], None),
+        ("judge through the model's VAE", m["judge_accuracy_through_vae"], 0.95),
+        ("colour judge on procedural", m["colour_judge_procedural"], None),
+        ("colour judge through the VAE", m["colour_judge_through_vae"], None),
+        ("pattern accuracy (textures)", m["pattern_accuracy"], PATTERN_GOAL),
+        ("sprite accuracy", m["sprite_accuracy"], None),
+        ("colour accuracy (all)", m["colour_accuracy"], COLOUR_GOAL),
+        ("  textures", m["colour_accuracy_textures"], None),
+        ("  sprites", m["colour_accuracy_sprites"], None),
+        (f"sprites with coverage in {lo:.0%}-{hi:.0%}", m["sprite_coverage_in_range"], None),
+    ]
+    print(
+        f"\nmodel {report['model']}  ({report['images']} images, {report['size']}px, "
+        f"{report['steps']} steps, guidance {report['guidance']})"
+    )
+    print(f"{'metric':38s} {'value':>9s} {'goal':>8s}  ")
+    for name, value, goal in rows:
+        verdict = "" if goal is None else ("ok" if value >= goal else "MISS")
+        g = "" if goal is None else f">= {goal:.0%}"
+        print(f"{name:38s} {value:9.1%} {g:>8s}  {verdict}")
+    cov = m["sprite_coverage_mean"]
+    ok = "ok" if lo <= cov <= hi else "MISS"
+    print(f"{'sprite alpha coverage (mean)':38s} {cov:9.1%} {'10-70%':>8s}  {ok}")
+    print(f"{'texture seam ratio (median)':38s} {m['seam_ratio_median']:9.2f} {'~1':>8s}")
+    print(f"{'VAE L1 error (0..255)':38s} {m['vae_l1_0_255']:9.2f}")
+    s256 = m["seconds_256_8_steps"]
+    ok = "ok" if s256 <= SECONDS_256_GOAL else "MISS"
+    print(f"{'256x256, 8 steps (s, CPU here)':38s} {s256:9.3f} {'<= 1 s':>8s}  {ok}")
+    for key, value in m.items():
+        if key.startswith("seconds_") and key != "seconds_256_8_steps":
+            print(f"{key:38s} {value:9.3f}")
+    for what, scores, n in (
+        ("subjects", report["per_subject"], 5),
+        ("colours", report["per_colour"], 4),
+    ):
+        seen = [(k, v) for k, v in scores.items() if not np.isnan(v)]
+        worst = sorted(seen, key=lambda kv: kv[1])[:n]
+        print(f"weakest {what}: " + ", ".join(f"{k} {v:.0%}" for k, v in worst))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pixelkiln_server.config import default_home
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a diffusers model folder")
+    parser.add_argument("--quick", action="store_true", help="few images, a rough judge")
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's own")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's own")
+    parser.add_argument("--per-pair", type=int, default=None, help="prompts per pair")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--judge-cache",
+        default=str(default_home() / "judges"),
+        help="folder for the trained judge ('none': always retrain)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(RESULTS / "eval_texture_model"),
+        help="path stem for the .json report and the .png grid",
+    )
+    args = parser.parse_args(argv)
+    evaluate(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The texture model's tooling end to end, at smoke size: the training script writes a standard
+diffusers folder that loads offline and generates, and the evaluation script runs on it.
+
+Training and evaluation run in child processes: the training script switches torch to
+deterministic mode and a fixed thread count, which must not leak into the other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = ROOT / "tools" / "train_texture_model.py"
+EVAL = ROOT / "benchmarks" / "eval_texture_model.py"
+
+
+def run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("texture-model") / "pixelkiln-textures-smoke"
+    proc = run([str(TRAIN), "--smoke", "--no-grid", "--out", str(out)], timeout=110)
+    assert "samples/s" in proc.stdout
+    return out
+
+
+def test_smoke_training_writes_a_diffusers_folder(smoke_model: Path) -> None:
+    from safetensors.torch import load_file
+
+    index = json.loads((smoke_model / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (smoke_model / part).is_dir(), part
+    assert not list(smoke_model.rglob("*.bin"))  # safetensors only
+    weights = load_file(smoke_model / "unet" / "diffusion_pytorch_model.safetensors")
+    assert {str(t.dtype) for t in weights.values()} == {"torch.float16"}
+    meta = json.loads((smoke_model / "pixelkiln.json").read_text())
+    assert meta["padding"] == "circular" and meta["native_size"] == 64
+    assert meta["default_guidance"] == 4.0
+    assert set(meta["training"]) >= {"vae", "text", "unet"}
+    assert len(meta["preview_factors"]["matrix"]) == meta["recipe"]["vae_latent_channels"]
+    total = sum(p.stat().st_size for p in smoke_model.rglob("*") if p.is_file())
+    assert total < 30e6
+    # Written atomically: nothing is left beside the folder.
+    assert [p.name for p in smoke_model.parent.iterdir()] == [smoke_model.name]
+
+
+def test_smoke_model_loads_offline_and_generates(smoke_model: Path) -> None:
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(smoke_model, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    tokens = pipe.tokenizer("gold coin sprite").input_ids
+    assert len(tokens) == 5  # bos, three whole-word tokens, eos
+    out = pipe(
+        "red brick wall",
+        height=64,
+        width=64,
+        num_inference_steps=2,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    )
+    image = out.images[0]
+    assert image.shape == (64, 64, 3)
+    assert np.isfinite(image).all()
+
+
+def test_eval_script_runs_on_the_smoke_model(smoke_model: Path, tmp_path: Path) -> None:
+    stem = tmp_path / "eval"
+    proc = run(
+        [str(EVAL), "--model", str(smoke_model), "--quick", "--judge-cache", "none"]
+        + ["--out", str(stem)],
+        timeout=110,
+    )
+    assert "pattern accuracy" in proc.stdout and "256x256" in proc.stdout
+    report = json.loads(stem.with_suffix(".json").read_text())
+    metrics = report["metrics"]
+    for key in (
+        "judge_accuracy_through_vae",
+        "pattern_accuracy",
+        "colour_accuracy",
+        "sprite_coverage_mean",
+        "seconds_256_8_steps",
+    ):
+        assert key in metrics
+    assert report["images"] >= 10
+    assert stem.with_suffix(".png").is_file()
