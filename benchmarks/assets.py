@@ -30,21 +30,13 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-from pixelkiln_server.backends.base import LoadOptions  # noqa: E402
+from pixelkiln_server.backends.base import LoadOptions, NoHooks  # noqa: E402
 from pixelkiln_server.backends.tiny_random import TinyRandomBackend  # noqa: E402
 from pixelkiln_server.catalogue import PRESETS  # noqa: E402
 from pixelkiln_server.config import Limits, default_home  # noqa: E402
 from pixelkiln_server.imaging import atlas, codec, maps, matte  # noqa: E402
 from pixelkiln_server.types import GenerationRequest, Tiling  # noqa: E402
 from pixelkiln_server.validation import resolve  # noqa: E402
-
-
-class _NoHooks:
-    def on_step(self, step: int, total: int) -> bool:
-        return False
-
-    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
-        pass
 
 
 def measure(size: int, runs: int, model: Any) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def measure(size: int, runs: int, model: Any) -> dict[str, Any]:
         Limits(),
     )
     tiled = replace(base, tiling=Tiling.XY)
-    hooks = _NoHooks()
+    hooks = NoHooks()
     gen = interleave(
         {
             "generate": lambda: model.generate(base, inputs, hooks),

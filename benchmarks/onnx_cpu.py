@@ -37,14 +37,6 @@ from pixelkiln_server.validation import resolve  # noqa: E402
 SIZES = (64, 256)
 
 
-class _NoHooks:
-    def on_step(self, step: int, total: int) -> bool:
-        return False
-
-    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
-        pass
-
-
 def export_dir(home: Path) -> Path:
     """The exported tiny-random, built on first use (atomically, by run_export)."""
     out = home / "onnx" / "tiny-random-v1-seed0"
@@ -77,7 +69,9 @@ def measure(size: int, runs: int, torch_model: Any, onnx_model: Any) -> dict[str
         PRESETS["tiny-random"],
         Limits(),
     )
-    hooks = _NoHooks()
+    from pixelkiln_server.backends.base import NoHooks
+
+    hooks = NoHooks()
     ref = torch_model.generate(request, inputs, hooks)  # warm-up, and the parity check
     got = onnx_model.generate(request, inputs, hooks)
     times = interleave(

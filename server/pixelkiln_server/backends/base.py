@@ -40,6 +40,16 @@ class StepHooks(Protocol):
         ...
 
 
+class NoHooks:
+    """StepHooks that want nothing: no previews, never cancelled (warm-up, benchmarks)."""
+
+    def on_step(self, step: int, total: int) -> bool:
+        return False
+
+    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """How every model loads. Per-model options (compile, quantize, ...) travel in

@@ -20,7 +20,7 @@ from ..errors import Cancelled, FailedPrecondition, NotFound, PixelKilnError, Re
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
 from . import accel, lora, tiling
-from .base import BatchItem, LoadedModel, LoadOptions, StepHooks
+from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,6 @@ def _resized(images: np.ndarray, max_side: int) -> list[np.ndarray]:
     ]
 
 
-class _NoHooks:
-    def on_step(self, step: int, total: int) -> bool:
-        return False
-
-    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
-        pass
-
-
 class DiffusersModel(LoadedModel):
     def __init__(
         self,
@@ -270,7 +262,7 @@ class DiffusersModel(LoadedModel):
             guidance_scale=spec.default_guidance,
             seed=0,
         )
-        self.generate(request, DecodedInputs(), _NoHooks())
+        self.generate(request, DecodedInputs(), NoHooks())
 
     def _tiny_decode(self, latents: Any) -> np.ndarray:
         """Latents (B, C, h, w) as the denoiser sees them -> float RGB (B, H, W, 3) in [0, 1],

@@ -184,9 +184,6 @@ class Engine:
         await asyncio.to_thread(self.registry.get, spec)
         return self.registry.info(spec)
 
-    async def unload(self, name: str) -> bool:
-        return (await self.unload_model(name)).unloaded
-
     async def unload_model(self, name: str) -> UnloadResult:
         """Unload and report the bytes measured as freed."""
         return await asyncio.to_thread(self.registry.unload, name)
