@@ -124,3 +124,5 @@ async def test_micro_batch_gives_the_same_pixels_as_one_by_one() -> None:
         a, b = decode(many.image.data).astype(int), decode(one.image.data).astype(int)
         assert np.abs(a - b).max() <= 1
         assert (a != b).mean() < 0.001
+        # The recipe says so: three images shared the call (solo recipes stay as they were).
+        assert many.recipe["batch_images"] == 3 and "batch_images" not in one.recipe

@@ -33,7 +33,9 @@ def sha256(image: EncodedImage | None) -> str:
     return hashlib.sha256(image.data).hexdigest() if image is not None else ""
 
 
-def make_recipe(request: GenerationRequest, revision: str, device: str, dtype: str) -> Recipe:
+def make_recipe(
+    request: GenerationRequest, revision: str, device: str, dtype: str, batch_images: int = 1
+) -> Recipe:
     return Recipe(
         request=replace(request, init_image=None, mask=None),
         model_revision=revision,
@@ -42,6 +44,7 @@ def make_recipe(request: GenerationRequest, revision: str, device: str, dtype: s
         dtype=dtype,
         init_image_sha256=sha256(request.init_image),
         mask_sha256=sha256(request.mask),
+        batch_images=batch_images,
     )
 
 
@@ -55,7 +58,7 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
     req.pop("loras", None)
     if recipe.request.loras:
         req["loras"] = dict(recipe.request.loras)
-    return {
+    out: dict[str, Any] = {
         "format": RECIPE_FORMAT,
         "request": req,
         "model_revision": recipe.model_revision,
@@ -65,6 +68,9 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
         "init_image_sha256": recipe.init_image_sha256,
         "mask_sha256": recipe.mask_sha256,
     }
+    if recipe.batch_images > 1:  # only micro-batched results carry it
+        out["batch_images"] = recipe.batch_images
+    return out
 
 
 def to_json(recipe: Recipe) -> str:
@@ -82,6 +88,7 @@ def from_dict(data: dict[str, Any]) -> Recipe:
         dtype=data.get("dtype", ""),
         init_image_sha256=data.get("init_image_sha256", ""),
         mask_sha256=data.get("mask_sha256", ""),
+        batch_images=int(data.get("batch_images", 1)),
     )
 
 

@@ -222,6 +222,9 @@ class Recipe:
     dtype: str
     init_image_sha256: str = ""
     mask_sha256: str = ""
+    # Images computed in the same pipeline call (micro-batching). Above 1, batched kernels
+    # summed in another order: a solo replay can differ by one level in rare pixels.
+    batch_images: int = 1
 
 
 @dataclass(frozen=True)

@@ -144,23 +144,30 @@ class Worker:
                 )
             return
         model_done = time.perf_counter()
+        batch_images = sum(j.request.num_images for j in live)
         for job, outcome in zip(live, outcomes, strict=True):
             if isinstance(outcome, PixelKilnError):
                 self._fail(job, outcome)
             else:
-                self._finish(job, model, outcome, started, model_done)
+                self._finish(job, model, outcome, started, model_done, batch_images)
 
     def _fail(self, job: Job, exc: PixelKilnError) -> None:
         log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
         job.finish(Failed(exc))
 
     def _finish(
-        self, job: Job, model: LoadedModel, images: list[np.ndarray], started: float, done: float
+        self,
+        job: Job,
+        model: LoadedModel,
+        images: list[np.ndarray],
+        started: float,
+        done: float,
+        batch_images: int,
     ) -> None:
         try:
             job.raise_if_cancelled()
             recipe = recipes.make_recipe(
-                job.request, model.spec.revision, model.device, model.dtype
+                job.request, model.spec.revision, model.device, model.dtype, batch_images
             )
             text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)}
             outputs, atlas = assets.build_outputs(job.request, images, text)
