@@ -9,116 +9,29 @@ it loads (``accel.py``, ``lora.py``).
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
-from ..errors import Cancelled, FailedPrecondition, NotFound, PixelKilnError, ResourceExhausted
-from ..imaging import preview
+from ..errors import Cancelled, FailedPrecondition, PixelKilnError, ResourceExhausted
+from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
 from . import accel, lora, tiling
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
+from .diffusers_load import (
+    apply_padding,
+    apply_scheduler,
+    dtype_name,
+    folder_meta,
+    load_pipeline,
+    pick_device,
+    pick_dtype,
+)
 
 log = logging.getLogger(__name__)
 
 EMBED_CACHE_SIZE = 32
-
-
-def pick_device(preference: str = "auto") -> str:
-    import torch
-
-    if preference != "auto":
-        return preference
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def device_total_memory(device: str) -> int | None:
-    """Total memory of a CUDA device in bytes; None elsewhere."""
-    import torch
-
-    if not device.startswith("cuda"):
-        return None
-    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
-
-
-def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
-    import torch
-
-    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if preference != "auto":
-        if preference not in named:
-            raise ValueError(f"dtype must be one of auto, {', '.join(named)}; got {preference!r}")
-        return named[preference]
-    if device.startswith("cuda"):
-        if family in ("flux", "z-image") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.float32
-
-
-def _dtype_name(dtype: Any) -> str:
-    return {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(
-        str(dtype), str(dtype)
-    )
-
-
-def _offline(options: LoadOptions) -> bool:
-    return options.offline or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false")
-
-
-def _apply_scheduler(pipe: Any, preset: str) -> None:
-    if preset == "euler-trailing":
-        from diffusers import EulerDiscreteScheduler
-
-        pipe.scheduler = EulerDiscreteScheduler.from_config(
-            pipe.scheduler.config, timestep_spacing="trailing"
-        )
-
-
-def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
-    import diffusers
-
-    kwargs: dict[str, Any] = {"torch_dtype": dtype}
-    if spec.family == "sd":
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
-    if spec.single_file:
-        cls = (
-            diffusers.StableDiffusionXLPipeline
-            if spec.family == "sdxl"
-            else diffusers.StableDiffusionPipeline
-        )
-        if spec.config:
-            kwargs["config"] = spec.config
-        try:
-            return cls.from_single_file(spec.source, local_files_only=_offline(options), **kwargs)
-        except (OSError, ValueError) as exc:
-            raise NotFound(
-                f"cannot load {spec.source} as a single-file checkpoint ({type(exc).__name__}); "
-                "put its config folder beside it as <name>/ or run online once"
-            ) from exc
-    local = Path(spec.source).is_dir()
-    if spec.revision and not local:
-        kwargs["revision"] = spec.revision
-    auto = diffusers.AutoPipelineForText2Image
-    # The local cache first, so a model downloaded once never touches the network again.
-    try:
-        return auto.from_pretrained(spec.source, local_files_only=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        if local or _offline(options):
-            raise NotFound(
-                f"model {spec.name!r} is not available locally ({spec.source}); "
-                "download it first or run without --offline"
-            ) from exc
-    return auto.from_pretrained(spec.source, **kwargs)
 
 
 def spatial_latents(latents: np.ndarray, request: GenerationRequest, scale: int) -> np.ndarray:
@@ -169,10 +82,17 @@ class DiffusersModel(LoadedModel):
         options: dict[str, str] | None = None,
         loras: tuple[LoraAdapter, ...] = (),
         tiny_vae_decode: bool = False,
+        preview_factors: preview.Factors | None = None,
+        wraps: bool = False,
     ) -> None:
         self.spec = spec
+        # Every convolution pads circularly (the folder's pixelkiln.json): the output is
+        # periodic, and untiled txt2img subjects are rolled to the centre (imaging/torus.py).
+        self.wraps = wraps
+        # The model's own latent->RGB map (its pixelkiln.json); else the family's.
+        self.preview_factors = preview_factors
         self.device = device
-        self.dtype = _dtype_name(dtype)
+        self.dtype = dtype_name(dtype)
         self._pipes: dict[str, Any] = {"txt2img": pipe}
         self._embed_cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         self.text_encodes = 0  # how often the text encoder ran (the cache's misses)
@@ -387,7 +307,9 @@ class DiffusersModel(LoadedModel):
                         latents = kwargs["latents"].detach().float().cpu().numpy()
                         latents = spatial_latents(latents, request, p.vae_scale_factor)
                     part = latents[offsets[n] : offsets[n + 1]]
-                    item.hooks.on_preview(step, preview.project(part, family, side))
+                    item.hooks.on_preview(
+                        step, preview.project(part, family, side, self.preview_factors)
+                    )
             if len(cancelled) == len(items):
                 raise next(iter(cancelled.values()))
             return kwargs
@@ -422,6 +344,8 @@ class DiffusersModel(LoadedModel):
                 if tiny_decode:
                     out = self._tiny_decode(_spatial_tensor(out, request, pipe.vae_scale_factor))
                 images = [np.asarray(img, dtype=np.float32) for img in out]
+                if self.wraps and mode == "txt2img" and request.tiling is Tiling.NONE:
+                    images = [torus.center_subject(img) for img in images]
                 if seam_pass:
                     images = [
                         self._seam_pass(img, request, i, on_step_end)
@@ -519,8 +443,10 @@ class DiffusersBackend:
         cuda = device.startswith("cuda")
         before = torch.cuda.memory_allocated(device) if cuda else 0
         try:
-            pipe = _load_pipeline(spec, dtype, options)
-            _apply_scheduler(pipe, spec.scheduler)
+            meta = folder_meta(spec)
+            pipe = load_pipeline(spec, dtype, options)
+            apply_scheduler(pipe, spec.scheduler)
+            apply_padding(pipe, meta)
             lora.load_adapters(pipe, opts.loras)
             tiny = accel.load_tiny_vae(opts.tiny_vae, dtype) if opts.tiny_vae else None
             if tiny is not None:
@@ -544,6 +470,10 @@ class DiffusersBackend:
                 options=accel.report(opts, device, quantized),
                 loras=opts.loras,
                 tiny_vae_decode=opts.tiny_vae_decode,
+                preview_factors=preview.factors_from(meta.preview_matrix, meta.preview_bias)
+                if meta is not None
+                else None,
+                wraps=meta is not None and meta.padding == "circular",
             )
             if opts.compile:
                 accel.compile_denoiser(pipe, opts, device)

@@ -178,7 +178,7 @@ class ModelRegistry:
     def _resolve_budget(self) -> None:
         if self._budget_resolved:
             return
-        from ..backends.diffusers_backend import device_total_memory, pick_device
+        from ..backends.diffusers_load import device_total_memory, pick_device
 
         device = pick_device(self.options.device)
         if device.startswith("cuda"):

@@ -8,6 +8,8 @@ of the image's pixels, then a resize and a small lossy encode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
@@ -34,8 +36,23 @@ _FACTORS: dict[str, tuple[list[list[float]], list[float]]] = {
 }
 
 
-def latent_factors(family: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (channels, 3) matrix and (3,) bias for a family; a neutral grey map otherwise."""
+Factors = tuple[np.ndarray, np.ndarray]
+
+
+def factors_from(
+    matrix: Sequence[Sequence[float]] | None, bias: Sequence[float] | None
+) -> Factors | None:
+    """A model's own (channels, 3) matrix and (3,) bias, e.g. from its pixelkiln.json."""
+    if matrix is None or bias is None:
+        return None
+    return np.asarray(matrix, dtype=np.float32), np.asarray(bias, dtype=np.float32)
+
+
+def latent_factors(family: str, channels: int, own: Factors | None = None) -> Factors:
+    """The (channels, 3) matrix and (3,) bias: the model's own when it has them for this many
+    channels, else the family's; a neutral grey map otherwise."""
+    if own is not None and own[0].shape == (channels, 3):
+        return own
     matrix, bias = _FACTORS.get(family, _FACTORS["sd"])
     m = np.asarray(matrix, dtype=np.float32)
     if m.shape[0] != channels:
@@ -43,10 +60,12 @@ def latent_factors(family: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
     return m, np.asarray(bias, dtype=np.float32)
 
 
-def project(latents: np.ndarray, family: str, max_side: int) -> list[np.ndarray]:
+def project(
+    latents: np.ndarray, family: str, max_side: int, own: Factors | None = None
+) -> list[np.ndarray]:
     """Latents (B, C, h, w) -> B uint8 RGB images whose longer side is ``max_side``."""
     batch, channels, h, w = latents.shape
-    matrix, bias = latent_factors(family, channels)
+    matrix, bias = latent_factors(family, channels, own)
     rgb = np.einsum("bchw,ck->bhwk", latents.astype(np.float32, copy=False), matrix) + bias
     rgb = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
     scale = max_side / max(h, w)

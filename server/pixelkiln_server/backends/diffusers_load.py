@@ -1,0 +1,140 @@
+"""Loading a diffusers pipeline: device and dtype, the source (hub id with the local cache
+first, folder, single file), the scheduler preset, and what a folder's ``pixelkiln.json`` asks
+for (circular padding as trained)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..catalogue import ModelSpec
+from ..errors import NotFound
+from ..folder_meta import FolderMeta, read_meta
+from .base import LoadOptions
+
+
+def pick_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference != "auto":
+        return preference
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def device_total_memory(device: str) -> int | None:
+    """Total memory of a CUDA device in bytes; None elsewhere."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return None
+    return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+
+
+def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
+    import torch
+
+    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if preference != "auto":
+        if preference not in named:
+            raise ValueError(f"dtype must be one of auto, {', '.join(named)}; got {preference!r}")
+        return named[preference]
+    if device.startswith("cuda"):
+        if family in ("flux", "z-image") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def dtype_name(dtype: Any) -> str:
+    return {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(
+        str(dtype), str(dtype)
+    )
+
+
+def _offline(options: LoadOptions) -> bool:
+    return options.offline or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false")
+
+
+def apply_scheduler(pipe: Any, preset: str) -> None:
+    if preset == "euler-trailing":
+        from diffusers import EulerDiscreteScheduler
+
+        pipe.scheduler = EulerDiscreteScheduler.from_config(
+            pipe.scheduler.config, timestep_spacing="trailing"
+        )
+
+
+def load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
+    import diffusers
+
+    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    if spec.family == "sd":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if spec.single_file:
+        cls = (
+            diffusers.StableDiffusionXLPipeline
+            if spec.family == "sdxl"
+            else diffusers.StableDiffusionPipeline
+        )
+        if spec.config:
+            kwargs["config"] = spec.config
+        try:
+            return cls.from_single_file(spec.source, local_files_only=_offline(options), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise NotFound(
+                f"cannot load {spec.source} as a single-file checkpoint ({type(exc).__name__}); "
+                "put its config folder beside it as <name>/ or run online once"
+            ) from exc
+    local = Path(spec.source).is_dir()
+    if spec.revision and not local:
+        kwargs["revision"] = spec.revision
+    auto = diffusers.AutoPipelineForText2Image
+    # The local cache first, so a model downloaded once never touches the network again.
+    try:
+        return auto.from_pretrained(spec.source, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        if local or _offline(options):
+            raise NotFound(
+                f"model {spec.name!r} is not available locally ({spec.source}); "
+                "download it first or run without --offline"
+            ) from exc
+    return auto.from_pretrained(spec.source, **kwargs)
+
+
+def folder_meta(spec: ModelSpec) -> FolderMeta | None:
+    """The ``pixelkiln.json`` of a folder source; None for other sources."""
+    folder = Path(spec.source)
+    if spec.single_file or not folder.is_dir():
+        return None
+    try:
+        return read_meta(folder)
+    except ValueError as exc:
+        raise NotFound(f"cannot load {spec.name!r}: {exc}") from None
+
+
+def apply_padding(pipe: Any, meta: FolderMeta | None) -> int:
+    """Circular padding on every zero-padded Conv2d of the UNet and the VAE when the folder
+    says the model was trained so (diffusers configs cannot). Returns how many were set."""
+    import torch
+
+    if meta is None or meta.padding != "circular":
+        return 0
+    count = 0
+    for module in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)):
+        for conv in module.modules() if module is not None else ():
+            if (
+                isinstance(conv, torch.nn.Conv2d)
+                and conv.padding_mode == "zeros"
+                and not isinstance(conv.padding, str)
+                and any(conv.padding)
+            ):
+                conv.padding_mode = "circular"
+                count += 1
+    return count
