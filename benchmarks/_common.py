@@ -241,6 +241,8 @@ class ChildDaemon:
         if self.threads:
             env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         cmd = [sys.executable, "-m", "pixelkiln.cli", "serve", "--port", str(self.port)]
+        if "--model" not in self.extra:  # the benchmarks are sized for tiny-random
+            cmd += ["--model", "tiny-random"]
         cmd += ["--log-level", "WARNING", *self.extra]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log_fd, stderr=subprocess.STDOUT)
         try:

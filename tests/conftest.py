@@ -39,6 +39,7 @@ def make_config(**overrides: object) -> ServerConfig:
         "ws_port": 0,
         "home": home_dir(),
         "shutdown_grace_s": 0.5,
+        "default_model": "tiny-random",  # fast; the shipped model has its own tests
     }
     values.update(overrides)
     return ServerConfig(**values)  # type: ignore[arg-type]
@@ -90,6 +91,7 @@ def start_served(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
             str(port),
             "--ws-port",
             "-1",
+            *(() if "--model" in extra else ("--model", "tiny-random")),
             *extra,
         ],
         env=env,

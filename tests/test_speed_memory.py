@@ -175,7 +175,7 @@ def test_serve_flags_become_the_default_models_options(tmp_path: Path) -> None:
     assert options.tiny_vae == str(tmp_path)
     assert config.vram_budget_bytes == int(1.5 * 1024**3) and config.memory_budget_bytes is None
     args = parser.parse_args(["--lora", "ink=C:/l/ink.st:0.5", "--lora", "wood=/l/wood"])
-    options = cli.config_from_args(args).model_options["tiny-random"]
+    options = cli.config_from_args(args).model_options["pixelkiln-textures"]  # the default model
     assert options.loras == (LoraAdapter("ink", "C:/l/ink.st", 0.5), LoraAdapter("wood", "/l/wood"))
     assert cli.config_from_args(parser.parse_args([])).model_options == {}
     with pytest.raises(SystemExit, match="--quantize: must be one of fp8-dynamic, int8-dynamic"):

@@ -1,7 +1,10 @@
 """Train PixelKiln's own offline texture-and-sprite model from scratch, on generated data only.
 
-    python tools/train_texture_model.py --out models/pixelkiln-textures/weights   # full recipe
-    python tools/train_texture_model.py --smoke --out /tmp/kiln-smoke             # seconds
+    python tools/train_texture_model.py --out shipped              # the full recipe, ~1 h
+    python tools/train_texture_model.py --smoke --out /tmp/kiln-smoke   # seconds
+
+``shipped`` names the model folder inside the package,
+``server/pixelkiln_server/weights/pixelkiln-textures``.
 
 Three stages, all from one fixed seed, on the CPU, with deterministic torch settings and a
 fixed thread count (the same machine, torch version and ``--threads`` give the same bytes):
@@ -53,7 +56,8 @@ if str(ROOT / "tools") not in sys.path:
 
 import texgen  # noqa: E402
 
-MODEL_CARD = ROOT / "models" / "pixelkiln-textures" / "README.md"
+SHIPPED = ROOT / "server" / "pixelkiln_server" / "weights" / "pixelkiln-textures"
+MODEL_CARD = SHIPPED / "README.md"
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 FORMAT_VERSION = 1
 
@@ -73,12 +77,15 @@ class Recipe:
     vae_channels: tuple[int, ...] = (16, 32, 64, 64)
     vae_latent_channels: int = 8
     vae_layers: int = 1
-    vae_steps: int = 4_000
+    vae_steps: int = 6_000
     vae_batch: int = 16
     vae_lr: float = 3e-4  # 1e-3 and 4e-3 learnt slower in a 150-step overfit test
     vae_grad_weight: float = 0.5
     vae_spectrum_weight: float = 0.05
     vae_kl_weight: float = 1e-6
+    # bf16 autocast for the VAE's convolutions (fp32 weights and loss): 1.8x faster on CPUs
+    # with AMX/AVX512-BF16 (measured here); the UNet gains nothing from it (small matmuls).
+    vae_bf16: bool = True
     # stage 2: tokenizer + text encoder
     max_tokens: int = 32
     text_hidden: int = 64
@@ -177,6 +184,13 @@ def setup_torch(threads: int) -> Any:
     torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.backends.cudnn.benchmark = False
     return torch
+
+
+def bf16_supported() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); emulated bf16 is slower."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def set_circular(*modules: Any) -> int:
@@ -317,6 +331,7 @@ def train_vae(r: Recipe, pool: Pool, report: Report, deadline: float | None) -> 
     rng = np.random.default_rng([r.seed, 1])
     order = batches(rng, len(pool.captions), r.vae_batch)
     t0, done, loss_value = time.perf_counter(), 0, float("nan")
+    bf16 = r.vae_bf16 and bf16_supported()
     for step in range(r.vae_steps):
         if deadline is not None and time.monotonic() > deadline:
             report.cut_short = True
@@ -325,10 +340,11 @@ def train_vae(r: Recipe, pool: Pool, report: Report, deadline: float | None) -> 
             group["lr"] = r.vae_lr * cosine_lr(step, r.vae_steps, min(100, r.vae_steps // 10 + 1))
         idx = next(order)
         x = to_tensor(roll_images(pool.images[idx], pool.tileable[idx], rng))
-        post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=None)
-        y = vae.decode(z).sample
-        loss = vae_loss(r, x, y, post.mean, post.logvar)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            post = vae.encode(x).latent_dist
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=None)
+            y = vae.decode(z).sample
+        loss = vae_loss(r, x, y.float(), post.mean.float(), post.logvar.float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -339,6 +355,7 @@ def train_vae(r: Recipe, pool: Pool, report: Report, deadline: float | None) -> 
             rate = (step + 1) * r.vae_batch / (time.perf_counter() - t0)
             log(f"  vae step {step:5d}/{r.vae_steps}  loss {loss_value:.4f}  {rate:6.1f} img/s")
     report.add("vae", done, done * r.vae_batch, time.perf_counter() - t0, loss_value)
+    report.stages["vae"]["bf16_autocast"] = float(bf16)
     vae.eval()
     return vae
 
@@ -752,9 +769,12 @@ def save_pipeline(
 
 
 def sample_grid(folder: Path, prompts: list[str], steps: int, guidance: float, seed: int) -> Any:
-    """Generate one 64x64 image per prompt with the saved pipeline (fp32, circular)."""
+    """Generate one 64x64 image per prompt with the saved pipeline (fp32, circular), sprites
+    rolled to the centre as the daemon serves them (the model cannot know where it is)."""
     import torch
     from diffusers import StableDiffusionPipeline
+
+    from pixelkiln_server.imaging import torus
 
     pipe = StableDiffusionPipeline.from_pretrained(
         folder, local_files_only=True, torch_dtype=torch.float32
@@ -774,7 +794,8 @@ def sample_grid(folder: Path, prompts: list[str], steps: int, guidance: float, s
             generator=gen,
             output_type="np",
         )
-        images.append((np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8))
+        image = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+        images.append(torus.center_subject(image))
     return texgen.grid_image(images, cols=min(len(images), 10))
 
 
@@ -866,11 +887,20 @@ def train(
     return summary
 
 
+def shipped_or_path(value: str) -> Path:
+    return SHIPPED if value == "shipped" else Path(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument(
+        "--out",
+        type=shipped_or_path,
+        required=True,
+        help="model folder to write ('shipped': the package's pixelkiln-textures folder)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a handful of steps (seconds)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-time cap for the run")
     parser.add_argument("--seed", type=int, default=None)

@@ -8,8 +8,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InvalidArgument, NotFound
+from .folder_meta import read_meta
 
 TINY_RANDOM_SOURCE = "builtin:tiny-random"
+# PixelKiln's own model, shipped inside the package (tools/train_texture_model.py made it):
+# the default, because it needs no download and makes real pictures on a CPU.
+SHIPPED_MODEL = "pixelkiln-textures"
+SHIPPED_FOLDER = Path(__file__).resolve().parent / "weights" / SHIPPED_MODEL
 ONNX_MANIFEST = "pixelkiln_onnx.json"
 DIT_FAMILIES = ("flux", "z-image")
 
@@ -207,6 +212,20 @@ PRESETS: dict[str, ModelSpec] = {
             revision="tiny-z-image-v1-seed0",
             pipeline="ZImagePipeline",
         ),
+        # 64x64 native (fully convolutional: larger sizes work), 8 steps, guidance 4, circular
+        # padding applied on load (its pixelkiln.json says so), its own preview factors.
+        ModelSpec(
+            name=SHIPPED_MODEL,
+            family="sd",
+            source=str(SHIPPED_FOLDER),
+            native_width=64,
+            native_height=64,
+            default_steps=8,
+            default_guidance=4.0,
+            max_steps=50,
+            pipeline="StableDiffusionPipeline",
+            memory_gb=0.03,
+        ),
         ModelSpec(
             name="sd-turbo",
             family="sd",
@@ -317,7 +336,7 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
             "a folder, a .safetensors file or a hub id"
         )
     native = 1024 if family in ("sdxl", "flux", "z-image") else 512
-    return ModelSpec(
+    spec = ModelSpec(
         name=name,
         family=family,
         source=str(path) if path.exists() else source,
@@ -325,6 +344,25 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
         native_height=native,
         config=config,
     )
+    return _with_folder_defaults(spec, path) if path.is_dir() else spec
+
+
+def _with_folder_defaults(spec: ModelSpec, folder: Path) -> ModelSpec:
+    """Serving defaults from the folder's pixelkiln.json, where it has one."""
+    try:
+        meta = read_meta(folder)
+    except ValueError as exc:
+        raise InvalidArgument("model", str(exc)) from None
+    if meta is None:
+        return spec
+    changes: dict[str, object] = {}
+    if meta.native_size:
+        changes.update(native_width=meta.native_size, native_height=meta.native_size)
+    if meta.default_steps:
+        changes["default_steps"] = meta.default_steps
+    if meta.default_guidance is not None:
+        changes["default_guidance"] = meta.default_guidance
+    return replace(spec, **changes)  # type: ignore[arg-type]
 
 
 def _onnx_spec(name: str, folder: Path) -> ModelSpec:

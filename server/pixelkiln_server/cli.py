@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, ModelOptions
+from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
 from .config import MIB, ServerConfig, default_home
 from .errors import PixelKilnError
 
@@ -25,9 +25,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        default="tiny-random",
-        help="default model: a preset (tiny-random, sd-turbo, sdxl-turbo), a hub id, a diffusers "
-        "folder or a .safetensors file (default tiny-random: random weights, no download)",
+        default=SHIPPED_MODEL,
+        help="default model: a preset (pixelkiln-textures, tiny-random, sd-turbo, sdxl-turbo, "
+        "flux.1-schnell, z-image-turbo), a hub id, a diffusers folder or a .safetensors file "
+        f"(default {SHIPPED_MODEL}: PixelKiln's own texture and sprite model, shipped, no "
+        "download; tiny-random: random weights, fastest)",
     )
     parser.add_argument(
         "--add-model",

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalogue import ModelOptions
+from .catalogue import SHIPPED_MODEL, ModelOptions
 
 MIB = 1024 * 1024
 
@@ -34,7 +34,7 @@ class ServerConfig:
     port: int = 50051
     # The WebSocket carrier (ws://host:ws_port/v1) for Unity and Godot; None turns it off.
     ws_port: int | None = 50052
-    default_model: str = "tiny-random"
+    default_model: str = SHIPPED_MODEL
     # Extra models by name -> source (hub id, folder or .safetensors file).
     extra_models: dict[str, str] = field(default_factory=dict)
     # Speed/memory options and LoRA adapters by model name (``serve`` sets the default
