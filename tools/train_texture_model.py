@@ -575,7 +575,7 @@ class Latents:
     scaling_factor: float
 
 
-def encode_pool(vae: Any, pool: Pool, batch: int = 64) -> Latents:
+def encode_pool(vae: Any, pool: Pool, batch: int = 64, scale: float | None = None) -> Latents:
     import torch
 
     means, stds = [], []
@@ -585,7 +585,8 @@ def encode_pool(vae: Any, pool: Pool, batch: int = 64) -> Latents:
             means.append(post.mean)
             stds.append(post.std)
     mean, std = torch.cat(means), torch.cat(stds)
-    scale = float(1.0 / mean.std())
+    if scale is None:
+        scale = float(1.0 / mean.std())
     return Latents(mean * scale, std * scale, scale)
 
 
@@ -614,13 +615,17 @@ def train_unet(
     text_encoder: Any,
     report: Report,
     deadline: float | None,
+    init: Any = None,
+    stream: int = 3,
 ) -> Any:
+    """Train (or, with ``init``, continue training) the UNet; returns its EMA copy. ``stream``
+    picks the random streams (data order, noise), so a continuation sees new batches."""
     import copy
 
     import torch
 
-    torch.manual_seed(r.seed + 3)
-    unet = build_unet(r)
+    torch.manual_seed(r.seed + stream)
+    unet = build_unet(r) if init is None else init
     set_circular(unet)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     unet.train()
@@ -643,8 +648,8 @@ def train_unet(
     weight = torch.clamp(snr, max=r.min_snr_gamma) / (snr + 1.0)  # min-SNR for v-prediction
     ids = tokenize(tokenizer, pool.captions)
     empty = tokenize(tokenizer, [""])[0]
-    rng = np.random.default_rng([r.seed, 3])
-    gen = torch.Generator().manual_seed(r.seed + 3)
+    rng = np.random.default_rng([r.seed, stream])
+    gen = torch.Generator().manual_seed(r.seed + stream)
     order = batches(rng, len(pool.captions), min(r.unet_batch, len(pool.captions)))
     h = lat.mean.shape[-1]
     t0, done, loss_value, smooth = time.perf_counter(), 0, float("nan"), float("nan")
@@ -695,6 +700,73 @@ def train_unet(
     report.add("unet", done, done * r.unet_batch, time.perf_counter() - t0, smooth)
     text_encoder.eval()
     return ema
+
+
+CONTINUE_LR_SCALE = 0.5  # a continuation restarts the cosine at half the recipe's peak
+CONTINUE_WARMUP = 100
+CONTINUE_STREAM = 4
+
+
+def continue_training(folder: Path, out: Path, steps: int, grid: bool) -> dict[str, Any]:
+    """More UNet steps on a finished model (the text encoder fine-tuned alongside, VAE kept):
+    the same data, new batches, a fresh optimiser, a warm restart of the learning rate. The
+    result records what it continued from, so the two runs together are its recipe."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    prev = json.loads((folder / "pixelkiln.json").read_text())
+    r = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in prev["recipe"].items()})
+    setup_torch(r.threads)
+    report = Report()
+    started = time.perf_counter()
+    pool = make_pool(r.seed, r.pool, r.size)
+    log(f"data: {r.pool} images in {time.perf_counter() - started:.1f} s")
+    vae = load_vae(folder)
+    tokenizer = build_tokenizer(r.max_tokens)
+    text_encoder = CLIPTextModel.from_pretrained(
+        folder / "text_encoder", dtype=torch.float32, local_files_only=True
+    )
+    unet = UNet2DConditionModel.from_pretrained(
+        folder / "unet", torch_dtype=torch.float32, local_files_only=True
+    )
+    # The UNet learnt latents at the saved scaling factor: keep it, do not re-measure.
+    lat = encode_pool(vae, pool, scale=float(vae.config.scaling_factor))
+    pool.images = pool.images[:0]
+    more = dataclasses.replace(
+        r,
+        unet_steps=steps,
+        unet_lr=r.unet_lr * CONTINUE_LR_SCALE,
+        unet_text_lr=r.unet_text_lr * CONTINUE_LR_SCALE,
+        unet_warmup=CONTINUE_WARMUP,
+    )
+    log(f"continuing the UNet of {folder} for {steps} steps")
+    unet = train_unet(
+        more, pool, lat, tokenizer, text_encoder, report, None, init=unet, stream=CONTINUE_STREAM
+    )
+    seconds = time.perf_counter() - started
+    extra = {k: prev[k] for k in ("training", "preview_factors", "vae_from") if k in prev}
+    extra.update(
+        torch=torch.__version__,
+        threads=r.threads,
+        train_seconds=round(float(prev.get("train_seconds", 0.0)) + seconds, 1),
+        continued=[
+            *prev.get("continued", []),
+            {
+                "steps": steps,
+                "lr_scale": CONTINUE_LR_SCALE,
+                "warmup": CONTINUE_WARMUP,
+                "stream": CONTINUE_STREAM,
+                "unet": report.stages["unet"],
+                "seconds": round(seconds, 1),
+            },
+        ],
+    )
+    saved = save_pipeline(out, r, vae, text_encoder, tokenizer, unet, extra)
+    log(f"saved {saved} ({folder_size(saved) / 1e6:.1f} MB) in {seconds / 60:.1f} min")
+    if grid:
+        write_grid(saved, r)
+    return extra
 
 
 # --------------------------------------------------------------------------- saving
@@ -865,16 +937,7 @@ def train(
     }
     log(f"saved {folder} ({size_mb:.1f} MB; params {params})")
     if grid:
-        subjects = texgen.PATTERN_NAMES[:6] + texgen.SPRITE_NAMES[:4]
-        prompts = [
-            texgen.canonical_caption(s, c)
-            for s, c in zip(subjects, texgen.COLOUR_NAMES, strict=True)
-        ]
-        prompts = [p if i < 6 else texgen.transparent_prompt(p) for i, p in enumerate(prompts)]
-        image = sample_grid(folder, prompts, r.default_steps, r.default_guidance, r.seed)
-        from PIL import Image
-
-        Image.fromarray(image).save(folder / "samples.png")
+        write_grid(folder, r)
     summary = {
         "folder": str(folder),
         "size_mb": round(size_mb, 2),
@@ -885,6 +948,25 @@ def train(
     }
     log(json.dumps(summary, indent=2))
     return summary
+
+
+def write_grid(folder: Path, r: Recipe) -> None:
+    """samples.png: the 12 patterns, then 2 more textures and 8 sprites on their key colours."""
+    from PIL import Image
+
+    colours = texgen.COLOUR_NAMES
+    prompts = [
+        texgen.canonical_caption(p, colours[i % 10]) for i, p in enumerate(texgen.PATTERN_NAMES)
+    ]
+    prompts += [
+        texgen.transparent_prompt(texgen.canonical_caption(s, colours[(i + 3) % 10]))
+        for i, s in enumerate(texgen.SPRITE_NAMES[:8])
+    ]
+    grid = sample_grid(folder, prompts, r.default_steps, r.default_guidance, 1000)
+    big = Image.fromarray(grid)
+    big.resize((big.width * 2, big.height * 2), Image.Resampling.NEAREST).save(
+        folder / "samples.png"
+    )
 
 
 def shipped_or_path(value: str) -> Path:
@@ -917,7 +999,19 @@ def main(argv: list[str] | None = None) -> int:
         help="skip stage 1: reuse the (fp16) VAE of this model folder; the result is then not "
         "the recipe's bytes, and pixelkiln.json says so",
     )
+    parser.add_argument(
+        "--continue-from",
+        type=shipped_or_path,
+        default=None,
+        help="train the UNet of this finished model folder for --unet-steps more steps "
+        "(VAE kept); pixelkiln.json records the continuation",
+    )
     args = parser.parse_args(argv)
+    if args.continue_from is not None:
+        if not args.unet_steps:
+            parser.error("--continue-from needs --unet-steps")
+        continue_training(args.continue_from, args.out, args.unet_steps, not args.no_grid)
+        return 0
     recipe = Recipe.smoke() if args.smoke else Recipe.full()
     overrides = {
         "seed": args.seed,
