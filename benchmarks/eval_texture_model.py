@@ -42,8 +42,9 @@ if str(ROOT / "tools") not in sys.path:
 
 import texgen  # noqa: E402
 
+from pixelkiln_server.catalogue import SHIPPED_FOLDER  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
-SHIPPED = ROOT / "server" / "pixelkiln_server" / "weights" / "pixelkiln-textures"
 JUDGE_VERSION = 2
 JUDGE_SIZE = 64
 EVAL_SEED = 10_000  # generation seeds start here; training never draws these
@@ -589,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model",
-        type=lambda v: SHIPPED if v == "shipped" else Path(v),
+        type=lambda v: SHIPPED_FOLDER if v == "shipped" else Path(v),
         required=True,
         help="a diffusers model folder ('shipped': the package's pixelkiln-textures)",
     )

@@ -56,7 +56,10 @@ if str(ROOT / "tools") not in sys.path:
 
 import texgen  # noqa: E402
 
-SHIPPED = ROOT / "server" / "pixelkiln_server" / "weights" / "pixelkiln-textures"
+from pixelkiln_server.backends.tiling import set_circular  # noqa: E402
+from pixelkiln_server.catalogue import SHIPPED_FOLDER as SHIPPED  # noqa: E402
+from pixelkiln_server.imaging.matte import KEY_NAMES  # noqa: E402
+
 MODEL_CARD = SHIPPED / "README.md"
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 FORMAT_VERSION = 1
@@ -193,25 +196,6 @@ def bf16_supported() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def set_circular(*modules: Any) -> int:
-    """Circular padding on every zero-padded Conv2d (as trained; not saved in diffusers
-    configs, so the loader must do the same). Returns how many were switched."""
-    import torch
-
-    count = 0
-    for module in modules:
-        for conv in module.modules():
-            if (
-                isinstance(conv, torch.nn.Conv2d)
-                and conv.padding_mode == "zeros"
-                and not isinstance(conv.padding, str)
-                and any(conv.padding)
-            ):
-                conv.padding_mode = "circular"
-                count += 1
-    return count
-
-
 def cosine_lr(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -236,13 +220,12 @@ def make_pool(seed: int, n: int, size: int) -> Pool:
     images = np.empty((n, size, size, 3), np.uint8)
     captions, subjects, colours, keys = [], [], [], []
     tileable = np.zeros(n, bool)
-    key_names = {(0, 255, 0): "green", (255, 0, 255): "magenta", (0, 0, 255): "blue"}
     for i, s in enumerate(texgen.dataset(seed, n, size)):
         images[i] = s.image
         captions.append(s.caption)
         subjects.append(s.subject)
         colours.append(s.colour)
-        keys.append(key_names.get(s.key, "other") if s.key else "")
+        keys.append(KEY_NAMES.get(s.key, "other") if s.key else "")
         tileable[i] = s.kind == "texture"
     return Pool(images, captions, subjects, colours, keys, tileable)
 

@@ -11,6 +11,7 @@ from typing import Any
 from ..catalogue import ModelSpec
 from ..errors import NotFound
 from ..folder_meta import FolderMeta, read_meta
+from . import tiling
 from .base import LoadOptions
 
 
@@ -120,21 +121,9 @@ def folder_meta(spec: ModelSpec) -> FolderMeta | None:
 
 
 def apply_padding(pipe: Any, meta: FolderMeta | None) -> int:
-    """Circular padding on every zero-padded Conv2d of the UNet and the VAE when the folder
-    says the model was trained so (diffusers configs cannot). Returns how many were set."""
-    import torch
-
+    """Circular padding on the UNet and the VAE when the folder says the model was trained
+    so. Returns how many convolutions were switched."""
     if meta is None or meta.padding != "circular":
         return 0
-    count = 0
-    for module in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)):
-        for conv in module.modules() if module is not None else ():
-            if (
-                isinstance(conv, torch.nn.Conv2d)
-                and conv.padding_mode == "zeros"
-                and not isinstance(conv.padding, str)
-                and any(conv.padding)
-            ):
-                conv.padding_mode = "circular"
-                count += 1
-    return count
+    parts = (getattr(pipe, "unet", None), getattr(pipe, "vae", None))
+    return tiling.set_circular(*(m for m in parts if m is not None))

@@ -35,25 +35,40 @@ def _padded_forward(conv: Any, wrap_x: bool, wrap_y: bool) -> Any:
     return forward
 
 
+def zero_padded_convs(modules: Iterable[Any]) -> Iterator[Any]:
+    """Every Conv2d of ``modules`` that zero-pads by itself (explicit, non-zero padding)."""
+    import torch
+
+    for module in modules:
+        for conv in module.modules():
+            if (
+                isinstance(conv, torch.nn.Conv2d)
+                and conv.padding_mode == "zeros"
+                and not isinstance(conv.padding, str)
+                and any(conv.padding)
+            ):
+                yield conv
+
+
+def set_circular(*modules: Any) -> int:
+    """Circular padding for good on every zero-padded Conv2d of ``modules`` (a model trained
+    so; diffusers configs cannot say it). Returns how many were switched."""
+    convs = list(zero_padded_convs(modules))
+    for conv in convs:
+        conv.padding_mode = "circular"
+    return len(convs)
+
+
 @contextlib.contextmanager
 def circular_padding(modules: Iterable[Any], wrap_x: bool, wrap_y: bool) -> Iterator[int]:
     """Within the block, zero-padded Conv2d layers of ``modules`` wrap on the given axes.
     Yields how many convolutions were patched."""
-    import torch
-
     patched: list[Any] = []
     if wrap_x or wrap_y:
-        for module in modules:
-            for conv in module.modules():
-                if (
-                    isinstance(conv, torch.nn.Conv2d)
-                    and conv.padding_mode == "zeros"
-                    and not isinstance(conv.padding, str)
-                    and any(conv.padding)
-                    and "_conv_forward" not in conv.__dict__
-                ):
-                    conv._conv_forward = _padded_forward(conv, wrap_x, wrap_y)  # type: ignore[method-assign]
-                    patched.append(conv)
+        for conv in zero_padded_convs(modules):
+            if "_conv_forward" not in conv.__dict__:
+                conv._conv_forward = _padded_forward(conv, wrap_x, wrap_y)
+                patched.append(conv)
     try:
         yield len(patched)
     finally:
