@@ -125,3 +125,23 @@ def test_continuing_a_model_trains_its_unet_further(smoke_model: Path, tmp_path:
     old, new = load_file(smoke_model / unet), load_file(out / unet)
     assert any(not (old[k] == new[k]).all() for k in old)  # the UNet moved
     assert (smoke_model / vae).read_bytes() == (out / vae).read_bytes()  # the VAE did not
+
+
+def test_unet_attention_levels_follow_the_recipe() -> None:
+    import dataclasses
+
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
+    from texmodel.recipe import Recipe
+    from texmodel.unet import build_unet
+
+    recipe = Recipe.smoke()
+    unet = build_unet(recipe)  # the recipe: no attention at the full latent resolution
+    assert list(unet.config.down_block_types) == ["DownBlock2D"] + ["CrossAttnDownBlock2D"] * 2
+    assert list(unet.config.up_block_types) == ["CrossAttnUpBlock2D"] * 2 + ["UpBlock2D"]
+    everywhere = build_unet(dataclasses.replace(recipe, unet_plain_levels=0))
+    assert set(everywhere.config.down_block_types) == {"CrossAttnDownBlock2D"}
+    assert set(everywhere.config.up_block_types) == {"CrossAttnUpBlock2D"}
+    assert sum(p.numel() for p in everywhere.parameters()) > sum(
+        p.numel() for p in unet.parameters()
+    )

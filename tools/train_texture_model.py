@@ -72,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=None)
     parser.add_argument("--text-steps", type=int, default=None)
     parser.add_argument("--unet-steps", type=int, default=None)
+    parser.add_argument(
+        "--unet-plain-levels",
+        type=int,
+        default=None,
+        help="UNet levels from the top without attention (recipe: 1; 0 = attention everywhere)",
+    )
     parser.add_argument("--no-grid", action="store_true", help="skip the sample grid")
     parser.add_argument(
         "--vae-from",
-        type=Path,
+        type=shipped_or_path,
         default=None,
         help="skip stage 1: reuse the (fp16) VAE of this model folder; the result is then not "
         "the recipe's bytes, and pixelkiln.json says so",
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "vae_steps": args.vae_steps,
         "text_steps": args.text_steps,
         "unet_steps": args.unet_steps,
+        "unet_plain_levels": args.unet_plain_levels,
     }
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     train(recipe, args.out, args.minutes, grid=not args.no_grid, vae_from=args.vae_from)

@@ -44,6 +44,9 @@ class Recipe:
     unet_channels: tuple[int, ...] = (64, 128, 160)
     unet_layers: int = 1
     unet_heads: tuple[int, ...] = (4, 8, 8)
+    # levels from the top (the full latent resolution down) without attention; 0 = attention
+    # at every level (1.2x the cost per step here)
+    unet_plain_levels: int = 1
     unet_steps: int = 4_000
     unet_batch: int = 64
     unet_lr: float = 3e-4

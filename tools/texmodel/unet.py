@@ -22,14 +22,15 @@ def build_unet(r: Recipe) -> Any:
 
     f = 2 ** (len(r.vae_channels) - 1)
     n = len(r.unet_channels)
+    plain = min(max(r.unet_plain_levels, 0), n)
     return UNet2DConditionModel(
         sample_size=r.size // f,
         in_channels=r.vae_latent_channels,
         out_channels=r.vae_latent_channels,
         block_out_channels=r.unet_channels,
         layers_per_block=r.unet_layers,
-        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
-        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * (n - plain),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - plain) + ("UpBlock2D",) * plain,
         cross_attention_dim=r.text_hidden,
         attention_head_dim=r.unet_heads,
         norm_num_groups=min(16, r.unet_channels[0]),
