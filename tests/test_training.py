@@ -145,3 +145,18 @@ def test_unet_attention_levels_follow_the_recipe() -> None:
     assert sum(p.numel() for p in everywhere.parameters()) > sum(
         p.numel() for p in unet.parameters()
     )
+
+
+def test_shipped_model_records_the_current_recipe() -> None:
+    """``--out shipped`` with no flags must be what made the shipped weights: a recipe change
+    without a retrained model (or a recorded field missing) shows up here."""
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
+    from texmodel.recipe import Recipe
+
+    from pixelkiln_server.catalogue import SHIPPED_FOLDER
+
+    meta = json.loads((SHIPPED_FOLDER / "pixelkiln.json").read_text())
+    assert meta["recipe"] == json.loads(json.dumps(Recipe.full().to_dict()))
+    assert meta["training"]["cut_short"] is False
+    assert meta.get("vae_from") is None and "continued" not in meta
