@@ -160,3 +160,16 @@ def test_shipped_model_records_the_current_recipe() -> None:
     assert meta["recipe"] == json.loads(json.dumps(Recipe.full().to_dict()))
     assert meta["training"]["cut_short"] is False
     assert meta.get("vae_from") is None and "continued" not in meta
+
+
+def test_bad_unet_plain_levels_is_refused_before_training(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(TRAIN), "--smoke", "--unet-plain-levels", "4", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "--unet-plain-levels must be 0..3" in proc.stderr and "got 4" in proc.stderr
+    assert "Traceback" not in proc.stderr and not any(tmp_path.iterdir())

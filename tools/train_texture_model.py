@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         "unet_plain_levels": args.unet_plain_levels,
     }
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        recipe.check()  # before the data stage, not a minute into the run
+    except ValueError as exc:
+        parser.error(str(exc).replace("unet_plain_levels", "--unet-plain-levels"))
     train(recipe, args.out, args.minutes, grid=not args.no_grid, vae_from=args.vae_from)
     return 0
 

@@ -81,6 +81,15 @@ class Recipe:
             unet_warmup=1,
         )
 
+    def check(self) -> None:
+        """Refuse a recipe the stages cannot build, naming the field and its limit."""
+        levels = len(self.unet_channels)
+        if not 0 <= self.unet_plain_levels <= levels:
+            raise ValueError(
+                f"unet_plain_levels must be 0..{levels} (the UNet's levels), "
+                f"got {self.unet_plain_levels}"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

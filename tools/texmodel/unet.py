@@ -22,7 +22,8 @@ def build_unet(r: Recipe) -> Any:
 
     f = 2 ** (len(r.vae_channels) - 1)
     n = len(r.unet_channels)
-    plain = min(max(r.unet_plain_levels, 0), n)
+    r.check()
+    plain = r.unet_plain_levels
     return UNet2DConditionModel(
         sample_size=r.size // f,
         in_channels=r.vae_latent_channels,
