@@ -1,4 +1,4 @@
-"""The evaluation's colour judge (``benchmarks/eval_texture_model.py``): colours named by hue
+"""The evaluation's colour judge (``benchmarks/texture_judges.py``): colours named by hue
 on texgen images, a sprite read from the matted foreground the daemon delivers, and a grey
 image's meaningless hue kept from deciding its colour."""
 
@@ -15,8 +15,8 @@ for folder in (ROOT / "tools", ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-import eval_texture_model as judging  # noqa: E402
 import texgen  # noqa: E402
+import texture_judges as judging  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -29,14 +29,12 @@ for folder in (ROOT / "tools", ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-import eval_texture_model as judging  # noqa: E402
 import texgen  # noqa: E402
+import texture_judges as judging  # noqa: E402
 
 # A smaller judge than the evaluation's (the same network and augmentation, fewer images and
 # epochs), cached beside the built models; it must first pass on fresh procedural images.
-JUDGE = judging.Settings(
-    quick=False, judge_images=2_400, judge_epochs=4, check_images=0, per_pair=1, timing_runs=0
-)
+JUDGE_IMAGES, JUDGE_EPOCHS = 2_400, 4
 PATTERN_COLOURS = dict(zip(texgen.PATTERN_NAMES, texgen.COLOUR_NAMES * 2, strict=False))
 SEED = 12_345  # not a training seed; the evaluation uses 10_000 and up
 
@@ -80,7 +78,7 @@ async def shipped() -> AsyncIterator[tuple[Daemon, AsyncClient]]:
 
 @pytest.fixture(scope="module")
 def judge() -> Any:
-    model = judging.train_judge(JUDGE, home_dir() / "judges")
+    model = judging.train_judge(JUDGE_IMAGES, JUDGE_EPOCHS, home_dir() / "judges")
     images, samples = judging.procedural(judging.JUDGE_SEED + 1, 110)
     named = judging.classify(model, images)
     assert np.mean([n == s.subject for n, s in zip(named, samples, strict=True)]) >= 0.95

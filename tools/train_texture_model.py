@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=None)
     parser.add_argument("--text-steps", type=int, default=None)
     parser.add_argument("--unet-steps", type=int, default=None)
+    parser.add_argument("--unet-lr", type=float, default=None, help="UNet peak learning rate")
     parser.add_argument(
         "--unet-plain-levels",
         type=int,
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "vae_steps": args.vae_steps,
         "text_steps": args.text_steps,
         "unet_steps": args.unet_steps,
+        "unet_lr": args.unet_lr,
         "unet_plain_levels": args.unet_plain_levels,
     }
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
