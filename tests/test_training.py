@@ -162,14 +162,24 @@ def test_shipped_model_records_the_current_recipe() -> None:
     assert meta.get("vae_from") is None and "continued" not in meta
 
 
-def test_bad_unet_plain_levels_is_refused_before_training(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value", "said"),
+    [
+        ("--unet-plain-levels", "4", "--unet-plain-levels must be 0..3 (the UNet's levels), got 4"),
+        ("--unet-lr", "0", "--unet-lr must be a number > 0, got 0.0"),
+        ("--unet-lr", "nan", "--unet-lr must be a number > 0, got nan"),
+    ],
+)
+def test_a_bad_recipe_flag_is_refused_before_training(
+    tmp_path: Path, flag: str, value: str, said: str
+) -> None:
     proc = subprocess.run(
-        [sys.executable, str(TRAIN), "--smoke", "--unet-plain-levels", "4", "--out", str(tmp_path)],
+        [sys.executable, str(TRAIN), "--smoke", flag, value, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
     )
     assert proc.returncode == 2
-    assert "--unet-plain-levels must be 0..3" in proc.stderr and "got 4" in proc.stderr
+    assert said in proc.stderr
     assert "Traceback" not in proc.stderr and not any(tmp_path.iterdir())

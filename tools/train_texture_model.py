@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe.check()  # before the data stage, not a minute into the run
     except ValueError as exc:
-        parser.error(str(exc).replace("unet_plain_levels", "--unet-plain-levels"))
+        field = str(exc).split(" ", 1)[0]  # the error names the field: say its flag
+        parser.error(str(exc).replace(field, "--" + field.replace("_", "-"), 1))
     train(recipe, args.out, args.minutes, grid=not args.no_grid, vae_from=args.vae_from)
     return 0
 

@@ -89,6 +89,10 @@ class Recipe:
                 f"unet_plain_levels must be 0..{levels} (the UNet's levels), "
                 f"got {self.unet_plain_levels}"
             )
+        for name in ("vae_lr", "text_lr", "unet_lr", "unet_text_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a number > 0, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
