@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, default=None)
     parser.add_argument("--unet-lr", type=float, default=None, help="UNet peak learning rate")
     parser.add_argument(
+        "--unet-text-lr",
+        type=float,
+        default=None,
+        help="peak learning rate of the text encoder while it is fine-tuned with the UNet",
+    )
+    parser.add_argument(
         "--unet-plain-levels",
         type=int,
         default=None,
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "text_steps": args.text_steps,
         "unet_steps": args.unet_steps,
         "unet_lr": args.unet_lr,
+        "unet_text_lr": args.unet_text_lr,
         "unet_plain_levels": args.unet_plain_levels,
     }
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
