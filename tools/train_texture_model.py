@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(ROOT / "tools"))
 
-from texmodel.recipe import Recipe  # noqa: E402
+from texmodel.recipe import Recipe, RecipeError  # noqa: E402
 from texmodel.run import continue_training, train  # noqa: E402
 
 from pixelkiln_server.catalogue import SHIPPED_FOLDER as SHIPPED  # noqa: E402
@@ -107,23 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         continue_training(args.continue_from, args.out, args.unet_steps, not args.no_grid)
         return 0
     recipe = Recipe.smoke() if args.smoke else Recipe.full()
-    overrides = {
-        "seed": args.seed,
-        "threads": args.threads,
-        "pool": args.pool,
-        "vae_steps": args.vae_steps,
-        "text_steps": args.text_steps,
-        "unet_steps": args.unet_steps,
-        "unet_lr": args.unet_lr,
-        "unet_text_lr": args.unet_text_lr,
-        "unet_plain_levels": args.unet_plain_levels,
-    }
+    # Each of these flags sets the recipe field of the same name (argparse's dest).
+    fields = (
+        "seed threads pool vae_steps text_steps unet_steps unet_lr unet_text_lr unet_plain_levels"
+    )
+    overrides = {k: getattr(args, k) for k in fields.split()}
     recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     try:
         recipe.check()  # before the data stage, not a minute into the run
-    except ValueError as exc:
-        field = str(exc).split(" ", 1)[0]  # the error names the field: say its flag
-        parser.error(str(exc).replace(field, "--" + field.replace("_", "-"), 1))
+    except RecipeError as exc:
+        flag = "--" + exc.field.replace("_", "-")
+        parser.error(str(exc).replace(exc.field, flag, 1))
     train(recipe, args.out, args.minutes, grid=not args.no_grid, vae_from=args.vae_from)
     return 0
 

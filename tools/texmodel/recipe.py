@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class RecipeError(ValueError):
+    """A recipe field out of its limits; ``field`` names it (the CLI says its flag)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+
+
 @dataclass
 class Recipe:
     """Every number that decides the weights. ``full()`` is the shipped model's recipe."""
@@ -85,14 +93,14 @@ class Recipe:
         """Refuse a recipe the stages cannot build, naming the field and its limit."""
         levels = len(self.unet_channels)
         if not 0 <= self.unet_plain_levels <= levels:
-            raise ValueError(
-                f"unet_plain_levels must be 0..{levels} (the UNet's levels), "
-                f"got {self.unet_plain_levels}"
+            raise RecipeError(
+                "unet_plain_levels",
+                f"must be 0..{levels} (the UNet's levels), got {self.unet_plain_levels}",
             )
         for name in ("vae_lr", "text_lr", "unet_lr", "unet_text_lr"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a number > 0, got {value}")
+                raise RecipeError(name, f"must be a number > 0, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
