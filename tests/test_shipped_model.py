@@ -37,6 +37,7 @@ import texture_judges as judging  # noqa: E402
 JUDGE_IMAGES, JUDGE_EPOCHS = 2_400, 4
 PATTERN_COLOURS = dict(zip(texgen.PATTERN_NAMES, texgen.COLOUR_NAMES * 2, strict=False))
 SEED = 12_345  # not a training seed; the evaluation uses 10_000 and up
+SKETCH_SEEDS = 8
 
 
 def test_the_default_model_is_the_shipped_one() -> None:
@@ -142,34 +143,41 @@ async def test_judge_recognises_patterns_and_colours(
     assert colour_hits >= 9, f"{colour_hits}/12 colours recognised"
 
 
-async def test_sketch_of_brick_lines_gives_bricks(
+async def test_sketch_of_brick_lines_gives_bricks_whose_mortar_follows_it(
     shipped: tuple[Daemon, AsyncClient], judge: Any
 ) -> None:
+    """img2img from a line drawing of bricks, drawn at a scale the model knows (16 px rows,
+    32 px bricks, half-brick stagger), and from the same drawing moved by half a brick. With
+    the same seed, the difference of the two results must follow the difference of the two
+    drawings: lighter where lines were drawn (this model's mortar is light), on every seed.
+    A model that ignores the drawing gives a correlation near 0; one that copies the dark
+    lines instead of turning them into mortar gives a positive one. One seed decides nothing:
+    the one-seed test this replaces held for 1 seed in 20 (model card, "Evaluation")."""
     _, client = shipped
-    sketch = np.full((64, 64, 3), 200, np.uint8)
-    sketch[::8] = 60  # mortar rows every 8 px
-    for row in range(8):
-        for x in range(4 if row % 2 else 0, 64, 16):  # staggered joints
-            sketch[row * 8 : row * 8 + 8, x] = 60
+    drawn = np.full((64, 64, 3), 200, np.uint8)
+    for row in range(4):
+        drawn[row * 16 : row * 16 + 2] = 60  # a mortar row
+        for x in range(16 if row % 2 else 0, 64, 32):
+            drawn[row * 16 : row * 16 + 16, x : x + 2] = 60  # the joints between bricks
+    moved = np.roll(drawn, (8, 16), axis=(0, 1))
+    lines_moved = (drawn[..., 0] < 100).astype(np.float32) - (moved[..., 0] < 100)
 
-    async def bricks_from(drawing: np.ndarray) -> np.ndarray:
+    async def bricks_from(drawing: np.ndarray, seed: int) -> np.ndarray:
         result = await client.generate(
-            "red brick wall", init_image=png_bytes(drawing), strength=0.7, seed=SEED
+            "red brick wall", init_image=png_bytes(drawing), strength=0.7, seed=seed
         )
         return decode(result.image.data)
 
-    def contrast(image: np.ndarray, lines: np.ndarray) -> float:
-        grey = image.astype(np.float32).mean(-1)
-        return abs(float(grey[lines].mean() - grey[~lines].mean()))
-
-    lines = sketch[..., 0] < 100
-    image = await bricks_from(sketch)
-    shifted = await bricks_from(np.roll(sketch, (4, 8), axis=(0, 1)))
-    assert judging.classify(judge, image[None])[0] == "brick"
-    # It follows the sketch: the mortar sits on the drawn lines (the model's mortar is light,
-    # so the sign is its own), and moves with them.
-    assert contrast(image, lines) > 15
-    assert contrast(image, lines) > 2 * contrast(shifted, lines)
+    correlations, images = [], []
+    for seed in range(SEED, SEED + SKETCH_SEEDS):
+        a, b = await bricks_from(drawn, seed), await bricks_from(moved, seed)
+        change = a.astype(np.float32).mean(-1) - b.astype(np.float32).mean(-1)
+        correlations.append(float(np.corrcoef(change.ravel(), lines_moved.ravel())[0, 1]))
+        images += [a, b]
+    named = judging.classify(judge, np.stack(images))
+    assert named.count("brick") >= len(named) - 1, named
+    rounded = [round(c, 2) for c in correlations]
+    assert max(correlations) < 0 and np.mean(correlations) < -0.15, rounded
 
 
 async def test_transparent_sprite_and_maps(shipped: tuple[Daemon, AsyncClient]) -> None:
