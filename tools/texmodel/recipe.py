@@ -57,7 +57,7 @@ class Recipe:
     unet_plain_levels: int = 1
     unet_steps: int = 4_000
     unet_batch: int = 64
-    unet_lr: float = 3e-4
+    unet_lr: float = 1e-3
     unet_text_lr: float = 1e-4
     unet_warmup: int = 200
     cfg_dropout: float = 0.1
