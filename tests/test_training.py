@@ -168,6 +168,10 @@ def test_shipped_model_records_the_current_recipe() -> None:
         ("--unet-plain-levels", "4", "--unet-plain-levels must be 0..3 (the UNet's levels), got 4"),
         ("--unet-lr", "0", "--unet-lr must be a number > 0, got 0.0"),
         ("--unet-lr", "nan", "--unet-lr must be a number > 0, got nan"),
+        ("--unet-steps", "-1", "--unet-steps must be >= 0, got -1"),
+        ("--threads", "0", "--threads must be >= 1, got 0"),
+        ("--pool", "3", "--pool must be >= 8 (the largest batch), got 3"),
+        ("--continue-from", "shipped", "--continue-from needs --unet-steps >= 1"),
     ],
 )
 def test_a_bad_recipe_flag_is_refused_before_training(

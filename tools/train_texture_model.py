@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.continue_from is not None:
-        if not args.unet_steps:
-            parser.error("--continue-from needs --unet-steps")
+        if (args.unet_steps or 0) < 1:
+            parser.error("--continue-from needs --unet-steps >= 1")
         continue_training(args.continue_from, args.out, args.unet_steps, not args.no_grid)
         return 0
     recipe = Recipe.smoke() if args.smoke else Recipe.full()

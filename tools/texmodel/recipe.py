@@ -97,6 +97,14 @@ class Recipe:
                 "unet_plain_levels",
                 f"must be 0..{levels} (the UNet's levels), got {self.unet_plain_levels}",
             )
+        for name, least in (("seed", 0), ("threads", 1), ("vae_steps", 0), ("text_steps", 0)):
+            if getattr(self, name) < least:
+                raise RecipeError(name, f"must be >= {least}, got {getattr(self, name)}")
+        if self.unet_steps < 0:
+            raise RecipeError("unet_steps", f"must be >= 0, got {self.unet_steps}")
+        batch = max(self.vae_batch, self.text_batch, self.unet_batch)
+        if self.pool < batch:  # an epoch of fewer images than a batch never yields one
+            raise RecipeError("pool", f"must be >= {batch} (the largest batch), got {self.pool}")
         for name in ("vae_lr", "text_lr", "unet_lr", "unet_text_lr"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
