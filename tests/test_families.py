@@ -62,7 +62,7 @@ def test_flux_previews_unpack_like_the_pipeline() -> None:
     import torch
     from diffusers import FluxPipeline
 
-    from pixelkiln_server.backends.diffusers_backend import spatial_latents
+    from pixelkiln_server.backends.diffusers_steps import spatial_latents
     from pixelkiln_server.types import GenerationRequest
 
     packed = torch.randn(2, (96 // 16) * (64 // 16), 64)

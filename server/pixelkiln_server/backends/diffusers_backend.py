@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
-from ..errors import Cancelled, FailedPrecondition, PixelKilnError, ResourceExhausted
+from ..errors import FailedPrecondition, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
 from . import accel, lora, tiling
@@ -28,46 +28,11 @@ from .diffusers_load import (
     pick_device,
     pick_dtype,
 )
+from .diffusers_steps import StepReporter, spatial_latents
 
 log = logging.getLogger(__name__)
 
 EMBED_CACHE_SIZE = 32
-
-
-def spatial_latents(latents: np.ndarray, request: GenerationRequest, scale: int) -> np.ndarray:
-    """(B, C, h, w) for previews. FLUX packs its latents as 2x2 patches, (B, h/2 * w/2, C * 4)
-    (its pipeline's ``_unpack_latents``); other families pass through."""
-    if latents.ndim != 3:
-        return latents
-    batch, _, packed = latents.shape
-    h, w = 2 * (request.height // (scale * 2)), 2 * (request.width // (scale * 2))
-    x = latents.reshape(batch, h // 2, w // 2, packed // 4, 2, 2).transpose(0, 3, 1, 4, 2, 5)
-    return x.reshape(batch, packed // 4, h, w)
-
-
-def _spatial_tensor(latents: Any, request: GenerationRequest, scale: int) -> Any:
-    """:func:`spatial_latents` for a torch tensor, on its device."""
-    if latents.ndim != 3:
-        return latents
-    batch, _, packed = latents.shape
-    h, w = 2 * (request.height // (scale * 2)), 2 * (request.width // (scale * 2))
-    x = latents.reshape(batch, h // 2, w // 2, packed // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(batch, packed // 4, h, w)
-
-
-def _resized(images: np.ndarray, max_side: int) -> list[np.ndarray]:
-    """Float RGB (B, H, W, 3) in [0, 1] -> uint8 images whose longer side is ``max_side``."""
-    from PIL import Image
-
-    pixels = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    h, w = pixels.shape[1:3]
-    if max(h, w) == max_side:
-        return list(pixels)
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return [
-        np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR)) for img in pixels
-    ]
 
 
 class DiffusersModel(LoadedModel):
@@ -266,53 +231,16 @@ class DiffusersModel(LoadedModel):
         request, inputs = items[0].request, items[0].inputs
         mode = request.mode
         pipe = self._pipe(mode)
-        family = self.spec.family
         counts = [item.request.num_images for item in items]
-        offsets = np.cumsum([0, *counts])
-        cancelled: dict[int, Cancelled] = {}
-
         seam_pass = request.tiling is not Tiling.NONE and self.spec.tiling_method != "circular"
         tiny_decode = self.tiny_vae_decode and request.priority is Priority.LIVE and not seam_pass
-        # DiT tiling runs a second (seam) pass per image: progress counts on across passes.
-        passes = 1 + (sum(counts) if seam_pass else 0)
-        done_before = [0]
-
-        def on_step_end(p: Any, index: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            per_pass = int(getattr(p, "num_timesteps", 0) or request.steps)
-            total = per_pass * passes
-            step = done_before[0] + index + 1
-            if index + 1 == per_pass:
-                done_before[0] += per_pass
-            latents = None
-            for n, item in enumerate(items):
-                if n in cancelled:
-                    continue
-                try:
-                    wants_preview = item.hooks.on_step(step, total)
-                except Cancelled as exc:
-                    cancelled[n] = exc
-                    continue
-                if wants_preview:
-                    side = item.request.preview.max_side
-                    if self.tiny_vae is not None:
-                        if latents is None:
-                            spatial = _spatial_tensor(
-                                kwargs["latents"], request, p.vae_scale_factor
-                            )
-                            latents = self._tiny_decode(spatial.detach())
-                        part = latents[offsets[n] : offsets[n + 1]]
-                        item.hooks.on_preview(step, _resized(part, side))
-                        continue
-                    if latents is None:
-                        latents = kwargs["latents"].detach().float().cpu().numpy()
-                        latents = spatial_latents(latents, request, p.vae_scale_factor)
-                    part = latents[offsets[n] : offsets[n + 1]]
-                    item.hooks.on_preview(
-                        step, preview.project(part, family, side, self.preview_factors)
-                    )
-            if len(cancelled) == len(items):
-                raise next(iter(cancelled.values()))
-            return kwargs
+        on_step_end = StepReporter(
+            items,
+            passes=1 + (sum(counts) if seam_pass else 0),
+            family=self.spec.family,
+            factors=self.preview_factors,
+            tiny_decode=self._tiny_decode if self.tiny_vae is not None else None,
+        )
 
         generators = [
             torch.Generator(device="cpu").manual_seed((item.request.seed + i) % 2**64)  # type: ignore[operator]
@@ -337,12 +265,12 @@ class DiffusersModel(LoadedModel):
                 args.update(self._prompt_args(pipe, items, cfg))
                 if mode != "txt2img":
                     args.update(self._image_args(request, inputs))
-                if mode == "img2img" and family not in DIT_FAMILIES:
+                if mode == "img2img" and self.spec.family not in DIT_FAMILIES:
                     # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
                     del args["width"], args["height"]
                 out = pipe(**args).images
                 if tiny_decode:
-                    out = self._tiny_decode(_spatial_tensor(out, request, pipe.vae_scale_factor))
+                    out = self._tiny_decode(spatial_latents(out, request, pipe.vae_scale_factor))
                 images = [np.asarray(img, dtype=np.float32) for img in out]
                 if self.wraps and mode == "txt2img" and request.tiling is Tiling.NONE:
                     images = [torus.center_subject(img) for img in images]
@@ -359,6 +287,7 @@ class DiffusersModel(LoadedModel):
             ) from None
         except MemoryError:
             raise ResourceExhausted("out of memory; try a smaller size or fewer images") from None
+        cancelled, offsets = on_step_end.cancelled, on_step_end.offsets
         return [
             cancelled[n] if n in cancelled else images[offsets[n] : offsets[n + 1]]
             for n in range(len(items))
