@@ -146,7 +146,7 @@ async def test_judge_recognises_patterns_and_colours(
 async def test_sketch_of_brick_lines_gives_bricks_whose_mortar_follows_it(
     shipped: tuple[Daemon, AsyncClient], judge: Any
 ) -> None:
-    """img2img from a line drawing of bricks, drawn at a scale the model knows (16 px rows,
+    """img2img from a line drawing of bricks like the trained ones (16 px rows,
     32 px bricks, half-brick stagger), and from the same drawing moved by half a brick. With
     the same seed, the difference of the two results must follow the difference of the two
     drawings: lighter where lines were drawn (this model's mortar is light), on every seed.
