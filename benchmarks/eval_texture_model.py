@@ -59,6 +59,7 @@ PATTERN_GOAL = 0.80
 COLOUR_GOAL = 0.90
 COVERAGE_GOAL = (0.10, 0.70)  # sprite alpha coverage of the canvas
 SECONDS_256_GOAL = 1.0  # 256x256, 8 steps
+LARGE_SIZES = (256, 512)  # generated on larger latents: how quality and time hold up
 
 
 @dataclass(frozen=True)
@@ -213,10 +214,12 @@ def cases(settings: Settings) -> list[Case]:
     return out
 
 
-def large_size_accuracy(model: Model, judge: Any, colours: ColourJudge, n: int) -> dict[str, float]:
-    """How quality holds up at 256x256 (a 32x32 latent; trained at 8x8): textures judged on
-    their four 64x64 quarters (the pattern keeps its scale, so a 256 image holds 16 tiles'
-    worth), colours on the whole image."""
+def large_size_accuracy(
+    model: Model, judge: Any, colours: ColourJudge, n: int, size: int
+) -> dict[str, float]:
+    """How quality holds up at ``size`` (256: a 32x32 latent; trained at 8x8): textures judged
+    on four 64x64 crops, one from each quarter (the pattern keeps its scale, so a 256 image
+    holds 16 tiles' worth), colours on the whole image."""
     rng = np.random.default_rng(EVAL_SEED + 1)
     picks = [
         (texgen.PATTERN_NAMES[i % len(texgen.PATTERN_NAMES)], str(rng.choice(texgen.COLOUR_NAMES)))
@@ -224,9 +227,10 @@ def large_size_accuracy(model: Model, judge: Any, colours: ColourJudge, n: int) 
     ]
     prompts = [texgen.canonical_caption(p, c) for p, c in picks]
     seeds = [EVAL_SEED + 50_000 + i for i in range(n)]
-    images = generate(model, prompts, seeds, 256)
+    images = generate(model, prompts, seeds, size)
+    half = size // 2
     crops = np.stack(
-        [img[y : y + 64, x : x + 64] for img in images for y in (0, 128) for x in (0, 128)]
+        [img[y : y + 64, x : x + 64] for img in images for y in (0, half) for x in (0, half)]
     )
     named = classify(judge, crops)
     pattern = [name == picks[i // 4][0] for i, name in enumerate(named)]
@@ -284,8 +288,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     spr = [r for r in rows if r["kind"] == "sprite"]
     lo, hi = COVERAGE_GOAL
     coverage = [r["coverage"] for r in spr]
-    large = large_size_accuracy(model, judge, colour_judge, 2 if settings.quick else 24)
-    seconds_256 = time_generation(model, 256, 8, settings.timing_runs)
+    large = {
+        size: large_size_accuracy(model, judge, colour_judge, 2 if settings.quick else 24, size)
+        for size in LARGE_SIZES
+    }
+    seconds_large = {
+        size: time_generation(model, size, 8, settings.timing_runs) for size in LARGE_SIZES
+    }
     seconds_native = time_generation(model, model.size, model.steps, settings.timing_runs)
     metrics = {
         "judge_accuracy_procedural": judge_raw,
@@ -301,9 +310,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "sprite_coverage_mean": float(np.mean(coverage)) if coverage else float("nan"),
         "sprite_coverage_in_range": accuracy([lo <= c <= hi for c in coverage]),
         "seam_ratio_median": float(np.median([r["seam_ratio"] for r in tex])) if tex else 0.0,
-        "pattern_accuracy_256_crops": large["pattern"],
-        "colour_accuracy_256": large["colour"],
-        "seconds_256_8_steps": seconds_256,
+        **{f"pattern_accuracy_{size}_crops": large[size]["pattern"] for size in LARGE_SIZES},
+        **{f"colour_accuracy_{size}": large[size]["colour"] for size in LARGE_SIZES},
+        **{f"seconds_{size}_8_steps": seconds_large[size] for size in LARGE_SIZES},
         f"seconds_{model.size}_{model.steps}_steps": seconds_native,
         "seconds_per_image_batched": gen_s,
     }
@@ -357,9 +366,12 @@ def print_table(report: dict[str, Any]) -> None:
         ("  textures", m["colour_accuracy_textures"], None),
         ("  sprites", m["colour_accuracy_sprites"], None),
         (f"sprites with coverage in {lo:.0%}-{hi:.0%}", m["sprite_coverage_in_range"], None),
-        ("256x256: pattern on 64px crops", m["pattern_accuracy_256_crops"], None),
-        ("256x256: colour", m["colour_accuracy_256"], None),
     ]
+    for size in LARGE_SIZES:
+        rows.append(
+            (f"{size}x{size}: pattern on 64px crops", m[f"pattern_accuracy_{size}_crops"], None)
+        )
+        rows.append((f"{size}x{size}: colour", m[f"colour_accuracy_{size}"], None))
     print(
         f"\nmodel {report['model']}  ({report['images']} images, {report['size']}px, "
         f"{report['steps']} steps, guidance {report['guidance']})"

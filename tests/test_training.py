@@ -89,7 +89,9 @@ def test_eval_script_runs_on_the_smoke_model(smoke_model: Path, tmp_path: Path) 
         + ["--out", str(stem)],
         timeout=300,
     )
-    assert "pattern accuracy" in proc.stdout and "256x256" in proc.stdout
+    assert (
+        "pattern accuracy" in proc.stdout and "256x256" in proc.stdout and "512x512" in proc.stdout
+    )
     report = json.loads(stem.with_suffix(".json").read_text())
     metrics = report["metrics"]
     for key in (
@@ -98,6 +100,8 @@ def test_eval_script_runs_on_the_smoke_model(smoke_model: Path, tmp_path: Path) 
         "colour_accuracy",
         "sprite_coverage_mean",
         "seconds_256_8_steps",
+        "pattern_accuracy_512_crops",
+        "seconds_512_8_steps",
     ):
         assert key in metrics
     assert report["images"] >= 10
