@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe.check()  # before the data stage, not a minute into the run
     except RecipeError as exc:
-        flag = "--" + exc.field.replace("_", "-")
-        parser.error(str(exc).replace(exc.field, flag, 1))
+        parser.error(f"--{exc.field.replace('_', '-')} {exc.message}")
     train(recipe, args.out, args.minutes, grid=not args.no_grid, vae_from=args.vae_from)
     return 0
 

@@ -15,7 +15,7 @@ class RecipeError(ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field} {message}")
-        self.field = field
+        self.field, self.message = field, message
 
 
 @dataclass
@@ -97,11 +97,10 @@ class Recipe:
                 "unet_plain_levels",
                 f"must be 0..{levels} (the UNet's levels), got {self.unet_plain_levels}",
             )
-        for name, least in (("seed", 0), ("threads", 1), ("vae_steps", 0), ("text_steps", 0)):
-            if getattr(self, name) < least:
-                raise RecipeError(name, f"must be >= {least}, got {getattr(self, name)}")
-        if self.unet_steps < 0:
-            raise RecipeError("unet_steps", f"must be >= 0, got {self.unet_steps}")
+        least = {"seed": 0, "threads": 1, "vae_steps": 0, "text_steps": 0, "unet_steps": 0}
+        for name, low in least.items():
+            if getattr(self, name) < low:
+                raise RecipeError(name, f"must be >= {low}, got {getattr(self, name)}")
         batch = max(self.vae_batch, self.text_batch, self.unet_batch)
         if self.pool < batch:  # an epoch of fewer images than a batch never yields one
             raise RecipeError("pool", f"must be >= {batch} (the largest batch), got {self.pool}")
