@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,6 +41,10 @@ def make_config(**overrides: object) -> ServerConfig:
         "home": home_dir(),
         "shutdown_grace_s": 0.5,
         "default_model": "tiny-random",  # fast; the shipped model has its own tests
+        # In-process daemons run their model runner on a thread, so fault-injection tests can
+        # reach the runner's models (``runner_models``); the subprocess runner has its own
+        # end-to-end tests (test_runners_e2e.py) and is what `pixelkiln serve` uses.
+        "runner": "thread",
     }
     values.update(overrides)
     return ServerConfig(**values)  # type: ignore[arg-type]
@@ -70,6 +75,17 @@ async def running_daemon(**overrides: object) -> AsyncIterator[Daemon]:
         yield d
     finally:
         await d.stop(0)
+
+
+def runner_host(daemon: Daemon, index: int = 0) -> Any:
+    """The model side of an in-thread runner (tests only: the process runner has no such
+    object in this process)."""
+    return daemon.engine.runners[index].transport.host  # type: ignore[attr-defined]
+
+
+def runner_models(daemon: Daemon) -> list[Any]:
+    """The models loaded in the daemon's (in-thread) runners."""
+    return [m for r in daemon.engine.runners for m in r.transport.host.registry.loaded()]  # type: ignore[attr-defined]
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from pixelkiln import (
 )
 from pixelkiln_server.app import Daemon
 
-from .conftest import running_daemon
+from .conftest import runner_models, running_daemon
 
 SLOW = {"steps": 40, "size": 256}  # ~seconds on these CPUs; cancelled long before the end
 
@@ -30,7 +30,7 @@ SLOW = {"steps": 40, "size": 256}  # ~seconds on these CPUs; cancelled long befo
 @pytest.fixture
 def decode_calls(daemon: Daemon) -> Iterator[list[int]]:
     """Counts VAE decodes of the loaded tiny-random pipeline."""
-    model: Any = daemon.engine.registry.loaded()[0]
+    model: Any = runner_models(daemon)[0]
     vae = model._pipes["txt2img"].vae
     original = vae.decode
     calls: list[int] = []
@@ -46,7 +46,7 @@ def decode_calls(daemon: Daemon) -> Iterator[list[int]]:
 
 async def wait_idle(daemon: Daemon, timeout: float = 5.0) -> float:
     start = time.perf_counter()
-    while daemon.engine.worker.current or daemon.engine.scheduler.depth:
+    while daemon.engine.running or daemon.engine.scheduler.depth:
         if time.perf_counter() - start > timeout:
             raise AssertionError("worker still busy")
         await asyncio.sleep(0.005)

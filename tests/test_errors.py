@@ -12,7 +12,7 @@ from pixelkiln import AsyncClient, PixelKilnError
 from pixelkiln.v1 import image_pb2 as img_pb
 from pixelkiln_server.app import Daemon
 
-from .conftest import png_bytes
+from .conftest import png_bytes, runner_models
 
 RGB64 = np.zeros((64, 64, 3), dtype=np.uint8)
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -105,7 +105,7 @@ async def test_out_of_memory_maps_to_resource_exhausted(
     made to raise what torch raises on CUDA; the daemon answers RESOURCE_EXHAUSTED and serves on."""
     import torch
 
-    model: Any = daemon.engine.registry.loaded()[0]
+    model: Any = runner_models(daemon)[0]
     pipe = model._pipes["txt2img"]
     original = type(pipe).__call__
 
@@ -126,7 +126,7 @@ async def test_out_of_memory_maps_to_resource_exhausted(
 async def test_unexpected_error_is_internal_without_trace(
     daemon: Daemon, aclient: AsyncClient
 ) -> None:
-    model: Any = daemon.engine.registry.loaded()[0]
+    model: Any = runner_models(daemon)[0]
     pipe = model._pipes["txt2img"]
     original = type(pipe).__call__
 

@@ -12,7 +12,7 @@ import pytest
 from pixelkiln import AsyncClient, Client, LiveFrame, PixelKilnError
 from pixelkiln_server.app import Daemon
 
-from .conftest import decode, png_bytes, running_daemon
+from .conftest import decode, png_bytes, runner_models, running_daemon
 
 RNG = np.random.default_rng(0)
 SKETCHES = [png_bytes(RNG.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(20)]
@@ -41,7 +41,7 @@ async def test_latest_wins_while_busy(aclient: AsyncClient) -> None:
 async def test_unchanged_input_costs_nothing_and_settings_persist(
     daemon: Daemon, aclient: AsyncClient
 ) -> None:
-    model: Any = daemon.engine.registry.loaded()[0]
+    model: Any = runner_models(daemon)[0]
     async with aclient.live(prompt="red brick wall", strength=0.5, steps=4, seed=9) as session:
         await session.send(SKETCHES[0])
         frames = session.__aiter__()

@@ -18,13 +18,13 @@ from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.ldm_checkpoint import save_single_file_checkpoint
 from pixelkiln_server.backends.tiny_random import build_tiny_sd_pipeline
 
-from .conftest import decode, make_config, running_daemon
+from .conftest import decode, make_config, runner_host, running_daemon
 
 
 async def test_health_serving_only_after_warm_up() -> None:
     d = Daemon(make_config())
     # Hold the model lock so warm-up cannot finish until we let it.
-    d.engine.registry.lock.acquire()
+    runner_host(d).registry.lock.acquire()
     released = False
     try:
         await d.start()
@@ -33,14 +33,14 @@ async def test_health_serving_only_after_warm_up() -> None:
             for service in ("", "pixelkiln.v1.Generator"):
                 resp = await stub.Check(health_pb2.HealthCheckRequest(service=service))
                 assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
-            d.engine.registry.lock.release()
+            runner_host(d).registry.lock.release()
             released = True
             await d.wait_ready()
             resp = await stub.Check(health_pb2.HealthCheckRequest(service="pixelkiln.v1.Models"))
             assert resp.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         if not released:
-            d.engine.registry.lock.release()
+            runner_host(d).registry.lock.release()
         await d.stop(0)
 
 

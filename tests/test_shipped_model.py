@@ -23,7 +23,7 @@ from pixelkiln_server.app import Daemon
 from pixelkiln_server.catalogue import PRESETS, SHIPPED_FOLDER, SHIPPED_MODEL
 from pixelkiln_server.config import ServerConfig
 
-from .conftest import ROOT, decode, home_dir, png_bytes, running_daemon
+from .conftest import ROOT, decode, home_dir, png_bytes, runner_models, running_daemon
 
 for folder in (ROOT / "tools", ROOT / "benchmarks"):
     if str(folder) not in sys.path:
@@ -92,7 +92,7 @@ async def test_daemon_loads_it_circular_with_its_own_preview_factors(
     import torch
 
     daemon, client = shipped
-    model: Any = daemon.engine.registry.loaded()[0]
+    model: Any = runner_models(daemon)[0]
     assert model.spec.name == SHIPPED_MODEL
     convs = [
         m

@@ -37,7 +37,7 @@ from pixelkiln_server.engine.registry import ModelRegistry
 from pixelkiln_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from pixelkiln_server.types import DecodedInputs, GenerationRequest, PreviewOptions
 
-from .conftest import decode, home_dir, png_bytes, running_daemon
+from .conftest import decode, home_dir, png_bytes, runner_models, running_daemon
 
 TINY = PRESETS["tiny-random"]
 # Extra models from a folder default to 512x512 and guidance 7.5: ask for tiny-random's own.
@@ -133,7 +133,7 @@ async def fast(tiny_folder: Path, taesd: Path, lora_dir: Path) -> AsyncIterator[
 
 
 def loaded(daemon: Daemon, name: str) -> Any:
-    return next(m for m in daemon.engine.registry.loaded() if m.spec.name == name)
+    return next(m for m in runner_models(daemon) if m.spec.name == name)
 
 
 # --- options: validation and refusals -------------------------------------------------------

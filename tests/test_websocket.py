@@ -138,12 +138,12 @@ async def test_disconnect_cancels_and_oversized_frames_close() -> None:
             )
             await until(ws, "slow", "progress")
         for _ in range(200):
-            if not d.engine.worker.current:
+            if not d.engine.running:
                 break
             import asyncio
 
             await asyncio.sleep(0.01)
-        assert not d.engine.worker.current
+        assert not d.engine.running
         async with connect(d.ws_url, max_size=MAX) as ws:
             await ws.send(b"\0" * (2**20 + 1))
             with pytest.raises(ConnectionClosed) as info:

@@ -56,6 +56,22 @@ class Daemon:
             else None
         )
         self._warm_up: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._health_tasks: set[asyncio.Task[None]] = set()
+        self.engine.health_listeners.append(self._runners_serving)
+
+    def _runners_serving(self, serving: bool) -> None:
+        """Health follows the runners once warm: NOT_SERVING while none serves."""
+        if self._stopping or not self.engine.ready:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        task = asyncio.ensure_future(self._set_health(status))
+        self._health_tasks.add(task)
+        task.add_done_callback(self._health_tasks.discard)
 
     @property
     def address(self) -> str:
@@ -106,6 +122,7 @@ class Daemon:
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, give in-flight requests ``grace`` seconds, cancel the rest."""
         grace = self.config.shutdown_grace_s if grace is None else grace
+        self._stopping = True
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._warm_up is not None and not self._warm_up.done():
             self._warm_up.cancel()

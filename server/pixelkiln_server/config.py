@@ -46,6 +46,13 @@ class ServerConfig:
     memory_budget_bytes: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    # Model runners: "process" (one child process per device, the default of ``serve``) or
+    # "thread" (in this process; tests). ``devices``: "auto", "cpu" or "cuda:0,cuda:1".
+    runner: str = "process"
+    devices: str = "auto"
+    # A runner that sends nothing (not even its heartbeat) this long while it runs a job is
+    # killed and restarted.
+    runner_hang_timeout_s: float = 60.0
     queue_size: int = 32
     # Message limit, both directions, gRPC and WebSocket. grpcio's default 4 MiB is smaller
     # than one raw 1024x1024 RGBA image (4 MiB + framing); 65 MiB carries a 4096x4096 RGBA8

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from .. import __version__, validation
 from ..backends import lora
 from ..backends.base import LoadOptions
+from ..catalogue import PRESETS
 from ..config import ServerConfig
-from ..errors import Cancelled, PixelKilnError, ResourceExhausted, Unavailable
+from ..errors import Cancelled, InvalidArgument, PixelKilnError, ResourceExhausted, Unavailable
+from ..runners import port
+from ..runners.host import HostConfig
+from ..runners.transports import ProcessTransport, ThreadTransport, Transport
 from ..types import (
     Accepted,
     DaemonStatus,
@@ -26,9 +31,10 @@ from ..types import (
 )
 from .jobs import EventChannel, Job
 from .live import LiveSession
+from .pool import RunnerPool
 from .registry import ModelRegistry
+from .runner_client import READY, RunnerClient
 from .scheduler import Scheduler
-from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +56,34 @@ class JobHandle:
 
 
 class Engine:
+    """The front's engine: admission, the queue, live sessions and the runner pool. The models
+    live in runners (threads or child processes) behind the runner port."""
+
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         options = LoadOptions(config.device, config.dtype, config.offline, config.home)
+        # Names -> specs and the catalogue; models load in the runners, never here.
         self.registry = ModelRegistry(
             options,
             config.extra_models,
             model_options=config.model_options,
             default_model=config.default_model,
-            memory_budget_bytes=config.memory_budget_bytes,
-            vram_budget_bytes=config.vram_budget_bytes,
-            in_use=lambda: {job.spec.name for job in self.worker.current},
         )
         self.scheduler = Scheduler(config.queue_size)
-        self.worker = Worker(
-            self.scheduler, self.registry, config.max_batch, config.batch_wait_ms / 1000.0
+        self.runners = [
+            RunnerClient(name, device, self._transport_factory(host), _unset, _unset)
+            for name, device, host in self._host_configs()
+        ]
+        self.pool = RunnerPool(
+            self.runners,
+            self.scheduler,
+            self._warm_runner,
+            max_batch=config.max_batch,
+            batch_wait_s=config.batch_wait_ms / 1000.0,
+            hang_timeout_s=config.runner_hang_timeout_s,
+            on_health=self._on_health,
         )
+        self.health_listeners: list[Callable[[bool], None]] = []
         self._live_sessions: set[LiveSession] = set()
         self._jobs: dict[str, Job] = {}
         self._by_client_id: dict[str, Job] = {}
@@ -73,26 +91,80 @@ class Engine:
         self.ready = False
         self._started = False
 
+    def _host_configs(self) -> list[tuple[str, str, HostConfig]]:
+        devices = resolve_devices(self.config.devices, self.config.device)
+        cpu_runners = sum(1 for d in devices if d == "cpu")
+        threads = max(1, (os.cpu_count() or 1) // cpu_runners) if cpu_runners > 1 else 0
+        out = []
+        for index, device in enumerate(devices):
+            name = f"{device.replace(':', '')}#{index}"
+            out.append(
+                (
+                    name,
+                    device,
+                    HostConfig(
+                        name=name,
+                        device=device,
+                        dtype=self.config.dtype,
+                        offline=self.config.offline,
+                        home=str(self.config.home),
+                        memory_budget_bytes=self.config.memory_budget_bytes,
+                        vram_budget_bytes=self.config.vram_budget_bytes,
+                        default_model=self.config.default_model,
+                        threads=threads if device == "cpu" else 0,
+                    ),
+                )
+            )
+        return out
+
+    def _transport_factory(self, host: HostConfig) -> Callable[[], Transport]:
+        if self.config.runner == "thread":
+            return lambda: ThreadTransport(host)
+        if self.config.runner == "process":
+            return lambda: ProcessTransport(host)
+        raise InvalidArgument("runner", f"must be thread or process, got {self.config.runner!r}")
+
     def start(self) -> None:
         if not self._started:
             self._started = True
-            self.worker.start()
+            self.pool.start()
 
-    async def warm_up(self) -> None:
-        """Load the default model and run one tiny generation through the whole path."""
+    async def _warm_runner(self, runner: RunnerClient) -> None:
+        """Before a runner takes work: its default model loaded, one generation through it."""
+        if not self.config.warm_up:
+            return
         spec = self.registry.spec(self.config.default_model)
+        await runner.load(spec)
         request = GenerationRequest(
             prompt="warm-up", model=spec.name, steps=1, seed=0, priority=Priority.LIVE
         )
-        handle = await self.submit(request)
-        async for event in handle:
-            if isinstance(event, Failed):
-                raise event.error
+        resolved, inputs = validation.resolve(request, spec, self.config.limits)
+        done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+
+        def emit(event: Event) -> None:
+            if isinstance(event, Result | Failed) and not done.done():
+                done.set_result(event)
+
+        runner.run([Job(request=resolved, inputs=inputs, spec=spec, emit=emit, client_id="")])
+        event = await done
+        if isinstance(event, Failed):
+            raise event.error
+
+    async def warm_up(self) -> None:
+        """Wait until a runner has its default model loaded and has run one generation."""
+        await self.pool.wait_ready()
         self.ready = True
 
-    async def submit(self, request: GenerationRequest, client_id: str = "") -> JobHandle:
+    def _on_health(self, serving: bool) -> None:
+        for listener in self.health_listeners:
+            listener(serving and self.ready)
+
+    async def submit(
+        self, request: GenerationRequest, client_id: str = "", affinity: str = ""
+    ) -> JobHandle:
         """Validate and enqueue. Raises PixelKilnError (bad input, unknown model, queue full).
-        ``client_id`` names the connection, for fairness between clients."""
+        ``client_id`` names the connection, for fairness between clients; jobs of one
+        ``affinity`` (a live session) stay on one runner."""
         spec = self.registry.spec(request.model or self.config.default_model)
         limits = self.config.limits
         if request.init_image is not None or request.mask is not None:
@@ -109,7 +181,14 @@ class Engine:
                 self._forget(job)
             channel.emit(event)
 
-        job = Job(request=resolved, inputs=inputs, spec=spec, emit=emit, client_id=client_id)
+        job = Job(
+            request=resolved,
+            inputs=inputs,
+            spec=spec,
+            emit=emit,
+            client_id=client_id,
+            affinity=affinity,
+        )
         assert resolved.seed is not None and resolved.guidance_scale is not None
         channel.emit(
             Accepted(
@@ -133,6 +212,7 @@ class Engine:
         except PixelKilnError:
             self._forget(job)
             raise
+        self.pool.wake()
         return JobHandle(self, job, channel)
 
     def _forget(self, job: Job) -> None:
@@ -155,6 +235,10 @@ class Engine:
         job.cancel(reason)
         if self.scheduler.remove(job):
             job.finish(Failed(Cancelled(reason)))
+            return
+        runner = self.pool.runner_of(job)
+        if runner is not None:
+            runner.cancel(job.id, reason)
 
     def open_live(self, client_id: str) -> LiveSession:
         """Start a live session, or raise ResourceExhausted at the daemon's session limit."""
@@ -170,6 +254,7 @@ class Engine:
 
     async def close_live(self, session: LiveSession) -> None:
         self._live_sessions.discard(session)
+        self.pool.release_pin(session.id)
         await session.close()
 
     @property
@@ -177,43 +262,81 @@ class Engine:
         return len(self._live_sessions)
 
     def models(self) -> list[ModelInfo]:
-        return self.registry.infos()
+        loaded = self._loaded_names()
+        infos = [replace(i, loaded=i.name in loaded) for i in self.registry.infos()]
+        return infos
+
+    def _loaded_names(self) -> set[str]:
+        return {m.name for r in self.runners for m in r.models}
 
     async def load(self, name: str) -> ModelInfo:
         spec = self.registry.spec(name)
-        await asyncio.to_thread(self.registry.get, spec)
-        return self.registry.info(spec)
+        runner = self.pool.place_for_load(spec.name)
+        await runner.load(spec)
+        self.registry.register(spec) if spec.name not in PRESETS else None
+        return replace(self.registry.info(spec), loaded=True)
 
     async def unload_model(self, name: str) -> UnloadResult:
-        """Unload and report the bytes measured as freed."""
-        return await asyncio.to_thread(self.registry.unload, name)
+        """Unload from every runner that holds it; report the bytes measured as freed."""
+        unloaded, freed = False, 0
+        for runner in self.runners:
+            if runner.state != READY or not runner.loaded(name):
+                continue
+            result = port.build(UnloadResult, await runner.call("unload", name=name))
+            unloaded = unloaded or result.unloaded
+            freed += result.freed_bytes
+        return UnloadResult(unloaded=unloaded, freed_bytes=freed)
 
     def status(self) -> DaemonStatus:
-        loaded = self.registry.loaded()
-        first = loaded[0] if loaded else None
+        statuses = [m for r in self.runners for m in r.models]
+        first = statuses[0] if statuses else None
         return DaemonStatus(
             version=__version__,
             device=first.device if first else self.config.device,
             dtype=first.dtype if first else self.config.dtype,
-            memory_used_bytes=sum(m.memory_bytes() for m in loaded),
-            loaded_models=[m.spec.name for m in loaded],
+            memory_used_bytes=sum(m.memory_bytes for m in statuses),
+            loaded_models=sorted({m.name for m in statuses}),
             default_model=self.config.default_model,
             queue_depth=self.scheduler.depth,
             queue_capacity=self.scheduler.capacity,
-            running=len(self.worker.current),
-            ready=self.ready,
+            running=sum(len(r.inflight) for r in self.runners),
+            ready=self.ready and self.pool.serving,
             max_message_bytes=self.config.max_message_bytes,
-            models=self.registry.statuses(),
-            memory_budget_bytes=self.registry.budget_bytes or 0,
+            models=statuses,
+            memory_budget_bytes=next((r.budget_bytes for r in self.runners if r.budget_bytes), 0),
         )
 
+    @property
+    def running(self) -> int:
+        return sum(len(r.inflight) for r in self.runners)
+
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Fail what is queued, cancel what runs, stop the worker."""
+        """Fail what is queued, cancel what runs, stop the runners."""
         self.ready = False
         for job in self.scheduler.drain():
             job.cancel("the daemon is shutting down")
             job.finish(Failed(Unavailable("the daemon is shutting down")))
-        for job in list(self.worker.current):
-            job.cancel("the daemon is shutting down")
-        if self._started and not await asyncio.to_thread(self.worker.join, timeout):
-            log.warning("the model worker did not stop within %.1f s", timeout)
+        if self._started:
+            await self.pool.stop(timeout)
+
+
+def resolve_devices(devices: str, device: str) -> list[str]:
+    """``--devices``: "auto" (every CUDA device, else the CPU; or ``--device`` when it names
+    one), "cpu", or a list such as "cuda:0,cuda:1" (a device named twice gets two runners)."""
+    if devices and devices != "auto":
+        names = [d.strip() for d in devices.split(",") if d.strip()]
+        if not names:
+            raise InvalidArgument("devices", "must name at least one device")
+        return names
+    if device and device != "auto":
+        return [device]
+    try:
+        from ..backends.diffusers_load import auto_devices  # type: ignore[attr-defined]
+    except ImportError:
+        return ["cpu"]
+    found: list[str] = auto_devices()
+    return found
+
+
+def _unset(*args: object) -> None:
+    raise AssertionError("the pool sets the runner callbacks")

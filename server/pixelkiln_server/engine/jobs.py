@@ -45,6 +45,8 @@ class Job:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     # Who asked (a connection): the scheduler is fair between clients.
     client_id: str = ""
+    # Jobs of one affinity (a live session) run on one runner.
+    affinity: str = ""
     submitted_at: float = field(default_factory=time.perf_counter)
     seq: int = 0
     last_position: int = -1

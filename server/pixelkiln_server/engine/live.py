@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ def _key(image: EncodedImage | None, settings: GenerationRequest) -> bytes:
 class LiveSession:
     def __init__(self, engine: Engine, client_id: str, idle_timeout_s: float) -> None:
         self._engine = engine
+        self.id = uuid.uuid4().hex
         self.client_id = client_id
         self.idle_timeout_s = idle_timeout_s
         self.settings = GenerationRequest(strength=DEFAULT_STRENGTH, seed=0, priority=Priority.LIVE)
@@ -159,7 +161,7 @@ class LiveSession:
             steps=self._steps(settings, image is not None),
             client_request_id="",
         )
-        handle = await self._engine.submit(request, client_id=self.client_id)
+        handle = await self._engine.submit(request, client_id=self.client_id, affinity=self.id)
         self._in_flight = handle
         try:
             async for event in handle:

@@ -1,0 +1,316 @@
+"""The runner pool: placement, dispatch, crash recovery and the hang watchdog.
+
+Jobs wait in the front's scheduler; whenever a runner is ready and idle, the pool takes the
+next job in service order that it may place and hands it (with compatible companions, when
+micro-batching is on) to a runner: one that already holds the job's model, else the least
+loaded. A live session's jobs stay on the runner that served its first frame.
+
+A runner that dies ends its in-flight jobs with UNAVAILABLE (retry-safe) and is started
+again with backoff, warmed up (its default model loaded, one generation run) before it takes
+work. Jobs still queued never left the front, so none is lost. A runner that sends nothing
+(not even its heartbeat) for ``hang_timeout_s`` while it runs a job is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import Cancelled, PixelKilnError, Unavailable
+from ..runners import port
+from ..types import EncodedImage, Failed, Preview, Progress, Result, Timings
+from .jobs import Job
+from .runner_client import DEAD, READY, STARTING, STOPPED, RunnerClient
+from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 10.0
+
+
+def batch_key(job: Job) -> tuple[object, ...] | None:
+    """Jobs with equal keys can share one pipeline call; None: this one runs alone."""
+    req = job.request
+    if req.mode != "txt2img":
+        return None
+    return (job.spec.name, req.width, req.height, req.steps, req.guidance_scale, req.tiling)
+
+
+class RunnerPool:
+    def __init__(
+        self,
+        runners: list[RunnerClient],
+        scheduler: Scheduler,
+        warm_up: Callable[[RunnerClient], Awaitable[None]] | None,
+        *,
+        max_batch: int = 1,
+        batch_wait_s: float = 0.0,
+        hang_timeout_s: float = 60.0,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.runners = runners
+        for runner in runners:
+            runner._on_message = self._message
+            runner._on_exit = self._exited
+        self.scheduler = scheduler
+        self._warm_up = warm_up
+        self.max_batch = max(1, max_batch)
+        self.batch_wait_s = batch_wait_s
+        self.hang_timeout_s = hang_timeout_s
+        self.on_health = on_health
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pins: dict[str, str] = {}
+        self._closing = False
+        self._first: asyncio.Future[None] | None = None
+        self._serving = False
+        self._starting: set[str] = set()
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._first = asyncio.get_running_loop().create_future()
+        for runner in self.runners:
+            self._spawn(self._bring_up(runner, first=True))
+        self._spawn(self._dispatch_loop())
+        self._spawn(self._watchdog())
+
+    async def wait_ready(self) -> None:
+        """Until one runner serves; raises the first start-up error if none can."""
+        assert self._first is not None, "start() first"
+        await asyncio.shield(self._first)
+
+    async def _bring_up(self, runner: RunnerClient, first: bool) -> None:
+        if runner.name in self._starting:
+            return
+        self._starting.add(runner.name)
+        try:
+            await self._bring_up_loop(runner, first)
+        finally:
+            self._starting.discard(runner.name)
+
+    async def _bring_up_loop(self, runner: RunnerClient, first: bool) -> None:
+        failures = 0
+        while not self._closing:
+            if not first or failures:
+                await asyncio.sleep(min(MAX_BACKOFF_S, 0.5 * 2**failures))
+                if self._closing:
+                    return
+            try:
+                try:
+                    runner.start()
+                    if self._warm_up is not None:
+                        await self._warm_up(runner)
+                except PixelKilnError:
+                    raise
+                except Exception as exc:
+                    log.exception("runner %s could not start", runner.name)
+                    raise Unavailable(f"model runner {runner.name} could not start: {exc}") from exc
+            except PixelKilnError as exc:
+                failures += 1
+                log.error("runner %s failed to start: %s", runner.name, exc.message)
+                if first and self._first is not None and not self._first.done():
+                    # The default model failing at the first start fails on every runner:
+                    # report it (the daemon exits) instead of retrying forever.
+                    runner.state = STOPPED
+                    runner.kill()
+                    self._first.set_exception(exc)
+                    return
+                runner.kill()
+                continue
+            if runner.state != STARTING:  # died while warming up
+                failures += 1
+                continue
+            runner.state = READY
+            if not first:
+                runner.restarts += 1
+            log.info("runner %s ready on %s (pid %s)", runner.name, runner.device, runner.pid)
+            self._health_changed()
+            if self._first is not None and not self._first.done():
+                self._first.set_result(None)
+            self._wake.set()
+            return
+
+    async def stop(self, timeout: float) -> None:
+        """Cancel what runs, wait up to ``timeout`` for it to end, stop every runner."""
+        self._closing = True
+        for runner in self.runners:
+            for job in list(runner.inflight.values()):
+                job.cancel("the daemon is shutting down")
+                runner.cancel(job.id, "the daemon is shutting down")
+        deadline = time.monotonic() + timeout
+        while any(r.busy for r in self.runners) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(r.stop(timeout) for r in self.runners), return_exceptions=True)
+        for runner in self.runners:
+            self._fail_inflight(runner, Unavailable("the daemon is shutting down"))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def serving(self) -> bool:
+        return any(r.state == READY for r in self.runners)
+
+    def _health_changed(self) -> None:
+        serving = self.serving
+        if serving != self._serving:
+            self._serving = serving
+            if self.on_health is not None:
+                self.on_health(serving)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while await self._place_one():
+                pass
+
+    def _free(self) -> list[RunnerClient]:
+        return [r for r in self.runners if r.state == READY and not r.busy]
+
+    def _allowed(self, job: Job, runner: RunnerClient) -> bool:
+        pin = self._pins.get(job.affinity) if job.affinity else None
+        return pin is None or pin == runner.name or self._by_name(pin).state == DEAD
+
+    def _by_name(self, name: str) -> RunnerClient:
+        return next(r for r in self.runners if r.name == name)
+
+    async def _place_one(self) -> bool:
+        free = self._free()
+        self.scheduler.busy = not free
+        if not free:
+            return False
+        taken = self.scheduler.take_compatible(lambda j: any(self._allowed(j, r) for r in free), 1)
+        if not taken:
+            return False
+        job = taken[0]
+        runner = self._choose(job, [r for r in free if self._allowed(job, r)])
+        if job.affinity:
+            self._pins[job.affinity] = runner.name
+        if job.cancelled:
+            job.finish(Failed(Cancelled(job.cancel_reason or "cancelled")))
+            return True
+        jobs = [job, *self._companions(job)]
+        if self.batch_wait_s > 0 and len(jobs) < self.max_batch and batch_key(job) is not None:
+            runner.inflight.update({j.id: j for j in jobs})  # reserve the runner meanwhile
+            await asyncio.sleep(self.batch_wait_s)
+            jobs += self._companions(job, self.max_batch - len(jobs))
+            runner.inflight.clear()
+            if runner.state != READY:
+                for j in jobs:
+                    j.finish(Failed(Unavailable(f"model runner {runner.name} stopped")))
+                return True
+        runner.run(jobs)
+        self.scheduler.busy = not self._free()
+        return True
+
+    def _choose(self, job: Job, free: list[RunnerClient]) -> RunnerClient:
+        holders = [r for r in free if r.loaded(job.spec.name)]
+        pool = holders or free
+        return min(pool, key=lambda r: (sum(m.memory_bytes for m in r.models), len(r.models)))
+
+    def _companions(self, job: Job, room: int | None = None) -> list[Job]:
+        key = batch_key(job)
+        room = self.max_batch - 1 if room is None else room
+        if key is None or room <= 0:
+            return []
+        return self.scheduler.take_compatible(lambda j: batch_key(j) == key, room)
+
+    def release_pin(self, affinity: str) -> None:
+        self._pins.pop(affinity, None)
+
+    def runner_of(self, job: Job) -> RunnerClient | None:
+        return next((r for r in self.runners if job.id in r.inflight), None)
+
+    def place_for_load(self, name: str) -> RunnerClient:
+        ready = [r for r in self.runners if r.state == READY]
+        if not ready:
+            raise Unavailable("no model runner is ready; retry shortly")
+        holders = [r for r in ready if r.loaded(name)]
+        return (holders or sorted(ready, key=lambda r: (r.busy, len(r.models))))[0]
+
+    # -- what runners report -------------------------------------------------------------
+
+    def _message(self, runner: RunnerClient, message: port.Message) -> None:
+        ev = message.get("ev")
+        if ev == "done":
+            runner.batch_open = False
+            self._fail_inflight(runner, Unavailable(f"runner {runner.name} dropped the request"))
+            self._wake.set()
+            return
+        job = runner.inflight.get(str(message.get("job")))
+        if job is None:
+            return
+        if ev == "progress":
+            job.emit(
+                Progress(step=message["step"], total=message["total"],
+                         elapsed_ms=message["elapsed_ms"])
+            )  # fmt: skip
+        elif ev == "preview":
+            images = port.build(list[EncodedImage], message["images"])
+            job.emit(Preview(step=message["step"], images=images))
+        elif ev == "result":
+            del runner.inflight[job.id]
+            result = port.result_from_wire(message["result"])
+            now = time.perf_counter()
+            timings = Timings(
+                queue_ms=(runner.batch_started - job.submitted_at) * 1000.0,
+                model_ms=float(message.get("model_ms", 0.0)),
+                encode_ms=float(message.get("encode_ms", 0.0)),
+                total_ms=(now - job.submitted_at) * 1000.0,
+            )
+            job.finish(Result(result.images, result.recipe, timings, result.atlas))
+        elif ev == "error":
+            del runner.inflight[job.id]
+            job.finish(Failed(port.error_from_wire(message.get("error") or {})))
+
+    def _fail_inflight(self, runner: RunnerClient, error: PixelKilnError) -> None:
+        jobs, runner.inflight = list(runner.inflight.values()), {}
+        for job in jobs:
+            job.finish(Failed(error))
+
+    def _exited(self, runner: RunnerClient, cause: str) -> None:
+        if self._closing or runner.state == STOPPED:
+            self._fail_inflight(runner, Unavailable("the daemon is shutting down"))
+            return
+        log.error("runner %s (%s) stopped: %s", runner.name, runner.device, cause)
+        self._fail_inflight(
+            runner,
+            Unavailable(
+                f"model runner {runner.name} ({runner.device}) stopped: {cause}; the request "
+                "was not completed and retrying it is safe"
+            ),
+        )
+        self._health_changed()
+        if runner.name not in self._starting:  # else its start-up loop tries again
+            self._spawn(self._bring_up(runner, first=False))
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.hang_timeout_s / 4))
+            now = time.monotonic()
+            for runner in self.runners:
+                silent = now - runner.last_seen
+                if runner.busy and runner.state == READY and silent > self.hang_timeout_s:
+                    log.error(
+                        "runner %s sent nothing for %.0f s while running a job: killing it",
+                        runner.name,
+                        silent,
+                    )
+                    runner.last_error = f"stopped answering for {silent:.0f} s"
+                    with contextlib.suppress(Exception):
+                        runner.kill()

@@ -1,0 +1,193 @@
+"""The front's handle on one runner: sends port messages, turns what comes back into job
+events, and notices when the runner is gone.
+
+Everything here runs on the event loop except one reader thread per runner, which hands each
+message to the loop. The front keeps only what the runner told it (its loaded models, its
+budget, when it last spoke); it never touches the runner's objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..catalogue import ModelSpec
+from ..errors import Unavailable
+from ..runners import port
+from ..runners.transports import Transport
+from ..types import LoadedModelStatus
+from .jobs import Job
+
+log = logging.getLogger(__name__)
+
+STARTING, READY, DEAD, STOPPED = "starting", "ready", "dead", "stopped"
+
+
+class RunnerClient:
+    def __init__(
+        self,
+        name: str,
+        device: str,
+        make_transport: Callable[[], Transport],
+        on_message: Callable[[RunnerClient, port.Message], None],
+        on_exit: Callable[[RunnerClient, str], None],
+    ) -> None:
+        self.name = name
+        self.device = device
+        self._make_transport = make_transport
+        self._on_message = on_message
+        self._on_exit = on_exit
+        self.transport: Transport = make_transport()
+        self.state = STOPPED
+        self.inflight: dict[str, Job] = {}
+        self.batch_open = False
+        self.batch_started = 0.0
+        self.models: list[LoadedModelStatus] = []
+        self.budget_bytes = 0
+        self.restarts = 0
+        self.last_seen = time.monotonic()
+        self.last_error = ""
+        self._calls: dict[int, asyncio.Future[Any]] = {}
+        self._call_ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._generation = 0
+
+    @property
+    def busy(self) -> bool:
+        """A batch is out: from ``run`` until the runner says ``done`` (its last result can
+        arrive before it has finished with the batch)."""
+        return self.batch_open or bool(self.inflight)
+
+    @property
+    def pid(self) -> int | None:
+        return self.transport.pid
+
+    def loaded(self, name: str) -> bool:
+        return any(m.name == name for m in self.models)
+
+    def start(self) -> None:
+        """Start the transport (a fresh one after a crash) and its reader thread."""
+        self._loop = asyncio.get_running_loop()
+        if self._generation:  # a fresh transport for every start after the first
+            self.transport = self._make_transport()
+        self._generation += 1
+        self.state = STARTING
+        self.last_seen = time.monotonic()
+        self.transport.start()
+        generation = self._generation
+        threading.Thread(
+            target=self._read, args=(self.transport, generation), name=f"{self.name}-reader",
+            daemon=True,
+        ).start()  # fmt: skip
+
+    def _read(self, transport: Transport, generation: int) -> None:
+        loop = self._loop
+        assert loop is not None
+        while (data := transport.recv()) is not None:
+            try:
+                message = port.unpack(data)
+            except Exception:  # noqa: BLE001 - a garbled message ends the runner, not the front
+                log.exception("runner %s sent a message the front cannot read", self.name)
+                transport.kill()
+                continue
+            if not _call_soon(loop, self._received, generation, message):
+                return
+        _call_soon(loop, self._ended, generation, transport.cause())
+
+    def _received(self, generation: int, message: port.Message) -> None:
+        if generation != self._generation:
+            return
+        self.last_seen = time.monotonic()
+        ev = message.get("ev")
+        if ev == "reply":
+            future = self._calls.pop(int(message.get("call") or 0), None)
+            if future is not None and not future.done():
+                if message.get("ok"):
+                    future.set_result(message.get("value"))
+                else:
+                    future.set_exception(port.error_from_wire(message.get("error") or {}))
+        elif ev == "state":
+            self.models = [port.model_status_from_wire(m) for m in message.get("models") or []]
+            self.budget_bytes = int(message.get("budget") or 0)
+        elif ev != "alive":
+            self._on_message(self, message)
+
+    def _ended(self, generation: int, cause: str) -> None:
+        if generation != self._generation:
+            return
+        self.batch_open = False
+        was = self.state
+        self.state = DEAD if was != STOPPED else STOPPED
+        self.models = []
+        error = Unavailable(
+            f"model runner {self.name} ({self.device}) stopped: {cause}; "
+            "the request was not completed and retrying it is safe"
+        )
+        self.last_error = cause
+        for future in self._calls.values():
+            if not future.done():
+                future.set_exception(error)
+        self._calls.clear()
+        self._on_exit(self, cause)
+
+    def send(self, message: port.Message) -> None:
+        try:
+            self.transport.send(port.pack(message))
+        except (OSError, ValueError, BrokenPipeError) as exc:
+            log.warning("runner %s: cannot send (%s)", self.name, exc)
+
+    async def call(self, op: str, **fields: Any) -> Any:
+        """A request that the runner answers with a reply (load, unload, status)."""
+        if self.state in (DEAD, STOPPED):
+            raise Unavailable(f"model runner {self.name} ({self.device}) is not running")
+        call_id = next(self._call_ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = future
+        self.send({"op": op, "call": call_id, **fields})
+        return await future
+
+    async def load(self, spec: ModelSpec) -> None:
+        await self.call("load", spec=spec)
+
+    def run(self, jobs: list[Job]) -> None:
+        """Hand one batch to the runner; its events come back through ``on_message``."""
+        self.batch_started = time.perf_counter()
+        self.batch_open = True
+        for job in jobs:
+            self.inflight[job.id] = job
+        self.send({"op": "run", "jobs": [_job_to_wire(job) for job in jobs]})
+
+    def cancel(self, job_id: str, reason: str) -> None:
+        self.send({"op": "cancel", "job": job_id, "reason": reason})
+
+    def kill(self) -> None:
+        self.transport.kill()
+
+    async def stop(self, timeout: float) -> None:
+        self.state = STOPPED
+        await asyncio.to_thread(self.transport.close, timeout)
+
+
+def _job_to_wire(job: Job) -> dict[str, Any]:
+    from .. import recipe
+
+    return {
+        "id": job.id,
+        "request": port.request_to_wire(job.request),
+        "spec": job.spec,
+        "inputs": {"init_rgb": job.inputs.init_rgb, "mask": job.inputs.mask},
+        "shas": [recipe.sha256(job.request.init_image), recipe.sha256(job.request.mask)],
+    }
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: the daemon is gone
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Model runners: the port (messages), the runner host (model side), transports."""

@@ -1,0 +1,293 @@
+"""The runner host: the model side of the runner port, one per device.
+
+It owns the loaded models (a :class:`ModelRegistry` with its own memory budget and LRU), runs
+one batch of jobs at a time and reports every step as port messages. It reads messages on
+one thread (so a ``cancel`` lands while a batch runs), works on another, and proves it is
+alive from a third. It knows nothing of the front: only messages come in and go out.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import assets
+from .. import recipe as recipes
+from ..backends.base import BatchItem, LoadedModel, LoadOptions
+from ..catalogue import ModelSpec
+from ..engine.registry import ModelRegistry
+from ..errors import Cancelled, Internal, PixelKilnError
+from ..imaging import codec
+from ..types import DecodedInputs, GenerationRequest, Result, Timings
+from . import port
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """What a runner needs to start: its name and device, and its memory budgets."""
+
+    name: str = "runner"
+    device: str = "auto"
+    dtype: str = "auto"
+    offline: bool = False
+    home: str = "."
+    memory_budget_bytes: int | None = None
+    vram_budget_bytes: int | None = None
+    default_model: str = ""
+    # CPU threads for this runner's kernels (0: the library's default).
+    threads: int = 0
+
+
+@dataclass
+class _RunJob:
+    id: str
+    request: GenerationRequest
+    spec: ModelSpec
+    inputs: DecodedInputs
+    shas: tuple[str, str]
+
+
+class _Hooks:
+    """StepHooks for one job: progress and previews as messages, and the cancel check."""
+
+    def __init__(self, host: RunnerHost, job: _RunJob, started: float) -> None:
+        self.host = host
+        self.job = job
+        self.started = started
+        self.every = job.request.preview.every_n_steps
+
+    def on_step(self, step: int, total: int) -> bool:
+        self.host.raise_if_cancelled(self.job.id)
+        elapsed = (time.perf_counter() - self.started) * 1000.0
+        self.host.send(
+            {"ev": "progress", "job": self.job.id, "step": step, "total": total,
+             "elapsed_ms": elapsed}
+        )  # fmt: skip
+        return self.every > 0 and (step % self.every == 0 or step == total)
+
+    def on_preview(self, step: int, images: list[np.ndarray]) -> None:
+        encoding = self.job.request.preview.encoding
+        encoded = [codec.encode(img, encoding) for img in images]
+        self.host.send({"ev": "preview", "job": self.job.id, "step": step, "images": encoded})
+
+
+class RunnerHost:
+    def __init__(self, config: HostConfig, send: Callable[[bytes], None]) -> None:
+        self.config = config
+        self._send_bytes = send
+        self._send_lock = threading.Lock()
+        self._work: queue.Queue[port.Message | None] = queue.Queue()
+        self._cancelled: dict[str, str] = {}
+        self._current: list[_RunJob] = []
+        self._busy = False
+        self._stopped = threading.Event()
+        self.registry = ModelRegistry(
+            LoadOptions(config.device, config.dtype, config.offline, Path(config.home)),
+            default_model=config.default_model,
+            memory_budget_bytes=config.memory_budget_bytes,
+            vram_budget_bytes=config.vram_budget_bytes,
+            in_use=lambda: {job.spec.name for job in self._current},
+        )
+
+    # -- the three threads ---------------------------------------------------------------
+
+    def serve(self, recv: Callable[[], bytes | None]) -> None:
+        """Run until ``shutdown`` or the front goes away: this thread reads, a worker thread
+        runs, a heartbeat thread reports."""
+        worker = threading.Thread(target=self._work_loop, name="runner-work", daemon=True)
+        beat = threading.Thread(target=self._heartbeat, name="runner-beat", daemon=True)
+        worker.start()
+        beat.start()
+        try:
+            while True:
+                data = recv()
+                if data is None:
+                    break
+                message = port.unpack(data)
+                if message.get("op") == "cancel":
+                    self._cancelled[str(message["job"])] = str(message.get("reason", ""))
+                elif message.get("op") == "shutdown":
+                    break
+                else:
+                    self._work.put(message)
+        finally:
+            self._stopped.set()
+            self._work.put(None)
+            worker.join()
+
+    def _heartbeat(self) -> None:
+        while not self._stopped.wait(port.HEARTBEAT_S):
+            self.send({"ev": "alive", "busy": self._busy})
+
+    def _work_loop(self) -> None:
+        while (message := self._work.get()) is not None:
+            self._busy = True
+            try:
+                self._handle(message)
+            finally:
+                self._busy = False
+
+    # -- messages ------------------------------------------------------------------------
+
+    def send(self, message: port.Message) -> None:
+        data = port.pack(message)
+        with self._send_lock:
+            try:
+                self._send_bytes(data)
+            except (OSError, EOFError, ValueError):
+                self._stopped.set()  # the front is gone; nothing left to tell it
+
+    def _handle(self, message: port.Message) -> None:
+        op = message.get("op")
+        if op == "run":
+            self._run([self._job(j) for j in message["jobs"]])
+            self._send_state()
+            self.send({"ev": "done"})
+            return
+        call = message.get("call")
+        try:
+            value = self._call(op, message)
+        except PixelKilnError as exc:
+            self.send({"ev": "reply", "call": call, "ok": False, "error": port.error_to_wire(exc)})
+        except Exception:
+            log.exception("runner %s: %s failed", self.config.name, op)
+            error = port.error_to_wire(
+                Internal(f"internal error in runner {self.config.name} ({op})")
+            )
+            self.send({"ev": "reply", "call": call, "ok": False, "error": error})
+        else:
+            self.send({"ev": "reply", "call": call, "ok": True, "value": value})
+        self._send_state()
+
+    def _call(self, op: Any, message: port.Message) -> Any:
+        if op == "load":
+            spec = port.spec_from_wire(message["spec"])
+            self.registry.get(spec)
+            return {}
+        if op == "unload":
+            return self.registry.unload(str(message["name"]))
+        if op == "status":
+            return self.state()
+        raise Internal(f"runner {self.config.name}: unknown operation {op!r}")
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "models": self.registry.statuses(),
+            "budget": self.registry.budget_bytes or 0,
+        }
+
+    def _send_state(self) -> None:
+        self.send({"ev": "state", **self.state()})
+
+    def _job(self, data: dict[str, Any]) -> _RunJob:
+        shas = data.get("shas") or ("", "")
+        return _RunJob(
+            id=str(data["id"]),
+            request=port.request_from_wire(data["request"]),
+            spec=port.spec_from_wire(data["spec"]),
+            inputs=port.inputs_from_wire(data.get("inputs") or {}),
+            shas=(str(shas[0]), str(shas[1])),
+        )
+
+    def raise_if_cancelled(self, job_id: str) -> None:
+        reason = self._cancelled.get(job_id)
+        if reason is not None:
+            raise Cancelled(reason or "cancelled")
+
+    # -- running a batch (what the worker thread did in the daemon before) ---------------
+
+    def _run(self, jobs: list[_RunJob]) -> None:
+        started = time.perf_counter()
+        live = []
+        for job in jobs:
+            try:
+                self.raise_if_cancelled(job.id)
+                live.append(job)
+            except PixelKilnError as exc:
+                self._fail(job, exc)
+        if not live:
+            return
+        self._current = live
+        try:
+            with self.registry.lock:
+                model = self.registry.get(live[0].spec)
+                items = [
+                    BatchItem(
+                        replace(j.request, prompt=assets.model_prompt(j.request)),
+                        j.inputs,
+                        _Hooks(self, j, started),
+                    )
+                    for j in live
+                ]
+                outcomes = model.generate_batch(items)
+        except PixelKilnError as exc:
+            for job in live:
+                self._fail(job, exc)
+            return
+        except Exception:
+            log.exception("requests %s failed", ",".join(j.id for j in live))
+            for job in live:
+                self._fail(
+                    job,
+                    Internal(
+                        f"internal error in the model runner (request {job.id}); "
+                        "the daemon log has the details"
+                    ),
+                )
+            return
+        finally:
+            self._current = []
+        model_ms = (time.perf_counter() - started) * 1000.0
+        batch_images = sum(j.request.num_images for j in live)
+        for job, outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, PixelKilnError):
+                self._fail(job, outcome)
+            else:
+                self._finish(job, model, outcome, model_ms, batch_images)
+        for job in jobs:
+            self._cancelled.pop(job.id, None)
+
+    def _fail(self, job: _RunJob, exc: PixelKilnError) -> None:
+        log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
+        self.send({"ev": "error", "job": job.id, "error": port.error_to_wire(exc)})
+
+    def _finish(
+        self,
+        job: _RunJob,
+        model: LoadedModel,
+        images: list[np.ndarray],
+        model_ms: float,
+        batch_images: int,
+    ) -> None:
+        encode_started = time.perf_counter()
+        try:
+            self.raise_if_cancelled(job.id)
+            recipe = recipes.make_recipe(
+                job.request, model.spec.revision, model.device, model.dtype, batch_images
+            )
+            recipe = replace(recipe, init_image_sha256=job.shas[0], mask_sha256=job.shas[1])
+            text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)}
+            outputs, atlas = assets.build_outputs(job.request, images, text)
+        except PixelKilnError as exc:
+            self._fail(job, exc)
+            return
+        except Exception:
+            log.exception("request %s failed while encoding", job.id)
+            self._fail(job, Internal(f"internal error while encoding (request {job.id})"))
+            return
+        encode_ms = (time.perf_counter() - encode_started) * 1000.0
+        result = Result(images=outputs, recipe=recipe, timings=Timings(), atlas=atlas)
+        self.send(
+            {"ev": "result", "job": job.id, "result": result, "model_ms": model_ms,
+             "encode_ms": encode_ms}
+        )  # fmt: skip

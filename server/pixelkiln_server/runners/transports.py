@@ -1,0 +1,160 @@
+"""How the front reaches a runner host: in a thread of this process, or in a child process.
+
+Both carry the same bytes (port messages), so both pass the same tests. A transport is
+``start``, ``send``, a blocking ``recv`` (None once the runner is gone), ``kill``, ``close``
+and ``cause`` (why it ended). Only primitives that exist on Linux, Windows and macOS are
+used: ``multiprocessing`` with the spawn start method and its duplex ``Pipe`` (a socket pair
+on Unix, a named pipe on Windows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import queue
+import signal
+import threading
+from typing import Any, Protocol
+
+from .host import HostConfig, RunnerHost
+
+
+class Transport(Protocol):
+    pid: int | None
+
+    def start(self) -> None: ...
+    def send(self, data: bytes) -> None: ...
+    def recv(self) -> bytes | None: ...
+    def kill(self) -> None: ...
+    def close(self, timeout: float) -> None: ...
+    def cause(self) -> str: ...
+
+
+class ThreadTransport:
+    """The runner host on a thread of this process (tests, ``--runner thread``). It cannot
+    be killed; everything else behaves as in a child process."""
+
+    pid: int | None = None
+
+    def __init__(self, config: HostConfig) -> None:
+        self._to_host: queue.Queue[bytes | None] = queue.Queue()
+        self._to_front: queue.Queue[bytes | None] = queue.Queue()
+        self.host = RunnerHost(config, self._to_front.put)
+        self._thread = threading.Thread(target=self._serve, name=f"{config.name}", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.host.serve(self._to_host.get)
+        finally:
+            self._to_front.put(None)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, data: bytes) -> None:
+        self._to_host.put(data)
+
+    def recv(self) -> bytes | None:
+        return self._to_front.get()
+
+    def kill(self) -> None:
+        self._to_host.put(None)
+
+    def close(self, timeout: float) -> None:
+        self._to_host.put(None)
+        self._thread.join(timeout)
+
+    def cause(self) -> str:
+        return "its thread stopped"
+
+
+class ProcessTransport:
+    """The runner host in a child process started with spawn (the default runner)."""
+
+    def __init__(self, config: HostConfig) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe(duplex=True)
+        self._child_conn: Any = child
+        self._process = ctx.Process(
+            target=child_main,
+            args=(child, dataclasses.asdict(config)),
+            name=f"pixelkiln-{config.name}",
+            daemon=True,
+        )
+        self._send_lock = threading.Lock()
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self._process.start()
+        self._child_conn.close()
+        self.pid = self._process.pid
+
+    def send(self, data: bytes) -> None:
+        with self._send_lock:
+            self._conn.send_bytes(data)
+
+    def recv(self) -> bytes | None:
+        try:
+            data: bytes = self._conn.recv_bytes()
+        except (EOFError, OSError):
+            return None
+        return data
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+
+    def close(self, timeout: float) -> None:
+        try:
+            from .port import pack
+
+            self.send(pack({"op": "shutdown"}))
+        except (OSError, ValueError):
+            pass
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout)
+        self._conn.close()
+
+    def cause(self) -> str:
+        self._process.join(1.0)
+        code = self._process.exitcode
+        if code is None:
+            return "its connection closed"
+        if code < 0:
+            try:
+                return f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+
+def child_main(conn: Any, config: dict[str, Any]) -> None:
+    """Entry point of a runner child process."""
+    import logging
+    import os
+
+    # Ctrl+C in a terminal reaches the whole process group: the front decides when runners
+    # stop (after its grace), so the child ignores the console's interrupts.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break
+        signal.signal(signal.SIGBREAK, signal.SIG_IGN)
+    host_config = HostConfig(**config)
+    logging.basicConfig(
+        level=os.environ.get("PIXELKILN_RUNNER_LOG", "INFO"),
+        format=f"%(asctime)s %(levelname)s [{host_config.name}] %(name)s: %(message)s",
+    )
+    if host_config.threads:
+        import torch
+
+        torch.set_num_threads(host_config.threads)
+
+    def recv() -> bytes | None:
+        try:
+            data: bytes = conn.recv_bytes()
+        except (EOFError, OSError):
+            return None
+        return data
+
+    RunnerHost(host_config, conn.send_bytes).serve(recv)
