@@ -53,6 +53,8 @@ class ServerConfig:
     # A runner that sends nothing (not even its heartbeat) this long while it runs a job is
     # killed and restarted.
     runner_hang_timeout_s: float = 60.0
+    # Tests only: runners accept ``fault`` messages (die at a chosen point).
+    runner_faults: bool = False
     queue_size: int = 32
     # Message limit, both directions, gRPC and WebSocket. grpcio's default 4 MiB is smaller
     # than one raw 1024x1024 RGBA image (4 MiB + framing); 65 MiB carries a 4096x4096 RGBA8

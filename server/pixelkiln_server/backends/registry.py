@@ -15,6 +15,8 @@ _BACKENDS: dict[str, str] = {
     "tiny-flux": "pixelkiln_server.backends.tiny_families:TinyFluxBackend",
     "tiny-z-image": "pixelkiln_server.backends.tiny_families:TinyZImageBackend",
     "onnx": "pixelkiln_server.backends.onnx_backend:OnnxBackend",
+    # Tests: deterministic, no torch (scheduling, placement, crash and restart in milliseconds).
+    "fake": "pixelkiln_server.backends.fake:FakeBackend",
 }
 
 

@@ -112,6 +112,7 @@ class Engine:
                         vram_budget_bytes=self.config.vram_budget_bytes,
                         default_model=self.config.default_model,
                         threads=threads if device == "cpu" else 0,
+                        allow_faults=self.config.runner_faults,
                     ),
                 )
             )

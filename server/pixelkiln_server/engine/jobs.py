@@ -47,6 +47,9 @@ class Job:
     client_id: str = ""
     # Jobs of one affinity (a live session) run on one runner.
     affinity: str = ""
+    # Times handed to a runner, and whether the runner has reported on it since.
+    dispatches: int = 0
+    heard: bool = False
     submitted_at: float = field(default_factory=time.perf_counter)
     seq: int = 0
     last_position: int = -1

@@ -69,6 +69,7 @@ class RunnerPool:
         self._first: asyncio.Future[None] | None = None
         self._serving = False
         self._starting: set[str] = set()
+        self._kill_reasons: dict[str, str] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -218,6 +219,19 @@ class RunnerPool:
         self.scheduler.busy = not self._free()
         return True
 
+    def _candidates(self, job: Job, free: list[RunnerClient]) -> list[RunnerClient]:
+        """Free runners that may take ``job``: its live session's runner; else the runners
+        that hold its model (a load costs seconds on a GPU), unless more of its jobs wait
+        than the holders can take (then another runner loads a copy); else any."""
+        allowed = [r for r in free if self._allowed(job, r)]
+        name = job.spec.name
+        holders = [r for r in self.runners if r.state == READY and r.loaded(name)]
+        if holders and not job.affinity:
+            waiting = self.scheduler.count(lambda j: j.spec.name == name)
+            if waiting <= len(holders):
+                return [r for r in allowed if r in holders]
+        return allowed
+
     def _choose(self, job: Job, free: list[RunnerClient]) -> RunnerClient:
         holders = [r for r in free if r.loaded(job.spec.name)]
         pool = holders or free
@@ -255,6 +269,7 @@ class RunnerPool:
         job = runner.inflight.get(str(message.get("job")))
         if job is None:
             return
+        job.heard = True
         if ev == "progress":
             job.emit(
                 Progress(step=message["step"], total=message["total"],
@@ -283,11 +298,27 @@ class RunnerPool:
         for job in jobs:
             job.finish(Failed(error))
 
+    def _requeue_unstarted(self, runner: RunnerClient) -> None:
+        """Jobs the runner never reported on were probably never started (it died before
+        reading them): they go back to the queue, once. A job that a runner died on twice
+        may be what kills runners; it fails like the others."""
+        for job in list(runner.inflight.values()):
+            if job.heard or job.dispatches > 1 or job.cancelled:
+                continue
+            try:
+                self.scheduler.put(job)
+            except PixelKilnError:
+                continue
+            del runner.inflight[job.id]
+            log.info("request %s goes back to the queue (runner %s died)", job.id, runner.name)
+
     def _exited(self, runner: RunnerClient, cause: str) -> None:
         if self._closing or runner.state == STOPPED:
             self._fail_inflight(runner, Unavailable("the daemon is shutting down"))
             return
+        cause = self._kill_reasons.pop(runner.name, cause)
         log.error("runner %s (%s) stopped: %s", runner.name, runner.device, cause)
+        self._requeue_unstarted(runner)
         self._fail_inflight(
             runner,
             Unavailable(
@@ -311,6 +342,9 @@ class RunnerPool:
                         runner.name,
                         silent,
                     )
-                    runner.last_error = f"stopped answering for {silent:.0f} s"
+                    self._kill_reasons[runner.name] = (
+                        f"it stopped answering (nothing heard for {silent:.1f} s, "
+                        f"the limit is {self.hang_timeout_s:g} s)"
+                    )
                     with contextlib.suppress(Exception):
                         runner.kill()

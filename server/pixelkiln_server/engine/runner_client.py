@@ -50,6 +50,7 @@ class RunnerClient:
         self.models: list[LoadedModelStatus] = []
         self.budget_bytes = 0
         self.restarts = 0
+        self.jobs_run = 0
         self.last_seen = time.monotonic()
         self.last_error = ""
         self._calls: dict[int, asyncio.Future[Any]] = {}
@@ -158,7 +159,10 @@ class RunnerClient:
         """Hand one batch to the runner; its events come back through ``on_message``."""
         self.batch_started = time.perf_counter()
         self.batch_open = True
+        self.jobs_run += len(jobs)
         for job in jobs:
+            job.dispatches += 1
+            job.heard = False
             self.inflight[job.id] = job
         self.send({"op": "run", "jobs": [_job_to_wire(job) for job in jobs]})
 

@@ -71,6 +71,11 @@ class Scheduler:
                 self._changed()
             return taken
 
+    def count(self, predicate: Callable[[Job], bool]) -> int:
+        """How many queued jobs satisfy ``predicate``."""
+        with self._cond:
+            return sum(1 for job in self._jobs if predicate(job))
+
     def wait_for_more(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for another job to arrive."""
         with self._cond:

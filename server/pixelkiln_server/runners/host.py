@@ -8,7 +8,9 @@ alive from a third. It knows nothing of the front: only messages come in and go 
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import os
 import queue
 import threading
 import time
@@ -46,6 +48,8 @@ class HostConfig:
     default_model: str = ""
     # CPU threads for this runner's kernels (0: the library's default).
     threads: int = 0
+    # Tests only: accept ``fault`` messages that make this runner die at a chosen point.
+    allow_faults: bool = False
 
 
 @dataclass
@@ -68,6 +72,9 @@ class _Hooks:
 
     def on_step(self, step: int, total: int) -> bool:
         self.host.raise_if_cancelled(self.job.id)
+        self.host.fault("step")
+        if step == total:
+            self.host.fault("decode")
         elapsed = (time.perf_counter() - self.started) * 1000.0
         self.host.send(
             {"ev": "progress", "job": self.job.id, "step": step, "total": total,
@@ -91,6 +98,7 @@ class RunnerHost:
         self._current: list[_RunJob] = []
         self._busy = False
         self._stopped = threading.Event()
+        self._faults: dict[str, str] = {}
         self.registry = ModelRegistry(
             LoadOptions(config.device, config.dtype, config.offline, Path(config.home)),
             default_model=config.default_model,
@@ -116,6 +124,8 @@ class RunnerHost:
                 message = port.unpack(data)
                 if message.get("op") == "cancel":
                     self._cancelled[str(message["job"])] = str(message.get("reason", ""))
+                elif message.get("op") == "fault" and self.config.allow_faults:
+                    self._faults[str(message["point"])] = str(message["action"])
                 elif message.get("op") == "shutdown":
                     break
                 else:
@@ -158,20 +168,20 @@ class RunnerHost:
         try:
             value = self._call(op, message)
         except PixelKilnError as exc:
-            self.send({"ev": "reply", "call": call, "ok": False, "error": port.error_to_wire(exc)})
+            reply = {"ok": False, "error": port.error_to_wire(exc)}
         except Exception:
             log.exception("runner %s: %s failed", self.config.name, op)
-            error = port.error_to_wire(
-                Internal(f"internal error in runner {self.config.name} ({op})")
-            )
-            self.send({"ev": "reply", "call": call, "ok": False, "error": error})
+            error = Internal(f"internal error in runner {self.config.name} ({op})")
+            reply = {"ok": False, "error": port.error_to_wire(error)}
         else:
-            self.send({"ev": "reply", "call": call, "ok": True, "value": value})
-        self._send_state()
+            reply = {"ok": True, "value": value}
+        self._send_state()  # first, so the front knows the new state when the reply lands
+        self.send({"ev": "reply", "call": call, **reply})
 
     def _call(self, op: Any, message: port.Message) -> Any:
         if op == "load":
             spec = port.spec_from_wire(message["spec"])
+            self.fault("load")
             self.registry.get(spec)
             return {}
         if op == "unload":
@@ -199,6 +209,17 @@ class RunnerHost:
             shas=(str(shas[0]), str(shas[1])),
         )
 
+    def fault(self, point: str) -> None:
+        """Tests: die here if a ``fault`` message asked for it (points: load, step, decode
+        (after the last denoising step, as the VAE decode starts), encode)."""
+        action = self._faults.pop(point, None)
+        if action == "exit":
+            os._exit(3)
+        elif action == "segfault":
+            faulthandler._sigsegv()  # type: ignore[attr-defined]
+        elif action == "raise":
+            raise RuntimeError(f"fault injected at {point}")
+
     def raise_if_cancelled(self, job_id: str) -> None:
         reason = self._cancelled.get(job_id)
         if reason is not None:
@@ -208,6 +229,8 @@ class RunnerHost:
 
     def _run(self, jobs: list[_RunJob]) -> None:
         started = time.perf_counter()
+        for job in jobs:
+            self.send({"ev": "started", "job": job.id})
         live = []
         for job in jobs:
             try:
@@ -272,6 +295,7 @@ class RunnerHost:
         encode_started = time.perf_counter()
         try:
             self.raise_if_cancelled(job.id)
+            self.fault("encode")
             recipe = recipes.make_recipe(
                 job.request, model.spec.revision, model.device, model.dtype, batch_images
             )

@@ -18,6 +18,7 @@ Front -> runner (``op``)::
 
 Runner -> front (``ev``)::
 
+    started  {job}                       (the runner has the job: no longer safe to re-place)
     progress {job, step, total, elapsed_ms}
     preview  {job, step, images}
     result   {job, result, model_ms, encode_ms}
