@@ -14,8 +14,11 @@ from pixelkiln.v1 import generator_pb2, generator_pb2_grpc, models_pb2, models_p
 
 from .config import ServerConfig
 from .engine.core import Engine
+from .security import check_binding, load_tls, load_tokens, ws_ssl_context
 from .services.generator import GeneratorService
+from .services.identity import Gatekeeper, TokenInterceptor
 from .services.models import ModelsService
+from .services.operations import Operations
 from .services.websocket import WebSocketCarrier
 
 log = logging.getLogger(__name__)
@@ -45,13 +48,30 @@ class Daemon:
     """
 
     def __init__(self, config: ServerConfig) -> None:
+        """Raises security.SecurityConfigError for a token file, TLS files or a host that the
+        binding rule refuses (README "Running on a studio network")."""
         self.config = config
+        tokens = load_tokens(config)
+        self.tls = load_tls(config)
+        check_binding(config, tokens is not None, self.tls is not None)
         self.engine = Engine(config)
+        self.ops = Operations(self.engine)
+        self.gate = Gatekeeper(tokens, config.ws_allowed_origins)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=grpc_options(config.max_message_bytes))
+        self.server = grpc.aio.server(
+            options=grpc_options(config.max_message_bytes),
+            interceptors=[TokenInterceptor(tokens)] if tokens is not None else None,
+        )
         self.port = 0
         self.websocket = (
-            WebSocketCarrier(self.engine, config.host, config.ws_port, config.max_message_bytes)
+            WebSocketCarrier(
+                self.ops,
+                config.host,
+                config.ws_port,
+                config.max_message_bytes,
+                self.gate,
+                ws_ssl_context(config),
+            )
             if config.ws_port is not None
             else None
         )
@@ -64,19 +84,26 @@ class Daemon:
     @property
     def ws_url(self) -> str:
         assert self.websocket is not None, "the WebSocket carrier is off"
-        return f"ws://{self.config.host}:{self.websocket.port}/v1"
+        scheme = "wss" if self.tls is not None else "ws"
+        return f"{scheme}://{self.config.host}:{self.websocket.port}/v1"
 
     async def start(self) -> None:
         generator_pb2_grpc.add_GeneratorServicer_to_server(
-            GeneratorService(self.engine), self.server
+            GeneratorService(self.ops, self.gate), self.server
         )
-        models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(self.engine), self.server)
+        models_pb2_grpc.add_ModelsServicer_to_server(
+            ModelsService(self.ops, self.gate), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        bind = f"{self.config.host}:{self.config.port}"
+        if self.tls is not None:
+            self.port = self.server.add_secure_port(bind, self.tls.grpc_credentials())
+        else:
+            self.port = self.server.add_insecure_port(bind)
         if self.port == 0:
             raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
         await self.server.start()
@@ -106,12 +133,15 @@ class Daemon:
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, give in-flight requests ``grace`` seconds, cancel the rest."""
         grace = self.config.shutdown_grace_s if grace is None else grace
+        self.ops.drain()  # both carriers refuse new work from here on
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._warm_up is not None and not self._warm_up.done():
             self._warm_up.cancel()
+        # Both carriers stop accepting and give in-flight jobs the same grace.
+        carriers = [self.server.stop(grace)]
         if self.websocket is not None:
-            await self.websocket.stop()
-        await self.server.stop(grace)
+            carriers.append(self.websocket.stop(grace))
+        await asyncio.gather(*carriers)
         await self.engine.shutdown()
         log.info("stopped")
 
