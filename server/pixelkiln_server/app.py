@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,6 +19,7 @@ from .services.identity import Gatekeeper, TokenInterceptor
 from .services.models import ModelsService
 from .services.operations import Operations
 from .services.websocket import WebSocketCarrier
+from .shutdown import ShutdownSignals, watch_stdin
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +146,15 @@ class Daemon:
         log.info("stopped")
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run until SIGINT/SIGTERM; returns the exit status."""
+async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
+    """Run until SIGINT/SIGTERM (SIGBREAK on Windows), or standard input closes when
+    ``stop_on_stdin_close``; returns the exit status. See shutdown.py for each OS."""
     daemon = Daemon(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    ShutdownSignals(loop, stop.set).install()
+    if stop_on_stdin_close:
+        watch_stdin(loop, stop.set)
     await daemon.start()
     print(
         f"pixelkiln: listening on {daemon.address}; warming up {config.default_model}", flush=True

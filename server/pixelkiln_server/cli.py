@@ -71,6 +71,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_speed_arguments(parser)
     parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
+    parser.add_argument(
+        "--stop-on-stdin-close",
+        action="store_true",
+        help="stop gracefully when standard input closes (for launchers on every OS: close the "
+        "pipe to stop; the daemon also stops when its launcher dies)",
+    )
     parser.add_argument("--home", type=Path, default=None, help="cache folder for built models")
     parser.add_argument(
         "--offline", action="store_true", help="never touch the network (also HF_HUB_OFFLINE=1)"
@@ -226,7 +232,8 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     from .app import serve
 
-    return asyncio.run(serve(config_from_args(args)))
+    stdin = bool(getattr(args, "stop_on_stdin_close", False))
+    return asyncio.run(serve(config_from_args(args), stop_on_stdin_close=stdin))
 
 
 def main(argv: list[str] | None = None) -> int:
