@@ -121,6 +121,25 @@ def test_deadlines_when_nothing_answers(web_run: tuple[runner.Report, int]) -> N
     check_timeouts(_report(web_run)["timeouts"], web_run[1])
 
 
+@needs_browser
+def test_asset_writer_saves_what_the_engine_decodes(web_run: tuple[runner.Report, int]) -> None:
+    assets = _report(web_run)["assets"]
+    assert "error" not in assets, assets
+    assert not assets["errors"], assets["errors"]
+    names = ["mossy_stone_7.png", "mossy_stone_7_normal.png"]
+    assert sorted(assets["paths"]) == sorted(
+        assets["paths"][0].rsplit("/", 1)[0] + "/" + n for n in names
+    )
+    # The real engine decodes both PNGs it wrote, byte for byte what the daemon sent.
+    assert assets["sizes"] == {name: [64, 64] for name in names}
+    assert assets["same_bytes"] == {name: True for name in names}
+    assert "compress/mode=2" in assets["import"] and "mipmaps/generate=true" in assets["import"]
+    # Saving again takes the next free name; nothing half-written is left behind.
+    again = ["mossy_stone_7_2.png", "mossy_stone_7_2_normal.png"]
+    assert [path.rsplit("/", 1)[1] for path in assets["again"]] == again
+    assert set(assets["files"]) == {n + ext for n in names + again for ext in ("", ".import")}
+
+
 # ---- the packer, without a browser -----------------------------------------------------------
 
 

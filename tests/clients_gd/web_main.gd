@@ -4,11 +4,16 @@ extends Node
 ## script the interpreter runs) and prints one line, MARKER + JSON, then quits.
 ##
 ## res://run.json (written by the packer) holds the URLs: "url" for run(), and optionally
-## "faults" (the four URLs of run_faults()) and "timeouts" (the two of run_timeouts()).
+## "faults" (the four URLs of run_faults()) and "timeouts" (the two of run_timeouts()). Then
+## asset_writer.gd saves a tiled result with a normal map under user:// (twice: no overwrite)
+## and the engine decodes the files it wrote.
 ## Byte arrays travel as {"base64": ...}. A run that exceeds "deadline_ms" reports the stage
 ## it was in and quits with 2, so a hang ends with a reason.
 
 const E2E = preload("res://tests/e2e.gd")
+const Client = preload("res://addons/pixelkiln/client/pixelkiln_client.gd")
+const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
+const AssetWriter = preload("res://addons/pixelkiln/asset_writer.gd")
 const MARKER := "PIXELKILN_REPORT "
 
 var _stage := "starting"
@@ -31,9 +36,58 @@ func _ready() -> void:
 		_stage = "run_timeouts"
 		var urls: Array = config["timeouts"]
 		out["timeouts"] = await harness.run_timeouts(urls[0], urls[1])
+	_stage = "assets"
+	out["assets"] = await _save_assets(config["url"])
 	out["problems"] = harness.problems.duplicate()
 	harness.free()
 	_finish(out, 1 if out["problems"].size() > 0 else 0)
+
+
+## A 64x64 tiled generation with a normal map, saved by the addon's writer and read back.
+func _save_assets(url: String) -> Dictionary:
+	var client := Client.new()
+	client.auto_reconnect = false
+	client.connect_to_daemon(url)
+	var request := PK.GenerateRequestMsg.new()
+	request.prompt = "Mossy stone!"
+	request.width = 64
+	request.height = 64
+	request.steps = 1
+	request.seed = 7
+	request.tiling = PK.Tiling.TILING_XY
+	request.maps = [PK.MapKind.MAP_KIND_NORMAL]
+	request.output_encoding = PK.Encoding.ENCODING_PNG
+	var job: Client.Job = await client.generate(request).completed
+	client.disconnect_from_daemon()
+	if not job.is_ok():
+		return {"error": job.error_text()}
+	var folder := "user://pixelkiln_" + str(Time.get_ticks_usec())
+	var first := AssetWriter.save_result(job.result, request, folder)
+	var again := AssetWriter.save_result(job.result, request, folder)
+	var sizes := {}
+	var same_bytes := {}
+	for path in first["paths"]:
+		var data := FileAccess.get_file_as_bytes(path)
+		var image := Image.new()
+		if image.load_png_from_buffer(data) == OK:
+			sizes[path.get_file()] = [image.get_width(), image.get_height()]
+		same_bytes[path.get_file()] = data == _sent_bytes(job.result, path)
+	var import_text := FileAccess.get_file_as_string(first["paths"][0] + ".import")
+	return {
+		"paths": first["paths"],
+		"errors": first["errors"] + again["errors"],
+		"again": again["paths"],
+		"files": Array(DirAccess.get_files_at(folder)),
+		"sizes": sizes,
+		"same_bytes": same_bytes,
+		"import": import_text,
+	}
+
+
+## The bytes the daemon sent for the asset saved at [param path].
+static func _sent_bytes(result: PK.ResultMsg, path: String) -> PackedByteArray:
+	var generated: PK.GeneratedImageMsg = result.images[0]
+	return generated.maps[0].image.data if path.ends_with("_normal.png") else generated.image.data
 
 
 func _on_deadline() -> void:
