@@ -11,6 +11,7 @@ Nothing here imports grpc: the transports read the ``authorization`` header and 
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import os
 import re
@@ -158,3 +159,45 @@ def create_token(path: Path, name: str, scope: Scope = Scope.GENERATE) -> str:
     if sys.platform != "win32":
         os.chmod(path, 0o600)
     return secret
+
+
+def default_token_file() -> Path:
+    from .config import default_home
+
+    return default_home() / "tokens"
+
+
+def add_token_arguments(parser: argparse.ArgumentParser) -> None:
+    """``pixelkiln token create NAME [--scope admin] [--file PATH]``."""
+    sub = parser.add_subparsers(dest="token_command", required=True)
+    create = sub.add_parser("create", help="append a new random token to a token file")
+    create.add_argument("name", help="the client's name: its identity for jobs and fairness")
+    create.add_argument(
+        "--scope",
+        default=Scope.GENERATE.value,
+        choices=[s.value for s in Scope],
+        help="generate (default): generate, live, cancel, list, status; admin: also load/unload",
+    )
+    create.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        help=f"the token file (default {default_token_file()}); serve it with --token-file",
+    )
+
+
+def run_token(args: argparse.Namespace) -> int:
+    """Create the token and print it (the only time it is shown); SystemExit on a mistake."""
+    path = args.file or default_token_file()
+    try:
+        secret = create_token(path, args.name, Scope(args.scope))
+    except (TokenFileError, OSError) as exc:
+        raise SystemExit(f"pixelkiln token create: {exc}") from None
+    protection = (
+        "protected by its folder's access list (Windows ignores mode bits)"
+        if sys.platform == "win32"
+        else "mode 0600"
+    )
+    print(secret)
+    print(f"added {args.name!r} ({args.scope}) to {path}, {protection}", file=sys.stderr)
+    return 0

@@ -70,6 +70,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="close a live session after this many seconds without input (default 30)",
     )
     add_speed_arguments(parser)
+    add_security_arguments(parser)
     parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
     parser.add_argument(
         "--stop-on-stdin-close",
@@ -82,6 +83,42 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--offline", action="store_true", help="never touch the network (also HF_HUB_OFFLINE=1)"
     )
     parser.add_argument("--log-level", default="INFO")
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    sec = parser.add_argument_group(
+        "security (see README 'Running on a studio network'; loopback needs none of these)"
+    )
+    sec.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="require 'authorization: Bearer <token>' on gRPC and WebSocket; one 'NAME SCOPE "
+        "TOKEN' per line, scope generate or admin (pixelkiln token create NAME)",
+    )
+    sec.add_argument("--tls-cert", type=Path, default=None, metavar="PEM", help="serve TLS")
+    sec.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="its key")
+    sec.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="require client certificates signed by this CA (gRPC and WebSocket)",
+    )
+    sec.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without tokens and TLS (logs what is exposed)",
+    )
+    sec.add_argument(
+        "--ws-allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port]) allowed to open the WebSocket carrier; "
+        "handshakes carrying any other Origin are refused (repeatable)",
+    )
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,7 +239,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             raise SystemExit(f"--add-model wants NAME=SOURCE, got {item!r}")
         extra[name] = source
     options = model_options_from_args(args)
-    return ServerConfig(
+    config = ServerConfig(
         host=args.host,
         port=args.port,
         ws_port=None if args.ws_port < 0 else args.ws_port,
@@ -222,7 +259,20 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         batch_wait_ms=args.batch_wait_ms,
         max_live_sessions=args.max_live_sessions,
         live_idle_timeout_s=args.live_idle_timeout,
+        token_file=args.token_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure=args.insecure,
+        ws_allowed_origins=tuple(args.ws_allow_origin),
     )
+    from .security import SecurityConfigError, preflight
+
+    try:
+        preflight(config)
+    except SecurityConfigError as exc:
+        raise SystemExit(f"pixelkiln serve: {exc}") from None
+    return config
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -83,7 +83,7 @@ def ws_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
-def load_tokens(config: ServerConfig) -> TokenStore | None:
+def load_tokens(config: ServerConfig, warn: bool = True) -> TokenStore | None:
     if config.token_file is None:
         return None
     from .auth import TokenFileError
@@ -92,12 +92,19 @@ def load_tokens(config: ServerConfig) -> TokenStore | None:
         store = TokenStore.load(config.token_file)
     except TokenFileError as exc:
         raise SecurityConfigError(f"--token-file: {exc}") from None
-    if loose_permissions(config.token_file):
+    if warn and loose_permissions(config.token_file):
         log.warning("--token-file %s can be read by other users; chmod 600 it", config.token_file)
     return store
 
 
-def check_binding(config: ServerConfig, tokens: bool, tls: bool) -> None:
+def preflight(config: ServerConfig) -> None:
+    """Everything the daemon would refuse to start with, checked before anything loads."""
+    tokens = load_tokens(config, warn=False)
+    tls = load_tls(config)
+    check_binding(config, tokens is not None, tls is not None, warn=False)
+
+
+def check_binding(config: ServerConfig, tokens: bool, tls: bool, warn: bool = True) -> None:
     """The binding rule: raise SecurityConfigError, or warn under --insecure."""
     if is_loopback_host(config.host) or (tokens and tls):
         return
@@ -108,6 +115,8 @@ def check_binding(config: ServerConfig, tokens: bool, tls: bool) -> None:
             f"--host {config.host} is not loopback: give {' and '.join(missing)}, or pass "
             "--insecure to expose the daemon anyway"
         )
+    if not warn:
+        return
     carriers = [f"gRPC on {config.host}:{config.port}"]
     if config.ws_port is not None:
         carriers.append(f"WebSocket on {config.host}:{config.ws_port}")

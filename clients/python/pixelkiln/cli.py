@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -198,6 +199,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    try:
+        from pixelkiln_server.auth import run_token
+    except ImportError as exc:
+        print(f"token needs the server extras: pip install 'pixelkiln[server]' ({exc})")
+        return 2
+    try:
+        return run_token(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
+
+
+class _EnvAction(argparse.Action):
+    """--token / --tls-ca: every Client of this command reads them from the environment
+    variable named in ``const`` (PIXELKILN_TOKEN, PIXELKILN_TLS_CA), as a script's would."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        os.environ[str(self.const)] = str(values)
+        setattr(namespace, self.dest, values)
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     try:
         from pixelkiln_server.onnx_export import run_export
@@ -219,6 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--address", default=DEFAULT_ADDRESS, help=f"daemon (default {DEFAULT_ADDRESS})"
         )
         p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+        p.add_argument(
+            "--token",
+            action=_EnvAction,
+            const="PIXELKILN_TOKEN",
+            help="the daemon's token (default: $PIXELKILN_TOKEN)",
+        )
+        p.add_argument(
+            "--tls-ca",
+            action=_EnvAction,
+            const="PIXELKILN_TLS_CA",
+            metavar="PEM",
+            help="connect with TLS, trusting this CA (default: $PIXELKILN_TLS_CA)",
+        )
         return p
 
     serve = sub.add_parser("serve", help="run the daemon")
@@ -229,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="manage the daemon's tokens (serve --token-file)")
+    try:
+        from pixelkiln_server.auth import add_token_arguments
+
+        add_token_arguments(token)
+    except ImportError:
+        pass
+    token.set_defaults(func=cmd_token)
 
     export = sub.add_parser("export-onnx", help="export an SD-family model to ONNX (onnx backend)")
     try:
