@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _request
+from ._channel import PemSource, Security
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
 from .live import LiveSession
@@ -68,18 +69,31 @@ class GenerationStream:
 
 
 class Client:
+    """A daemon's client. On a studio network pass ``token=`` (or set PIXELKILN_TOKEN) and
+    ``root_certificates=`` (the CA's PEM path or bytes, or PIXELKILN_TLS_CA) for TLS;
+    ``client_cert=``/``client_key=`` when the daemon requires client certificates.
+
+    Client("gpu-box:50051", token="pk_...", root_certificates="studio-ca.pem")
+    """
+
     def __init__(
         self,
         address: str = DEFAULT_ADDRESS,
         *,
         timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        tls: bool | None = None,
+        root_certificates: PemSource = None,
+        client_cert: PemSource = None,
+        client_key: PemSource = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
-        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
-        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
+        self._metadata = security.metadata(CLIENT_ID_HEADER, self.client_id)
+        self._channel = security.channel(address, channel_options(max_message_bytes))
         self._gen = gen_grpc.GeneratorStub(self._channel)
         self._models = models_grpc.ModelsStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
