@@ -134,7 +134,10 @@ def test_constraints_pin_every_direct_dependency_ci_installs() -> None:
     assert pins.get("torch") == "2.13.0", "torch stays at the release of the local CPU build"
     for req in direct(CI_EXTRAS):
         name = canonicalize_name(req.name)
-        assert name in pins, f"constraints.txt misses {name} ({req})"
+        assert name in pins, (
+            f"constraints.txt misses {name} ({req}): "
+            "install it in .venv, then run tools/freeze_constraints.py"
+        )
         assert req.specifier.contains(pins[name], prereleases=True), (
             f"constraints.txt pins {name}=={pins[name]}, outside the project's {req.specifier}"
         )
