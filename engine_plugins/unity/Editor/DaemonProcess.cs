@@ -131,8 +131,10 @@ namespace PixelKiln.Unity.Editor
         }
 
         /// <summary>
-        /// Stops the daemon we started: SIGTERM on macOS/Linux (graceful: in-flight requests get
-        /// the daemon's --grace), then a kill after <paramref name="grace"/>; a kill on Windows.
+        /// Stops the daemon we started, gracefully (in-flight requests get the daemon's --grace),
+        /// then kills it if it has not exited after <paramref name="grace"/>. macOS/Linux: SIGTERM.
+        /// Windows: <c>CTRL_BREAK_EVENT</c> to the daemon's console (see <see cref="WindowsConsole"/>),
+        /// which the daemon takes as SIGBREAK; a kill only where that cannot be sent.
         /// </summary>
         public static async Task StopAsync(TimeSpan grace)
         {
@@ -140,29 +142,36 @@ namespace PixelKiln.Unity.Editor
             SessionState.EraseInt(PidKey);
             if (process == null) return;
             bool windows = Environment.OSVersion.Platform == PlatformID.Win32NT;
-            if (!windows)
-            {
-                try
-                {
-                    using (Process kill = Process.Start(new ProcessStartInfo("kill", "-TERM " + process.Id)
-                    {
-                        UseShellExecute = false,
-                        CreateNoWindow = true,
-                    }))
-                    {
-                        await Task.Run(() => kill.WaitForExit(2000));
-                    }
-                }
-                catch (Exception)
-                {
-                    windows = true;   // no kill(1): fall through to Kill()
-                }
-            }
-            bool exited = !windows && await Task.Run(() => process.WaitForExit((int)grace.TotalMilliseconds));
+            bool asked = windows
+                ? await Task.Run(() => WindowsConsole.SendCtrlBreak(process, grace))
+                : await SendTermAsync(process);
+            // SendCtrlBreak has waited for the exit already (its handler must outlive the event).
+            int wait = windows ? 0 : (int)grace.TotalMilliseconds;
+            bool exited = asked && await Task.Run(() => process.WaitForExit(wait));
             if (!exited && !process.HasExited)
             {
                 process.Kill();
                 await Task.Run(() => process.WaitForExit(5000));
+            }
+        }
+
+        private static async Task<bool> SendTermAsync(Process process)
+        {
+            try
+            {
+                using (Process kill = Process.Start(new ProcessStartInfo("kill", "-TERM " + process.Id)
+                {
+                    UseShellExecute = false,
+                    CreateNoWindow = true,
+                }))
+                {
+                    await Task.Run(() => kill.WaitForExit(2000));
+                    return kill.HasExited && kill.ExitCode == 0;
+                }
+            }
+            catch (Exception)
+            {
+                return false;   // no kill(1): the caller kills
             }
         }
 
