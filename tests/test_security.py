@@ -421,3 +421,33 @@ def test_python_client_and_cli_with_tokens_and_tls(
         monkeypatch.delenv("PIXELKILN_TOKEN")  # --token set it for this process's clients
         monkeypatch.delenv("PIXELKILN_TLS_CA")
         assert cli_main([*args, "--tls-ca", str(pki.ca)]) == 1  # no token: refused
+
+
+def test_origin_rules_and_the_client_id_header_only_on_loopback(token_file: Path) -> None:
+    from pixelkiln_server.services.identity import Gatekeeper
+
+    gate = Gatekeeper(None, ("https://tools.studio.example", "http://127.0.0.1:*"))
+    assert gate.origin_allowed("https://tools.studio.example/")
+    assert gate.origin_allowed("http://127.0.0.1:8123")
+    for refused in ("http://127.0.0.1", "http://127.0.0.1:80x", "https://127.0.0.1:8123"):
+        assert not gate.origin_allowed(refused), refused
+
+    class Context:
+        def __init__(self, peer: str, metadata: tuple[tuple[str, str], ...]) -> None:
+            self._peer, self._metadata = peer, metadata
+
+        def peer(self) -> str:
+            return self._peer
+
+        def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+            return self._metadata
+
+    header = (("pixelkiln-client-id", "abc"),)
+    for peer in ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000"):
+        assert gate.grpc_caller(Context(peer, header)).client_id == "id:abc"  # type: ignore[arg-type]
+    remote = Context("ipv4:10.1.2.3:5000", header)
+    assert gate.grpc_caller(remote).client_id == "ipv4:10.1.2.3:5000"  # type: ignore[arg-type]
+    with_tokens = Gatekeeper(TokenStore.load(token_file))
+    bob = Context("ipv4:127.0.0.1:5000", (*header, ("authorization", f"Bearer {BOB}")))
+    caller = with_tokens.grpc_caller(bob)  # type: ignore[arg-type]
+    assert caller.client_id == "token:bob" and caller.scope is Scope.GENERATE

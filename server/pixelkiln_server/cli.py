@@ -116,8 +116,9 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="a browser origin (scheme://host[:port]) allowed to open the WebSocket carrier; "
-        "handshakes carrying any other Origin are refused (repeatable)",
+        help="a browser origin (scheme://host[:port], or scheme://host:* for any port) allowed "
+        "to open the WebSocket carrier; handshakes carrying any other Origin are refused "
+        "(repeatable)",
     )
 
 

@@ -72,10 +72,18 @@ class Gatekeeper:
             return self._token_caller(headers.get(AUTH_HEADER), peer)
         return Caller(client_id=f"ws:{uuid.uuid4().hex}", peer=peer)
 
+    def origin_allowed(self, origin: str) -> bool:
+        """An exact ``scheme://host[:port]``, or ``scheme://host:*`` for any port of it."""
+        origin = origin.rstrip("/")
+        if origin in self.allowed_origins:
+            return True
+        base, sep, port = origin.rpartition(":")
+        return bool(sep) and port.isdigit() and f"{base}:*" in self.allowed_origins
+
     def check_origin(self, origin: str | None) -> None:
         """Browsers send Origin on every WebSocket handshake; engines do not. A page open in a
         browser must not drive the daemon unless its origin is allowed (--ws-allow-origin)."""
-        if origin is not None and origin.rstrip("/") not in self.allowed_origins:
+        if origin is not None and not self.origin_allowed(origin):
             raise PermissionDenied(
                 f"Origin: {origin!r} is not allowed (browsers are refused unless their origin "
                 "is listed with --ws-allow-origin)"
