@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -155,9 +156,12 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     ShutdownSignals(loop, stop.set).install()
     if stop_on_stdin_close:
         watch_stdin(loop, stop.set)
+    started = time.monotonic()
     await daemon.start()
+    ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
     print(
-        f"pixelkiln: listening on {daemon.address}; warming up {config.default_model}", flush=True
+        f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}",
+        flush=True,
     )
     ready = asyncio.ensure_future(daemon.wait_ready())
     stopper = asyncio.ensure_future(stop.wait())
@@ -169,7 +173,10 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
         log.error("warm-up of %s failed: %s", config.default_model, ready.exception())
         status = 1
     else:
-        print(f"pixelkiln: ready ({config.default_model}), health SERVING", flush=True)
+        took = time.monotonic() - started
+        print(
+            f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING", flush=True
+        )
         await stopper
     print("pixelkiln: shutting down", flush=True)
     await daemon.stop()

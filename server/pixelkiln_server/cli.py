@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
 from .config import MIB, ServerConfig, default_home
 from .errors import PixelKilnError
+from .logsetup import LEVELS, configure_logging
 
 GIB = 1024**3
 
@@ -82,7 +82,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--offline", action="store_true", help="never touch the network (also HF_HUB_OFFLINE=1)"
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LEVELS, help="PixelKiln's own"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' warnings, logs and progress bars (torch, diffusers, ...)",
+    )
 
 
 def add_security_arguments(parser: argparse.ArgumentParser) -> None:
@@ -277,10 +284,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level, verbose=getattr(args, "verbose", False))
     from .app import serve
 
     stdin = bool(getattr(args, "stop_on_stdin_close", False))

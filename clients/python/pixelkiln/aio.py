@@ -113,6 +113,10 @@ class AsyncClient:
     async def models(self) -> list[models_pb.ModelInfo]:
         return list((await self._unary(self._models.List, models_pb.ListModelsRequest())).models)
 
+    async def catalogue(self) -> models_pb.ListModelsResponse:
+        """The models (``.models``) and the name of the daemon's default (``.default_model``)."""
+        return await self._unary(self._models.List, models_pb.ListModelsRequest())
+
     async def load(self, name: str) -> models_pb.ModelInfo:
         return await self._unary(self._models.Load, models_pb.LoadModelRequest(name=name))
 

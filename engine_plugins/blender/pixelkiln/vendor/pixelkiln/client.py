@@ -154,6 +154,10 @@ class Client:
     def models(self) -> list[models_pb.ModelInfo]:
         return list(self._unary(self._models.List, models_pb.ListModelsRequest()).models)
 
+    def catalogue(self) -> models_pb.ListModelsResponse:
+        """The models (``.models``) and the name of the daemon's default (``.default_model``)."""
+        return self._unary(self._models.List, models_pb.ListModelsRequest())
+
     def load(self, name: str) -> models_pb.ModelInfo:
         return self._unary(self._models.Load, models_pb.LoadModelRequest(name=name))
 
@@ -189,18 +193,48 @@ class Client:
 
 
 def load_recipe(recipe: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """A recipe from a dict, JSON text, a .json file or a PNG written by PixelKiln.
+
+    Raises ValueError saying what is wrong (no recipe in the file, not JSON, not an object),
+    FileNotFoundError when the path does not exist."""
     if isinstance(recipe, dict):
         return recipe
     text = str(recipe)
     if text.lstrip().startswith("{"):
-        return dict(json.loads(text))
+        return _recipe_object(text, "the recipe text")
     path = Path(recipe)
-    if path.suffix.lower() == ".png":
+    data = path.read_bytes()
+    if data.startswith(b"\x89PNG"):
         from PIL import Image
 
         with Image.open(path) as img:
             raw = img.text.get("pixelkiln")  # type: ignore[attr-defined]
         if not raw:
-            raise ValueError(f"{path} carries no PixelKiln recipe")
-        return dict(json.loads(raw))
-    return dict(json.loads(path.read_text()))
+            raise ValueError(
+                f"{path} carries no PixelKiln recipe (only PNGs written by PixelKiln do; "
+                "pass one of those or its .json recipe)"
+            )
+        return _recipe_object(raw, str(path))
+    if data[:3] == b"\xff\xd8\xff" or data[8:12] == b"WEBP":
+        raise ValueError(
+            f"{path} is a JPEG/WebP image, which carries no recipe; pass a PNG written by "
+            "PixelKiln or its .json recipe"
+        )
+    return _recipe_object(data.decode("utf-8", errors="replace"), str(path))
+
+
+def _recipe_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{where} is not a recipe: not JSON ({exc.msg} at line {exc.lineno}); pass a PNG "
+            "written by PixelKiln or its .json recipe"
+        ) from None
+    request = value.get("request", value) if isinstance(value, dict) else None
+    if not isinstance(request, dict) or "prompt" not in request:
+        raise ValueError(
+            f"{where} is not a recipe: a JSON object with a 'request' holding a 'prompt' is "
+            "expected (as PixelKiln writes next to its results)"
+        )
+    return dict(value)
