@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import itertools
+import json
 import re
 import sys
 from pathlib import Path
@@ -176,3 +177,25 @@ def test_freeze_tool_keeps_the_format(tmp_path: Path) -> None:
     ])  # fmt: skip
     pins = freeze_constraints.pins_from_freeze(freeze, project="pixelkiln")
     assert pins == ["numpy==2.4.6", "prometheus-client==0.26.0", "torch==2.13.0"]
+
+
+def test_onnx_backend_without_a_runtime_names_the_extras(tmp_path: Path, monkeypatch) -> None:
+    """`server` alone has no ONNX Runtime: loading an export says which extra brings one."""
+    from dataclasses import replace
+
+    from pixelkiln_server.backends import onnx_backend
+    from pixelkiln_server.backends.base import LoadOptions
+    from pixelkiln_server.catalogue import ONNX_MANIFEST, lookup
+    from pixelkiln_server.errors import FailedPrecondition
+
+    (tmp_path / "unet.onnx").write_bytes(b"")
+    (tmp_path / ONNX_MANIFEST).write_text(json.dumps({"components": {"unet": "unet.onnx"}}))
+    real = onnx_backend.importlib.util.find_spec
+    monkeypatch.setattr(
+        onnx_backend.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real(name, *a),
+    )
+    spec = replace(lookup(str(tmp_path)), name="export")
+    with pytest.raises(FailedPrecondition, match=r"pixelkiln\[cpu\].*pixelkiln\[cuda\]"):
+        onnx_backend.OnnxBackend().load(spec, LoadOptions(device="cpu"))

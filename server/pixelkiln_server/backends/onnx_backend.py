@@ -14,6 +14,7 @@ in the exported graph) and inpainting are refused with INVALID_ARGUMENT.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..catalogue import ONNX_MANIFEST, ModelSpec
-from ..errors import InvalidArgument, NotFound, ResourceExhausted
+from ..errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Tiling
 from .base import LoadedModel, LoadOptions, StepHooks
@@ -257,6 +258,11 @@ class OnnxBackend:
     def load(self, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
         folder = Path(spec.source).expanduser()
         manifest = read_manifest(folder)
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise FailedPrecondition(
+                "onnx: ONNX Runtime is not installed: pip install 'pixelkiln[cpu]' "
+                "(or 'pixelkiln[cuda]' on NVIDIA GPUs; never both)"
+            )
         if manifest.get("family", "sd") != "sd":
             raise NotFound(f"the onnx backend runs SD-family exports; {folder} is not one")
         model = OnnxModel(spec, folder, manifest, options.device)
