@@ -62,21 +62,33 @@ namespace PixelKiln.Unity.Editor
         /// <summary>
         /// Starts <c>EXECUTABLE serve --port GRPC --ws-port WS [--model M] EXTRA</c>. The executable
         /// is the <c>pixelkiln</c> script of the environment where PixelKiln is installed (for
-        /// example <c>.venv/bin/pixelkiln</c> or <c>.venv\Scripts\pixelkiln.exe</c>).
+        /// example <c>.venv/bin/pixelkiln</c> or <c>.venv\Scripts\pixelkiln.exe</c>), that
+        /// environment's folder or the checkout holding it (see <see cref="DaemonCommand.Resolve"/>).
         /// </summary>
         public static Process Start(string executable, int grpcPort, int wsPort, string model, string extraArguments)
         {
             if (IsRunning) throw new InvalidOperationException("a PixelKiln daemon started by the editor is already running");
-            string arguments = "serve --port " + grpcPort + " --ws-port " + wsPort;
-            if (!string.IsNullOrEmpty(model)) arguments += " --model " + Quote(model);
-            if (!string.IsNullOrEmpty(extraArguments)) arguments += " " + extraArguments;
-            var info = new ProcessStartInfo(string.IsNullOrEmpty(executable) ? "pixelkiln" : executable, arguments)
+            string arguments = DaemonCommand.ServeArguments(grpcPort, wsPort, model, extraArguments);
+            string file;
+            try
+            {
+                file = DaemonCommand.Resolve(executable, System.IO.Directory.GetCurrentDirectory());
+            }
+            catch (System.IO.FileNotFoundException e)
+            {
+                throw new InvalidOperationException(e.Message, e);
+            }
+            var info = new ProcessStartInfo(file, arguments)
             {
                 UseShellExecute = false,
                 CreateNoWindow = true,
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
+                StandardOutputEncoding = System.Text.Encoding.UTF8,
+                StandardErrorEncoding = System.Text.Encoding.UTF8,
             };
+            // Python writes pipes in the locale's code page on Windows: ask for UTF-8 (paths, prompts).
+            info.EnvironmentVariables["PYTHONIOENCODING"] = "utf-8";
             lock (log) log.Clear();
             var process = new Process { StartInfo = info, EnableRaisingEvents = true };
             process.OutputDataReceived += (sender, line) => Remember(line.Data);
@@ -89,7 +101,7 @@ namespace PixelKiln.Unity.Editor
             {
                 throw new InvalidOperationException("could not start '" + info.FileName + "' (" + e.Message
                     + "). Set the path of the pixelkiln executable in the PixelKiln window, for example "
-                    + "<project>/.venv/bin/pixelkiln", e);
+                    + "<checkout>/.venv/bin/pixelkiln or <checkout>\\.venv\\Scripts\\pixelkiln.exe", e);
             }
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
@@ -183,11 +195,6 @@ namespace PixelKiln.Unity.Editor
                 log.Enqueue(line);
                 while (log.Count > LogLines) log.Dequeue();
             }
-        }
-
-        private static string Quote(string value)
-        {
-            return value.IndexOf(' ') >= 0 ? "\"" + value.Replace("\"", "\\\"") + "\"" : value;
         }
     }
 }
