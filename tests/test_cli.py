@@ -326,3 +326,17 @@ def test_progress_is_plain_lines_when_not_a_terminal() -> None:
         "done in 90 ms",
     ]
     assert tty.getvalue().count("\r") == len(events) and tty.getvalue().endswith("\n")
+
+
+def test_sizes_above_the_trained_size_say_what_to_expect(served: str, tmp_path: Path) -> None:
+    common = ["--steps", "1", "--seed", "1", "--address", served]
+    big = pixelkiln("generate", "moss", "--size", "128", "-o", str(tmp_path / "a.png"), *common)
+    assert big.returncode == 0, big.stderr
+    notes = [line for line in big.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: tiny-random was trained at 64x64; at 128x128 expect its detail at the 64 px "
+        "scale, repeated, rather than a larger picture (--size 64 makes what it was trained for)"
+    ]
+    native = pixelkiln("generate", "moss", "--size", "64", "-o", str(tmp_path / "b.png"), *common)
+    assert native.returncode == 0, native.stderr
+    assert "note:" not in native.stderr

@@ -96,11 +96,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     try:
         with Client(args.address, timeout=args.timeout) as client:
+            if args.size or args.width or args.height:
+                _note_size(client, args)
             result = client.generate(args.prompt, on_event=bar, **options)
     finally:
         bar.close()
     _write_result(result, out)
     return 0
+
+
+def _note_size(client: Client, args: argparse.Namespace) -> None:
+    """Say what to expect when the size asked for is above the model's trained size."""
+    catalogue = client.catalogue()
+    name = args.model or catalogue.default_model
+    info = next((m for m in catalogue.models if m.name == name), None)
+    width, height = args.width or args.size, args.height or args.size
+    if info is None or not info.native_width or not info.native_height:
+        return
+    if (width or 0) > info.native_width or (height or 0) > info.native_height:
+        asked = f"{width or info.native_width}x{height or info.native_height}"
+        print(
+            f"note: {name} was trained at {info.native_width}x{info.native_height}; at {asked} "
+            f"expect its detail at the {info.native_width} px scale, repeated, rather than a "
+            f"larger picture (--size {info.native_width} makes what it was trained for)",
+            file=sys.stderr,
+        )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
