@@ -451,3 +451,22 @@ def test_origin_rules_and_the_client_id_header_only_on_loopback(token_file: Path
     bob = Context("ipv4:127.0.0.1:5000", (*header, ("authorization", f"Bearer {BOB}")))
     caller = with_tokens.grpc_caller(bob)  # type: ignore[arg-type]
     assert caller.client_id == "token:bob" and caller.scope is Scope.GENERATE
+
+
+async def test_live_and_generate_streams_need_a_token(secure: Daemon, pki: Pki) -> None:
+    """The interceptor refuses streaming methods too, before reading a message."""
+    from pixelkiln.v1 import generator_pb2_grpc as gen_grpc
+
+    creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
+    async with grpc.aio.secure_channel(secure.address, creds) as channel:
+        stub = gen_grpc.GeneratorStub(channel)
+        live = stub.Live(iter([gen_pb.LiveInput(seq=1)]))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in live:
+                pass
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stub.Generate(gen_pb.GenerateRequest(prompt="x")):
+                pass
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "Bearer" in (info.value.details() or "")
