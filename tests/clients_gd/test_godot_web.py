@@ -140,6 +140,33 @@ def test_asset_writer_saves_what_the_engine_decodes(web_run: tuple[runner.Report
     assert set(assets["files"]) == {n + ext for n in names + again for ext in ("", ".import")}
 
 
+@needs_browser
+def test_dock_settings_round_trip(web_run: tuple[runner.Report, int]) -> None:
+    settings = _report(web_run)["settings"]
+    assert settings["daemon_default"] == {"url": "ws://127.0.0.1:50052/v1", "connect": True}
+    assert settings["daemon_saved"] == {"url": "ws://10.0.0.2:50052/v1", "connect": False}
+    saved = {
+        "prompt": "mossy stone",
+        "folder": "res://art",
+        "width": 256,
+        "tiling": 3,
+        "trim": True,
+    }
+    assert settings["values"] == saved
+    # Restored from the saved form, except the folder a hand edit made a number: kept as it was.
+    assert settings["restored"] == {**saved, "folder": "res://pixelkiln"}
+
+
+@needs_browser
+def test_addon_uids_are_what_godot_writes(web_run: tuple[runner.Report, int]) -> None:
+    addon = project.ADDON
+    scripts = sorted(p.relative_to(addon).as_posix() for p in addon.rglob("*.gd"))
+    texts = {name: (addon / f"{name}.uid").read_text().strip() for name in scripts}
+    assert len(set(texts.values())) == len(scripts)  # one per script, all different
+    # Godot's ResourceUID parses each and writes it back unchanged (a malformed text would not).
+    assert _report(web_run)["uids"] == texts
+
+
 # ---- the packer, without a browser -----------------------------------------------------------
 
 
@@ -175,7 +202,9 @@ def test_project_declares_the_client_classes() -> None:
     assert '"class": &"PixelKilnClient"' in cache and '"class": &"PixelKilnV1"' in cache
     assert '"path": "res://addons/pixelkiln/client/pixelkiln_client.gd"' in cache
     assert 'run/main_scene="res://main.tscn"' in files["res://project.godot"].decode()
-    assert json.loads(files["res://run.json"]) == {"url": "ws://127.0.0.1:1/v1"}
+    run = json.loads(files["res://run.json"])
+    assert run["url"] == "ws://127.0.0.1:1/v1"
+    assert set(run["uids"]) >= {"dock.gd", "client/pixelkiln_client.gd"}
 
 
 def test_template_with_other_bytes_is_refused(tmp_path: Path) -> None:

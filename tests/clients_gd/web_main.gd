@@ -6,7 +6,9 @@ extends Node
 ## res://run.json (written by the packer) holds the URLs: "url" for run(), and optionally
 ## "faults" (the four URLs of run_faults()) and "timeouts" (the two of run_timeouts()). Then
 ## asset_writer.gd saves a tiled result with a normal map under user:// (twice: no overwrite)
-## and the engine decodes the files it wrote.
+## and the engine decodes the files it wrote; the dock's settings make a round trip through a
+## stand-in of EditorSettings with real controls; the addon's .gd.uid texts go through
+## ResourceUID (text -> id -> text).
 ## Byte arrays travel as {"base64": ...}. A run that exceeds "deadline_ms" reports the stage
 ## it was in and quits with 2, so a hang ends with a reason.
 
@@ -14,6 +16,7 @@ const E2E = preload("res://tests/e2e.gd")
 const Client = preload("res://addons/pixelkiln/client/pixelkiln_client.gd")
 const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
 const AssetWriter = preload("res://addons/pixelkiln/asset_writer.gd")
+const DockSettings = preload("res://addons/pixelkiln/dock_settings.gd")
 const MARKER := "PIXELKILN_REPORT "
 
 var _stage := "starting"
@@ -38,6 +41,13 @@ func _ready() -> void:
 		out["timeouts"] = await harness.run_timeouts(urls[0], urls[1])
 	_stage = "assets"
 	out["assets"] = await _save_assets(config["url"])
+	var uids := {}
+	for path in config.get("uids", {}):
+		var text: String = config["uids"][path]
+		uids[path] = ResourceUID.id_to_text(ResourceUID.text_to_id(text))
+	out["uids"] = uids
+	_stage = "settings"
+	out["settings"] = _dock_settings()
 	out["problems"] = harness.problems.duplicate()
 	harness.free()
 	_finish(out, 1 if out["problems"].size() > 0 else 0)
@@ -90,6 +100,44 @@ static func _sent_bytes(result: PK.ResultMsg, path: String) -> PackedByteArray:
 	return generated.maps[0].image.data if path.ends_with("_normal.png") else generated.image.data
 
 
+## Saves a form of real controls, changes them, loads it back; daemon settings with defaults.
+func _dock_settings() -> Dictionary:
+	var store := FakeSettings.new()
+	var out := {"daemon_default": DockSettings.load_daemon(store, "ws://127.0.0.1:50052/v1")}
+	DockSettings.save_daemon(store, "ws://10.0.0.2:50052/v1", false)
+	out["daemon_saved"] = DockSettings.load_daemon(store, "ws://127.0.0.1:50052/v1")
+	var prompt := TextEdit.new()
+	var folder := LineEdit.new()
+	var width := SpinBox.new()
+	var tiling := OptionButton.new()
+	var trim := CheckBox.new()
+	width.max_value = 2048
+	for axis in ["none", "x", "y", "xy"]:
+		tiling.add_item(axis)
+	var controls := {
+		"prompt": prompt, "folder": folder, "width": width, "tiling": tiling, "trim": trim
+	}
+	prompt.text = "mossy stone"
+	folder.text = "res://art"
+	width.value = 256
+	tiling.select(3)
+	trim.button_pressed = true
+	var defaults := DockSettings.values_of(controls)
+	out["values"] = defaults
+	DockSettings.save_form(store, defaults)
+	store.metadata["pixelkiln/folder"] = 7  # a hand-edited file: wrong type, ignored
+	prompt.text = ""
+	folder.text = "res://pixelkiln"
+	width.value = 0
+	tiling.select(0)
+	trim.button_pressed = false
+	DockSettings.apply(controls, DockSettings.load_form(store, DockSettings.values_of(controls)))
+	out["restored"] = DockSettings.values_of(controls)
+	for control in controls.values():
+		control.free()
+	return out
+
+
 func _on_deadline() -> void:
 	_finish({"deadline": _stage}, 2)
 
@@ -117,3 +165,25 @@ static func _plain(value: Variant) -> Variant:
 			items.append(_plain(item))
 		return items
 	return value
+
+
+## EditorSettings' methods that dock_settings.gd uses, over dictionaries.
+class FakeSettings:
+	extends RefCounted
+	var values := {}
+	var metadata := {}
+
+	func has_setting(name: String) -> bool:
+		return values.has(name)
+
+	func get_setting(name: String) -> Variant:
+		return values[name]
+
+	func set_setting(name: String, value: Variant) -> void:
+		values[name] = value
+
+	func get_project_metadata(section: String, key: String, fallback: Variant = null) -> Variant:
+		return metadata.get(section + "/" + key, fallback)
+
+	func set_project_metadata(section: String, key: String, data: Variant) -> void:
+		metadata[section + "/" + key] = data

@@ -17,6 +17,7 @@ ADDON_FILES = (
     "generated/pixelkiln_v1.gd",
     "runtime/proto_codec.gd",
     "asset_writer.gd",
+    "dock_settings.gd",
 )
 
 PROJECT_GODOT = """\
@@ -66,7 +67,7 @@ def _class_cache(scripts: dict[str, bytes]) -> str:
 
 
 def files(run: dict[str, Any]) -> dict[str, bytes]:
-    """res:// path -> bytes; ``run`` becomes res://run.json (see web_main.gd)."""
+    """res:// path -> bytes; ``run`` and the addon's UIDs become res://run.json (web_main.gd)."""
     scripts = {
         f"res://addons/pixelkiln/{name}": (ADDON / name).read_bytes() for name in ADDON_FILES
     }
@@ -75,7 +76,12 @@ def files(run: dict[str, Any]) -> dict[str, bytes]:
     out = dict(scripts)
     out["res://project.godot"] = PROJECT_GODOT.encode("utf-8")
     out["res://main.tscn"] = MAIN_TSCN.encode("utf-8")
-    out["res://run.json"] = json.dumps(run).encode("utf-8")
+    # The addon's .gd.uid files, for the engine to parse (a release build does not read them).
+    uids = {
+        path.relative_to(ADDON).as_posix().removesuffix(".uid"): path.read_text("utf-8").strip()
+        for path in sorted(ADDON.rglob("*.gd.uid"))
+    }
+    out["res://run.json"] = json.dumps({**run, "uids": uids}).encode("utf-8")
     out["res://.godot/global_script_class_cache.cfg"] = _class_cache(scripts).encode("utf-8")
     return out
 
