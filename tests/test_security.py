@@ -443,7 +443,7 @@ def test_origin_rules_and_the_client_id_header_only_on_loopback(token_file: Path
             return self._metadata
 
     header = (("pixelkiln-client-id", "abc"),)
-    for peer in ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000"):
+    for peer in ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "ipv6:[::ffff:127.0.0.1]:5000"):
         assert gate.grpc_caller(Context(peer, header)).client_id == "id:abc"  # type: ignore[arg-type]
     remote = Context("ipv4:10.1.2.3:5000", header)
     assert gate.grpc_caller(remote).client_id == "ipv4:10.1.2.3:5000"  # type: ignore[arg-type]
