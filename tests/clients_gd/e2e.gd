@@ -1,8 +1,9 @@
 extends SceneTree
 ## End-to-end run of the addon's PixelKilnClient against a running daemon.
 ##
-## Here, tests/clients_gd/test_gdscript_client.py loads this script on gdvm.py (res:// is
-## engine_plugins/godot) and drives run() frame by frame. With Godot 4 (not installable here):
+## tests/clients_gd/test_gdscript_client.py loads this script on gdvm.py (res:// is
+## engine_plugins/godot) and drives run() frame by frame; test_godot_web.py runs it in the real
+## Godot 4.6 (its web build: web_main.gd calls it). With a desktop Godot 4:
 ##   godot --headless --path engine_plugins/godot --script "$PWD/tests/clients_gd/e2e.gd" \
 ##       -- ws://127.0.0.1:50052/v1
 ## prints the report and exits 1 when a check failed.

@@ -8,6 +8,7 @@ then killed.
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import re
@@ -17,7 +18,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from . import project, template
@@ -149,8 +149,6 @@ def _collect(lines: queue.Queue[str | None], out: Report, deadline: float) -> No
 
 def decode_bytes(value: Any) -> Any:
     """The report with each {"base64": ...} back as bytes."""
-    import base64
-
     if isinstance(value, dict):
         if set(value) == {"base64"}:
             return base64.b64decode(value["base64"])
@@ -158,7 +156,3 @@ def decode_bytes(value: Any) -> Any:
     if isinstance(value, list):
         return [decode_bytes(item) for item in value]
     return value
-
-
-def default_template() -> Path:
-    return template.template_dir()

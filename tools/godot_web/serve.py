@@ -7,6 +7,7 @@ Only the files it is given are served, from memory; it binds 127.0.0.1 on a free
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,8 +42,6 @@ engine.startGame({
 
 
 def page(sizes: Mapping[str, int]) -> bytes:
-    import json
-
     config = {
         "executable": "index",
         "mainPack": PACK_NAME,
