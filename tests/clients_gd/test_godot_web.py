@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import struct
 import sys
@@ -101,6 +102,9 @@ def test_it_is_the_real_godot_46(web_run: tuple[runner.Report, int]) -> None:
     report = _report(web_run)
     assert report["engine"].startswith("4.6-stable") and report["web"] is True
     assert any(line.startswith("Godot Engine v4.6.stable.official") for line in web_run[0].console)
+    # The browser is gone, with every process it started (none outlives a run).
+    with pytest.raises(ProcessLookupError):
+        os.killpg(web_run[0].browser_group, 0)
 
 
 @needs_browser

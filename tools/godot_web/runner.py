@@ -3,16 +3,20 @@
 Chromium prints the page's console to stderr with ``--enable-logging=stderr``; Godot's
 ``print()`` reaches the console through the page (serve.PAGE). The run ends at the report line,
 at the engine's exit, at a start failure or at the deadline, whichever comes first; Chromium is
-then killed.
+then killed with its whole process group (Debian's chromium-headless-shell is a shell wrapper:
+killing only the process started would leave the browser running).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -57,6 +61,7 @@ class Report:
     exit_code: int | None = None
     console: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    browser_group: int = 0
 
 
 def find_browser() -> str | None:
@@ -105,20 +110,36 @@ def run(config: dict[str, Any], timeout: float = 90, browser: str | None = None)
             text=True,
             encoding="utf-8",
             errors="replace",
+            start_new_session=True,  # its own process group, killed as one
         )
+        out.browser_group = proc.pid
         assert proc.stderr is not None
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True).start()
         try:
             _collect(lines, out, started + timeout)
         finally:
-            proc.kill()
-            proc.wait(timeout=30)
+            _stop(proc)
     out.seconds = time.monotonic() - started
     if out.report is None:
         tail = "\n".join(out.console[-40:])
         raise RunError(f"no report from Godot within {timeout:.0f} s; console:\n{tail}")
     return out
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kills the browser's process group and waits until no member is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise RunError(f"Chromium's processes (group {proc.pid}) outlived SIGKILL by 30 s")
 
 
 def _collect(lines: queue.Queue[str | None], out: Report, deadline: float) -> None:
