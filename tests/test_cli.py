@@ -340,3 +340,57 @@ def test_sizes_above_the_trained_size_say_what_to_expect(served: str, tmp_path: 
     native = pixelkiln("generate", "moss", "--size", "64", "-o", str(tmp_path / "b.png"), *common)
     assert native.returncode == 0, native.stderr
     assert "note:" not in native.stderr
+
+
+SERVE_MISTAKES = [
+    (["--port", "70000"], "--port: must be 0..65535 (0: any free port); got 70000"),
+    (["--ws-port", "-2"], "--ws-port: must be -1..65535 (-1: off, 0: any free port); got -2"),
+    (["--queue-size", "0"], "--queue-size: must be >= 1; got 0"),
+    (["--live-idle-timeout", "0"], "--live-idle-timeout: must be > 0; got 0.0"),
+    (["--max-batch", "0"], "--max-batch: must be >= 1; got 0"),
+]
+
+
+@pytest.mark.parametrize(("extra", "expected"), SERVE_MISTAKES)
+def test_serve_refuses_numbers_out_of_range(extra: list[str], expected: str) -> None:
+    proc = pixelkiln("serve", "--model", "tiny-random", *extra)
+    assert proc.returncode == 2
+    assert proc.stderr == f"pixelkiln serve: error: {expected}\n"
+
+
+def test_serve_on_a_port_in_use_says_so() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for extra in (
+            ["--port", str(port), "--ws-port", "-1"],
+            ["--port", "0", "--ws-port", str(port)],
+        ):
+            proc = pixelkiln("serve", "--model", "tiny-random", *extra)
+            assert proc.returncode == 2, proc.stderr
+            last = proc.stderr.strip().splitlines()[-1]  # gRPC core may log its own line first
+            assert last.startswith("pixelkiln serve: error: ") and str(port) in last
+            assert last.endswith(
+                "choose free ports with --port/--ws-port or stop the daemon already running there"
+            )
+            assert "Traceback" not in proc.stderr
+
+
+def test_serve_on_a_missing_device_says_so() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = pixelkiln("serve", "--model", "tiny-random", "--device", "cuda", "--port", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pixelkiln serve: error: --device: cuda is not available (torch ")
+    assert proc.stderr.endswith("sees no CUDA device); use --device auto or cpu\n")
+
+
+def test_an_address_that_does_not_resolve_is_a_usage_mistake() -> None:
+    proc = pixelkiln("models", "--address", "no-such-host.invalid:50051", "--timeout", "20")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pixelkiln models: error: no PixelKiln daemon at no-such-host")

@@ -60,7 +60,9 @@ class Daemon:
         self.gate = Gatekeeper(tokens, config.ws_allowed_origins)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            options=grpc_options(config.max_message_bytes),
+            # Without SO_REUSEPORT a second daemon on the same port fails to start instead of
+            # silently sharing the port's connections with the first.
+            options=[*grpc_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
             interceptors=[TokenInterceptor(tokens)] if tokens is not None else None,
         )
         self.port = 0
@@ -101,12 +103,17 @@ class Daemon:
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         bind = f"{self.config.host}:{self.config.port}"
-        if self.tls is not None:
-            self.port = self.server.add_secure_port(bind, self.tls.grpc_credentials())
-        else:
-            self.port = self.server.add_insecure_port(bind)
+        try:
+            if self.tls is not None:
+                self.port = self.server.add_secure_port(bind, self.tls.grpc_credentials())
+            else:
+                self.port = self.server.add_insecure_port(bind)
+        except RuntimeError:  # grpcio's "Failed to bind to address"
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
+            raise OSError(
+                f"cannot listen on {bind} (gRPC): in use by another program, or not allowed"
+            )
         await self.server.start()
         if self.websocket is not None:
             await self.websocket.start()
@@ -157,7 +164,14 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     if stop_on_stdin_close:
         watch_stdin(loop, stop.set)
     started = time.monotonic()
-    await daemon.start()
+    try:
+        await daemon.start()
+    except OSError as exc:  # a port in use: say which and what to do, no traceback
+        await daemon.server.stop(None)  # gRPC may be up when the WebSocket port is taken
+        raise SystemExit(
+            f"pixelkiln serve: {exc}; choose free ports with --port/--ws-port or stop the "
+            "daemon already running there"
+        ) from None
     ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
     print(
         f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}",

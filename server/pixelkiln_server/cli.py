@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
@@ -239,7 +240,53 @@ def _budget(value: float | None, flag: str) -> int | None:
     return int(value * GIB)
 
 
+# Numeric flags: the test a value must pass and how the limit reads in the error.
+LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+    ("port", lambda v: 0 <= v <= 65535, "0..65535 (0: any free port)"),
+    ("ws_port", lambda v: -1 <= v <= 65535, "-1..65535 (-1: off, 0: any free port)"),
+    ("queue_size", lambda v: v >= 1, ">= 1"),
+    ("max_message_mib", lambda v: v >= 1, ">= 1"),
+    ("max_batch", lambda v: v >= 1, ">= 1"),
+    ("batch_wait_ms", lambda v: v >= 0, ">= 0"),
+    ("max_live_sessions", lambda v: v >= 1, ">= 1"),
+    ("live_idle_timeout", lambda v: v > 0, "> 0"),
+    ("grace", lambda v: v >= 0, ">= 0"),
+)
+
+
+def check_limits(args: argparse.Namespace) -> None:
+    """Refuse a number out of range naming its flag, before anything starts."""
+    for name, ok, allowed in LIMITS:
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"pixelkiln serve: {flag}: must be {allowed}; got {value}")
+
+
+def check_device(device: str) -> None:
+    """An explicit cuda/cuda:N/mps that this machine lacks is a mistake, said before loading."""
+    if not device.startswith(("cuda", "mps")):
+        return
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device.partition(":")[2]
+        if count == 0 or (index.isdigit() and int(index) >= count):
+            seen = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise SystemExit(
+                f"pixelkiln serve: --device: {device} is not available (torch "
+                f"{torch.__version__} sees {seen}); use --device auto or cpu"
+            )
+    elif not torch.backends.mps.is_available():
+        raise SystemExit(
+            "pixelkiln serve: --device: mps is not available on this machine; use --device "
+            "auto or cpu"
+        )
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    check_limits(args)
     extra = {}
     for item in args.add_model:
         name, sep, source = item.partition("=")
@@ -285,6 +332,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 def run_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, verbose=getattr(args, "verbose", False))
+    check_device(args.device)
     from .app import serve
 
     stdin = bool(getattr(args, "stop_on_stdin_close", False))

@@ -413,7 +413,13 @@ def _unreachable(err: PixelKilnError) -> bool:
     text = err.message.lower()
     return err.code is grpc.StatusCode.UNAVAILABLE and any(
         hint in text
-        for hint in ("failed to connect", "connection refused", "dns resolution failed")
+        for hint in (
+            "failed to connect",
+            "connection refused",
+            "dns resolution failed",
+            "errors resolving",
+            "address lookup failed",
+        )
     )
 
 
