@@ -330,6 +330,29 @@ def test_bad_security_files_are_refused_naming_the_flag(tmp_path: Path, pki: Pki
         Daemon(make_config(tls_cert=pki.server_cert))
     with pytest.raises(SecurityConfigError, match="--tls-cert/--tls-key: not a usable"):
         Daemon(make_config(tls_cert=pki.ca, tls_key=pki.client_key))
+    with pytest.raises(SecurityConfigError, match="--tls-client-ca needs --tls-cert"):
+        Daemon(make_config(tls_client_ca=pki.ca))
+    with pytest.raises(
+        SecurityConfigError, match="--token-file: .*missing: cannot read the token file"
+    ):
+        Daemon(make_config(token_file=tmp_path / "missing"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX mode bits")
+def test_a_token_file_others_can_read_is_named_in_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"alice generate {ALICE}\n")
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="pixelkiln_server.security"):
+        Daemon(make_config(token_file=path))
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    path.chmod(0o600)
+    with caplog.at_level(logging.WARNING, logger="pixelkiln_server.security"):
+        Daemon(make_config(token_file=path))
+    assert not any("chmod 600" in r.getMessage() for r in caplog.records)
 
 
 # --- token files ---
