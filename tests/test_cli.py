@@ -221,6 +221,10 @@ MISTAKES = [
     ),
     (["generate", "x", "-o", "NODIR"], "-o/--output: folder"),
     (["generate", "x", "--timeout", "0"], "--timeout: must be > 0; got 0"),
+    (["generate", "x", "--padding", "-1"], "--padding: must be between 0 and 4294967295; got -1"),
+    (["generate", "x", "--seed", "-5"], "--seed: must be between 0 and 18446744073709551615"),
+    (["generate", "x", "--size", "5000000000"], "--size: must be between 0 and 4294967295"),
+    (["live", "x", "--watch", "PLAIN", "--seed", "-1"], "--seed: must be between 0 and"),
     (["generate", "x", "--tile", "diagonal"], "argument --tile: invalid choice: 'diagonal'"),
     (["generate", "x", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
     (["replay", "MISSING"], "MISSING does not exist; give a PNG written by PixelKiln"),
@@ -394,3 +398,17 @@ def test_an_address_that_does_not_resolve_is_a_usage_mistake() -> None:
     proc = pixelkiln("models", "--address", "no-such-host.invalid:50051", "--timeout", "20")
     assert proc.returncode == 2
     assert proc.stderr.startswith("pixelkiln models: error: no PixelKiln daemon at no-such-host")
+
+
+def test_the_library_names_the_field_of_a_number_it_cannot_send() -> None:
+    from pixelkiln._request import build_live_input, build_request
+
+    with pytest.raises(ValueError, match=r"^num_images: must be between 0 and 4294967295; got -2$"):
+        build_request("x", num_images=-2)
+    with pytest.raises(ValueError, match=r"^seed: must be between 0 and 18446744073709551615"):
+        build_request("x", seed=2**64)
+    with pytest.raises(ValueError, match=r"^maps: unknown value 'normals'; allowed: normal, "):
+        build_request("x", maps="normals")
+    with pytest.raises(ValueError, match=r"^steps: must be between 0 and"):
+        build_live_input(1, steps=-1)
+    assert build_request("x", seed=2**64 - 1, size=64).seed == 2**64 - 1

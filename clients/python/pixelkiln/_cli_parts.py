@@ -112,6 +112,13 @@ def map_kinds(value: str) -> str:
     return ",".join(kinds)
 
 
+def unsigned(flags: list[tuple[str, int | None]], bits: int = 32) -> None:
+    """Whole numbers the wire carries unsigned (sizes, counts, steps; seeds with 64 bits)."""
+    for flag, value in flags:
+        if value is not None and not 0 <= value < 2**bits:
+            raise UsageError(f"{flag}: must be between 0 and {2**bits - 1}; got {value}")
+
+
 def positive(flag: str, value: float | None, *, zero_ok: bool = False) -> None:
     if value is not None and (value < 0 or (value == 0 and not zero_ok)):
         limit = ">= 0" if zero_ok else "> 0"

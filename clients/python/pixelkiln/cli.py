@@ -25,6 +25,7 @@ from ._cli_parts import (
     map_kinds,
     output_path,
     positive,
+    unsigned,
 )
 from .client import DEFAULT_ADDRESS, Client, load_recipe
 from .errors import PixelKilnError
@@ -65,6 +66,9 @@ def _write_result(result: Result, out: Path) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     out, encoding = output_path("-o/--output", args.output)
     positive("--timeout", args.timeout)
+    sizes = ("--size", "--width", "--height", "--steps", "--count", "--padding")
+    unsigned([(flag, getattr(args, flag[2:])) for flag in sizes])
+    unsigned([("--seed", args.seed)], bits=64)
     options: dict[str, Any] = {
         "model": args.model,
         "negative_prompt": args.negative,
@@ -160,6 +164,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     out, encoding = output_path("-o/--output", args.output)
     positive("--interval", args.interval)
     positive("--frames", args.frames, zero_ok=True)
+    unsigned([("--steps", args.steps), ("--size", args.size)])
+    unsigned([("--seed", args.seed)], bits=64)
     settings: dict[str, Any] = {
         "prompt": args.prompt,
         "strength": args.strength,

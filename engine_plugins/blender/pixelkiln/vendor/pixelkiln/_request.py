@@ -76,6 +76,12 @@ def image_to_pb(value: ImageInput) -> img_pb.Image:
     raise TypeError(f"cannot send {type(value).__name__} as an image")
 
 
+def unsigned(field: str, value: int | None, bits: int = 32) -> None:
+    """Counts, sizes and seeds travel as unsigned protobuf integers: refuse what cannot."""
+    if value is not None and not 0 <= value < 2**bits:
+        raise ValueError(f"{field}: must be between 0 and {2**bits - 1}; got {value}")
+
+
 def choice(field: str, value: str, table: dict[str, Any]) -> Any:
     """``table[value]`` (case-insensitive), or a ValueError naming the field and the choices."""
     try:
@@ -127,6 +133,17 @@ def build_request(
     settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet."""
     if size is not None:
         width = height = size
+    for field, number in (
+        ("width", width),
+        ("height", height),
+        ("steps", steps),
+        ("num_images", num_images),
+        ("padding", padding),
+        ("preview_every", preview_every),
+        ("preview_max_side", preview_max_side),
+    ):
+        unsigned(field, number)
+    unsigned("seed", seed, 64)
     encoding = choice("output_encoding", output_encoding, ENCODINGS)
     preview_enc = choice("preview_encoding", preview_encoding, ENCODINGS)
     prio = choice("priority", priority, PRIORITIES)
@@ -217,6 +234,8 @@ def build_live_input(
             continue
         if name not in gen_pb.LiveSettings.DESCRIPTOR.fields_by_name:
             raise TypeError(f"unknown live setting {name!r}")
+        if name in ("seed", "steps", "width", "height"):
+            unsigned(name, value, 64 if name == "seed" else 32)
         setattr(target, name, value)
     if tiling is not None:
         target.tiling = choice("tiling", tiling, TILINGS)
