@@ -240,6 +240,7 @@ MISTAKES = [
     (["models", "--timeout", "-1"], "--timeout: must be > 0; got -1"),
     (["serve", "--log-level", "loud"], "argument --log-level: invalid choice: 'LOUD'"),
     (["nonsense"], "invalid choice: 'nonsense'"),
+    (["export-onnx", "tiny-random", "TEXT"], "dir: TEXT is a file; give a new or empty folder"),
 ]
 
 

@@ -290,6 +290,10 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         raise UsageError(
             f"export-onnx needs the server extras: pip install 'pixelkiln[server]' ({exc})"
         ) from None
+    out = Path(args.dir)
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"dir: {folder} is a file; give a new or empty folder for {out}")
     return _one_line_exit(run_export, args)
 
 
