@@ -64,3 +64,33 @@ def test_verbose_shows_the_libraries_output() -> None:
     foreign = [line for line in (out + err).splitlines() if not OWN_LINE.match(line)]
     # What torch, diffusers and transformers print while loading (warnings, bars, notices).
     assert foreign, err
+
+
+CHILD = """
+import logging, warnings
+from pixelkiln_server.logsetup import configure_from_env
+configure_from_env()
+logging.getLogger("torchao").warning("Failed to load a kernel library")
+logging.getLogger("pixelkiln_server.engine.runner").info("runner for cpu started")
+warnings.warn("`torch_dtype` is deprecated", FutureWarning)
+logging.getLogger("diffusers").error("a library error still shows")
+"""
+
+
+def test_a_child_process_follows_the_parents_choice() -> None:
+    """A runner process calls configure_from_env(); quiet or verbose comes with the env."""
+    for verbose in ("0", "1"):
+        env = {**os.environ, "PIXELKILN_VERBOSE": verbose, "PIXELKILN_LOG_LEVEL": "INFO"}
+        env.pop("PYTHONWARNINGS", None)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert any(
+            line.endswith("pixelkiln_server.engine.runner: runner for cpu started")
+            for line in lines
+        )
+        assert any(line.endswith("diffusers: a library error still shows") for line in lines)
+        library = [line for line in lines if "Failed to load" in line or "deprecated" in line]
+        assert len(library) == (0 if verbose == "0" else 2), lines
