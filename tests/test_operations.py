@@ -8,16 +8,18 @@ import asyncio
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from pixelkiln import AsyncClient, CancelledError, PixelKilnError, Progress, Result
+from pixelkiln.v1 import envelope_pb2 as env_pb
 from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import models_pb2 as models_pb
 from pixelkiln_server.app import Daemon
 
-from .conftest import make_config
+from .conftest import make_config, png_bytes
 from .test_websocket import MAX, recv, send, until
 
 SLOW = {"steps": 40, "size": 256}
@@ -173,3 +175,34 @@ async def test_client_request_ids_are_scoped_to_their_client(daemon: Daemon) -> 
         assert ack.cancel_response.cancelled
         envs = await until(ws, "w", "result")
         assert envs[-1].error.code_name == "CANCELLED"
+
+
+async def test_a_live_session_gets_the_grace_too() -> None:
+    sketch = png_bytes(np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    d = Daemon(make_config(shutdown_grace_s=120.0))
+    await d.start()
+    await d.wait_ready()
+    try:
+        async with connect(d.ws_url, max_size=MAX) as ws:
+            first = gen_pb.LiveInput(seq=1, settings=gen_pb.LiveSettings(prompt="m", steps=2))
+            first.image.data = sketch
+            await send(ws, "live", live_input=first)
+            envs = await until(ws, "live", "live_frame")
+            assert envs[-1].WhichOneof("body") == "live_frame", envs[-1].error.message
+            stopping = asyncio.create_task(d.stop())
+            await asyncio.sleep(0)
+            # A new session is refused; the open one keeps working until its client ends it.
+            await send(ws, "other", live_input=first)
+            (refused,) = await until(ws, "other", "live_frame")
+            assert refused.error.code_name == "UNAVAILABLE"
+            second = gen_pb.LiveInput(seq=2, settings=gen_pb.LiveSettings(seed=5))
+            second.image.data = sketch
+            await send(ws, "live", live_input=second)
+            (frame,) = await until(ws, "live", "live_frame")
+            assert frame.live_frame.seq == 2 and frame.live_frame.image.data
+            assert not stopping.done()
+            await send(ws, "live", live_end=env_pb.LiveEnd())
+            await until(ws, "live", "live_end")
+            await stopping
+    finally:
+        await d.stop(0)

@@ -78,6 +78,7 @@ class Operations:
         # Per client: server id and client_request_id -> its job. Cancel looks only here,
         # so one client can neither see nor cancel another's jobs.
         self._jobs: dict[str, dict[str, OwnedJob]] = {}
+        self._lives: set[LiveSession] = set()
         self._draining = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -116,14 +117,24 @@ class Operations:
                     del own[key]
             if not own:
                 del self._jobs[job.caller.client_id]
-        if not self._jobs:
+        self._update_idle()
+
+    def _update_idle(self) -> None:
+        if self._jobs or self._lives:
+            self._idle.clear()
+        else:
             self._idle.set()
 
     def open_live(self, caller: Caller) -> LiveSession:
         self._check_open()
-        return self.engine.open_live(caller.client_id)
+        session = self.engine.open_live(caller.client_id)
+        self._lives.add(session)
+        self._update_idle()
+        return session
 
     async def close_live(self, session: LiveSession) -> None:
+        self._lives.discard(session)
+        self._update_idle()
         await self.engine.close_live(session)
 
     # --- models ---
@@ -167,7 +178,8 @@ class Operations:
         self._draining = True
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for every job submitted here to end; True when they did."""
+        """Wait up to ``timeout`` s for every job and live session opened here to end; True
+        when they did."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:

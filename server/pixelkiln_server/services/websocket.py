@@ -246,12 +246,13 @@ class WebSocketCarrier:
             self._connections.discard(connection)
 
     async def stop(self, grace: float = 0.0) -> None:
-        """Stop accepting; give running jobs ``grace`` seconds (new ones are refused with
-        UNAVAILABLE meanwhile); then close every connection, cancelling what is left."""
+        """Stop accepting; give running jobs and live sessions ``grace`` seconds (new ones are
+        refused with UNAVAILABLE meanwhile), as gRPC's ``server.stop(grace)`` does; then close
+        every connection, cancelling what is left."""
         if self._server is None:
             return
         self._server.close(close_connections=False)
-        if grace > 0 and any(c.jobs for c in self._connections):
+        if grace > 0 and any(c.jobs or c.lives for c in self._connections):
             await self.ops.wait_idle(grace)
         for connection in list(self._connections):
             await connection.ws.close(1001, "the daemon is shutting down")
