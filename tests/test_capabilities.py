@@ -189,7 +189,7 @@ async def cclient(exported: Path) -> AsyncIterator[AsyncClient]:
     ("model", "options", "field"),
     [
         ("tiny-onnx", {"tiling": "xy"}, "tiling"),
-        ("tiny-onnx", {"init_image": "init", "mask": "mask"}, "mask"),
+        ("tiny-onnx", {"width": 96}, "width"),
         ("tiny-onnx", {"loras": {"detail": 1.0}}, "loras"),
         ("tiny-z-image", {"width": 72}, "width"),
         ("tiny-flux", {"height": 88}, "height"),

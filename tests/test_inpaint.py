@@ -8,12 +8,14 @@ init image as the round trip is; under the mask it must change clearly more than
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pytest_asyncio
 
 from pixelkiln import AsyncClient, Result
+from pixelkiln.cli import main as cli_main
 from pixelkiln_server.backends import registry
 from pixelkiln_server.backends.base import LoadOptions
 from pixelkiln_server.catalogue import PRESETS
@@ -27,7 +29,8 @@ HOLE = 32  # the mask: a centred square
 # Pixels this far from the mask are "outside": the decoder's receptive field reaches ~2
 # latent cells (16 px) past the last generated cell.
 MARGIN = 24
-MODELS = ("pixelkiln-textures", "tiny-random", "tiny-flux")
+# tiny-onnx: tiny-random exported to ONNX (its own blending loop; tiny-random's VAE weights).
+MODELS = ("pixelkiln-textures", "tiny-random", "tiny-flux", "tiny-onnx")
 
 
 def regions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,7 +46,7 @@ def round_trip(model: str, pixels: np.ndarray) -> np.ndarray:
     """The model's VAE: encode (the posterior's mode) and decode, uint8 RGB."""
     import torch
 
-    spec = PRESETS[model]
+    spec = PRESETS["tiny-random" if model == "tiny-onnx" else model]
     loaded = registry.get(spec.backend).load(spec, LoadOptions(device="cpu", home=home_dir()))
     vae = loaded.pipe.vae  # type: ignore[attr-defined]
     x = torch.from_numpy(pixels.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
@@ -58,9 +61,17 @@ def err(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32))[where].mean())
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("onnx") / "tiny-random-onnx"
+    assert cli_main(["export-onnx", "tiny-random", str(out), "--home", str(home_dir())]) == 0
+    return out
+
+
 @pytest_asyncio.fixture(scope="module")
-async def iclient() -> AsyncIterator[AsyncClient]:
-    async with running_daemon() as daemon:
+async def iclient(exported: Path) -> AsyncIterator[AsyncClient]:
+    async with running_daemon(extra_models={"tiny-onnx": str(exported)}) as daemon:
         client = AsyncClient(daemon.address, timeout=120)
         yield client
         await client.close()

@@ -75,12 +75,12 @@ def _diffusers(spec: ModelSpec) -> Capabilities:
 
 
 def _onnx(spec: ModelSpec) -> Capabilities:
-    """ONNX Runtime exports: the padding is fixed in the graph (no tiling), no mask input, no
-    adapters; requests run one by one. The exported UNet cannot resize a skip connection as
-    diffusers does for odd latent sizes, so each side must halve cleanly through every down
-    block: a multiple of 64 for SD's four (tiny-random's export failed at 72 with an ONNX
-    Runtime Concat error after Accepted)."""
-    return Capabilities(inpainting=False, tiling=(), lora=False, batching=False, side_multiple=64)
+    """ONNX Runtime exports: the padding is fixed in the graph (no tiling), no adapters;
+    inpainting by latent blending; requests run one by one. The exported UNet cannot resize a
+    skip connection as diffusers does for odd latent sizes, so each side must halve cleanly
+    through every down block: a multiple of 64 for SD's four (tiny-random's export failed at
+    72 with an ONNX Runtime Concat error after Accepted)."""
+    return Capabilities(tiling=(), lora=False, batching=False, side_multiple=64)
 
 
 DECLARATIONS: dict[str, Callable[[ModelSpec], Capabilities]] = {

@@ -76,7 +76,7 @@ class LatentBlend:
     """A ``callback_on_step_end`` for an img2img pipeline that turns it into an inpainting one;
     ``then`` (progress, previews, cancel) runs after the blend, on the blended latents."""
 
-    def __init__(self, init: Any, mask: Any, seeds: list[int], then: StepCallback) -> None:
+    def __init__(self, init: Any, mask: Any, seeds: list[int], then: StepCallback | None) -> None:
         import torch
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -97,12 +97,15 @@ class LatentBlend:
             return self.init
         return scheduler.add_noise(self.init, self.noise, timesteps[following : following + 1])
 
-    def __call__(self, pipe: Any, index: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        latents = kwargs["latents"]
-        known = self.known(pipe.scheduler, index).to(latents.dtype)
+    def blend(self, scheduler: Any, index: int, latents: Any) -> Any:
+        """``latents`` after step ``index``, with the init image's outside the mask."""
+        known = self.known(scheduler, index).to(latents.dtype)
         mask = self.mask.to(latents.dtype)
-        kwargs["latents"] = mask * latents + (1.0 - mask) * known
-        return self.then(pipe, index, t, kwargs)
+        return mask * latents + (1.0 - mask) * known
+
+    def __call__(self, pipe: Any, index: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs["latents"] = self.blend(pipe.scheduler, index, kwargs["latents"])
+        return kwargs if self.then is None else self.then(pipe, index, t, kwargs)
 
 
 @contextlib.contextmanager
