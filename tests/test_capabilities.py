@@ -15,7 +15,9 @@ import pytest_asyncio
 
 from pixelkiln import AsyncClient, PixelKilnError
 from pixelkiln.cli import main as cli_main
+from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln_server import validation
+from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends import registry
 from pixelkiln_server.backends.base import BatchItem, LoadedModel, LoadOptions, NoHooks
 from pixelkiln_server.capabilities import DECLARATIONS, Capabilities
@@ -178,11 +180,16 @@ def test_backend_serves_what_it_declares(loaded: tuple[ModelSpec, LoadedModel]) 
 
 
 @pytest_asyncio.fixture(scope="module")
-async def cclient(exported: Path) -> AsyncIterator[AsyncClient]:
+async def cdaemon(exported: Path) -> AsyncIterator[Daemon]:
     async with running_daemon(extra_models={"tiny-onnx": str(exported)}) as daemon:
-        client = AsyncClient(daemon.address, timeout=60)
-        yield client
-        await client.close()
+        yield daemon
+
+
+@pytest_asyncio.fixture(scope="module")
+async def cclient(cdaemon: Daemon) -> AsyncIterator[AsyncClient]:
+    client = AsyncClient(cdaemon.address, timeout=60)
+    yield client
+    await client.close()
 
 
 @pytest.mark.parametrize(
@@ -217,3 +224,26 @@ def test_a_spec_without_a_declared_backend_is_refused() -> None:
     spec = replace(PRESETS["tiny-random"], backend="nonesuch")
     with pytest.raises(KeyError, match="declares no capabilities"):
         validation.resolve(GenerationRequest(prompt="x"), spec, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (gen_pb.GenerateRequest(prompt="x", model="tiny-onnx", tiling=gen_pb.TILING_XY), "tiling"),
+        (gen_pb.GenerateRequest(prompt="x", model="tiny-z-image", width=72), "width"),
+    ],
+)
+async def test_refused_before_accepted_over_websocket(
+    cdaemon: Daemon, request_: gen_pb.GenerateRequest, field: str
+) -> None:
+    """The WebSocket carrier answers the same error as its first envelope for the request."""
+    from websockets.asyncio.client import connect
+
+    from .test_websocket import MAX, send, until
+
+    async with connect(cdaemon.ws_url, max_size=MAX) as ws:
+        await send(ws, "r1", generate=request_)
+        envs = await until(ws, "r1", "result")
+    assert [e.WhichOneof("body") for e in envs] == ["error"]
+    assert envs[0].error.code_name == "INVALID_ARGUMENT"
+    assert envs[0].error.message.startswith(field), envs[0].error.message
