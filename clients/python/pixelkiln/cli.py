@@ -263,8 +263,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     try:
         from pixelkiln_server.auth import run_token
     except ImportError as exc:
-        print(f"token needs the server extras: pip install 'pixelkiln[server]' ({exc})")
-        return 2
+        raise UsageError(
+            f"token needs the server extras: pip install 'pixelkiln[server]' ({exc})"
+        ) from None
     try:
         return run_token(args)
     except SystemExit as exc:
