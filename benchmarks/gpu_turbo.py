@@ -2,6 +2,9 @@
 
     python benchmarks/gpu_turbo.py [--models sd-turbo,...] [--variants eager,onnx,compile,fp8]
     python benchmarks/gpu_turbo.py --cpu-smoke --out /tmp/x.json   # tiny configs, CI
+    python benchmarks/gpu_turbo.py --models flux.1-schnell --variants eager,compile \
+        --rows-jsonl rows.jsonl          # each row appended as measured (survives a kill)
+    python benchmarks/gpu_turbo.py --table rows.jsonl --out all.json   # the table of those
 
 Nothing is downloaded: SD-Turbo (SD 2.1 UNet, OpenCLIP-H, 512), SDXL-Turbo (UNet 2.6B, CLIP-L +
 bigG, 512), FLUX.1-schnell (12B, T5-XXL + CLIP-L, 1024, 4 steps) and Z-Image-Turbo (6B,
@@ -12,19 +15,20 @@ decode (AutoencoderTiny); ``in_process`` (the daemon's model call) and ``end_to_
 over loopback to an in-process daemon, raw RGBA8 out). Variants: eager, ``onnx`` (SD family;
 onnxruntime with CUDA), ``compile`` (torch.compile of the denoiser), ``fp8`` (torchao float8
 dynamic quantization, then compiled; compute capability 8.9+); each unavailable one is a row
-with its reason. Optional variants share ``--budget-s`` per model (one 10-minute call).
+with its reason. Optional variants share ``--budget-s`` per model (one 10-minute call);
+``benchmarks/gpu_device_run.sh`` runs it on a lent GPU, one capped process per row group.
 Measured, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
+import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -33,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
+from turbo_archs import build_full, build_tiny, tiny_autoencoder  # noqa: E402
 
 MODELS = ("sd-turbo", "sdxl-turbo", "flux.1-schnell", "z-image-turbo")
 VARIANTS = ("eager", "onnx", "compile", "fp8")
@@ -60,126 +65,6 @@ class MemoryBackend:
 
         pipe = _PIPES[spec.name]
         return DiffusersModel(spec, pipe, str(pipe.device), pipe.dtype)
-
-
-# CLIP text encoders: hidden, layers, heads, activation, projection.
-CLIP = {"L": (768, 12, 12, "quick_gelu", 768), "H": (1024, 23, 16, "gelu", 512),
-        "bigG": (1280, 32, 20, "gelu", 1280)}  # fmt: skip
-SDXL_UNET = dict(
-    sample_size=64, block_out_channels=(320, 640, 1280), transformer_layers_per_block=(1, 2, 10),
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=(5, 10, 20), cross_attention_dim=2048, use_linear_projection=True,
-    addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816,
-)  # fmt: skip
-FLUX = dict(
-    in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
-    guidance_embeds=False, axes_dims_rope=(16, 56, 56),
-)  # fmt: skip
-T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)  # fmt: skip
-QWEN3_4B = dict(
-    vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-    num_attention_heads=32, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True,
-)  # fmt: skip
-FLUX_VAE = dict(scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
-                use_post_quant_conv=False)  # fmt: skip
-
-
-@contextlib.contextmanager
-def host() -> Iterator[None]:
-    """Schedulers and tokenizers: on the CPU in float32, whatever the models are built in."""
-    import torch
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        with torch.device("cpu"):
-            yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
-def _clip(kind: str, tokenizer: Any, projection: bool = False) -> Any:
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    hidden, layers, heads, act, proj = CLIP[kind]
-    config = CLIPTextConfig(
-        vocab_size=49408, hidden_size=hidden, intermediate_size=hidden * 4,
-        num_hidden_layers=layers, num_attention_heads=heads, hidden_act=act, projection_dim=proj,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
-    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
-
-
-def _kl_vae(latent_channels: int, **config: Any) -> Any:
-    from diffusers import AutoencoderKL
-
-    blocks = {"down_block_types": ("DownEncoderBlock2D",) * 4}
-    blocks["up_block_types"] = ("UpDecoderBlock2D",) * 4
-    return AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-                         latent_channels=latent_channels, **blocks, **config)  # fmt: skip
-
-
-def build_full(model: str) -> Any:
-    """The full-size architecture of ``model`` with random weights (the real configs)."""
-    import diffusers as d
-    from transformers import Qwen3Config, Qwen3Model, T5Config, T5EncoderModel
-
-    from pixelkiln_server.backends.tiny_families import build_qwen_tokenizer, build_t5_tokenizer
-    from pixelkiln_server.backends.tiny_random import build_tiny_tokenizer
-
-    with host():
-        tok = build_tiny_tokenizer()
-        euler = d.EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
-                                         beta_end=0.012, steps_offset=1)  # fmt: skip
-        flow = [d.FlowMatchEulerDiscreteScheduler(shift=s, use_dynamic_shifting=False)
-                for s in (1.0, 3.0)]  # fmt: skip
-    if model == "sd-turbo":  # the SD 2.1 UNet at 512 (sample size 64)
-        unet = d.UNet2DConditionModel(sample_size=64, cross_attention_dim=1024,
-                                      attention_head_dim=(5, 10, 20, 20),
-                                      use_linear_projection=True)  # fmt: skip
-        vae = _kl_vae(4, scaling_factor=0.18215)
-        return d.StableDiffusionPipeline(vae, _clip("H", tok), tok, unet, euler, None, None, None,
-                                         requires_safety_checker=False)  # fmt: skip
-    if model == "sdxl-turbo":
-        return d.StableDiffusionXLPipeline(
-            _kl_vae(4, scaling_factor=0.13025), _clip("L", tok), _clip("bigG", tok, True), tok,
-            build_tiny_tokenizer(), d.UNet2DConditionModel(**SDXL_UNET), euler,
-        )  # fmt: skip
-    if model == "flux.1-schnell":
-        return d.FluxPipeline(
-            flow[0], _kl_vae(16, **FLUX_VAE), _clip("L", tok), tok,
-            T5EncoderModel(T5Config(**T5_XXL)), build_t5_tokenizer(),
-            d.FluxTransformer2DModel(**FLUX),
-        )  # fmt: skip
-    return d.ZImagePipeline(
-        flow[1], _kl_vae(16, **FLUX_VAE), Qwen3Model(Qwen3Config(**QWEN3_4B)),
-        build_qwen_tokenizer(), d.ZImageTransformer2DModel(),  # its defaults: the 6B config
-    )  # fmt: skip
-
-
-def build_tiny(model: str) -> Any:
-    from pixelkiln_server.backends.tiny_families import build_tiny_family
-    from pixelkiln_server.backends.tiny_random import build_tiny_sd_pipeline
-
-    if model == "sd-turbo":
-        return build_tiny_sd_pipeline()
-    return build_tiny_family({"sdxl-turbo": "sdxl", "flux.1-schnell": "flux"}.get(model, "z-image"))
-
-
-def tiny_autoencoder(latent_channels: int, smoke: bool) -> Any:
-    """TAESD's shape (TAEF1's with 16 channels); a smaller one for the CPU smoke run."""
-    from diffusers import AutoencoderTiny
-
-    if not smoke:
-        return AutoencoderTiny(latent_channels=latent_channels)
-    small = dict(encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4)
-    blocks = dict(num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
-    return AutoencoderTiny(latent_channels=latent_channels, **small, **blocks)
 
 
 class Bench:
@@ -212,6 +97,7 @@ class Bench:
         floor, covers = FLOORS[model]
         extra |= {"floor_ms": floor, "floor_covers": covers}
         self.rows.append(dict(model=model, variant=variant, stage=stage, ms=ms, **extra))
+        append_jsonl(self.args.rows_jsonl, self.rows[-1])
         if ms is None:
             print(f"  {model} {variant}: skipped ({extra.get('skipped')})")
 
@@ -241,7 +127,8 @@ class Bench:
         # budget (time a model does not use passes on to the next ones).
         model_deadline = time.monotonic() + (self.deadline - time.monotonic()) / self.models_left
         try:
-            for variant in self.args.variants:
+            # fp8 quantizes the denoiser in place: it runs after the variants that need it intact
+            for variant in sorted(self.args.variants, key=lambda v: v == "fp8"):
                 left = model_deadline - time.monotonic()
                 reason = self.unavailable(variant, spec.family)
                 if not reason and variant != "eager" and not self.smoke and left < COST_S[variant]:
@@ -379,7 +266,7 @@ class Bench:
             export_onnx(pipe, Path(tmp), fp16=self.cuda, spec=sized)  # leaves it on the CPU
             pipe.to(device, dtype)
             spec = replace(lookup(tmp), name=f"{model}/onnx")
-            onnx = OnnxBackend().load(spec, LoadOptions(device=self.device))
+            onnx: Any = OnnxBackend().load(spec, LoadOptions(device=self.device))
             print(f"  onnx: export + load {time.monotonic() - t0:.1f} s, {onnx.providers[0]}")
             hidden = onnx.encode("x", 1)
             z = torch.randn(1, 4, size // 8, size // 8)
@@ -430,6 +317,47 @@ def prepare(variant: str, module: Any) -> Any:
     return module if variant == "eager" else torch.compile(module)
 
 
+def append_jsonl(path: Path | None, record: dict[str, Any]) -> None:
+    """One JSON object per line, flushed at once: what a killed run measured stays."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+
+
+def print_rows(rows: list[dict[str, Any]], env: dict[str, Any], smoke: bool) -> None:
+    table = [
+        [r["model"], r["variant"], r["stage"], r["ms"] if r["ms"] is not None else
+         f"skipped: {r.get('skipped')}", r.get("floor_ms"), r.get("floor_covers")] for r in rows
+    ]  # fmt: skip
+    print(f"\nmedians in ms on {env.get('gpu', 'the CPU')}{' (cpu smoke)' if smoke else ''}")
+    common.print_table(
+        ["model", "variant", "stage", "median ms", "floor ms", "floor covers"], table
+    )
+
+
+def table_from_jsonl(path: Path, out: Path) -> int:
+    """The table of the rows in ``path`` (lines with ``env`` describe a process), as measured
+    by every process that appended to it; all of it as one JSON file in ``out``."""
+    envs: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            (envs if "env" in record else rows).append(record)
+    for row in rows:  # rows the device wrapper wrote (a cap, the budget) carry no floor
+        floor, covers = FLOORS.get(row["model"], (None, None))
+        row.setdefault("floor_ms", floor)
+        row.setdefault("floor_covers", covers)
+    env = envs[-1]["env"] if envs else {}
+    smoke = bool(envs) and all(e.get("cpu_smoke") for e in envs)
+    print_rows(rows, env, smoke)
+    data = {"env": env, "cpu_smoke": smoke, "floors_ms": FLOORS, "rows": rows, "runs": envs}
+    print(f"wrote {common.write_json(out, data)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny configs, one run each")
@@ -437,7 +365,11 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--budget-s", type=float, default=540.0, help="optional variants stop")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "gpu_turbo.json")
+    parser.add_argument("--rows-jsonl", type=Path, help="append each row here as measured")
+    parser.add_argument("--table", type=Path, metavar="JSONL", help="only print/merge these rows")
     args = parser.parse_args()
+    if args.table:
+        return table_from_jsonl(args.table, args.out)
     args.models = [m for m in args.models.split(",") if m]
     args.variants = [v for v in args.variants.split(",") if v]
     unknown = set(args.models) - set(MODELS) | set(args.variants) - set(VARIANTS)
@@ -453,17 +385,14 @@ def main() -> int:
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name()
     print(common.env_line(env), env.get("gpu", ""))
+    run = {"models": args.models, "variants": args.variants, "cpu_smoke": args.cpu_smoke}
+    append_jsonl(args.rows_jsonl, {"env": env, **run})
     device = "cuda" if torch.cuda.is_available() and not args.cpu_smoke else "cpu"
     with common.ThreadDaemon(home=default_home(), device=device, ws_port=None) as daemon:
         bench = Bench(args, daemon)
         for model in args.models:
             bench.run_model(model)
-    rows = [
-        [r["model"], r["variant"], r["stage"], r["ms"] if r["ms"] is not None else
-         f"skipped: {r['skipped']}", r["floor_ms"], r["floor_covers"]] for r in bench.rows
-    ]  # fmt: skip
-    print(f"\nmedians in ms on {env.get('gpu', 'the CPU')}{' (cpu smoke)' if bench.smoke else ''}")
-    common.print_table(["model", "variant", "stage", "median ms", "floor ms", "floor covers"], rows)
+    print_rows(bench.rows, env, bench.smoke)
     data = {"env": env, "cpu_smoke": bench.smoke, "floors_ms": FLOORS, "rows": bench.rows}
     print(f"wrote {common.write_json(args.out, data)}")
     return 0

@@ -43,7 +43,8 @@ def test_generate_writes_a_valid_png_with_recipe(served: str, tmp_path: Path) ->
         served,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "step 2/2" in proc.stderr  # the progress bar
+    assert "step 2/2" in proc.stderr  # the progress bar, in plain lines: stderr is a pipe
+    assert "\r" not in proc.stderr
     assert f"{out} (64x64, seed 7)" in proc.stdout
     with Image.open(out) as img:
         img.load()
@@ -85,19 +86,31 @@ def test_generate_img2img_and_count(served: str, tmp_path: Path) -> None:
     assert (tmp_path / "edit_0.png").is_file() and (tmp_path / "edit_1.png").is_file()
 
 
-def test_bad_input_exits_nonzero_with_the_message(served: str, tmp_path: Path) -> None:
+def test_daemon_errors_print_code_and_message_with_status_1(served: str, tmp_path: Path) -> None:
     proc = pixelkiln(
         "generate", "x", "--size", "100", "-o", str(tmp_path / "x.png"), "--address", served
     )
     assert proc.returncode == 1
-    assert "INVALID_ARGUMENT" in proc.stderr and "multiple of 8" in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: INVALID_ARGUMENT: width:") and "multiple of 8" in last
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_models_and_status_commands(served: str) -> None:
     models = pixelkiln("models", "--address", served)
     assert models.returncode == 0
+    lines = models.stdout.splitlines()
+    assert lines[-1] == "* default model: tiny-random"
+    header, rows = lines[0], lines[1:-1]
     assert "tiny-random" in models.stdout and "sd-turbo" in models.stdout
+    # Aligned: every column starts where its header does, whatever the names' lengths.
+    for column in ("name", "family", "native", "loaded", "local", "source"):
+        start = header.index(column)
+        for row in rows:
+            assert row[start - 1] == " " and row[start] != " ", (column, row)
+    marked = [row for row in rows if row.startswith("*")]
+    assert len(marked) == 1 and marked[0].split()[1] == "tiny-random"
     status = pixelkiln("status", "--address", served)
     assert status.returncode == 0
     assert "ready         yes" in status.stdout and "cpu" in status.stdout
@@ -105,8 +118,11 @@ def test_models_and_status_commands(served: str) -> None:
 
 def test_unreachable_daemon_is_a_clear_error() -> None:
     proc = pixelkiln("status", "--address", "127.0.0.1:1", "--timeout", "2")
-    assert proc.returncode == 1
-    assert "UNAVAILABLE" in proc.stderr or "DEADLINE_EXCEEDED" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "pixelkiln status: error: no PixelKiln daemon at 127.0.0.1:1: start one with "
+        "`pixelkiln serve` or pass --address HOST:PORT"
+    ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -165,3 +181,235 @@ def test_shutdown_grace_cancels_what_does_not_finish() -> None:
     proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert errors and errors[0].code.name in ("CANCELLED", "UNAVAILABLE")
+
+
+# --- user mistakes: one line naming the problem and what is allowed, exit status 2 -------------
+
+
+def _files(tmp_path: Path) -> dict[str, str]:
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(png_bytes(np.zeros((8, 8, 3), np.uint8)))
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo, format="JPEG")
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    other = tmp_path / "other.json"
+    other.write_text('{"name": "not a recipe"}')
+    return {
+        "PLAIN": str(plain),
+        "PHOTO": str(photo),
+        "TEXT": str(text),
+        "OTHER": str(other),
+        "MISSING": str(tmp_path / "missing.png"),
+        "NODIR": str(tmp_path / "no" / "such" / "out.png"),
+        "TMP": str(tmp_path),
+    }
+
+
+MISTAKES = [
+    (["generate", "x", "--init", "MISSING"], "--init: MISSING does not exist; give a PNG"),
+    (["generate", "x", "--mask", "MISSING"], "--mask: MISSING does not exist"),
+    (["generate", "x", "--init", "TMP"], "--init: TMP is a folder, not a file"),
+    (["generate", "x", "--init", "TEXT"], "--init: TEXT is not a PNG, JPEG or WebP image"),
+    (
+        ["generate", "x", "--maps", "normal,normals"],
+        "--maps: unknown kind 'normals'; allowed: normal, height, roughness, ao",
+    ),
+    (
+        ["generate", "x", "-o", "out.gif"],
+        "-o/--output: cannot write .gif files (out.gif); allowed: .png, .jpg, .jpeg, .webp",
+    ),
+    (["generate", "x", "-o", "NODIR"], "-o/--output: folder"),
+    (["generate", "x", "--timeout", "0"], "--timeout: must be > 0; got 0"),
+    (["generate", "x", "--padding", "-1"], "--padding: must be between 0 and 4294967295; got -1"),
+    (["generate", "x", "--seed", "-5"], "--seed: must be between 0 and 18446744073709551615"),
+    (["generate", "x", "--size", "5000000000"], "--size: must be between 0 and 4294967295"),
+    (["live", "x", "--watch", "PLAIN", "--seed", "-1"], "--seed: must be between 0 and"),
+    (["generate", "x", "--tile", "diagonal"], "argument --tile: invalid choice: 'diagonal'"),
+    (["generate", "x", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
+    (["replay", "MISSING"], "MISSING does not exist; give a PNG written by PixelKiln"),
+    (["replay", "PLAIN"], "PLAIN carries no PixelKiln recipe"),
+    (["replay", "PHOTO"], "PHOTO is a JPEG/WebP image, which carries no recipe"),
+    (["replay", "TEXT"], "TEXT is not a recipe: not JSON"),
+    (["replay", "OTHER"], "OTHER is not a recipe: a JSON object with a 'request'"),
+    (["replay", "PLAIN", "-o", "x.bmp"], "-o/--output: cannot write .bmp files"),
+    (["live", "x", "--watch", "MISSING"], "--watch: MISSING does not exist"),
+    (["live", "x", "--watch", "PLAIN", "--interval", "0"], "--interval: must be > 0"),
+    (["live", "x", "--watch", "PLAIN", "--frames", "-1"], "--frames: must be >= 0; got -1"),
+    (["live", "x"], "the following arguments are required: --watch"),
+    (["models", "--timeout", "-1"], "--timeout: must be > 0; got -1"),
+    (["serve", "--log-level", "loud"], "argument --log-level: invalid choice: 'LOUD'"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+    (["export-onnx", "tiny-random", "TEXT"], "dir: TEXT is a file; give a new or empty folder"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), MISTAKES, ids=[" ".join(m[0]) for m in MISTAKES])
+def test_user_mistakes_end_in_one_line_and_status_2(
+    argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pixelkiln.cli import main
+
+    files = _files(tmp_path)
+    argv = [files.get(a, a) for a in argv]
+    for name, path in files.items():
+        expected = expected.replace(name, path)
+    with_address = argv[0] in ("generate", "replay", "live", "models")
+    try:
+        status = main([*argv, *(["--address", "127.0.0.1:1"] if with_address else [])])
+    except SystemExit as exc:  # argparse's own mistakes
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    assert status == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert expected in lines[0]
+    assert lines[0].startswith(f"pixelkiln{' ' + argv[0] if argv[0] != 'nonsense' else ''}")
+    assert captured.out == ""
+
+
+def test_mistakes_in_a_real_process_print_no_traceback(tmp_path: Path) -> None:
+    proc = pixelkiln("generate", "gem", "--init", str(tmp_path / "base.png"), "--maps", "normals")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "pixelkiln generate: error: --maps: unknown kind 'normals'; allowed: normal, height, "
+        "roughness, ao\n"
+    )
+    proc = pixelkiln("serve", "--add-model", "nosource", "--port", "0")
+    assert proc.returncode == 2
+    assert proc.stderr == "pixelkiln serve: error: --add-model wants NAME=SOURCE, got 'nosource'\n"
+    proc = pixelkiln("live", "x", "--watch", str(tmp_path / "sketch.png"), timeout=60)
+    assert proc.returncode == 2  # at once, instead of waiting for the file to appear
+    assert "--watch:" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_replay_of_an_img2img_recipe_asks_for_its_init_image(served: str, tmp_path: Path) -> None:
+    init = tmp_path / "sketch.png"
+    init.write_bytes(png_bytes(np.full((64, 64, 3), 90, np.uint8)))
+    out = tmp_path / "edit.png"
+    made = pixelkiln(
+        "generate", "bricks", "--init", str(init), "--steps", "2", "-o", str(out),
+        "--address", served,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    proc = pixelkiln("replay", str(out), "-o", str(tmp_path / "again.png"), "--address", served)
+    assert proc.returncode == 2
+    what = "was made with an init image; pass it again with --init"
+    assert proc.stderr == f"pixelkiln replay: error: {out} {what}\n"
+    proc = pixelkiln(
+        "replay", str(out), "--init", str(init), "-o", str(tmp_path / "again.webp"),
+        "--address", served,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "again.webp") as img:
+        assert img.format == "WEBP"  # the encoding follows -o
+
+
+def test_progress_is_plain_lines_when_not_a_terminal() -> None:
+    import io
+
+    from pixelkiln import Accepted, Event, Result
+    from pixelkiln._cli_parts import ProgressBar
+
+    events: list[Event] = [Accepted("r1", "", "m", 5, 64, 64, 8, 1.0, 1)]
+    events += [Progress("r1", step, 8, 10.0 * step) for step in range(1, 9)]
+    events.append(Result("r1", [], "", {"total_ms": 90.0}))
+    plain, tty = io.StringIO(), io.StringIO()
+    for stream, is_tty in ((plain, False), (tty, True)):
+        bar = ProgressBar(stream, tty=is_tty)
+        for event in events:
+            bar(event)
+    assert "\r" not in plain.getvalue()
+    assert plain.getvalue().splitlines() == [
+        "accepted r1 seed=5 64x64",
+        "step 1/8 10 ms",
+        "step 2/8 20 ms",
+        "step 4/8 40 ms",
+        "step 6/8 60 ms",
+        "step 8/8 80 ms",
+        "done in 90 ms",
+    ]
+    assert tty.getvalue().count("\r") == len(events) and tty.getvalue().endswith("\n")
+
+
+def test_sizes_above_the_trained_size_say_what_to_expect(served: str, tmp_path: Path) -> None:
+    common = ["--steps", "1", "--seed", "1", "--address", served]
+    big = pixelkiln("generate", "moss", "--size", "128", "-o", str(tmp_path / "a.png"), *common)
+    assert big.returncode == 0, big.stderr
+    notes = [line for line in big.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: tiny-random was trained at 64x64; at 128x128 expect its detail at the 64 px "
+        "scale, repeated, rather than a larger picture (--size 64 makes what it was trained for)"
+    ]
+    native = pixelkiln("generate", "moss", "--size", "64", "-o", str(tmp_path / "b.png"), *common)
+    assert native.returncode == 0, native.stderr
+    assert "note:" not in native.stderr
+
+
+SERVE_MISTAKES = [
+    (["--port", "70000"], "--port: must be 0..65535 (0: any free port); got 70000"),
+    (["--ws-port", "-2"], "--ws-port: must be -1..65535 (-1: off, 0: any free port); got -2"),
+    (["--queue-size", "0"], "--queue-size: must be >= 1; got 0"),
+    (["--live-idle-timeout", "0"], "--live-idle-timeout: must be > 0; got 0.0"),
+    (["--max-batch", "0"], "--max-batch: must be >= 1; got 0"),
+]
+
+
+@pytest.mark.parametrize(("extra", "expected"), SERVE_MISTAKES)
+def test_serve_refuses_numbers_out_of_range(extra: list[str], expected: str) -> None:
+    proc = pixelkiln("serve", "--model", "tiny-random", *extra)
+    assert proc.returncode == 2
+    assert proc.stderr == f"pixelkiln serve: error: {expected}\n"
+
+
+def test_serve_on_a_port_in_use_says_so() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for extra in (
+            ["--port", str(port), "--ws-port", "-1"],
+            ["--port", "0", "--ws-port", str(port)],
+        ):
+            proc = pixelkiln("serve", "--model", "tiny-random", *extra)
+            assert proc.returncode == 2, proc.stderr
+            last = proc.stderr.strip().splitlines()[-1]  # gRPC core may log its own line first
+            assert last.startswith("pixelkiln serve: error: ") and str(port) in last
+            assert last.endswith(
+                "choose free ports with --port/--ws-port or stop the daemon already running there"
+            )
+            assert "Traceback" not in proc.stderr
+
+
+def test_serve_on_a_missing_device_says_so() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = pixelkiln("serve", "--model", "tiny-random", "--device", "cuda", "--port", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pixelkiln serve: error: --device: cuda is not available (torch ")
+    assert proc.stderr.endswith("sees no CUDA device); use --device auto or cpu\n")
+
+
+def test_an_address_that_does_not_resolve_is_a_usage_mistake() -> None:
+    proc = pixelkiln("models", "--address", "no-such-host.invalid:50051", "--timeout", "20")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pixelkiln models: error: no PixelKiln daemon at no-such-host")
+
+
+def test_the_library_names_the_field_of_a_number_it_cannot_send() -> None:
+    from pixelkiln._request import build_live_input, build_request
+
+    with pytest.raises(ValueError, match=r"^num_images: must be between 0 and 4294967295; got -2$"):
+        build_request("x", num_images=-2)
+    with pytest.raises(ValueError, match=r"^seed: must be between 0 and 18446744073709551615"):
+        build_request("x", seed=2**64)
+    with pytest.raises(ValueError, match=r"^maps: unknown value 'normals'; allowed: normal, "):
+        build_request("x", maps="normals")
+    with pytest.raises(ValueError, match=r"^steps: must be between 0 and"):
+        build_live_input(1, steps=-1)
+    assert build_request("x", seed=2**64 - 1, size=64).seed == 2**64 - 1

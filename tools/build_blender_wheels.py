@@ -44,7 +44,7 @@ WHEELS_DIR = EXTENSION_DIR / "wheels"
 CLIENT_SRC = ROOT / "clients" / "python" / "pixelkiln"
 VENDOR_DIR = EXTENSION_DIR / "vendor" / "pixelkiln"
 # The command line needs the daemon's packages; nothing else in Blender does.
-VENDOR_EXCLUDE = frozenset({"cli.py"})
+VENDOR_EXCLUDE = frozenset({"cli.py", "_cli_parts.py"})
 
 # Blender's Python: 3.11 in Blender 4.2 LTS through 4.5 LTS.
 PYTHON_VERSION = "3.11"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,9 +14,13 @@ from pixelkiln.v1 import generator_pb2, generator_pb2_grpc, models_pb2, models_p
 
 from .config import ServerConfig
 from .engine.core import Engine
+from .security import check_binding, load_tls, load_tokens, ws_ssl_context
 from .services.generator import GeneratorService
+from .services.identity import Gatekeeper, TokenInterceptor
 from .services.models import ModelsService
+from .services.operations import Operations
 from .services.websocket import WebSocketCarrier
+from .shutdown import ShutdownSignals, watch_stdin
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,32 @@ class Daemon:
     """
 
     def __init__(self, config: ServerConfig) -> None:
+        """Raises security.SecurityConfigError for a token file, TLS files or a host that the
+        binding rule refuses (README "Running on a studio network")."""
         self.config = config
+        tokens = load_tokens(config)
+        self.tls = load_tls(config)
+        check_binding(config, tokens is not None, self.tls is not None)
         self.engine = Engine(config)
+        self.ops = Operations(self.engine)
+        self.gate = Gatekeeper(tokens, config.ws_allowed_origins)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=grpc_options(config.max_message_bytes))
+        self.server = grpc.aio.server(
+            # Without SO_REUSEPORT a second daemon on the same port fails to start instead of
+            # silently sharing the port's connections with the first.
+            options=[*grpc_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
+            interceptors=[TokenInterceptor(tokens)] if tokens is not None else None,
+        )
         self.port = 0
         self.websocket = (
-            WebSocketCarrier(self.engine, config.host, config.ws_port, config.max_message_bytes)
+            WebSocketCarrier(
+                self.ops,
+                config.host,
+                config.ws_port,
+                config.max_message_bytes,
+                self.gate,
+                ws_ssl_context(config),
+            )
             if config.ws_port is not None
             else None
         )
@@ -80,21 +103,33 @@ class Daemon:
     @property
     def ws_url(self) -> str:
         assert self.websocket is not None, "the WebSocket carrier is off"
-        return f"ws://{self.config.host}:{self.websocket.port}/v1"
+        scheme = "wss" if self.tls is not None else "ws"
+        return f"{scheme}://{self.config.host}:{self.websocket.port}/v1"
 
     async def start(self) -> None:
         generator_pb2_grpc.add_GeneratorServicer_to_server(
-            GeneratorService(self.engine), self.server
+            GeneratorService(self.ops, self.gate), self.server
         )
-        models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(self.engine), self.server)
+        models_pb2_grpc.add_ModelsServicer_to_server(
+            ModelsService(self.ops, self.gate), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        bind = f"{self.config.host}:{self.config.port}"
+        try:
+            if self.tls is not None:
+                self.port = self.server.add_secure_port(bind, self.tls.grpc_credentials())
+            else:
+                self.port = self.server.add_insecure_port(bind)
+        except RuntimeError:  # grpcio's "Failed to bind to address"
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
+            raise OSError(
+                f"cannot listen on {bind} (gRPC): in use by another program, or not allowed"
+            )
         await self.server.start()
         if self.websocket is not None:
             await self.websocket.start()
@@ -123,26 +158,41 @@ class Daemon:
         """Stop accepting, give in-flight requests ``grace`` seconds, cancel the rest."""
         grace = self.config.shutdown_grace_s if grace is None else grace
         self._stopping = True
+        self.ops.drain()  # both carriers refuse new work from here on
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._warm_up is not None and not self._warm_up.done():
             self._warm_up.cancel()
+        # Both carriers stop accepting and give in-flight jobs the same grace.
+        carriers = [self.server.stop(grace)]
         if self.websocket is not None:
-            await self.websocket.stop()
-        await self.server.stop(grace)
+            carriers.append(self.websocket.stop(grace))
+        await asyncio.gather(*carriers)
         await self.engine.shutdown()
         log.info("stopped")
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run until SIGINT/SIGTERM; returns the exit status."""
+async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
+    """Run until SIGINT/SIGTERM (SIGBREAK on Windows), or standard input closes when
+    ``stop_on_stdin_close``; returns the exit status. See shutdown.py for each OS."""
     daemon = Daemon(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await daemon.start()
+    ShutdownSignals(loop, stop.set).install()
+    if stop_on_stdin_close:
+        watch_stdin(loop, stop.set)
+    started = time.monotonic()
+    try:
+        await daemon.start()
+    except OSError as exc:  # a port in use: say which and what to do, no traceback
+        await daemon.server.stop(None)  # gRPC may be up when the WebSocket port is taken
+        raise SystemExit(
+            f"pixelkiln serve: {exc}; choose free ports with --port/--ws-port or stop the "
+            "daemon already running there"
+        ) from None
+    ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
     print(
-        f"pixelkiln: listening on {daemon.address}; warming up {config.default_model}", flush=True
+        f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}",
+        flush=True,
     )
     ready = asyncio.ensure_future(daemon.wait_ready())
     stopper = asyncio.ensure_future(stop.wait())
@@ -154,7 +204,10 @@ async def serve(config: ServerConfig) -> int:
         log.error("warm-up of %s failed: %s", config.default_model, ready.exception())
         status = 1
     else:
-        print(f"pixelkiln: ready ({config.default_model}), health SERVING", flush=True)
+        took = time.monotonic() - started
+        print(
+            f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING", flush=True
+        )
         await stopper
     print("pixelkiln: shutting down", flush=True)
     await daemon.stop()

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .capabilities import Capabilities, declared
 from .errors import InvalidArgument, NotFound
 from .folder_meta import read_meta
 
@@ -151,6 +152,11 @@ class ModelSpec:
         if self.tiling:
             return self.tiling
         return "offset-inpaint" if self.family in DIT_FAMILIES else "circular"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What its backend declares a model of this spec can serve (capabilities.py)."""
+        return declared(self)
 
     @property
     def single_file(self) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
 from .config import MIB, ServerConfig, default_home
 from .errors import PixelKilnError
+from .logsetup import LEVELS, configure_logging
 
 GIB = 1024**3
 
@@ -70,12 +71,63 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="close a live session after this many seconds without input (default 30)",
     )
     add_speed_arguments(parser)
+    add_security_arguments(parser)
     parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
+    parser.add_argument(
+        "--stop-on-stdin-close",
+        action="store_true",
+        help="stop gracefully when standard input closes (for launchers on every OS: close the "
+        "pipe to stop; the daemon also stops when its launcher dies)",
+    )
     parser.add_argument("--home", type=Path, default=None, help="cache folder for built models")
     parser.add_argument(
         "--offline", action="store_true", help="never touch the network (also HF_HUB_OFFLINE=1)"
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LEVELS, help="PixelKiln's own"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' warnings, logs and progress bars (torch, diffusers, ...)",
+    )
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    sec = parser.add_argument_group(
+        "security (see README 'Running on a studio network'; loopback needs none of these)"
+    )
+    sec.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="require 'authorization: Bearer <token>' on gRPC and WebSocket; one 'NAME SCOPE "
+        "TOKEN' per line, scope generate or admin (pixelkiln token create NAME)",
+    )
+    sec.add_argument("--tls-cert", type=Path, default=None, metavar="PEM", help="serve TLS")
+    sec.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="its key")
+    sec.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="require client certificates signed by this CA (gRPC and WebSocket)",
+    )
+    sec.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without tokens and TLS (logs what is exposed)",
+    )
+    sec.add_argument(
+        "--ws-allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port], or scheme://host:* for any port) allowed "
+        "to open the WebSocket carrier; handshakes carrying any other Origin are refused "
+        "(repeatable)",
+    )
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,7 +240,53 @@ def _budget(value: float | None, flag: str) -> int | None:
     return int(value * GIB)
 
 
+# Numeric flags: the test a value must pass and how the limit reads in the error.
+LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+    ("port", lambda v: 0 <= v <= 65535, "0..65535 (0: any free port)"),
+    ("ws_port", lambda v: -1 <= v <= 65535, "-1..65535 (-1: off, 0: any free port)"),
+    ("queue_size", lambda v: v >= 1, ">= 1"),
+    ("max_message_mib", lambda v: v >= 1, ">= 1"),
+    ("max_batch", lambda v: v >= 1, ">= 1"),
+    ("batch_wait_ms", lambda v: v >= 0, ">= 0"),
+    ("max_live_sessions", lambda v: v >= 1, ">= 1"),
+    ("live_idle_timeout", lambda v: v > 0, "> 0"),
+    ("grace", lambda v: v >= 0, ">= 0"),
+)
+
+
+def check_limits(args: argparse.Namespace) -> None:
+    """Refuse a number out of range naming its flag, before anything starts."""
+    for name, ok, allowed in LIMITS:
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"pixelkiln serve: {flag}: must be {allowed}; got {value}")
+
+
+def check_device(device: str) -> None:
+    """An explicit cuda/cuda:N/mps that this machine lacks is a mistake, said before loading."""
+    if not device.startswith(("cuda", "mps")):
+        return
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device.partition(":")[2]
+        if count == 0 or (index.isdigit() and int(index) >= count):
+            seen = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise SystemExit(
+                f"pixelkiln serve: --device: {device} is not available (torch "
+                f"{torch.__version__} sees {seen}); use --device auto or cpu"
+            )
+    elif not torch.backends.mps.is_available():
+        raise SystemExit(
+            "pixelkiln serve: --device: mps is not available on this machine; use --device "
+            "auto or cpu"
+        )
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    check_limits(args)
     extra = {}
     for item in args.add_model:
         name, sep, source = item.partition("=")
@@ -196,7 +294,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             raise SystemExit(f"--add-model wants NAME=SOURCE, got {item!r}")
         extra[name] = source
     options = model_options_from_args(args)
-    return ServerConfig(
+    config = ServerConfig(
         host=args.host,
         port=args.port,
         ws_port=None if args.ws_port < 0 else args.ws_port,
@@ -216,17 +314,29 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         batch_wait_ms=args.batch_wait_ms,
         max_live_sessions=args.max_live_sessions,
         live_idle_timeout_s=args.live_idle_timeout,
+        token_file=args.token_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure=args.insecure,
+        ws_allowed_origins=tuple(args.ws_allow_origin),
     )
+    from .security import SecurityConfigError, preflight
+
+    try:
+        preflight(config)
+    except SecurityConfigError as exc:
+        raise SystemExit(f"pixelkiln serve: {exc}") from None
+    return config
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level, verbose=getattr(args, "verbose", False))
+    check_device(args.device)
     from .app import serve
 
-    return asyncio.run(serve(config_from_args(args)))
+    stdin = bool(getattr(args, "stop_on_stdin_close", False))
+    return asyncio.run(serve(config_from_args(args), stop_on_stdin_close=stdin))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,3 +75,13 @@ class ServerConfig:
     # its recipe's replay by one level in rare pixels; turn it on for throughput on a GPU.
     max_batch: int = 1
     batch_wait_ms: float = 0.0
+    # Security (README "Running on a studio network"): a token file turns tokens on; a cert
+    # and key turn TLS on for gRPC and WebSocket alike; a client CA requires client
+    # certificates. A non-loopback host needs tokens and TLS, or insecure=True.
+    token_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure: bool = False
+    # Origins (scheme://host[:port]) whose browser pages may open the WebSocket carrier.
+    ws_allowed_origins: tuple[str, ...] = ()

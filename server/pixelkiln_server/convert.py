@@ -282,6 +282,12 @@ def model_info_to_pb(info: ModelInfo) -> models_pb.ModelInfo:
     )
 
 
+def models_to_pb(models: list[ModelInfo], default_model: str) -> models_pb.ListModelsResponse:
+    return models_pb.ListModelsResponse(
+        models=[model_info_to_pb(m) for m in models], default_model=default_model
+    )
+
+
 def status_to_pb(status: DaemonStatus) -> models_pb.StatusResponse:
     return models_pb.StatusResponse(
         version=status.version,

@@ -16,6 +16,8 @@ class Code(str, Enum):
     UNAVAILABLE = "UNAVAILABLE"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
     INTERNAL = "INTERNAL"
 
 
@@ -59,6 +61,14 @@ class DeadlineExceeded(PixelKilnError):
 
 class FailedPrecondition(PixelKilnError):
     code = Code.FAILED_PRECONDITION
+
+
+class Unauthenticated(PixelKilnError):
+    code = Code.UNAUTHENTICATED
+
+
+class PermissionDenied(PixelKilnError):
+    code = Code.PERMISSION_DENIED
 
 
 class Internal(PixelKilnError):

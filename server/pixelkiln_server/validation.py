@@ -1,6 +1,8 @@
 """Validate a request against a model and the daemon's limits, filling in every default.
 
-Every error names the field and the allowed range, and maps to INVALID_ARGUMENT.
+Every error names the field and the allowed range, and maps to INVALID_ARGUMENT. A request the
+model cannot serve (its backend's declared capabilities: img2img, inpainting, tiling, LoRA,
+sizes) is refused here, before it is accepted and queued.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ import secrets
 from dataclasses import replace
 
 from . import assets
+from .capabilities import Capabilities
 from .catalogue import ModelSpec
 from .config import Limits
 from .errors import InvalidArgument
 from .imaging import codec
-from .types import DecodedInputs, GenerationRequest, PreviewOptions
+from .types import DecodedInputs, GenerationRequest, PreviewOptions, Tiling
 
-MIN_SIDE = 64
-SIZE_MULTIPLE = 8
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**64 - 1
 MAX_CLIENT_ID_CHARS = 128
@@ -25,17 +26,36 @@ DEFAULT_IMG2IMG_STRENGTH = 0.5
 DEFAULT_PREVIEW_SIDE = 256
 
 
-def _check_side(field: str, value: int, limits: Limits) -> None:
-    if value % SIZE_MULTIPLE or not MIN_SIDE <= value <= limits.max_side:
+def _check_side(field: str, value: int, limits: Limits, caps: Capabilities, name: str) -> None:
+    multiple, low = caps.side_multiple, caps.min_side
+    high = min(limits.max_side, caps.max_side) if caps.max_side else limits.max_side
+    if value % multiple or not low <= value <= high:
         raise InvalidArgument(
             field,
-            f"must be a multiple of {SIZE_MULTIPLE} between {MIN_SIDE} and {limits.max_side} "
+            f"must be a multiple of {multiple} between {low} and {high} for {name} "
             f"(0 for the model's native size), got {value}",
         )
 
 
+def _check_capabilities(req: GenerationRequest, spec: ModelSpec, caps: Capabilities) -> None:
+    """Refuse what the model's backend declares it cannot do, naming the field."""
+    by = f"the {spec.backend} backend (model {spec.name!r})"
+    if req.mask is not None and not caps.inpainting:
+        raise InvalidArgument("mask", f"inpainting is not supported by {by}; use img2img")
+    if req.init_image is not None and not caps.img2img:
+        raise InvalidArgument("init_image", f"img2img is not supported by {by}")
+    if req.tiling is not Tiling.NONE and not caps.tiling:
+        raise InvalidArgument("tiling", f"not supported by {by}; it cannot tile")
+    if req.loras and not caps.lora:
+        raise InvalidArgument("loras", f"LoRA adapters are not supported by {by}")
+
+
 def _resolve_size(
-    req: GenerationRequest, spec: ModelSpec, inputs: DecodedInputs, limits: Limits
+    req: GenerationRequest,
+    spec: ModelSpec,
+    inputs: DecodedInputs,
+    limits: Limits,
+    caps: Capabilities,
 ) -> tuple[int, int]:
     width, height = req.width, req.height
     if inputs.init_rgb is not None:
@@ -44,8 +64,8 @@ def _resolve_size(
         height = height or init_h
     width = width or spec.native_width
     height = height or spec.native_height
-    _check_side("width", width, limits)
-    _check_side("height", height, limits)
+    _check_side("width", width, limits, caps, spec.name)
+    _check_side("height", height, limits, caps, spec.name)
     if width * height > limits.max_pixels:
         raise InvalidArgument(
             "width",
@@ -144,8 +164,10 @@ def resolve(
     if not 0 <= seed <= MAX_SEED:
         raise InvalidArgument("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
 
+    caps = spec.capabilities
+    _check_capabilities(req, spec, caps)
     inputs = _decode_inputs(req, limits)
-    width, height = _resolve_size(req, spec, inputs, limits)
+    width, height = _resolve_size(req, spec, inputs, limits, caps)
     strength = _resolve_strength(req, steps)
     preview = _resolve_preview(req.preview, limits)
     resolved = replace(
@@ -160,4 +182,4 @@ def resolve(
         strength=strength,
         preview=preview,
     )
-    return assets.validate(resolved, spec.tiling_method), inputs
+    return assets.validate(resolved, caps.tiling[0] if caps.tiling else ""), inputs

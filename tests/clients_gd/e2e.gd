@@ -1,14 +1,19 @@
 extends SceneTree
 ## End-to-end run of the addon's PixelKilnClient against a running daemon.
 ##
-## Here, tests/clients_gd/test_gdscript_client.py loads this script on gdvm.py (res:// is
-## engine_plugins/godot) and drives run() frame by frame. With Godot 4 (not installable here):
+## tests/clients_gd/test_gdscript_client.py loads this script on gdvm.py (res:// is
+## engine_plugins/godot) and drives run() frame by frame; test_godot_web.py runs it in the real
+## Godot 4.6 (its web build: web_main.gd calls it). With a desktop Godot 4:
 ##   godot --headless --path engine_plugins/godot --script "$PWD/tests/clients_gd/e2e.gd" \
 ##       -- ws://127.0.0.1:50052/v1
 ## prints the report and exits 1 when a check failed.
 
 const Client = preload("res://addons/pixelkiln/client/pixelkiln_client.gd")
 const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
+## Every wait loop of this script ends by then, whatever the peer does.
+const LOOP_DEADLINE_MS := 30000
+## How long _default_buffer() waits for a result after the job's last step (web: it never comes).
+const RESULT_WAIT_MS := 3000
 
 ## What happened, for the Python test to check (image bytes included).
 var report := {}
@@ -130,11 +135,18 @@ func _failed_attempt(url: String) -> Dictionary:
 
 
 ## A bare WebSocketPeer with Godot's default 64 KiB inbound buffer, asking for a 256x256 PNG.
+## Native Godot closes with 1009 on the result frame. On the web the peer is the browser's
+## WebSocket: the frame is dropped and the connection stays open, so the loop also ends once the
+## job's last step has been reported and no result followed within RESULT_WAIT_MS.
 func _default_buffer(url: String) -> Dictionary:
 	var tree := Engine.get_main_loop() as SceneTree
+	var deadline := Time.get_ticks_msec() + LOOP_DEADLINE_MS
 	var peer := WebSocketPeer.new()
 	peer.connect_to_url(url)
 	while peer.get_ready_state() == WebSocketPeer.STATE_CONNECTING:
+		if Time.get_ticks_msec() > deadline:
+			problems.append("default buffer: no connection within the deadline")
+			return {}
 		await tree.process_frame
 		peer.poll()
 	var envelope := PK.EnvelopeMsg.new()
@@ -146,15 +158,35 @@ func _default_buffer(url: String) -> Dictionary:
 	envelope.generate.steps = 1
 	peer.send(envelope.to_bytes(), WebSocketPeer.WRITE_MODE_BINARY)
 	var frames := 0
-	while peer.get_ready_state() != WebSocketPeer.STATE_CLOSED:
+	var results := 0
+	var last_step_at := -1
+	while peer.get_ready_state() != WebSocketPeer.STATE_CLOSED and results == 0:
+		var now := Time.get_ticks_msec()
+		if now > deadline or (last_step_at >= 0 and now - last_step_at > RESULT_WAIT_MS):
+			break
 		await tree.process_frame
 		peer.poll()
 		var is_open := peer.get_ready_state() == WebSocketPeer.STATE_OPEN
 		while is_open and peer.get_available_packet_count() > 0:
-			peer.get_packet()
+			var event := PK.EnvelopeMsg.from_bytes(peer.get_packet()).event
 			frames += 1
+			if event != null and event.result != null:
+				results += 1
+			elif event != null and event.progress != null:
+				if event.progress.step == event.progress.total:
+					last_step_at = Time.get_ticks_msec()
 			is_open = peer.get_ready_state() == WebSocketPeer.STATE_OPEN
-	return {"code": peer.get_close_code(), "reason": peer.get_close_reason(), "frames": frames}
+	var still_open := peer.get_ready_state() == WebSocketPeer.STATE_OPEN
+	if still_open:
+		peer.close()
+	return {
+		"code": peer.get_close_code(),
+		"reason": peer.get_close_reason(),
+		"frames": frames,
+		"results": results,
+		"last_step_seen": last_step_at >= 0,
+		"open": still_open,
+	}
 
 
 func _status_and_models(client: Client) -> void:

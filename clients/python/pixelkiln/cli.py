@@ -1,45 +1,39 @@
-"""The ``pixelkiln`` command: serve, generate, replay, models, status."""
+"""The ``pixelkiln`` command: serve, generate, replay, live, models, status.
+
+Exit status: 0 done; 1 the daemon answered an error (printed as ``error: CODE: message``);
+2 a mistake on the command line or in its files, or no daemon at --address (one line naming
+the problem and what is allowed); 130 interrupted (Ctrl+C).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import grpc
+
+from ._cli_parts import (
+    ProgressBar,
+    UsageError,
+    format_table,
+    input_image,
+    map_kinds,
+    output_path,
+    positive,
+    unsigned,
+)
 from .client import DEFAULT_ADDRESS, Client, load_recipe
 from .errors import PixelKilnError
-from .events import Accepted, Event, Preview, Progress, Queued, Result
+from .events import Result
 
-
-class ProgressBar:
-    """A one-line progress bar on stderr (silent when stderr is not a terminal, unless forced)."""
-
-    def __init__(self, stream: Any = sys.stderr, width: int = 30) -> None:
-        self.stream = stream
-        self.width = width
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Accepted):
-            self._line(
-                f"accepted {event.request_id} seed={event.seed} {event.width}x{event.height}"
-            )
-        elif isinstance(event, Queued):
-            self._line(f"queued: position {event.position + 1} of {event.queue_depth}")
-        elif isinstance(event, Progress):
-            filled = round(self.width * event.step / max(event.total, 1))
-            bar = "#" * filled + "-" * (self.width - filled)
-            self._line(f"[{bar}] step {event.step}/{event.total} {event.elapsed_ms:.0f} ms")
-        elif isinstance(event, Result):
-            self._line(f"done in {event.timings.get('total_ms', 0):.0f} ms", end="\n")
-        elif isinstance(event, Preview):
-            pass
-
-    def _line(self, text: str, end: str = "") -> None:
-        self.stream.write("\r" + text.ljust(70) + end)
-        self.stream.flush()
+EXIT_DAEMON_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _output_paths(out: Path, count: int) -> list[Path]:
@@ -70,6 +64,11 @@ def _write_result(result: Result, out: Path) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    out, encoding = output_path("-o/--output", args.output)
+    positive("--timeout", args.timeout)
+    sizes = ("--size", "--width", "--height", "--steps", "--count", "--padding")
+    unsigned([(flag, getattr(args, flag[2:])) for flag in sizes])
+    unsigned([("--seed", args.seed)], bits=64)
     options: dict[str, Any] = {
         "model": args.model,
         "negative_prompt": args.negative,
@@ -82,7 +81,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "transparent": args.transparent,
         "trim": args.trim,
         "padding": args.padding,
-        "maps": args.maps,
+        "maps": map_kinds(args.maps),
         "atlas": args.atlas,
         "normal_strength": args.normal_strength,
         "normal_convention": "directx" if args.directx else "opengl",
@@ -94,34 +93,85 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.height:
         options["height"] = args.height
     if args.init:
-        options["init_image"] = Path(args.init)
+        options["init_image"] = input_image("--init", args.init)
     if args.mask:
-        options["mask"] = Path(args.mask)
-    suffix = Path(args.output).suffix.lower().lstrip(".")
-    options["output_encoding"] = {"jpg": "jpeg"}.get(suffix, suffix or "png")
-    with Client(args.address, timeout=args.timeout) as client:
-        result = client.generate(args.prompt, on_event=ProgressBar(), **options)
-    _write_result(result, Path(args.output))
+        options["mask"] = input_image("--mask", args.mask)
+    options["output_encoding"] = encoding
+    bar = ProgressBar()
+    try:
+        with Client(args.address, timeout=args.timeout) as client:
+            if args.size or args.width or args.height:
+                _note_size(client, args)
+            result = client.generate(args.prompt, on_event=bar, **options)
+    finally:
+        bar.close()
+    _write_result(result, out)
     return 0
 
 
+def _note_size(client: Client, args: argparse.Namespace) -> None:
+    """Say what to expect when the size asked for is above the model's trained size."""
+    catalogue = client.catalogue()
+    name = args.model or catalogue.default_model
+    info = next((m for m in catalogue.models if m.name == name), None)
+    width, height = args.width or args.size, args.height or args.size
+    if info is None or not info.native_width or not info.native_height:
+        return
+    if (width or 0) > info.native_width or (height or 0) > info.native_height:
+        asked = f"{width or info.native_width}x{height or info.native_height}"
+        print(
+            f"note: {name} was trained at {info.native_width}x{info.native_height}; at {asked} "
+            f"expect its detail at the {info.native_width} px scale, repeated, rather than a "
+            f"larger picture (--size {info.native_width} makes what it was trained for)",
+            file=sys.stderr,
+        )
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    recipe = load_recipe(Path(args.recipe))
-    overrides: dict[str, Any] = {}
-    if args.init:
-        overrides["init_image"] = Path(args.init)
-    if args.mask:
-        overrides["mask"] = Path(args.mask)
-    with Client(args.address, timeout=args.timeout) as client:
-        result = client.replay(recipe, on_event=ProgressBar(), **overrides)
-    _write_result(result, Path(args.output))
+    out, encoding = output_path("-o/--output", args.output)
+    positive("--timeout", args.timeout)
+    source = Path(args.recipe)
+    if not source.is_file():
+        raise UsageError(
+            f"{args.recipe} does not exist; give a PNG written by PixelKiln or its .json recipe"
+        )
+    try:
+        recipe = load_recipe(source)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    overrides: dict[str, Any] = {"output_encoding": encoding}
+    for flag, value, key, digest, what in (
+        ("--init", args.init, "init_image", "init_image_sha256", "an init image"),
+        ("--mask", args.mask, "mask", "mask_sha256", "a mask"),
+    ):
+        if value:
+            overrides[key] = input_image(flag, value)
+        elif recipe.get(digest):
+            raise UsageError(f"{source} was made with {what}; pass it again with {flag}")
+    bar = ProgressBar()
+    try:
+        with Client(args.address, timeout=args.timeout) as client:
+            result = client.replay(recipe, on_event=bar, **overrides)
+    finally:
+        bar.close()
+    _write_result(result, out)
     return 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     """Re-send --watch whenever it changes; write the newest frame to -o (atomically)."""
-    watch, out = Path(args.watch), Path(args.output)
-    settings: dict[str, Any] = {"prompt": args.prompt, "strength": args.strength, "seed": args.seed}
+    watch = input_image("--watch", args.watch)
+    out, encoding = output_path("-o/--output", args.output)
+    positive("--interval", args.interval)
+    positive("--frames", args.frames, zero_ok=True)
+    unsigned([("--steps", args.steps), ("--size", args.size)])
+    unsigned([("--seed", args.seed)], bits=64)
+    settings: dict[str, Any] = {
+        "prompt": args.prompt,
+        "strength": args.strength,
+        "seed": args.seed,
+        "output_encoding": encoding,
+    }
     if args.steps:
         settings["steps"] = args.steps
     if args.size:
@@ -136,12 +186,14 @@ def cmd_live(args: argparse.Namespace) -> int:
             last = None
             while not stop.is_set():
                 try:
-                    stamp = watch.stat().st_mtime_ns, watch.stat().st_size
-                except FileNotFoundError:
-                    stamp = None
-                if stamp is not None and stamp != last:
-                    last = stamp
-                    session.send(watch.read_bytes())
+                    info = watch.stat()
+                    stamp = info.st_mtime_ns, info.st_size
+                    if stamp != last:
+                        data = watch.read_bytes()
+                        last = stamp
+                        session.send(data)
+                except OSError:
+                    pass  # being replaced (or gone for a moment): look again next time
                 stop.wait(args.interval)
 
         thread = threading.Thread(target=watcher, daemon=True)
@@ -161,23 +213,31 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    positive("--timeout", args.timeout)
     with Client(args.address, timeout=args.timeout) as client:
-        models = client.models()
-    print(
-        f"{'name':<16} {'family':<8} {'native':<10} {'steps':>5} {'loaded':<7} {'local':<6} source"
-    )
-    for m in models:
-        native = f"{m.native_width}x{m.native_height}"
-        loaded = "yes" if m.loaded else "no"
-        local = "yes" if m.available_locally else "no"
-        print(
-            f"{m.name:<16} {m.family:<8} {native:<10} {m.default_steps:>5} "
-            f"{loaded:<7} {local:<6} {m.source}"
-        )
+        catalogue = client.catalogue()
+    rows = [
+        [
+            "*" if m.name == catalogue.default_model else "",
+            m.name,
+            m.family,
+            f"{m.native_width}x{m.native_height}",
+            str(m.default_steps),
+            "yes" if m.loaded else "no",
+            "yes" if m.available_locally else "no",
+            m.source,
+        ]
+        for m in catalogue.models
+    ]
+    header = ["", "name", "family", "native", "steps", "loaded", "local", "source"]
+    for line in format_table(header, rows, right={4}):
+        print(line)
+    print(f"* default model: {catalogue.default_model or '-'}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    positive("--timeout", args.timeout)
     with Client(args.address, timeout=args.timeout) as client:
         s = client.status()
     print(f"version       {s.version}")
@@ -193,24 +253,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from pixelkiln_server.cli import run_serve
     except ImportError as exc:
-        print(f"pixelkiln serve needs the server extras: pip install 'pixelkiln[server]' ({exc})")
-        return 2
-    return run_serve(args)
+        raise UsageError(
+            f"serve needs the server extras: pip install 'pixelkiln[server]' ({exc})"
+        ) from None
+    return _one_line_exit(run_serve, args)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    try:
+        from pixelkiln_server.auth import run_token
+    except ImportError as exc:
+        raise UsageError(
+            f"token needs the server extras: pip install 'pixelkiln[server]' ({exc})"
+        ) from None
+    try:
+        return run_token(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
+
+
+class _EnvAction(argparse.Action):
+    """--token / --tls-ca: every Client of this command reads them from the environment
+    variable named in ``const`` (PIXELKILN_TOKEN, PIXELKILN_TLS_CA), as a script's would."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        os.environ[str(self.const)] = str(values)
+        setattr(namespace, self.dest, values)
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     try:
         from pixelkiln_server.onnx_export import run_export
     except ImportError as exc:
-        print(f"export-onnx needs the server extras: pip install 'pixelkiln[server]' ({exc})")
-        return 2
-    return run_export(args)
+        raise UsageError(
+            f"export-onnx needs the server extras: pip install 'pixelkiln[server]' ({exc})"
+        ) from None
+    out = Path(args.dir)
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"dir: {folder} is a file; give a new or empty folder for {out}")
+    return _one_line_exit(run_export, args)
+
+
+def _one_line_exit(run: Any, args: argparse.Namespace) -> int:
+    """The server side refuses a bad flag with SystemExit("message"): a usage mistake."""
+    try:
+        return int(run(args))
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            raise UsageError(exc.code.removeprefix("pixelkiln serve: ")) from None
+        raise
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's mistakes in one line (no usage block), exit status 2 as usual."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pixelkiln", description="PixelKiln image daemon and client"
-    )
+    parser = _Parser(prog="pixelkiln", description="PixelKiln image daemon and client")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def client_parser(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -219,6 +325,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--address", default=DEFAULT_ADDRESS, help=f"daemon (default {DEFAULT_ADDRESS})"
         )
         p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+        p.add_argument(
+            "--token",
+            action=_EnvAction,
+            const="PIXELKILN_TOKEN",
+            help="the daemon's token (default: $PIXELKILN_TOKEN)",
+        )
+        p.add_argument(
+            "--tls-ca",
+            action=_EnvAction,
+            const="PIXELKILN_TLS_CA",
+            metavar="PEM",
+            help="connect with TLS, trusting this CA (default: $PIXELKILN_TLS_CA)",
+        )
         return p
 
     serve = sub.add_parser("serve", help="run the daemon")
@@ -229,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="manage the daemon's tokens (serve --token-file)")
+    try:
+        from pixelkiln_server.auth import add_token_arguments
+
+        add_token_arguments(token)
+    except ImportError:
+        pass
+    token.set_defaults(func=cmd_token)
 
     export = sub.add_parser("export-onnx", help="export an SD-family model to ONNX (onnx backend)")
     try:
@@ -291,15 +419,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unreachable(err: PixelKilnError) -> bool:
+    """No daemon answered at all (as opposed to a daemon that answered UNAVAILABLE)."""
+    text = err.message.lower()
+    return err.code is grpc.StatusCode.UNAVAILABLE and any(
+        hint in text
+        for hint in (
+            "failed to connect",
+            "connection refused",
+            "dns resolution failed",
+            "errors resolving",
+            "address lookup failed",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = f"pixelkiln {args.command}"
     try:
         return int(args.func(args))
+    except UsageError as err:
+        print(f"{command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except PixelKilnError as err:
-        print(f"\nerror: {err}", file=sys.stderr)
-        return 1
+        if _unreachable(err):
+            address = getattr(args, "address", DEFAULT_ADDRESS)
+            print(
+                f"{command}: error: no PixelKiln daemon at {address}: start one with "
+                "`pixelkiln serve` or pass --address HOST:PORT",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -22,6 +22,24 @@ ENCODING_NAMES = {
 }
 
 
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def _images_summary(images: list[Image] | list[ResultImage]) -> str:
+    """E.g. ``1 image 64x64 jpeg 3.1 KB`` or ``2 images 64x64 png 12.4 KB`` (bytes in total)."""
+    if not images:
+        return "no image"
+    shapes = sorted({f"{i.width}x{i.height} {i.encoding}" for i in images})
+    total = sum(len(i.data) for i in images)
+    noun = "image" if len(images) == 1 else "images"
+    return f"{len(images)} {noun} {', '.join(shapes)} {_size(total)}"
+
+
 @dataclass(frozen=True)
 class Image:
     """Encoded image bytes with their size. ``to_pil()`` and ``to_numpy()`` need Pillow/numpy."""
@@ -60,6 +78,9 @@ class Image:
         tmp.replace(path)
         return path
 
+    def __repr__(self) -> str:
+        return f"Image({self.width}x{self.height} {self.encoding} {_size(len(self.data))})"
+
 
 MAP_NAMES = {1: "normal", 2: "height", 3: "roughness", 4: "ao"}
 
@@ -74,6 +95,17 @@ class ResultImage(Image):
     seam: dict[str, float] | None = None
     # Trimmed sprites: (x, y, width, height) of the kept box in the generated canvas.
     trim_box: tuple[int, int, int, int] | None = None
+
+    def __repr__(self) -> str:
+        parts = [f"{self.width}x{self.height} {self.encoding} {_size(len(self.data))}"]
+        parts.append(f"seed={self.seed}")
+        if self.maps:
+            parts.append(f"maps={','.join(self.maps)}")
+        if self.seam is not None:
+            parts.append(f"seam ratio {self.seam.get('ratio', 0):.2f}")
+        if self.trim_box is not None:
+            parts.append(f"trim_box={self.trim_box}")
+        return f"ResultImage({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -110,6 +142,9 @@ class Preview:
     step: int
     images: list[Image]
 
+    def __repr__(self) -> str:
+        return f"Preview(step={self.step}, {_images_summary(self.images)})"
+
 
 @dataclass(frozen=True)
 class Result:
@@ -120,6 +155,20 @@ class Result:
     atlas: Image | None = None
     # TexturePacker "JSON (Hash)" frame map of the atlas.
     atlas_frames: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        parts = [f"{self.request_id!r}", _images_summary(self.images)]
+        seeds = [i.seed for i in self.images]
+        if seeds:
+            parts.append(f"seed={seeds[0]}" if len(seeds) == 1 else f"seeds={seeds}")
+        maps = sorted({kind for i in self.images for kind in i.maps})
+        if maps:
+            parts.append(f"maps={','.join(maps)}")
+        if self.atlas is not None:
+            parts.append(f"atlas {self.atlas.width}x{self.atlas.height}")
+        if "total_ms" in self.timings:
+            parts.append(f"{self.timings['total_ms']:.0f} ms")
+        return f"Result({', '.join(parts)})"
 
     @property
     def recipe(self) -> dict[str, Any]:
@@ -144,6 +193,14 @@ class LiveFrame:
     seed: int
     skipped: int
     timings: dict[str, float]
+
+    def __repr__(self) -> str:
+        image = "unchanged" if self.image is None else _images_summary([self.image])
+        ms = self.timings.get("total_ms", 0.0)
+        return (
+            f"LiveFrame(seq={self.seq}, {image}, seed={self.seed}, skipped={self.skipped}, "
+            f"{ms:.0f} ms)"
+        )
 
     @classmethod
     def from_pb(cls, msg: gen_pb.LiveFrame) -> LiveFrame:

@@ -62,21 +62,33 @@ namespace PixelKiln.Unity.Editor
         /// <summary>
         /// Starts <c>EXECUTABLE serve --port GRPC --ws-port WS [--model M] EXTRA</c>. The executable
         /// is the <c>pixelkiln</c> script of the environment where PixelKiln is installed (for
-        /// example <c>.venv/bin/pixelkiln</c> or <c>.venv\Scripts\pixelkiln.exe</c>).
+        /// example <c>.venv/bin/pixelkiln</c> or <c>.venv\Scripts\pixelkiln.exe</c>), that
+        /// environment's folder or the checkout holding it (see <see cref="DaemonCommand.Resolve"/>).
         /// </summary>
         public static Process Start(string executable, int grpcPort, int wsPort, string model, string extraArguments)
         {
             if (IsRunning) throw new InvalidOperationException("a PixelKiln daemon started by the editor is already running");
-            string arguments = "serve --port " + grpcPort + " --ws-port " + wsPort;
-            if (!string.IsNullOrEmpty(model)) arguments += " --model " + Quote(model);
-            if (!string.IsNullOrEmpty(extraArguments)) arguments += " " + extraArguments;
-            var info = new ProcessStartInfo(string.IsNullOrEmpty(executable) ? "pixelkiln" : executable, arguments)
+            string arguments = DaemonCommand.ServeArguments(grpcPort, wsPort, model, extraArguments);
+            string file;
+            try
+            {
+                file = DaemonCommand.Resolve(executable, System.IO.Directory.GetCurrentDirectory());
+            }
+            catch (System.IO.FileNotFoundException e)
+            {
+                throw new InvalidOperationException(e.Message, e);
+            }
+            var info = new ProcessStartInfo(file, arguments)
             {
                 UseShellExecute = false,
                 CreateNoWindow = true,
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
+                StandardOutputEncoding = System.Text.Encoding.UTF8,
+                StandardErrorEncoding = System.Text.Encoding.UTF8,
             };
+            // Python writes pipes in the locale's code page on Windows: ask for UTF-8 (paths, prompts).
+            info.EnvironmentVariables["PYTHONIOENCODING"] = "utf-8";
             lock (log) log.Clear();
             var process = new Process { StartInfo = info, EnableRaisingEvents = true };
             process.OutputDataReceived += (sender, line) => Remember(line.Data);
@@ -89,7 +101,7 @@ namespace PixelKiln.Unity.Editor
             {
                 throw new InvalidOperationException("could not start '" + info.FileName + "' (" + e.Message
                     + "). Set the path of the pixelkiln executable in the PixelKiln window, for example "
-                    + "<project>/.venv/bin/pixelkiln", e);
+                    + "<checkout>/.venv/bin/pixelkiln or <checkout>\\.venv\\Scripts\\pixelkiln.exe", e);
             }
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
@@ -131,8 +143,10 @@ namespace PixelKiln.Unity.Editor
         }
 
         /// <summary>
-        /// Stops the daemon we started: SIGTERM on macOS/Linux (graceful: in-flight requests get
-        /// the daemon's --grace), then a kill after <paramref name="grace"/>; a kill on Windows.
+        /// Stops the daemon we started, gracefully (in-flight requests get the daemon's --grace),
+        /// then kills it if it has not exited after <paramref name="grace"/>. macOS/Linux: SIGTERM.
+        /// Windows: <c>CTRL_BREAK_EVENT</c> to the daemon's console (see <see cref="WindowsConsole"/>),
+        /// which the daemon takes as SIGBREAK; a kill only where that cannot be sent.
         /// </summary>
         public static async Task StopAsync(TimeSpan grace)
         {
@@ -140,29 +154,36 @@ namespace PixelKiln.Unity.Editor
             SessionState.EraseInt(PidKey);
             if (process == null) return;
             bool windows = Environment.OSVersion.Platform == PlatformID.Win32NT;
-            if (!windows)
-            {
-                try
-                {
-                    using (Process kill = Process.Start(new ProcessStartInfo("kill", "-TERM " + process.Id)
-                    {
-                        UseShellExecute = false,
-                        CreateNoWindow = true,
-                    }))
-                    {
-                        await Task.Run(() => kill.WaitForExit(2000));
-                    }
-                }
-                catch (Exception)
-                {
-                    windows = true;   // no kill(1): fall through to Kill()
-                }
-            }
-            bool exited = !windows && await Task.Run(() => process.WaitForExit((int)grace.TotalMilliseconds));
+            bool asked = windows
+                ? await Task.Run(() => WindowsConsole.SendCtrlBreak(process, grace))
+                : await SendTermAsync(process);
+            // SendCtrlBreak has waited for the exit already (its handler must outlive the event).
+            int wait = windows ? 0 : (int)grace.TotalMilliseconds;
+            bool exited = asked && await Task.Run(() => process.WaitForExit(wait));
             if (!exited && !process.HasExited)
             {
                 process.Kill();
                 await Task.Run(() => process.WaitForExit(5000));
+            }
+        }
+
+        private static async Task<bool> SendTermAsync(Process process)
+        {
+            try
+            {
+                using (Process kill = Process.Start(new ProcessStartInfo("kill", "-TERM " + process.Id)
+                {
+                    UseShellExecute = false,
+                    CreateNoWindow = true,
+                }))
+                {
+                    await Task.Run(() => kill.WaitForExit(2000));
+                    return kill.HasExited && kill.ExitCode == 0;
+                }
+            }
+            catch (Exception)
+            {
+                return false;   // no kill(1): the caller kills
             }
         }
 
@@ -174,11 +195,6 @@ namespace PixelKiln.Unity.Editor
                 log.Enqueue(line);
                 while (log.Count > LogLines) log.Dequeue();
             }
-        }
-
-        private static string Quote(string value)
-        {
-            return value.IndexOf(' ') >= 0 ? "\"" + value.Replace("\"", "\\\"") + "\"" : value;
         }
     }
 }

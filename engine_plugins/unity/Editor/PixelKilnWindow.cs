@@ -520,7 +520,7 @@ namespace PixelKiln.Unity.Editor
             EditorGUILayout.LabelField("Status", DescribeStatus(connected), EditorStyles.wordWrappedLabel);
 
             EditorGUILayout.LabelField("Local daemon", EditorStyles.miniBoldLabel);
-            executable = EditorGUILayout.TextField(new GUIContent("Executable", "Path of the pixelkiln script, e.g. .venv/bin/pixelkiln"), executable);
+            executable = EditorGUILayout.TextField(new GUIContent("Executable", "The pixelkiln script (.venv/bin/pixelkiln, .venv\\Scripts\\pixelkiln.exe), its environment's or checkout's folder, or pixelkiln: a .venv beside the project, else PATH"), executable);
             grpcPort = EditorGUILayout.IntField(new GUIContent("gRPC port", "pixelkiln serve --port (default 50051)"), grpcPort);
             daemonModel = EditorGUILayout.TextField(new GUIContent("Model", "--model (empty: the daemon's default)"), daemonModel);
             daemonArguments = EditorGUILayout.TextField(new GUIContent("Extra arguments", "e.g. --offline --device cuda"), daemonArguments);

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..capabilities import Capabilities
 from ..catalogue import ModelSpec
 from ..errors import PixelKilnError
 from ..types import DecodedInputs, GenerationRequest
@@ -113,6 +114,14 @@ class LoadedModel(ABC):
     def active_options(self) -> dict[str, str]:
         """The speed and memory options in effect, as Status reports them."""
         return {}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model serves: its backend's declaration (``capabilities.py``), which
+        validation checks before a request is accepted. Plain data: a runner in another
+        process reports it with ``to_dict``. tests/test_capabilities.py holds every registered
+        backend to it."""
+        return self.spec.capabilities
 
 
 class Backend(Protocol):

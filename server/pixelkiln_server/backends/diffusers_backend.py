@@ -9,6 +9,7 @@ it loads (``accel.py``, ``lora.py``).
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
 from ..errors import FailedPrecondition, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import accel, lora, tiling
+from . import accel, inpaint, lora, tiling
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
 from .diffusers_load import (
     apply_padding,
@@ -70,6 +71,10 @@ class DiffusersModel(LoadedModel):
         self.resident_bytes: int | None = None
 
     def _pipe(self, mode: str) -> Any:
+        """The pipeline of ``mode``; inpainting on a UNet that diffusers' inpainting pipelines
+        refuse runs the img2img one with a LatentBlend callback (inpaint.py)."""
+        if mode == "inpaint" and self.blends:
+            mode = "img2img"
         if mode not in self._pipes:
             from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
@@ -77,6 +82,10 @@ class DiffusersModel(LoadedModel):
             self._pipes[mode] = factory.from_pipe(self._pipes["txt2img"])
             self._pipes[mode].set_progress_bar_config(disable=True)
         return self._pipes[mode]
+
+    @property
+    def blends(self) -> bool:
+        return inpaint.blends(self._pipes.get("txt2img"))
 
     @property
     def pipe(self) -> Any:
@@ -268,7 +277,8 @@ class DiffusersModel(LoadedModel):
                 if mode == "img2img" and self.spec.family not in DIT_FAMILIES:
                     # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
                     del args["width"], args["height"]
-                out = pipe(**args).images
+                with inpaint.prepare(pipe, args) if mode == "inpaint" else nullcontext():
+                    out = pipe(**args).images
                 if tiny_decode:
                     out = self._tiny_decode(spatial_latents(out, request, pipe.vae_scale_factor))
                 images = [np.asarray(img, dtype=np.float32) for img in out]
@@ -327,20 +337,23 @@ class DiffusersModel(LoadedModel):
         band = max(16, min(h, w) // 8)
         mask = tiling.seam_cross_mask(h, w, wrap_x, wrap_y, band)
         to_pil = Image.fromarray
-        out = self._pipe("inpaint")(
-            prompt=request.prompt,
-            image=to_pil((shifted * 255 + 0.5).astype(np.uint8)),
-            mask_image=to_pil((mask * 255 + 0.5).astype(np.uint8)),
-            width=w,
-            height=h,
-            strength=1.0,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance_scale,
-            generator=torch.Generator("cpu").manual_seed((request.seed + index) % 2**64),
-            output_type="np",
-            callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=["latents"],
-        ).images[0]
+        pipe = self._pipe("inpaint")
+        args = {
+            "prompt": request.prompt,
+            "image": to_pil((shifted * 255 + 0.5).astype(np.uint8)),
+            "mask_image": to_pil((mask * 255 + 0.5).astype(np.uint8)),
+            "width": w,
+            "height": h,
+            "strength": 1.0,
+            "num_inference_steps": request.steps,
+            "guidance_scale": request.guidance_scale,
+            "generator": torch.Generator("cpu").manual_seed((request.seed + index) % 2**64),
+            "output_type": "np",
+            "callback_on_step_end": callback,
+            "callback_on_step_end_tensor_inputs": ["latents"],
+        }
+        with inpaint.prepare(pipe, args):
+            out = pipe(**args).images[0]
         m = mask[:, :, None]
         return np.asarray(m * out + (1.0 - m) * shifted, dtype=np.float32)
 

@@ -15,16 +15,47 @@ from . import tiling
 from .base import LoadOptions
 
 
+def _mps_available(torch: Any) -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def pick_device(preference: str = "auto") -> str:
+    """The device for ``--device auto``: CUDA (Windows, Linux), else MPS (Apple Silicon,
+    macOS 12.3+), else the CPU (every OS). Any other preference is taken as given."""
     import torch
 
     if preference != "auto":
         return preference
     if torch.cuda.is_available():
         return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if _mps_available(torch):
         return "mps"
     return "cpu"
+
+
+def auto_devices() -> list[str]:
+    """The devices for ``--devices auto``, one runner each: every CUDA device
+    (``["cuda:0", "cuda:1"]``), else ``["mps"]`` (one GPU on a Mac), else ``["cpu"]``."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available(torch):
+        return ["mps"]
+    return ["cpu"]
+
+
+def mps_supports_bf16() -> bool:
+    """bf16 on MPS needs macOS 14 (Sonoma) or newer: torch refuses it before ("MPS BFloat16 is
+    only supported on MacOS 14 or newer"), and M1/M2 emulate it (no speed gain)."""
+    import platform
+
+    release = platform.mac_ver()[0]
+    try:
+        return int(release.split(".")[0]) >= 14
+    except ValueError:  # not macOS
+        return False
 
 
 def device_total_memory(device: str) -> int | None:
@@ -37,6 +68,9 @@ def device_total_memory(device: str) -> int | None:
 
 
 def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
+    """``auto``: fp16 for UNet families on CUDA and MPS; bf16 for DiT families (FLUX, Z-Image:
+    fp16 overflows in them) on CUDA that supports it and on MPS from macOS 14, else fp32 on
+    MPS; fp32 on the CPU."""
     import torch
 
     named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -49,6 +83,8 @@ def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
             return torch.bfloat16
         return torch.float16
     if device == "mps":
+        if family in ("flux", "z-image"):
+            return torch.bfloat16 if mps_supports_bf16() else torch.float32
         return torch.float16
     return torch.float32
 

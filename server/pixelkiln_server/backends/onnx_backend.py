@@ -9,11 +9,14 @@ the diffusers backend, to float tolerance (tests/test_onnx.py measures it).
 Providers: ``CUDAExecutionProvider`` when onnxruntime has it (and the device is not forced to
 the CPU), with IO binding on torch CUDA tensors so latents never leave the GPU between the
 scheduler and the UNet; ``CPUExecutionProvider`` otherwise. Tiling (circular padding is fixed
-in the exported graph) and inpainting are refused with INVALID_ARGUMENT.
+in the exported graph) is refused with INVALID_ARGUMENT; inpainting blends the latents under
+the mask at every step (``inpaint.LatentBlend``, as the diffusers backend does for UNets without
+mask inputs).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -22,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..catalogue import ONNX_MANIFEST, ModelSpec
-from ..errors import InvalidArgument, NotFound, ResourceExhausted
+from ..errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Tiling
+from . import inpaint
 from .base import LoadedModel, LoadOptions, StepHooks
 
 log = logging.getLogger(__name__)
@@ -146,10 +150,6 @@ class OnnxModel(LoadedModel):
 
         if request.tiling is not Tiling.NONE:
             raise InvalidArgument("tiling", "not supported by the onnx backend (fixed padding)")
-        if request.mode == "inpaint":
-            raise InvalidArgument(
-                "mask", "inpainting is not supported by the onnx backend; use img2img"
-            )
         try:
             with torch.inference_mode():
                 return self._generate(request, inputs, hooks)
@@ -175,14 +175,18 @@ class OnnxModel(LoadedModel):
         scheduler.set_timesteps(request.steps, device="cpu")
         timesteps = scheduler.timesteps
         shape = (n, self.channels, request.height // self.scale, request.width // self.scale)
-        if request.mode == "img2img":
+        blend = None
+        if request.mode != "txt2img":
             assert request.strength is not None
             t_start = request.steps - min(int(request.steps * request.strength), request.steps)
             timesteps = timesteps[t_start * scheduler.order :]
             scheduler.set_begin_index(t_start * scheduler.order)
-            init = self._init_latents(request, inputs, generators)
+            init, mean = self._init_latents(request, inputs, generators)
             noise = randn_tensor(shape, generator=generators, dtype=torch.float32)
             latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(n))
+            if inputs.mask is not None:  # inpainting: blend under the mask at every step
+                seeds = [request.seed + i for i in range(n)]
+                blend = inpaint.LatentBlend(mean, inputs.mask, seeds, then=None)
         else:
             latents = randn_tensor(shape, generator=generators, dtype=torch.float32)
             latents = latents * scheduler.init_noise_sigma
@@ -202,6 +206,8 @@ class OnnxModel(LoadedModel):
             latents = scheduler.step(
                 noise_pred, t, latents, generator=generators, return_dict=False
             )[0]
+            if blend is not None:
+                latents = blend.blend(scheduler, i, latents)
             if hooks.on_step(i + 1, total):  # raises Cancelled: no decode
                 side = request.preview.max_side
                 hooks.on_preview(i + 1, preview.project(latents.numpy(), self.spec.family, side))
@@ -213,8 +219,9 @@ class OnnxModel(LoadedModel):
 
     def _init_latents(
         self, request: GenerationRequest, inputs: DecodedInputs, generators: list[Any]
-    ) -> Any:
-        """The img2img pipeline's ``prepare_latents``: encode once, sample per generator."""
+    ) -> tuple[Any, Any]:
+        """The img2img pipeline's ``prepare_latents``: encode once, sample per generator.
+        Returns the samples and the posterior's mean (1, C, h, w), both scaled."""
         import torch
         from diffusers.utils.torch_utils import randn_tensor
         from PIL import Image
@@ -236,7 +243,7 @@ class OnnxModel(LoadedModel):
         samples = [
             mean + std * randn_tensor(mean.shape, generator=g, dtype=mean.dtype) for g in generators
         ]
-        return self.scaling * torch.cat(samples)
+        return self.scaling * torch.cat(samples), self.scaling * mean
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -257,6 +264,11 @@ class OnnxBackend:
     def load(self, spec: ModelSpec, options: LoadOptions) -> LoadedModel:
         folder = Path(spec.source).expanduser()
         manifest = read_manifest(folder)
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise FailedPrecondition(
+                "onnx: ONNX Runtime is not installed: pip install 'pixelkiln[cpu]' "
+                "(or 'pixelkiln[cuda]' on NVIDIA GPUs; never both)"
+            )
         if manifest.get("family", "sd") != "sd":
             raise NotFound(f"the onnx backend runs SD-family exports; {folder} is not one")
         model = OnnxModel(spec, folder, manifest, options.device)

@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-TILING_METHODS = ("circular", "offset-inpaint")
+from ..capabilities import TILING_METHODS
+
+__all__ = [
+    "TILING_METHODS",
+    "circular_padding",
+    "seam_cross_mask",
+    "set_circular",
+    "shift_half",
+    "zero_padded_convs",
+]
 
 
 def _padded_forward(conv: Any, wrap_x: bool, wrap_y: bool) -> Any:

@@ -1,4 +1,4 @@
-"""The Generator service: Generate streams one job's events; Cancel cancels by id."""
+"""The Generator service: Generate streams one job's events; Cancel cancels by id; Live."""
 
 from __future__ import annotations
 
@@ -11,50 +11,43 @@ from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import generator_pb2_grpc as gen_grpc
 
 from .. import convert
-from ..engine.core import Engine
 from ..types import Failed
+from .identity import CLIENT_ID_HEADER, Gatekeeper
+from .operations import Operations
 from .status import streaming, unary
 
-CLIENT_ID_HEADER = "pixelkiln-client-id"
-
-
-def client_id(context: grpc.aio.ServicerContext) -> str:
-    """Who is asking, for fairness: the client's id header (one per Client object; channels
-    to the same address share connections, so the peer address alone cannot tell two
-    clients apart), else the peer."""
-    for key, value in context.invocation_metadata() or ():
-        if key == CLIENT_ID_HEADER:
-            return f"id:{value}"
-    return str(context.peer())
+__all__ = ["CLIENT_ID_HEADER", "GeneratorService"]
 
 
 class GeneratorService(gen_grpc.GeneratorServicer):
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, ops: Operations, gate: Gatekeeper) -> None:
+        self.ops = ops
+        self.gate = gate
 
     @streaming
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: gen_pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[gen_pb.GenerateEvent]:
-        handle = await self.engine.submit(convert.request_from_pb(request), client_id(context))
+        caller = self.gate.grpc_caller(context)
+        job = await self.ops.generate(caller, convert.request_from_pb(request))
         finished = False
         try:
-            async for event in handle:
+            async for event in job:
                 if isinstance(event, Failed):
                     finished = True
                     raise event.error
-                yield convert.event_to_pb(handle.id, event)
+                yield convert.event_to_pb(job.id, event)
             finished = True
         finally:
             if not finished:
                 # The client went away, its deadline passed, or the server is stopping.
-                handle.cancel("the client went away or its deadline passed")
+                job.cancel("the client went away or its deadline passed")
 
     @streaming
     async def Live(  # noqa: N802
         self, request_iterator: AsyncIterator[gen_pb.LiveInput], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[gen_pb.LiveFrame]:
-        session = self.engine.open_live(client_id(context))
+        session = self.ops.open_live(self.gate.grpc_caller(context))
 
         async def read() -> None:
             async for msg in request_iterator:
@@ -67,10 +60,11 @@ class GeneratorService(gen_grpc.GeneratorServicer):
                 yield convert.live_frame_to_pb(frame)
         finally:
             reader.cancel()
-            await self.engine.close_live(session)
+            await self.ops.close_live(session)
 
     @unary
     async def Cancel(  # noqa: N802
         self, request: gen_pb.CancelRequest, context: grpc.aio.ServicerContext
     ) -> gen_pb.CancelResponse:
-        return gen_pb.CancelResponse(cancelled=self.engine.cancel(request.request_id))
+        cancelled = self.ops.cancel(self.gate.grpc_caller(context), request.request_id)
+        return gen_pb.CancelResponse(cancelled=cancelled)

@@ -1,8 +1,9 @@
 """The one place that maps domain errors to gRPC status codes.
 
-Every RPC method is wrapped by :func:`unary` or :func:`streaming`: a PixelKilnError becomes its
-status code and message; anything else is logged with its traceback and reaches the client as
-INTERNAL with a generic message (never the stack trace).
+Every RPC method is wrapped by :func:`unary` or :func:`streaming`; the exception becomes a
+status through ``operations.to_error``, the mapping the WebSocket carrier uses too: a
+PixelKilnError keeps its code and message; anything else is logged with its traceback and
+reaches the client as INTERNAL with a generic message (never the stack trace).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ..errors import Code, PixelKilnError
+from .operations import to_error
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,8 @@ def grpc_code(exc: PixelKilnError) -> grpc.StatusCode:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
-    if isinstance(exc, PixelKilnError):
-        log.info("%s -> %s: %s", method, exc.code.value, exc.message)
-        await context.abort(grpc_code(exc), exc.message)
-    log.error("%s failed", method, exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the daemon log")
+    error = to_error(exc, method)
+    await context.abort(grpc_code(error), error.message)
 
 
 def unary(

@@ -1,8 +1,14 @@
 """The WebSocket carrier: the same contract for engines without HTTP/2 (Unity, Godot).
 
 Every binary frame is one ``pixelkiln.v1.Envelope`` (see proto/pixelkiln/v1/envelope.proto).
-It calls the same engine as the gRPC services, through the same conversions, and reports
-failures with the same status codes and messages (as ``error`` envelopes).
+It calls the same :class:`~.operations.Operations` as the gRPC services, so every rule, code
+and message is the same; a failure answers that request's ``error`` envelope and never ends
+the connection or the other requests on it.
+
+The handshake is checked before the connection opens: a browser's ``Origin`` not allowed by
+``--ws-allow-origin`` answers HTTP 403, and with tokens on, a missing or unknown
+``authorization: Bearer`` header answers HTTP 401; the response body starts with the gRPC
+code name (``PERMISSION_DENIED: ...`` / ``UNAUTHENTICATED: ...``).
 """
 
 from __future__ import annotations
@@ -10,52 +16,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import ssl
+from http import HTTPStatus
 from typing import Any
 
-from google.protobuf.message import DecodeError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from pixelkiln.v1 import envelope_pb2 as env_pb
 from pixelkiln.v1 import generator_pb2 as gen_pb
-from pixelkiln.v1 import models_pb2 as models_pb
 
 from .. import convert
-from ..engine.core import Engine, JobHandle
 from ..engine.live import LiveSession
 from ..errors import InvalidArgument, NotFound, PixelKilnError
 from ..types import Failed
+from .identity import Gatekeeper
+from .operations import Caller, Operations, OwnedJob, to_error
 from .status import grpc_code
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1"
+# Envelope body -> the operation's name, the same as the gRPC method's (logs, INTERNAL text).
+OPERATION = {
+    "generate": "Generate",
+    "cancel": "Cancel",
+    "live_input": "Live",
+    "live_end": "Live",
+    "list_models": "List",
+    "load_model": "Load",
+    "unload_model": "Unload",
+    "status": "Status",
+}
+HTTP_STATUS = {
+    "UNAUTHENTICATED": HTTPStatus.UNAUTHORIZED,
+    "PERMISSION_DENIED": HTTPStatus.FORBIDDEN,
+}
 
 
-def error_envelope(request_id: str, exc: Exception) -> env_pb.Envelope:
-    if isinstance(exc, PixelKilnError):
-        code = grpc_code(exc)
-        message = exc.message
-    else:
-        log.error("websocket request %s failed", request_id, exc_info=exc)
-        from grpc import StatusCode
-
-        code, message = StatusCode.INTERNAL, "internal error; see the daemon log"
+def error_envelope(request_id: str, exc: BaseException, operation: str = "") -> env_pb.Envelope:
+    error = to_error(exc, operation or "WebSocket", request_id)
+    code = grpc_code(error)
     return env_pb.Envelope(
         request_id=request_id,
-        error=env_pb.Error(code=code.value[0], code_name=code.name, message=message),
+        error=env_pb.Error(code=code.value[0], code_name=code.name, message=error.message),
     )
 
 
 class _Connection:
     """One WebSocket client: its running generations and live sessions, by request id."""
 
-    def __init__(self, engine: Engine, ws: ServerConnection) -> None:
-        self.engine = engine
+    def __init__(self, ops: Operations, ws: ServerConnection, caller: Caller) -> None:
+        self.ops = ops
         self.ws = ws
-        self.client_id = f"ws:{uuid.uuid4().hex}"
-        self.handles: dict[str, JobHandle] = {}
+        self.caller = caller
+        self.jobs: dict[str, OwnedJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.lives: dict[str, LiveSession] = {}
 
@@ -75,12 +91,12 @@ class _Connection:
         except ConnectionClosed:
             pass
         finally:
-            for handle in list(self.handles.values()):
-                handle.cancel("the WebSocket client went away")
+            for job in list(self.jobs.values()):
+                job.cancel("the WebSocket client went away")
             for task in list(self.tasks):
                 task.cancel()
             for session in list(self.lives.values()):
-                await self.engine.close_live(session)
+                await self.ops.close_live(session)
 
     async def dispatch(self, data: str | bytes) -> None:
         if isinstance(data, str):
@@ -88,43 +104,36 @@ class _Connection:
             return
         try:
             envelope = env_pb.Envelope.FromString(data)
-        except DecodeError:
+        except Exception:  # noqa: BLE001 - any undecodable frame is the caller's mistake
             await self.send(error_envelope("", InvalidArgument("frame", "not an Envelope")))
             return
         rid = envelope.request_id
         kind = envelope.WhichOneof("body")
         try:
             await self.handle(rid, kind, envelope)
-        except PixelKilnError as exc:
-            await self.send(error_envelope(rid, exc))
+        except Exception as exc:  # noqa: BLE001 - one request's failure, not the connection's
+            await self.send(error_envelope(rid, exc, OPERATION.get(kind or "", "WebSocket")))
 
     async def handle(self, rid: str, kind: str | None, envelope: env_pb.Envelope) -> None:
-        engine = self.engine
+        ops, caller = self.ops, self.caller
         if kind == "generate":
-            if rid in self.handles:
+            if rid in self.jobs:
                 raise InvalidArgument("request_id", f"{rid!r} is already running")
-            handle = await engine.submit(
-                convert.request_from_pb(envelope.generate), client_id=self.client_id
-            )
-            self.handles[rid] = handle
-            self.spawn(self.stream_events(rid, handle))
+            job = await ops.generate(caller, convert.request_from_pb(envelope.generate))
+            self.jobs[rid] = job
+            self.spawn(self.stream_events(rid, job))
         elif kind == "cancel":
+            # An envelope id of this connection's generate names that job; otherwise the id is
+            # a server id or client_request_id, as over gRPC.
             target = envelope.cancel.request_id or rid
-            running = self.handles.get(target)
-            if running is not None:
-                running.cancel("cancelled by the client")
-                cancelled = True
-            else:
-                cancelled = engine.cancel(target)
-            await self.send(
-                env_pb.Envelope(
-                    request_id=rid, cancel_response=gen_pb.CancelResponse(cancelled=cancelled)
-                )
-            )
+            running = self.jobs.get(target)
+            cancelled = ops.cancel(caller, running.id if running is not None else target)
+            response = gen_pb.CancelResponse(cancelled=cancelled)
+            await self.send(env_pb.Envelope(request_id=rid, cancel_response=response))
         elif kind == "live_input":
             session = self.lives.get(rid)
             if session is None:
-                session = engine.open_live(self.client_id)
+                session = ops.open_live(caller)
                 self.lives[rid] = session
                 self.spawn(self.stream_frames(rid, session))
             session.push(convert.live_input_from_pb(envelope.live_input))
@@ -134,74 +143,117 @@ class _Connection:
                 raise NotFound(f"no live session {rid!r} on this connection")
             session.end_input()
         elif kind == "list_models":
-            response = models_pb.ListModelsResponse(
-                models=[convert.model_info_to_pb(m) for m in engine.models()],
-                default_model=engine.config.default_model,
-            )
+            response = convert.models_to_pb(*ops.list_models(caller))
             await self.send(env_pb.Envelope(request_id=rid, list_models_response=response))
         elif kind == "status":
-            status = convert.status_to_pb(engine.status())
+            status = convert.status_to_pb(ops.status(caller))
             await self.send(env_pb.Envelope(request_id=rid, status_response=status))
         elif kind == "load_model":
-            info = await engine.load(envelope.load_model.name)
-            model_info = convert.model_info_to_pb(info)
-            await self.send(env_pb.Envelope(request_id=rid, model_info=model_info))
+            info = convert.model_info_to_pb(await ops.load(caller, envelope.load_model.name))
+            await self.send(env_pb.Envelope(request_id=rid, model_info=info))
         elif kind == "unload_model":
-            response = convert.unload_to_pb(await engine.unload_model(envelope.unload_model.name))
+            result = await ops.unload(caller, envelope.unload_model.name)
+            response = convert.unload_to_pb(result)
             await self.send(env_pb.Envelope(request_id=rid, unload_model_response=response))
         else:
             raise InvalidArgument("body", f"cannot handle {kind or 'an empty envelope'} here")
 
-    async def stream_events(self, rid: str, handle: JobHandle) -> None:
+    async def stream_events(self, rid: str, job: OwnedJob) -> None:
         try:
-            async for event in handle:
+            async for event in job:
                 if isinstance(event, Failed):
-                    await self.send(error_envelope(rid, event.error))
+                    await self.send(error_envelope(rid, event.error, "Generate"))
                     return
-                await self.send(
-                    env_pb.Envelope(request_id=rid, event=convert.event_to_pb(handle.id, event))
-                )
+                envelope = env_pb.Envelope(request_id=rid, event=convert.event_to_pb(job.id, event))
+                await self.send(envelope)
+        except Exception as exc:  # noqa: BLE001 - answered like over gRPC
+            job.cancel("the daemon failed to deliver this request's events")
+            await self.send(error_envelope(rid, exc, "Generate"))
         finally:
-            self.handles.pop(rid, None)
+            self.jobs.pop(rid, None)
 
     async def stream_frames(self, rid: str, session: LiveSession) -> None:
         try:
             async for frame in session.frames():
-                await self.send(
-                    env_pb.Envelope(request_id=rid, live_frame=convert.live_frame_to_pb(frame))
+                envelope = env_pb.Envelope(
+                    request_id=rid, live_frame=convert.live_frame_to_pb(frame)
                 )
+                await self.send(envelope)
             await self.send(env_pb.Envelope(request_id=rid, live_end=env_pb.LiveEnd()))
-        except PixelKilnError as exc:
-            await self.send(error_envelope(rid, exc))
+        except Exception as exc:  # noqa: BLE001 - answered like over gRPC
+            await self.send(error_envelope(rid, exc, "Live"))
         finally:
             self.lives.pop(rid, None)
-            await self.engine.close_live(session)
+            await self.ops.close_live(session)
 
 
 class WebSocketCarrier:
-    """Serves ``ws://HOST:PORT/v1``; frames up to ``max_size`` bytes (larger ones close the
-    connection with code 1009). Compression is off: images are compressed already."""
+    """Serves ``ws://HOST:PORT/v1`` (``wss://`` with ``ssl``); frames up to ``max_size`` bytes
+    (larger ones close the connection with code 1009). Compression is off: images are
+    compressed already."""
 
-    def __init__(self, engine: Engine, host: str, port: int, max_size: int) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        ops: Operations,
+        host: str,
+        port: int,
+        max_size: int,
+        gate: Gatekeeper | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.ops = ops
         self.host = host
         self.port = port
         self.max_size = max_size
+        self.gate = gate or Gatekeeper()
+        self.ssl_context = ssl_context
         self._server: Server | None = None
+        self._connections: set[_Connection] = set()
 
     async def start(self) -> None:
         self._server = await serve(
-            self._handle, self.host, self.port, max_size=self.max_size, compression=None
+            self._handle,
+            self.host,
+            self.port,
+            max_size=self.max_size,
+            compression=None,
+            process_request=self._check_handshake,
+            ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            self.gate.check_origin(request.headers.get("Origin"))
+            self.gate.ws_caller(request.headers, "")
+        except PixelKilnError as exc:
+            log.info("WebSocket handshake refused: %s: %s", exc.code.value, exc.message)
+            status = HTTP_STATUS.get(exc.code.value, HTTPStatus.BAD_REQUEST)
+            return connection.respond(status, f"{exc.code.value}: {exc.message}\n")
+        return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         if ws.request is None or ws.request.path != PATH:
             await ws.close(1008, f"unknown path; use {PATH}")
             return
-        await _Connection(self.engine, ws).run()
+        peer = ws.remote_address
+        caller = self.gate.ws_caller(ws.request.headers, f"ws:{peer[0]}:{peer[1]}" if peer else "")
+        connection = _Connection(self.ops, ws, caller)
+        self._connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self._connections.discard(connection)
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting; give running jobs and live sessions ``grace`` seconds (new ones are
+        refused with UNAVAILABLE meanwhile), as gRPC's ``server.stop(grace)`` does; then close
+        every connection, cancelling what is left."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        if grace > 0 and any(c.jobs or c.lives for c in self._connections):
+            await self.ops.wait_idle(grace)
+        for connection in list(self._connections):
+            await connection.ws.close(1001, "the daemon is shutting down")
+        await self._server.wait_closed()

@@ -7,7 +7,9 @@ extends RefCounted
 ## the rename is atomic), then renamed into place. The [code].import[/code] file goes first, so
 ## the editor's first import of the image already uses its settings (the editor keeps the
 ## [code][params][/code] of an existing .import file). Names never overwrite an existing asset.
-## Afterwards, call [code]EditorInterface.get_resource_filesystem().scan()[/code] (the dock does).
+## Afterwards, tell the editor about the saved paths: [method EditorFileSystem.update_file] for
+## each and [method EditorFileSystem.reimport_files] for the images (the dock does; cheaper than
+## a scan of the whole project).
 
 const PK = preload("generated/pixelkiln_v1.gd")
 const DEFAULT_FOLDER := "res://pixelkiln"

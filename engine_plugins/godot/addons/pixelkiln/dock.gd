@@ -1,7 +1,8 @@
 @tool
 extends VBoxContainer
 ## The PixelKiln dock: connection and status, a request form, progress, preview and cancel,
-## results saved under res://pixelkiln/, and live img2img from a texture or an editor viewport.
+## results saved under res://pixelkiln/ (only those files are imported), and live img2img from a
+## texture or an editor viewport. Its settings persist (dock_settings.gd).
 ##
 ## Thin on purpose: the protocol lives in client/pixelkiln_client.gd and saving (atomic files,
 ## .import settings) in asset_writer.gd, both run by tests/clients_gd; this file only wires
@@ -11,6 +12,8 @@ extends VBoxContainer
 const Client = preload("client/pixelkiln_client.gd")
 const PK = preload("generated/pixelkiln_v1.gd")
 const AssetWriter = preload("asset_writer.gd")
+const DockSettings = preload("dock_settings.gd")
+const Widgets = preload("dock_widgets.gd")
 const LIVE_INTERVAL_MS := 125
 const LIVE_MAX_IN_FLIGHT := 2
 const LIVE_DEFAULT_SIDE := 512
@@ -29,7 +32,10 @@ var _live_sent_ms := 0
 var _live_in_flight := 0
 var _live_last_hash := 0
 var _live_dirty := false
-var _scan_pending := false
+## Files saved but not yet known to the editor (added and imported once it is not scanning).
+var _unimported := PackedStringArray()
+## Whether the dock connects when it enters the tree (off after "Disconnect"; persisted).
+var _connect_when_opened := true
 
 var _url: LineEdit
 var _connect_button: Button
@@ -61,39 +67,81 @@ var _strength: HSlider
 
 func _ready() -> void:
 	_build()
+	var settings := EditorInterface.get_editor_settings()
+	var daemon := DockSettings.load_daemon(settings, Client.DEFAULT_URL)
+	_url.text = daemon["url"]
+	_connect_when_opened = daemon["connect"]
+	var controls := _form_controls()
+	DockSettings.apply(controls, DockSettings.load_form(settings, DockSettings.values_of(controls)))
 	_client = Client.new()
 	_client.connected.connect(_on_connected)
 	_client.disconnected.connect(_on_disconnected)
-	_client.connect_to_daemon(_url.text.strip_edges())
+	_connect_if_wanted()
 	_refresh()
+
+
+## Also when the dock is moved or floated: that takes it out of the tree and back, and
+## _exit_tree() disconnected it (_ready() runs only once).
+func _enter_tree() -> void:
+	if _client != null:
+		_connect_if_wanted()
+		_refresh()
 
 
 func _exit_tree() -> void:
 	if _client != null:
+		_save_settings()
 		_client.disconnect_from_daemon()
 
 
 func _process(_delta: float) -> void:
-	if _scan_pending:
+	if not _unimported.is_empty():
 		var filesystem := EditorInterface.get_resource_filesystem()
 		if not filesystem.is_scanning():
-			_scan_pending = false
-			filesystem.scan()
+			_import_saved(filesystem)
 	if _live != null and _live.active:
 		_send_live_frame()
+
+
+## Tells the editor about the files just written and imports the images among them (with the
+## settings of their .import files), instead of scanning the whole project.
+func _import_saved(filesystem: EditorFileSystem) -> void:
+	var images := PackedStringArray()
+	for path in _unimported:
+		filesystem.update_file(path)
+		if path.get_extension() == "png":
+			images.append(path)
+	_unimported = PackedStringArray()
+	if not images.is_empty():
+		filesystem.reimport_files(images)
 
 
 # ---- connection ------------------------------------------------------------------------
 
 
 func _on_connect_pressed() -> void:
-	if _client.get_state() == Client.State.DISCONNECTED:
+	_connect_when_opened = _client.get_state() == Client.State.DISCONNECTED
+	if _connect_when_opened:
 		_client.connect_to_daemon(_url.text.strip_edges())
 		if not _client.last_error.is_empty():
 			_status.text = _client.last_error
 	else:
 		_client.disconnect_from_daemon()
+	_save_settings()
 	_refresh()
+
+
+func _connect_if_wanted() -> void:
+	if _connect_when_opened and _client.get_state() == Client.State.DISCONNECTED:
+		_client.connect_to_daemon(_url.text.strip_edges())
+		if not _client.last_error.is_empty():
+			_status.text = _client.last_error
+
+
+func _save_settings() -> void:
+	var settings := EditorInterface.get_editor_settings()
+	DockSettings.save_daemon(settings, _url.text.strip_edges(), _connect_when_opened)
+	DockSettings.save_form(settings, DockSettings.values_of(_form_controls()))
 
 
 func _on_connected() -> void:
@@ -120,6 +168,7 @@ func _on_generate_pressed() -> void:
 	if _job != null and not _job.done:
 		return
 	var request := _build_request()
+	_save_settings()
 	_progress.value = 0
 	_message.text = "Generating..."
 	var job := _client.generate(request)
@@ -140,8 +189,7 @@ func _on_generate_pressed() -> void:
 	_message.text = "Saved " + ", ".join(PackedStringArray(paths))
 	for error in errors:
 		push_error("PixelKiln: could not save " + str(error))
-	if not paths.is_empty():
-		_scan_pending = true
+	_unimported.append_array(PackedStringArray(paths))
 
 
 func _on_cancel_pressed() -> void:
@@ -182,6 +230,26 @@ func _build_request() -> PK.GenerateRequestMsg:
 	request.preview = PK.PreviewSettingsMsg.new()
 	request.preview.every_n_steps = 1
 	return request
+
+
+## The controls whose values persist per project (dock_settings.gd), by key.
+func _form_controls() -> Dictionary:
+	var controls := {
+		"prompt": _prompt,
+		"negative_prompt": _negative,
+		"width": _width,
+		"height": _height,
+		"steps": _steps,
+		"count": _count,
+		"tiling": _tiling,
+		"transparent": _transparent,
+		"trim": _trim,
+		"atlas": _atlas,
+		"folder": _folder,
+	}
+	for map_name in MAPS:
+		controls["map_" + map_name] = _map_boxes[map_name]
+	return controls
 
 
 func _show_image(image_bytes: PackedByteArray) -> void:
@@ -298,9 +366,9 @@ func _refresh() -> void:
 func _build() -> void:
 	_url = LineEdit.new()
 	_url.text = Client.DEFAULT_URL
-	_connect_button = _button("Connect", _on_connect_pressed)
-	_add_row("Daemon", [_url, _connect_button])
-	_status = _label("Not connected")
+	_connect_button = Widgets.button("Connect", _on_connect_pressed)
+	Widgets.add_row(self, "Daemon", [_url, _connect_button])
+	_status = Widgets.label("Not connected")
 	add_child(_status)
 
 	_prompt = TextEdit.new()
@@ -313,39 +381,39 @@ func _build() -> void:
 	_negative.text_changed.connect(_on_live_setting_changed)
 	add_child(_negative)
 
-	_width = _spin(0, 2048, 8, 512)
-	_height = _spin(0, 2048, 8, 512)
-	_add_row("Size (0: model's)", [_width, _height])
-	_steps = _spin(0, 50, 1, 0)
-	_count = _spin(1, 8, 1, 1)
-	_add_row("Steps / count", [_steps, _count])
-	_seed = _spin(0, 2147483647, 1, 0)
-	_random_seed = _check("random", true)
-	_add_row("Seed", [_seed, _random_seed])
+	_width = Widgets.spin(0, 2048, 8, 512)
+	_height = Widgets.spin(0, 2048, 8, 512)
+	Widgets.add_row(self, "Size (0: model's)", [_width, _height])
+	_steps = Widgets.spin(0, 50, 1, 0)
+	_count = Widgets.spin(1, 8, 1, 1)
+	Widgets.add_row(self, "Steps / count", [_steps, _count])
+	_seed = Widgets.spin(0, 2147483647, 1, 0)
+	_random_seed = Widgets.check("random", true)
+	Widgets.add_row(self, "Seed", [_seed, _random_seed])
 
 	_tiling = OptionButton.new()
 	for axis in ["none", "x", "y", "xy"]:
 		_tiling.add_item(axis)  # ids 0..3 are the Tiling enum values
-	_transparent = _check("transparent", false)
-	_trim = _check("trim", false)
-	_add_row("Tiling", [_tiling, _transparent, _trim])
+	_transparent = Widgets.check("transparent", false)
+	_trim = Widgets.check("trim", false)
+	Widgets.add_row(self, "Tiling", [_tiling, _transparent, _trim])
 	var maps: Array[Control] = []
 	for map_name in MAPS:
-		_map_boxes[map_name] = _check(map_name, false)
+		_map_boxes[map_name] = Widgets.check(map_name, false)
 		maps.append(_map_boxes[map_name])
-	_add_row("Maps", maps)
-	_atlas = _check("pack the images into an atlas", false)
+	Widgets.add_row(self, "Maps", maps)
+	_atlas = Widgets.check("pack the images into an atlas", false)
 	add_child(_atlas)
 	_folder = LineEdit.new()
 	_folder.text = AssetWriter.DEFAULT_FOLDER
-	_add_row("Save to", [_folder])
+	Widgets.add_row(self, "Save to", [_folder])
 
-	_generate_button = _button("Generate", _on_generate_pressed)
-	_cancel_button = _button("Cancel", _on_cancel_pressed)
-	_add_row("", [_generate_button, _cancel_button])
+	_generate_button = Widgets.button("Generate", _on_generate_pressed)
+	_cancel_button = Widgets.button("Cancel", _on_cancel_pressed)
+	Widgets.add_row(self, "", [_generate_button, _cancel_button])
 	_progress = ProgressBar.new()
 	add_child(_progress)
-	_message = _label("")
+	_message = Widgets.label("")
 	add_child(_message)
 
 	_live_toggle = CheckButton.new()
@@ -354,7 +422,7 @@ func _build() -> void:
 	_live_source = OptionButton.new()
 	for source in LIVE_SOURCES:
 		_live_source.add_item(source)
-	_add_row("", [_live_toggle, _live_source])
+	Widgets.add_row(self, "", [_live_toggle, _live_source])
 	_live_texture = EditorResourcePicker.new()
 	_live_texture.base_type = "Texture2D"
 	_strength = HSlider.new()
@@ -363,52 +431,10 @@ func _build() -> void:
 	_strength.step = 0.05
 	_strength.value = 0.5
 	_strength.value_changed.connect(_on_live_setting_changed)
-	_add_row("Source / strength", [_live_texture, _strength])
+	Widgets.add_row(self, "Source / strength", [_live_texture, _strength])
 
 	_preview = TextureRect.new()
 	_preview.custom_minimum_size = Vector2(0, 256)
 	_preview.expand_mode = TextureRect.EXPAND_IGNORE_SIZE
 	_preview.stretch_mode = TextureRect.STRETCH_KEEP_ASPECT_CENTERED
 	add_child(_preview)
-
-
-func _add_row(title: String, controls: Array) -> void:
-	var row := HBoxContainer.new()
-	if not title.is_empty():
-		var label := _label(title)
-		label.custom_minimum_size = Vector2(110, 0)
-		row.add_child(label)
-	for control in controls:
-		control.size_flags_horizontal = Control.SIZE_EXPAND_FILL
-		row.add_child(control)
-	add_child(row)
-
-
-func _label(text: String) -> Label:
-	var label := Label.new()
-	label.text = text
-	label.autowrap_mode = TextServer.AUTOWRAP_WORD_SMART
-	return label
-
-
-func _button(text: String, on_pressed: Callable) -> Button:
-	var button := Button.new()
-	button.text = text
-	button.pressed.connect(on_pressed)
-	return button
-
-
-func _check(text: String, pressed: bool) -> CheckBox:
-	var box := CheckBox.new()
-	box.text = text
-	box.button_pressed = pressed
-	return box
-
-
-func _spin(low: float, high: float, step: float, value: float) -> SpinBox:
-	var spin := SpinBox.new()
-	spin.min_value = low
-	spin.max_value = high
-	spin.step = step
-	spin.value = value
-	return spin

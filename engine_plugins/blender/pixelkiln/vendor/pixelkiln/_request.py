@@ -76,6 +76,21 @@ def image_to_pb(value: ImageInput) -> img_pb.Image:
     raise TypeError(f"cannot send {type(value).__name__} as an image")
 
 
+def unsigned(field: str, value: int | None, bits: int = 32) -> None:
+    """Counts, sizes and seeds travel as unsigned protobuf integers: refuse what cannot."""
+    if value is not None and not 0 <= value < 2**bits:
+        raise ValueError(f"{field}: must be between 0 and {2**bits - 1}; got {value}")
+
+
+def choice(field: str, value: str, table: dict[str, Any]) -> Any:
+    """``table[value]`` (case-insensitive), or a ValueError naming the field and the choices."""
+    try:
+        return table[value.lower()]
+    except (KeyError, AttributeError):
+        allowed = ", ".join(table)
+        raise ValueError(f"{field}: unknown value {value!r}; allowed: {allowed}") from None
+
+
 def build_request(
     prompt: str = "",
     *,
@@ -118,16 +133,24 @@ def build_request(
     settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet."""
     if size is not None:
         width = height = size
-    try:
-        encoding = ENCODINGS[output_encoding.lower()]
-        preview_enc = ENCODINGS[preview_encoding.lower()]
-        prio = PRIORITIES[priority.lower()]
-        tile = TILINGS[tiling.lower()]
-        map_list = maps.split(",") if isinstance(maps, str) else list(maps)
-        map_kinds = [MAP_KINDS[m.strip().lower()] for m in map_list if m.strip()]
-        convention = CONVENTIONS[normal_convention.lower()]
-    except KeyError as exc:
-        raise ValueError(f"unknown value {exc.args[0]!r}") from None
+    for field, number in (
+        ("width", width),
+        ("height", height),
+        ("steps", steps),
+        ("num_images", num_images),
+        ("padding", padding),
+        ("preview_every", preview_every),
+        ("preview_max_side", preview_max_side),
+    ):
+        unsigned(field, number)
+    unsigned("seed", seed, 64)
+    encoding = choice("output_encoding", output_encoding, ENCODINGS)
+    preview_enc = choice("preview_encoding", preview_encoding, ENCODINGS)
+    prio = choice("priority", priority, PRIORITIES)
+    tile = choice("tiling", tiling, TILINGS)
+    map_list = maps.split(",") if isinstance(maps, str) else list(maps)
+    map_kinds = [choice("maps", m.strip(), MAP_KINDS) for m in map_list if m.strip()]
+    convention = choice("normal_convention", normal_convention, CONVENTIONS)
     msg = gen_pb.GenerateRequest(
         model=model,
         prompt=prompt,
@@ -211,9 +234,11 @@ def build_live_input(
             continue
         if name not in gen_pb.LiveSettings.DESCRIPTOR.fields_by_name:
             raise TypeError(f"unknown live setting {name!r}")
+        if name in ("seed", "steps", "width", "height"):
+            unsigned(name, value, 64 if name == "seed" else 32)
         setattr(target, name, value)
     if tiling is not None:
-        target.tiling = TILINGS[tiling.lower()]
+        target.tiling = choice("tiling", tiling, TILINGS)
     if output_encoding is not None:
-        target.output_encoding = ENCODINGS[output_encoding.lower()]
+        target.output_encoding = choice("output_encoding", output_encoding, ENCODINGS)
     return msg

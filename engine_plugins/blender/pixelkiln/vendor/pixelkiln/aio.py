@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _request
+from ._channel import PemSource, Security
 from .client import (
     CLIENT_ID_HEADER,
     DEFAULT_ADDRESS,
@@ -40,14 +41,19 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        tls: bool | None = None,
+        root_certificates: PemSource = None,
+        client_cert: PemSource = None,
+        client_key: PemSource = None,
     ) -> None:
+        """Security arguments as :class:`pixelkiln.Client`'s (token, TLS roots, client cert)."""
         self.address = address
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
-        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
-        self._channel = grpc.aio.insecure_channel(
-            address, options=channel_options(max_message_bytes)
-        )
+        security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
+        self._metadata = security.metadata(CLIENT_ID_HEADER, self.client_id)
+        self._channel = security.aio_channel(address, channel_options(max_message_bytes))
         self._gen = gen_grpc.GeneratorStub(self._channel)
         self._models = models_grpc.ModelsStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -106,6 +112,10 @@ class AsyncClient:
 
     async def models(self) -> list[models_pb.ModelInfo]:
         return list((await self._unary(self._models.List, models_pb.ListModelsRequest())).models)
+
+    async def catalogue(self) -> models_pb.ListModelsResponse:
+        """The models (``.models``) and the name of the daemon's default (``.default_model``)."""
+        return await self._unary(self._models.List, models_pb.ListModelsRequest())
 
     async def load(self, name: str) -> models_pb.ModelInfo:
         return await self._unary(self._models.Load, models_pb.LoadModelRequest(name=name))

@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _request
+from ._channel import PemSource, Security
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
 from .live import LiveSession
@@ -68,18 +69,31 @@ class GenerationStream:
 
 
 class Client:
+    """A daemon's client. On a studio network pass ``token=`` (or set PIXELKILN_TOKEN) and
+    ``root_certificates=`` (the CA's PEM path or bytes, or PIXELKILN_TLS_CA) for TLS;
+    ``client_cert=``/``client_key=`` when the daemon requires client certificates.
+
+    Client("gpu-box:50051", token="pk_...", root_certificates="studio-ca.pem")
+    """
+
     def __init__(
         self,
         address: str = DEFAULT_ADDRESS,
         *,
         timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        tls: bool | None = None,
+        root_certificates: PemSource = None,
+        client_cert: PemSource = None,
+        client_key: PemSource = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
-        self._metadata = ((CLIENT_ID_HEADER, self.client_id),)
-        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
+        self._metadata = security.metadata(CLIENT_ID_HEADER, self.client_id)
+        self._channel = security.channel(address, channel_options(max_message_bytes))
         self._gen = gen_grpc.GeneratorStub(self._channel)
         self._models = models_grpc.ModelsStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -140,6 +154,10 @@ class Client:
     def models(self) -> list[models_pb.ModelInfo]:
         return list(self._unary(self._models.List, models_pb.ListModelsRequest()).models)
 
+    def catalogue(self) -> models_pb.ListModelsResponse:
+        """The models (``.models``) and the name of the daemon's default (``.default_model``)."""
+        return self._unary(self._models.List, models_pb.ListModelsRequest())
+
     def load(self, name: str) -> models_pb.ModelInfo:
         return self._unary(self._models.Load, models_pb.LoadModelRequest(name=name))
 
@@ -175,18 +193,48 @@ class Client:
 
 
 def load_recipe(recipe: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """A recipe from a dict, JSON text, a .json file or a PNG written by PixelKiln.
+
+    Raises ValueError saying what is wrong (no recipe in the file, not JSON, not an object),
+    FileNotFoundError when the path does not exist."""
     if isinstance(recipe, dict):
         return recipe
     text = str(recipe)
     if text.lstrip().startswith("{"):
-        return dict(json.loads(text))
+        return _recipe_object(text, "the recipe text")
     path = Path(recipe)
-    if path.suffix.lower() == ".png":
+    data = path.read_bytes()
+    if data.startswith(b"\x89PNG"):
         from PIL import Image
 
         with Image.open(path) as img:
             raw = img.text.get("pixelkiln")  # type: ignore[attr-defined]
         if not raw:
-            raise ValueError(f"{path} carries no PixelKiln recipe")
-        return dict(json.loads(raw))
-    return dict(json.loads(path.read_text()))
+            raise ValueError(
+                f"{path} carries no PixelKiln recipe (only PNGs written by PixelKiln do; "
+                "pass one of those or its .json recipe)"
+            )
+        return _recipe_object(raw, str(path))
+    if data[:3] == b"\xff\xd8\xff" or data[8:12] == b"WEBP":
+        raise ValueError(
+            f"{path} is a JPEG/WebP image, which carries no recipe; pass a PNG written by "
+            "PixelKiln or its .json recipe"
+        )
+    return _recipe_object(data.decode("utf-8", errors="replace"), str(path))
+
+
+def _recipe_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{where} is not a recipe: not JSON ({exc.msg} at line {exc.lineno}); pass a PNG "
+            "written by PixelKiln or its .json recipe"
+        ) from None
+    request = value.get("request", value) if isinstance(value, dict) else None
+    if not isinstance(request, dict) or "prompt" not in request:
+        raise ValueError(
+            f"{where} is not a recipe: a JSON object with a 'request' holding a 'prompt' is "
+            "expected (as PixelKiln writes next to its results)"
+        )
+    return dict(value)

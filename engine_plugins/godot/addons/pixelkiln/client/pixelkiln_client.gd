@@ -298,8 +298,9 @@ func _on_open() -> void:
 func _close_reason() -> String:
 	var code := _peer.get_close_code()
 	var why := _peer.get_close_reason()
-	# A close code means the handshake got through (the close may come in the same poll).
-	if _state == State.CONNECTING and code == -1:
+	# A close code means the handshake got through (the close may come in the same poll),
+	# except 1006 (abnormal closure): the web build's WebSocket reports a refused connection so.
+	if _state == State.CONNECTING and (code == -1 or code == 1006):
 		return (
 			"cannot connect to the PixelKiln daemon at "
 			+ url

@@ -1,0 +1,138 @@
+"""Pieces of the ``pixelkiln`` command: argument checks, the progress bar, tables.
+
+Not vendored into the Blender add-on (like cli.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._request import ENCODINGS, MAP_KINDS, choice
+from .events import Accepted, Event, Preview, Progress, Queued, Result
+
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in its files: printed as one line, exit status 2."""
+
+
+class ProgressBar:
+    """Progress on stderr: one line redrawn with ``\\r`` on a terminal; otherwise plain lines
+    (accepted, queued, each quarter of the steps, done) and never a ``\\r``."""
+
+    def __init__(self, stream: Any = None, width: int = 30, tty: bool | None = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.width = width
+        if tty is None:
+            isatty = getattr(self.stream, "isatty", None)
+            tty = bool(isatty()) if isatty is not None else False
+        self.tty = tty
+        self._open = False  # a redrawn line waits for its end
+        self._quarter = -1
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Accepted):
+            self._line(
+                f"accepted {event.request_id} seed={event.seed} {event.width}x{event.height}"
+            )
+        elif isinstance(event, Queued):
+            self._line(f"queued: position {event.position + 1} of {event.queue_depth}")
+        elif isinstance(event, Progress):
+            step = f"step {event.step}/{event.total} {event.elapsed_ms:.0f} ms"
+            if self.tty:
+                filled = round(self.width * event.step / max(event.total, 1))
+                self._line(f"[{'#' * filled}{'-' * (self.width - filled)}] {step}")
+            else:
+                quarter = 4 * event.step // max(event.total, 1)
+                if quarter != self._quarter:
+                    self._quarter = quarter
+                    self._line(step)
+        elif isinstance(event, Result):
+            self._line(f"done in {event.timings.get('total_ms', 0):.0f} ms")
+            self.close()
+        elif isinstance(event, Preview):
+            pass
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + text.ljust(70))
+            self._open = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End a redrawn line, so that what is printed next starts on its own line."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+
+def input_image(flag: str, value: str) -> Path:
+    """An image file named on the command line: it exists and is a PNG, JPEG or WebP."""
+    path = Path(value)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise UsageError(f"{flag}: {value} {what}; give a PNG, JPEG or WebP image file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {value} ({exc.strerror})") from None
+    if not (
+        head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff") or head[8:12] == b"WEBP"
+    ):
+        raise UsageError(f"{flag}: {value} is not a PNG, JPEG or WebP image")
+    return path
+
+
+def output_path(flag: str, value: str) -> tuple[Path, str]:
+    """Where results go and their encoding, from the suffix (checked before any work)."""
+    path = Path(value)
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        what = f"cannot write {path.suffix} files" if path.suffix else "needs a file suffix"
+        raise UsageError(f"{flag}: {what} ({value}); allowed: {', '.join(OUTPUT_SUFFIXES)}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag}: folder {parent} does not exist (for {value})")
+    encoding = {"jpg": "jpeg"}.get(suffix[1:], suffix[1:])
+    choice(flag, encoding, ENCODINGS)
+    return path, encoding
+
+
+def map_kinds(value: str) -> str:
+    kinds = [k.strip() for k in value.split(",") if k.strip()]
+    for kind in kinds:
+        if kind.lower() not in MAP_KINDS:
+            raise UsageError(f"--maps: unknown kind {kind!r}; allowed: {', '.join(MAP_KINDS)}")
+    return ",".join(kinds)
+
+
+def unsigned(flags: list[tuple[str, int | None]], bits: int = 32) -> None:
+    """Whole numbers the wire carries unsigned (sizes, counts, steps; seeds with 64 bits)."""
+    for flag, value in flags:
+        if value is not None and not 0 <= value < 2**bits:
+            raise UsageError(f"{flag}: must be between 0 and {2**bits - 1}; got {value}")
+
+
+def positive(flag: str, value: float | None, *, zero_ok: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not zero_ok)):
+        limit = ">= 0" if zero_ok else "> 0"
+        raise UsageError(f"{flag}: must be {limit}; got {value:g}")
+
+
+def format_table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Columns as wide as their widest cell; ``right``: the indexes of right-aligned columns."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines

@@ -1,0 +1,203 @@
+"""Tokens: who may use the daemon, and for what.
+
+A token file holds one token per line: ``NAME SCOPE TOKEN`` (``#`` starts a comment). The
+scope is ``generate`` (generate, live, cancel its own jobs, list models, read status) or
+``admin`` (also load and unload models). A token's NAME is the client's identity: jobs,
+fairness and cancel are per name. ``pixelkiln token create NAME`` appends one.
+
+Nothing here imports grpc: the transports read the ``authorization`` header and ask
+:meth:`TokenStore.authenticate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from .errors import Unauthenticated
+
+AUTH_HEADER = "authorization"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+TOKEN_PREFIX = "pk_"
+
+
+class Scope(str, Enum):
+    GENERATE = "generate"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Token:
+    name: str
+    scope: Scope
+    secret: str
+
+    def __repr__(self) -> str:  # never log a secret
+        return f"Token(name={self.name!r}, scope={self.scope.value})"
+
+
+class TokenFileError(ValueError):
+    """A token file that cannot be used; the message names the file and the line."""
+
+
+def parse_tokens(text: str, source: str) -> list[Token]:
+    tokens: list[Token] = []
+    names: set[str] = set()
+    secrets_seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{source}:{number}"
+        parts = line.split()
+        if len(parts) != 3:
+            raise TokenFileError(f"{where}: want 'NAME SCOPE TOKEN', got {len(parts)} fields")
+        name, scope, secret = parts
+        if not NAME_PATTERN.fullmatch(name):
+            raise TokenFileError(
+                f"{where}: name {name!r} must be 1-64 letters, digits or _.@- "
+                "(starting with a letter or digit)"
+            )
+        if scope not in {s.value for s in Scope}:
+            raise TokenFileError(f"{where}: scope {scope!r} must be 'generate' or 'admin'")
+        if len(secret) < 16:
+            raise TokenFileError(f"{where}: the token is shorter than 16 characters")
+        if name in names:
+            raise TokenFileError(f"{where}: the name {name!r} is used twice")
+        if secret in secrets_seen:
+            raise TokenFileError(f"{where}: the same token is given twice")
+        names.add(name)
+        secrets_seen.add(secret)
+        tokens.append(Token(name, Scope(scope), secret))
+    if not tokens:
+        raise TokenFileError(f"{source}: no tokens (create one: pixelkiln token create NAME)")
+    return tokens
+
+
+def loose_permissions(path: Path) -> bool:
+    """True when others than the owner may read the file (POSIX only)."""
+    if sys.platform == "win32":
+        return False
+    return bool(path.stat().st_mode & 0o077)
+
+
+class TokenStore:
+    """The tokens a daemon accepts. Comparison is constant-time against every token."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self._tokens = [(t, t.secret.encode()) for t in tokens]
+
+    @classmethod
+    def load(cls, path: Path) -> TokenStore:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TokenFileError(f"{path}: cannot read the token file ({exc.strerror})") from None
+        return cls(parse_tokens(text, str(path)))
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def authenticate(self, authorization: str | None) -> Token:
+        """The token of an ``authorization: Bearer <token>`` header, or raise Unauthenticated."""
+        if not authorization:
+            raise Unauthenticated(
+                "authorization: this daemon needs a token; send 'authorization: Bearer <token>'"
+            )
+        scheme, _, presented = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise Unauthenticated("authorization: must be 'Bearer <token>'")
+        given = presented.strip().encode()
+        found: Token | None = None
+        for token, secret in self._tokens:  # no early exit: the time does not depend on where
+            if hmac.compare_digest(secret, given):
+                found = token
+        if found is None:
+            raise Unauthenticated("authorization: the token is not known to this daemon")
+        return found
+
+
+def new_secret() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_token(path: Path, name: str, scope: Scope = Scope.GENERATE) -> str:
+    """Append a new random token for ``name`` to ``path`` (created with mode 0600) and
+    return it. On Windows the mode bits do not apply: the file is protected by the access
+    list it inherits from its folder (the user's profile by default)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise TokenFileError(
+            f"NAME: {name!r} must be 1-64 letters, digits or _.@- (starting with one of the first)"
+        )
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    if existing.strip():
+        try:
+            taken = {t.name for t in parse_tokens(existing, str(path))}
+        except TokenFileError as exc:
+            if "no tokens" not in str(exc):
+                raise
+            taken = set()
+        if name in taken:
+            raise TokenFileError(f"NAME: {name!r} already has a token in {path}")
+    secret = new_secret()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = f"{name} {scope.value} {secret}\n"
+    if existing and not existing.endswith("\n"):
+        line = "\n" + line
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    if sys.platform != "win32":
+        os.chmod(path, 0o600)
+    return secret
+
+
+def default_token_file() -> Path:
+    from .config import default_home
+
+    return default_home() / "tokens"
+
+
+def add_token_arguments(parser: argparse.ArgumentParser) -> None:
+    """``pixelkiln token create NAME [--scope admin] [--file PATH]``."""
+    sub = parser.add_subparsers(dest="token_command", required=True)
+    create = sub.add_parser("create", help="append a new random token to a token file")
+    create.add_argument("name", help="the client's name: its identity for jobs and fairness")
+    create.add_argument(
+        "--scope",
+        default=Scope.GENERATE.value,
+        choices=[s.value for s in Scope],
+        help="generate (default): generate, live, cancel, list, status; admin: also load/unload",
+    )
+    create.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        help=f"the token file (default {default_token_file()}); serve it with --token-file",
+    )
+
+
+def run_token(args: argparse.Namespace) -> int:
+    """Create the token and print it (the only time it is shown); SystemExit on a mistake."""
+    path = args.file or default_token_file()
+    try:
+        secret = create_token(path, args.name, Scope(args.scope))
+    except (TokenFileError, OSError) as exc:
+        raise SystemExit(f"pixelkiln token create: {exc}") from None
+    protection = (
+        "protected by its folder's access list (Windows ignores mode bits)"
+        if sys.platform == "win32"
+        else "mode 0600"
+    )
+    print(secret)
+    print(f"added {args.name!r} ({args.scope}) to {path}, {protection}", file=sys.stderr)
+    return 0

@@ -1,0 +1,217 @@
+"""The GDScript client in the real Godot 4.6: its official web export template, run in headless
+Chromium by tools/godot_web against a `pixelkiln serve` child process.
+
+One page load runs tests/clients_gd/e2e.gd (the script the interpreter tests run) through
+run(), run_faults() and run_timeouts(), and prints one JSON report line; the tests below check
+it with the interpreter tests' checks (tests/clients_gd/checks.py). This is a release build:
+no editor classes (the dock stays on the interpreter), ``assert`` is a no-op, single-threaded.
+
+Needs ``chromium-headless-shell`` (Debian) and the template (``python tools/godot_web fetch``,
+npm); .ci/run installs both. Without them these tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from websockets.sync.server import serve
+
+from ..conftest import free_port
+from .checks import check_faults, check_run, check_timeouts
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+from godot_web import pck, project, runner, template  # noqa: E402
+
+# Engine start (a 38 MB wasm, compiled by the browser) plus the three runs: about 25 s here.
+RUN_TIMEOUT_S = 150
+
+needs_browser = pytest.mark.skipif(bool(runner.missing()), reason=runner.missing() or "ready")
+
+
+def _ignore_frames(connection: Any) -> None:
+    for _ in connection:
+        pass
+
+
+@pytest.fixture(scope="module")
+def web_run(ws_daemon: tuple[str, int]) -> Iterator[tuple[runner.Report, int]]:
+    """(the run, the stalled server's port) of one page load against the daemon."""
+    address, ws_port = ws_daemon
+    with (
+        serve(_ignore_frames, "127.0.0.1", 0) as ignoring,
+        socket.create_server(("127.0.0.1", 0)) as stalled,
+    ):
+        threading.Thread(target=ignoring.serve_forever, daemon=True).start()
+        stalled_port = stalled.getsockname()[1]
+        url = f"ws://127.0.0.1:{ws_port}/v1"
+        config = {
+            "url": url,
+            "faults": [
+                f"ws://127.0.0.1:{free_port()}/v1",
+                f"ws://{address}/v1",
+                f"ws://127.0.0.1:{ws_port}/nope",
+                url,
+            ],
+            "timeouts": [
+                f"ws://127.0.0.1:{ignoring.socket.getsockname()[1]}/v1",
+                f"ws://127.0.0.1:{stalled_port}/v1",
+            ],
+            "deadline_ms": (RUN_TIMEOUT_S - 30) * 1000,
+        }
+        try:
+            got = runner.run(config, timeout=RUN_TIMEOUT_S)
+        finally:
+            ignoring.shutdown()
+    print(f"real Godot run: {got.seconds:.1f} s")
+    yield got, stalled_port
+
+
+def _report(web_run: tuple[runner.Report, int]) -> dict[str, Any]:
+    got = web_run[0]
+    report = got.report
+    assert report is not None
+    assert "deadline" not in report, f"stopped by its deadline in {report['deadline']}"
+    assert report["problems"] == [], report["problems"]
+    assert got.exit_code == 0, got.console
+    decoded: dict[str, Any] = runner.decode_bytes(report)
+    return decoded
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image.size
+
+
+@needs_browser
+def test_it_is_the_real_godot_46(web_run: tuple[runner.Report, int]) -> None:
+    report = _report(web_run)
+    assert report["engine"].startswith("4.6-stable") and report["web"] is True
+    assert any(line.startswith("Godot Engine v4.6.stable.official") for line in web_run[0].console)
+    # The browser is gone, with every process it started (none outlives a run).
+    with pytest.raises(ProcessLookupError):
+        os.killpg(web_run[0].browser_group, 0)
+
+
+@needs_browser
+def test_client_end_to_end(web_run: tuple[runner.Report, int]) -> None:
+    check_run(_report(web_run)["run"], _png_size)
+
+
+@needs_browser
+def test_faults_give_clear_errors(web_run: tuple[runner.Report, int]) -> None:
+    report = _report(web_run)
+    check_faults(report["faults"], web=True)
+    # What the browser's WebSocket does with a frame over the inbound buffer: drop it, loudly.
+    assert any("Buffer payload full" in line for line in web_run[0].console)
+
+
+@needs_browser
+def test_deadlines_when_nothing_answers(web_run: tuple[runner.Report, int]) -> None:
+    check_timeouts(_report(web_run)["timeouts"], web_run[1])
+
+
+@needs_browser
+def test_asset_writer_saves_what_the_engine_decodes(web_run: tuple[runner.Report, int]) -> None:
+    assets = _report(web_run)["assets"]
+    assert "error" not in assets, assets
+    assert not assets["errors"], assets["errors"]
+    names = ["mossy_stone_7.png", "mossy_stone_7_normal.png"]
+    assert sorted(assets["paths"]) == sorted(
+        assets["paths"][0].rsplit("/", 1)[0] + "/" + n for n in names
+    )
+    # The real engine decodes both PNGs it wrote, byte for byte what the daemon sent.
+    assert assets["sizes"] == {name: [64, 64] for name in names}
+    assert assets["same_bytes"] == {name: True for name in names}
+    assert "compress/mode=2" in assets["import"] and "mipmaps/generate=true" in assets["import"]
+    # Saving again takes the next free name; nothing half-written is left behind.
+    again = ["mossy_stone_7_2.png", "mossy_stone_7_2_normal.png"]
+    assert [path.rsplit("/", 1)[1] for path in assets["again"]] == again
+    assert set(assets["files"]) == {n + ext for n in names + again for ext in ("", ".import")}
+
+
+@needs_browser
+def test_dock_settings_round_trip(web_run: tuple[runner.Report, int]) -> None:
+    settings = _report(web_run)["settings"]
+    assert settings["daemon_default"] == {"url": "ws://127.0.0.1:50052/v1", "connect": True}
+    assert settings["daemon_saved"] == {"url": "ws://10.0.0.2:50052/v1", "connect": False}
+    saved = {
+        "prompt": "mossy stone",
+        "folder": "res://art",
+        "width": 256,
+        "tiling": 3,
+        "trim": True,
+    }
+    assert settings["values"] == saved
+    # Restored from the saved form, except the folder a hand edit made a number: kept as it was.
+    assert settings["restored"] == {**saved, "folder": "res://pixelkiln"}
+
+
+@needs_browser
+def test_addon_uids_are_what_godot_writes(web_run: tuple[runner.Report, int]) -> None:
+    addon = project.ADDON
+    scripts = sorted(p.relative_to(addon).as_posix() for p in addon.rglob("*.gd"))
+    texts = {name: (addon / f"{name}.uid").read_text().strip() for name in scripts}
+    assert len(set(texts.values())) == len(scripts)  # one per script, all different
+    # Godot's ResourceUID parses each and writes it back unchanged (a malformed text would not).
+    assert _report(web_run)["uids"] == texts
+
+
+# ---- the packer, without a browser -----------------------------------------------------------
+
+
+def test_pck_v3_layout() -> None:
+    blob = pck.pack({"res://project.godot": b"config_version=5\n", "a/b.gd": b"x" * 17})
+    assert blob[:4] == b"GDPC"
+    version, major, minor, patch, flags = struct.unpack_from("<5I", blob, 4)
+    assert (version, major, minor, patch) == (3, 4, 6, 0) and flags == pck.FLAG_REL_FILEBASE
+    file_base, dir_offset = struct.unpack_from("<QQ", blob, 24)
+    assert file_base == 112 and dir_offset % 16 == 0
+    # Paths without res://, zero padded to 4 bytes; each file 16-byte aligned from the data.
+    (count,) = struct.unpack_from("<I", blob, dir_offset)
+    (length,) = struct.unpack_from("<I", blob, dir_offset + 4)
+    assert count == 2 and blob[dir_offset + 8 : dir_offset + 8 + length] == b"a/b.gd\0\0"
+    offset, size = struct.unpack_from("<QQ", blob, dir_offset + 8 + length)
+    assert (offset, size) == (0, 17)
+    second = dir_offset + 8 + length + 36
+    (length2,) = struct.unpack_from("<I", blob, second)
+    assert struct.unpack_from("<Q", blob, second + 4 + length2)[0] == 32
+    assert pck.read_directory(blob) == {"project.godot": b"config_version=5\n", "a/b.gd": b"x" * 17}
+
+
+def test_pck_refuses_paths_outside_the_project() -> None:
+    with pytest.raises(ValueError, match="files: '../x.gd' is not a path inside the project"):
+        pck.pack({"../x.gd": b""})
+    with pytest.raises(ValueError, match="at least one file"):
+        pck.pack({})
+
+
+def test_project_declares_the_client_classes() -> None:
+    files = project.files({"url": "ws://127.0.0.1:1/v1"})
+    cache = files["res://.godot/global_script_class_cache.cfg"].decode()
+    assert '"class": &"PixelKilnClient"' in cache and '"class": &"PixelKilnV1"' in cache
+    assert '"path": "res://addons/pixelkiln/client/pixelkiln_client.gd"' in cache
+    assert 'run/main_scene="res://main.tscn"' in files["res://project.godot"].decode()
+    run = json.loads(files["res://run.json"])
+    assert run["url"] == "ws://127.0.0.1:1/v1"
+    assert set(run["uids"]) >= {"dock.gd", "client/pixelkiln_client.gd"}
+
+
+def test_template_with_other_bytes_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(template.TemplateError, match="integrity sha512-.* != pinned sha512-"):
+        template.extract(b"not the package", tmp_path)
+    assert not any(tmp_path.iterdir())
