@@ -332,7 +332,7 @@ def resolve_devices(devices: str, device: str) -> list[str]:
     if device and device != "auto":
         return [device]
     try:
-        from ..backends.diffusers_load import auto_devices  # type: ignore[attr-defined]
+        from ..backends.diffusers_load import auto_devices
     except ImportError:
         return ["cpu"]
     found: list[str] = auto_devices()
