@@ -197,13 +197,14 @@ class LoopThread:
 
 class ThreadDaemon:
     """A Daemon on its own event loop in a background thread of this process (shares the GIL
-    and torch's thread pool with the caller). ``address`` once started."""
+    and torch's thread pool with the caller), its model runner on a thread too (so models
+    built in this process can be served). ``address`` once started."""
 
     def __init__(self, **config: Any) -> None:
         from pixelkiln_server.app import Daemon
         from pixelkiln_server.config import ServerConfig
 
-        self._config = ServerConfig(**{"port": 0, **config})
+        self._config = ServerConfig(**{"port": 0, "runner": "thread", **config})
         self._factory = Daemon
         self._loop = LoopThread("bench-daemon")
 
@@ -220,6 +221,11 @@ class ThreadDaemon:
     @property
     def address(self) -> str:
         return self.daemon.address
+
+    @property
+    def runner_registry(self) -> Any:
+        """The models of the (in-thread) runner."""
+        return self.daemon.engine.runners[0].transport.host.registry
 
     def __exit__(self, *exc: object) -> None:
         self._loop.run(self.daemon.stop(0), timeout=30)

@@ -240,7 +240,7 @@ class Bench:
             options = {**options, "init_image": init}
         options |= {"model": spec.name, "seed": 1, "output_encoding": "raw_rgba8"}
         engine.registry.register(spec)
-        loaded = engine.registry.get(spec)
+        loaded = self.daemon.runner_registry.get(spec)
         request = request_from_pb(build_request("mossy cobblestone", **options))
         resolved, inputs = resolve(request, spec, engine.config.limits)
         hooks = SimpleNamespace(on_step=lambda step, total: False)
@@ -280,7 +280,7 @@ class Bench:
             }
             for stage, fn in graphs.items():
                 self.row(model, "onnx", stage, self.timed(fn, self.stage_runs))
-            registry = self.daemon.daemon.engine.registry
+            registry = self.daemon.runner_registry
             registry._loaded[spec.name] = onnx  # these sessions, not a second load
             self.serve(spec, model, "onnx", "", {})
             onnx.unload()

@@ -4,9 +4,10 @@
                                   [--omp-passive]
 
 Each case runs as blocks of two interleaved arms (noisy machines): in-process (pipeline call
-+ to_uint8 + encode, as the daemon's worker does) against the daemon as a child process (the
-headline: client and server on separate GILs), then against the daemon on a thread of this
-process. Case 3 sends a 1 MiB raw RGBA image through img2img and back; the transport rows
++ to_uint8 + encode, as the daemon's runner does) against the daemon as a child process with
+its model runner in a child process of its own (the headline, `pixelkiln serve`'s default),
+then against the daemon with its runner on a thread (``--runner thread``: what the runner port
+costs is the difference), then against the daemon on a thread of this process. Case 3 sends a 1 MiB raw RGBA image through img2img and back; the transport rows
 echo a 1 MiB ``pixelkiln.v1.Image`` through a bare grpc.aio server with the daemon's options.
 Prints PASS/MISS against the goals and never fails on timings (only on differing pixels).
 """
@@ -44,7 +45,9 @@ CASES = [  # name, size, steps, runs, quick runs, goal for daemon/in-process of 
 PIPE_ARGS = dict(guidance_scale=0.0, output_type="np", num_images_per_prompt=1)
 GOAL_MS_PER_MIB = 2.0  # p50 per MiB, each direction
 ECHO = "/pixelkiln.bench.Echo/Echo"
-HEADLINE, THREAD, LOCAL = "daemon (child process)", "daemon (thread, shared GIL)", "in-process"
+HEADLINE = "daemon (child process) + runner (child process)"
+THREAD_RUNNER = "daemon (child process) + runner (thread)"
+THREAD, LOCAL = "daemon + runner (threads of this process)", "in-process"
 
 
 class InProcess:
@@ -263,7 +266,10 @@ def main() -> int:
     local, cases, t0 = InProcess(), [], time.perf_counter()
     # One daemon alive at a time: the thread daemon (a server, its loop and worker threads in
     # this process) starts only after the headline blocks, so it cannot weigh on them.
-    variants = [(HEADLINE, lambda: bench.ChildDaemon(threads=threads))]
+    variants = [
+        (HEADLINE, lambda: bench.ChildDaemon(threads=threads)),
+        (THREAD_RUNNER, lambda: bench.ChildDaemon("--runner", "thread", threads=threads)),
+    ]
     if not args.skip_thread:
         variants.append((THREAD, bench.ThreadDaemon))
     for label, start in variants:

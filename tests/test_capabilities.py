@@ -20,6 +20,7 @@ from pixelkiln_server import validation
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends import registry
 from pixelkiln_server.backends.base import BatchItem, LoadedModel, LoadOptions, NoHooks
+from pixelkiln_server.backends.fake import FAKE_SPEC
 from pixelkiln_server.capabilities import DECLARATIONS, Capabilities
 from pixelkiln_server.catalogue import PRESETS, ModelSpec, lookup
 from pixelkiln_server.config import Limits
@@ -40,6 +41,7 @@ SPEC_OF_BACKEND = {
     "tiny-flux": "tiny-flux",
     "tiny-z-image": "tiny-z-image",
     "onnx": "",
+    "fake": "",
 }
 LIMITS = Limits()
 
@@ -80,6 +82,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def spec_for(backend: str, request: pytest.FixtureRequest) -> ModelSpec:
+    if backend == "fake":
+        return FAKE_SPEC
     if backend == "onnx":
         return lookup(str(request.getfixturevalue("exported")))
     return PRESETS[SPEC_OF_BACKEND[backend]]

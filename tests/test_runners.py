@@ -161,7 +161,12 @@ async def test_killed_idle_runner_is_restarted_and_queued_jobs_are_not_lost() ->
             await wait_for(lambda: runner(d).state == READY and not runner(d).busy)
             os.kill(runner(d).pid or 0, signal.SIGKILL)
             assert (await client.generate("after", seed=5)).image.data
-        assert runner(d).restarts == 2
+            status = await client.status()
+        (shown,) = status.runners
+        assert (shown.name, shown.device, shown.state) == ("cpu#0", "cpu", "ready")
+        assert shown.restarts == 2 and "SIGKILL" in shown.last_error
+        assert shown.pid == runner(d).pid and shown.pid != os.getpid()
+        assert list(shown.loaded_models) == ["fake"] and shown.jobs_run >= 5
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")

@@ -90,6 +90,8 @@ DECLARATIONS: dict[str, Callable[[ModelSpec], Capabilities]] = {
     "tiny-flux": _diffusers,
     "tiny-z-image": _diffusers,
     "onnx": _onnx,
+    # Tests (backends/fake.py): text-to-image only.
+    "fake": lambda spec: Capabilities(img2img=False, inpainting=False, tiling=()),
 }
 
 

@@ -41,6 +41,28 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument(
+        "--runner",
+        default="process",
+        choices=["process", "thread"],
+        help="where models run: one child process per device (default; a crash there ends "
+        "only its jobs, with UNAVAILABLE, and the runner is restarted) or a thread of the "
+        "daemon (no isolation; for debugging)",
+    )
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        help="one runner per device: auto (every CUDA device, else MPS, else the CPU; or "
+        "--device when it names one), cpu, or a list such as cuda:0,cuda:1 (a device named "
+        "twice gets two runners; CPU runners split the cores)",
+    )
+    parser.add_argument(
+        "--runner-hang-timeout",
+        type=float,
+        default=60.0,
+        help="kill and restart a runner that sends nothing (not even its heartbeat) for this "
+        "many seconds while it runs a job (default 60)",
+    )
     parser.add_argument("--queue-size", type=int, default=32, help="max queued requests")
     parser.add_argument(
         "--max-message-mib",
@@ -251,6 +273,7 @@ LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("max_live_sessions", lambda v: v >= 1, ">= 1"),
     ("live_idle_timeout", lambda v: v > 0, "> 0"),
     ("grace", lambda v: v >= 0, ">= 0"),
+    ("runner_hang_timeout", lambda v: v > 0, "> 0 seconds"),
 )
 
 
@@ -261,6 +284,20 @@ def check_limits(args: argparse.Namespace) -> None:
         if value is not None and not ok(value):
             flag = "--" + name.replace("_", "-")
             raise SystemExit(f"pixelkiln serve: {flag}: must be {allowed}; got {value}")
+
+
+def check_devices(devices: str) -> list[str]:
+    """``--devices`` as a list (empty for auto); each entry a device name."""
+    if devices == "auto":
+        return []
+    names = [d.strip() for d in devices.split(",")]
+    bad = [d for d in names if not d or not d.startswith(("cpu", "cuda", "mps"))]
+    if bad or not names:
+        raise SystemExit(
+            f"pixelkiln serve: --devices: must be auto or a comma-separated list of cpu, "
+            f"cuda, cuda:N or mps; got {devices!r}"
+        )
+    return names
 
 
 def check_device(device: str) -> None:
@@ -305,6 +342,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         memory_budget_bytes=_budget(args.memory_budget_gb, "--memory-budget-gb"),
         device=args.device,
         dtype=args.dtype,
+        runner=args.runner,
+        devices=args.devices,
+        runner_hang_timeout_s=args.runner_hang_timeout,
         queue_size=args.queue_size,
         max_message_bytes=args.max_message_mib * MIB,
         shutdown_grace_s=args.grace,
@@ -333,6 +373,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 def run_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, verbose=getattr(args, "verbose", False))
     check_device(args.device)
+    for device in check_devices(args.devices):
+        check_device(device)
     from .app import serve
 
     stdin = bool(getattr(args, "stop_on_stdin_close", False))

@@ -313,6 +313,21 @@ def status_to_pb(status: DaemonStatus) -> models_pb.StatusResponse:
             for m in status.models
         ],
         memory_budget_bytes=status.memory_budget_bytes,
+        runners=[
+            models_pb.RunnerStatus(
+                name=r.name,
+                device=r.device,
+                state=r.state,
+                loaded_models=r.loaded_models,
+                memory_bytes=r.memory_bytes,
+                running=r.running,
+                restarts=r.restarts,
+                last_error=r.last_error,
+                pid=r.pid,
+                jobs_run=r.jobs_run,
+            )
+            for r in status.runners
+        ],
     )
 
 

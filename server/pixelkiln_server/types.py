@@ -301,6 +301,22 @@ class UnloadResult:
 
 
 @dataclass(frozen=True)
+class RunnerInfo:
+    """One model runner as Status reports it."""
+
+    name: str
+    device: str
+    state: str
+    loaded_models: list[str]
+    memory_bytes: int
+    running: int
+    restarts: int
+    last_error: str
+    pid: int
+    jobs_run: int
+
+
+@dataclass(frozen=True)
 class DaemonStatus:
     version: str
     device: str
@@ -316,3 +332,4 @@ class DaemonStatus:
     models: list[LoadedModelStatus] = field(default_factory=list)
     # 0: unlimited.
     memory_budget_bytes: int = 0
+    runners: list[RunnerInfo] = field(default_factory=list)

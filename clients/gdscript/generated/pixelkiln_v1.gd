@@ -3140,6 +3140,9 @@ class StatusResponseMsg:
 	## elsewhere); least recently used models are unloaded to make room. 0: unlimited.
 	var memory_budget_bytes: int = 0
 
+	## Each model runner (one per device; a child process unless --runner thread).
+	var runners: Array[RunnerStatusMsg] = []
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -3197,6 +3200,9 @@ class StatusResponseMsg:
 		if memory_budget_bytes != 0:
 			pb_w.write_varint(104)
 			pb_w.write_uint64(memory_budget_bytes)
+		for pb_v in runners:
+			pb_w.write_varint(114)
+			pb_w.write_message(pb_v)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -3231,6 +3237,122 @@ class StatusResponseMsg:
 					models.append(pb_m_12)
 				104:
 					memory_budget_bytes = pb_r.read_uint64()
+				114:
+					var pb_m_14 := RunnerStatusMsg.new()
+					pb_r.read_message(pb_m_14)
+					runners.append(pb_m_14)
+				_:
+					pb_r.skip_field(pb_tag)
+		if pb_r.pos != pb_end:
+			pb_r.fail()
+
+
+class RunnerStatusMsg:
+	extends RefCounted
+
+	const PROTO_NAME := "pixelkiln.v1.RunnerStatus"
+
+	## "cpu#0", "cuda0#1": the device and the runner's index.
+	var name: String = ""
+
+	var device: String = ""
+
+	## "starting" (being started or warmed up), "ready", "dead" (restarting) or "stopped".
+	var state: String = ""
+
+	## The models it holds (their details are in StatusResponse.models).
+	var loaded_models: Array[String] = []
+
+	var memory_bytes: int = 0
+
+	## Requests it is running now (one batch at a time).
+	var running: int = 0
+
+	## Times it was restarted after dying, and why it last died ("" if never).
+	var restarts: int = 0
+
+	var last_error: String = ""
+
+	## The child's process id (0 for a thread runner).
+	var pid: int = 0
+
+	## Requests handed to it since the daemon started.
+	var jobs_run: int = 0
+
+
+	func to_bytes() -> PackedByteArray:
+		var pb_w := Codec.Writer.new()
+		write_to(pb_w)
+		return pb_w.buf
+
+
+	## Decodes [param bytes]; null when they are not a valid encoding.
+	static func from_bytes(bytes: PackedByteArray) -> RunnerStatusMsg:
+		var pb_r := Codec.Reader.new(bytes)
+		var pb_m := RunnerStatusMsg.new()
+		pb_m.merge_from(pb_r, bytes.size())
+		if pb_r.failed:
+			return null
+		return pb_m
+
+
+	func write_to(pb_w: Codec.Writer) -> void:
+		if not name.is_empty():
+			pb_w.write_varint(10)
+			pb_w.write_string(name)
+		if not device.is_empty():
+			pb_w.write_varint(18)
+			pb_w.write_string(device)
+		if not state.is_empty():
+			pb_w.write_varint(26)
+			pb_w.write_string(state)
+		for pb_v in loaded_models:
+			pb_w.write_varint(34)
+			pb_w.write_string(pb_v)
+		if memory_bytes != 0:
+			pb_w.write_varint(40)
+			pb_w.write_uint64(memory_bytes)
+		if running != 0:
+			pb_w.write_varint(48)
+			pb_w.write_uint32(running)
+		if restarts != 0:
+			pb_w.write_varint(56)
+			pb_w.write_uint32(restarts)
+		if not last_error.is_empty():
+			pb_w.write_varint(66)
+			pb_w.write_string(last_error)
+		if pid != 0:
+			pb_w.write_varint(72)
+			pb_w.write_uint32(pid)
+		if jobs_run != 0:
+			pb_w.write_varint(80)
+			pb_w.write_uint64(jobs_run)
+
+
+	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
+		while pb_r.pos < pb_end:
+			var pb_tag := pb_r.read_tag()
+			match pb_tag:
+				10:
+					name = pb_r.read_string()
+				18:
+					device = pb_r.read_string()
+				26:
+					state = pb_r.read_string()
+				34:
+					loaded_models.append(pb_r.read_string())
+				40:
+					memory_bytes = pb_r.read_uint64()
+				48:
+					running = pb_r.read_uint32()
+				56:
+					restarts = pb_r.read_uint32()
+				66:
+					last_error = pb_r.read_string()
+				72:
+					pid = pb_r.read_uint32()
+				80:
+					jobs_run = pb_r.read_uint64()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

@@ -27,6 +27,7 @@ from ..types import (
     ModelInfo,
     Priority,
     Result,
+    RunnerInfo,
     UnloadResult,
 )
 from .jobs import EventChannel, Job
@@ -305,6 +306,21 @@ class Engine:
             max_message_bytes=self.config.max_message_bytes,
             models=statuses,
             memory_budget_bytes=next((r.budget_bytes for r in self.runners if r.budget_bytes), 0),
+            runners=[
+                RunnerInfo(
+                    name=r.name,
+                    device=r.device,
+                    state=r.state,
+                    loaded_models=[m.name for m in r.models],
+                    memory_bytes=sum(m.memory_bytes for m in r.models),
+                    running=len(r.inflight),
+                    restarts=r.restarts,
+                    last_error=r.last_error,
+                    pid=r.pid or 0,
+                    jobs_run=r.jobs_run,
+                )
+                for r in self.runners
+            ],
         )
 
     @property

@@ -317,6 +317,7 @@ class RunnerPool:
             self._fail_inflight(runner, Unavailable("the daemon is shutting down"))
             return
         cause = self._kill_reasons.pop(runner.name, cause)
+        runner.last_error = cause
         log.error("runner %s (%s) stopped: %s", runner.name, runner.device, cause)
         self._requeue_unstarted(runner)
         self._fail_inflight(

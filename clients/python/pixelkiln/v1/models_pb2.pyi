@@ -69,7 +69,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("version", "device", "dtype", "memory_used_bytes", "loaded_models", "default_model", "queue_depth", "queue_capacity", "running", "ready", "max_message_bytes", "models", "memory_budget_bytes")
+    __slots__ = ("version", "device", "dtype", "memory_used_bytes", "loaded_models", "default_model", "queue_depth", "queue_capacity", "running", "ready", "max_message_bytes", "models", "memory_budget_bytes", "runners")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class StatusResponse(_message.Message):
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNNERS_FIELD_NUMBER: _ClassVar[int]
     version: str
     device: str
     dtype: str
@@ -96,7 +97,32 @@ class StatusResponse(_message.Message):
     max_message_bytes: int
     models: _containers.RepeatedCompositeFieldContainer[LoadedModel]
     memory_budget_bytes: int
-    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., memory_used_bytes: _Optional[int] = ..., loaded_models: _Optional[_Iterable[str]] = ..., default_model: _Optional[str] = ..., queue_depth: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., running: _Optional[int] = ..., ready: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., memory_budget_bytes: _Optional[int] = ...) -> None: ...
+    runners: _containers.RepeatedCompositeFieldContainer[RunnerStatus]
+    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., memory_used_bytes: _Optional[int] = ..., loaded_models: _Optional[_Iterable[str]] = ..., default_model: _Optional[str] = ..., queue_depth: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., running: _Optional[int] = ..., ready: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., memory_budget_bytes: _Optional[int] = ..., runners: _Optional[_Iterable[_Union[RunnerStatus, _Mapping]]] = ...) -> None: ...
+
+class RunnerStatus(_message.Message):
+    __slots__ = ("name", "device", "state", "loaded_models", "memory_bytes", "running", "restarts", "last_error", "pid", "jobs_run")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    JOBS_RUN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    device: str
+    state: str
+    loaded_models: _containers.RepeatedScalarFieldContainer[str]
+    memory_bytes: int
+    running: int
+    restarts: int
+    last_error: str
+    pid: int
+    jobs_run: int
+    def __init__(self, name: _Optional[str] = ..., device: _Optional[str] = ..., state: _Optional[str] = ..., loaded_models: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., running: _Optional[int] = ..., restarts: _Optional[int] = ..., last_error: _Optional[str] = ..., pid: _Optional[int] = ..., jobs_run: _Optional[int] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
     __slots__ = ("name", "device", "dtype", "memory_bytes", "options", "last_used_unix_ms")

@@ -704,6 +704,12 @@ namespace PixelKiln.V1
             set { memoryBudgetBytes_ = value; }
         }
 
+        private readonly global::System.Collections.Generic.List<global::PixelKiln.V1.RunnerStatus> runners_ = new global::System.Collections.Generic.List<global::PixelKiln.V1.RunnerStatus>();
+        /// <summary>
+        /// Each model runner (one per device; a child process unless --runner thread).
+        /// </summary>
+        public global::System.Collections.Generic.List<global::PixelKiln.V1.RunnerStatus> Runners { get { return runners_; } }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public StatusResponse Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -732,6 +738,10 @@ namespace PixelKiln.V1
                 size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(models_[i]);
             }
             if (memoryBudgetBytes_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(memoryBudgetBytes_);
+            for (int i = 0; i < runners_.Count; i++)
+            {
+                size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(runners_[i]);
+            }
             return size;
         }
 
@@ -801,6 +811,11 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(104);
                 output.WriteUInt64(memoryBudgetBytes_);
+            }
+            for (int i = 0; i < runners_.Count; i++)
+            {
+                output.WriteTag(114);
+                output.WriteMessage(runners_[i]);
             }
         }
 
@@ -876,6 +891,252 @@ namespace PixelKiln.V1
                     case 104:
                     {
                         memoryBudgetBytes_ = input.ReadUInt64();
+                        break;
+                    }
+                    case 114:
+                    {
+                        var item = new global::PixelKiln.V1.RunnerStatus();
+                        input.ReadMessage(item);
+                        runners_.Add(item);
+                        break;
+                    }
+                    default:
+                        input.SkipField(tag);
+                        break;
+                }
+            }
+        }
+    }
+
+    public sealed partial class RunnerStatus : global::PixelKiln.Protobuf.IProtoMessage
+    {
+        /// <summary>The protobuf full name of this message type.</summary>
+        public const string ProtoName = "pixelkiln.v1.RunnerStatus";
+
+        public static readonly global::PixelKiln.Protobuf.MessageParser<RunnerStatus> Parser =
+            new global::PixelKiln.Protobuf.MessageParser<RunnerStatus>(() => new RunnerStatus());
+
+        private string name_ = "";
+        /// <summary>
+        /// "cpu#0", "cuda0#1": the device and the runner's index.
+        /// </summary>
+        public string Name
+        {
+            get { return name_; }
+            set { name_ = value ?? ""; }
+        }
+
+        private string device_ = "";
+        public string Device
+        {
+            get { return device_; }
+            set { device_ = value ?? ""; }
+        }
+
+        private string state_ = "";
+        /// <summary>
+        /// "starting" (being started or warmed up), "ready", "dead" (restarting) or "stopped".
+        /// </summary>
+        public string State
+        {
+            get { return state_; }
+            set { state_ = value ?? ""; }
+        }
+
+        private readonly global::System.Collections.Generic.List<string> loadedModels_ = new global::System.Collections.Generic.List<string>();
+        /// <summary>
+        /// The models it holds (their details are in StatusResponse.models).
+        /// </summary>
+        public global::System.Collections.Generic.List<string> LoadedModels { get { return loadedModels_; } }
+
+        private ulong memoryBytes_ = 0UL;
+        public ulong MemoryBytes
+        {
+            get { return memoryBytes_; }
+            set { memoryBytes_ = value; }
+        }
+
+        private uint running_ = 0U;
+        /// <summary>
+        /// Requests it is running now (one batch at a time).
+        /// </summary>
+        public uint Running
+        {
+            get { return running_; }
+            set { running_ = value; }
+        }
+
+        private uint restarts_ = 0U;
+        /// <summary>
+        /// Times it was restarted after dying, and why it last died ("" if never).
+        /// </summary>
+        public uint Restarts
+        {
+            get { return restarts_; }
+            set { restarts_ = value; }
+        }
+
+        private string lastError_ = "";
+        public string LastError
+        {
+            get { return lastError_; }
+            set { lastError_ = value ?? ""; }
+        }
+
+        private uint pid_ = 0U;
+        /// <summary>
+        /// The child's process id (0 for a thread runner).
+        /// </summary>
+        public uint Pid
+        {
+            get { return pid_; }
+            set { pid_ = value; }
+        }
+
+        private ulong jobsRun_ = 0UL;
+        /// <summary>
+        /// Requests handed to it since the daemon started.
+        /// </summary>
+        public ulong JobsRun
+        {
+            get { return jobsRun_; }
+            set { jobsRun_ = value; }
+        }
+
+        public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
+
+        public RunnerStatus Clone() { return Parser.ParseFrom(ToByteArray()); }
+
+        public void MergeFrom(byte[] data) { global::PixelKiln.Protobuf.ProtoMessage.MergeFrom(this, data); }
+
+        public int CalculateSize()
+        {
+            int size = 0;
+            if (name_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(name_);
+            if (device_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(device_);
+            if (state_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(state_);
+            for (int i = 0; i < loadedModels_.Count; i++)
+            {
+                size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(loadedModels_[i]);
+            }
+            if (memoryBytes_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(memoryBytes_);
+            if (running_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(running_);
+            if (restarts_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(restarts_);
+            if (lastError_.Length != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(lastError_);
+            if (pid_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(pid_);
+            if (jobsRun_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(jobsRun_);
+            return size;
+        }
+
+        public void WriteTo(global::PixelKiln.Protobuf.ProtoWriter output)
+        {
+            if (name_.Length != 0)
+            {
+                output.WriteTag(10);
+                output.WriteString(name_);
+            }
+            if (device_.Length != 0)
+            {
+                output.WriteTag(18);
+                output.WriteString(device_);
+            }
+            if (state_.Length != 0)
+            {
+                output.WriteTag(26);
+                output.WriteString(state_);
+            }
+            for (int i = 0; i < loadedModels_.Count; i++)
+            {
+                output.WriteTag(34);
+                output.WriteString(loadedModels_[i]);
+            }
+            if (memoryBytes_ != 0UL)
+            {
+                output.WriteTag(40);
+                output.WriteUInt64(memoryBytes_);
+            }
+            if (running_ != 0U)
+            {
+                output.WriteTag(48);
+                output.WriteUInt32(running_);
+            }
+            if (restarts_ != 0U)
+            {
+                output.WriteTag(56);
+                output.WriteUInt32(restarts_);
+            }
+            if (lastError_.Length != 0)
+            {
+                output.WriteTag(66);
+                output.WriteString(lastError_);
+            }
+            if (pid_ != 0U)
+            {
+                output.WriteTag(72);
+                output.WriteUInt32(pid_);
+            }
+            if (jobsRun_ != 0UL)
+            {
+                output.WriteTag(80);
+                output.WriteUInt64(jobsRun_);
+            }
+        }
+
+        public void MergeFrom(global::PixelKiln.Protobuf.ProtoReader input)
+        {
+            uint tag;
+            while ((tag = input.ReadTag()) != 0)
+            {
+                switch (tag)
+                {
+                    case 10:
+                    {
+                        name_ = input.ReadString();
+                        break;
+                    }
+                    case 18:
+                    {
+                        device_ = input.ReadString();
+                        break;
+                    }
+                    case 26:
+                    {
+                        state_ = input.ReadString();
+                        break;
+                    }
+                    case 34:
+                    {
+                        loadedModels_.Add(input.ReadString());
+                        break;
+                    }
+                    case 40:
+                    {
+                        memoryBytes_ = input.ReadUInt64();
+                        break;
+                    }
+                    case 48:
+                    {
+                        running_ = input.ReadUInt32();
+                        break;
+                    }
+                    case 56:
+                    {
+                        restarts_ = input.ReadUInt32();
+                        break;
+                    }
+                    case 66:
+                    {
+                        lastError_ = input.ReadString();
+                        break;
+                    }
+                    case 72:
+                    {
+                        pid_ = input.ReadUInt32();
+                        break;
+                    }
+                    case 80:
+                    {
+                        jobsRun_ = input.ReadUInt64();
                         break;
                     }
                     default:
