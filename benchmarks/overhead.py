@@ -7,7 +7,8 @@ Each case runs as blocks of two interleaved arms (noisy machines): in-process (p
 + to_uint8 + encode, as the daemon's runner does) against the daemon as a child process with
 its model runner in a child process of its own (the headline, `pixelkiln serve`'s default),
 then against the daemon with its runner on a thread (``--runner thread``: what the runner port
-costs is the difference), then against the daemon on a thread of this process. Case 3 sends a 1 MiB raw RGBA image through img2img and back; the transport rows
+costs is the difference), then against the daemon on a thread of this process. Case 3 sends
+a 1 MiB raw RGBA image through img2img and back; the transport rows
 echo a 1 MiB ``pixelkiln.v1.Image`` through a bare grpc.aio server with the daemon's options.
 Prints PASS/MISS against the goals and never fails on timings (only on differing pixels).
 """
