@@ -24,7 +24,6 @@ from pixelkiln_server.capabilities import DECLARATIONS, Capabilities
 from pixelkiln_server.catalogue import PRESETS, ModelSpec, lookup
 from pixelkiln_server.config import Limits
 from pixelkiln_server.errors import InvalidArgument
-from pixelkiln_server.imaging import seam
 from pixelkiln_server.types import EncodedImage, Encoding, GenerationRequest, Tiling
 
 from .conftest import home_dir, png_bytes, running_daemon
@@ -147,13 +146,16 @@ def test_backend_serves_what_it_declares(loaded: tuple[ModelSpec, LoadedModel]) 
         refused(spec, "mask", init_image=image(h, w), mask=mask(h, w))
 
     if caps.tiling:
-        # Square and a power of two: circular padding wraps exactly only when every down
-        # block halves the latents evenly. Ratio < 1.5: the wrap edge looks like an interior
-        # line pair (the criterion of the other tiling tests), at the model's default steps.
+        # Across each wrap edge the image changes no more than across its sharpest interior
+        # line pair (measured over 4 seeds on every tiny model and the shipped one: the edge
+        # is at most 0.91 of that when tiled; untiled tiny-random reached 1.54).
         side = caps.min_side
         tiled = run(spec, model, width=side, height=side, steps=0, tiling=Tiling.XY)[0]
         assert tiled.shape == (side, side, 3)
-        assert seam.seam_metric(tiled, "xy").ratio < 1.5
+        for axis in (0, 1):
+            lines = np.moveaxis(tiled, axis, 0)
+            interior = np.abs(np.diff(lines, axis=0)).mean(axis=(1, 2)).max()
+            assert np.abs(lines[-1] - lines[0]).mean() <= interior, axis
     else:
         refused(spec, "tiling", tiling=Tiling.XY)
 
