@@ -8,7 +8,8 @@ img2img pipeline with :class:`LatentBlend` as the step callback: after each step
 outside the mask are replaced by the init image's latents noised to the level of the next step
 (clean after the last), so only the masked region is generated and the rest decodes to the VAE's
 round trip of the init image. The mask is downsampled to the latent grid by area: a latent cell
-is generated when at least half of its pixels are masked.
+is generated when at least half of its pixels are masked. The ONNX backend's own denoising loop
+calls :meth:`LatentBlend.blend` the same way.
 """
 
 from __future__ import annotations
@@ -114,10 +115,13 @@ def decode_like(vae: Any, latents: Any) -> Iterator[None]:
     had while decoding ``latents`` (the init image's, scaled as the pipeline holds them).
 
     GroupNorm makes each decoded pixel depend on the statistics of the whole latent image, so
-    generated content under the mask shifts the colours far outside it (pixelkiln-textures:
-    22/255 mean outside a centred quarter-area mask, against a 6/255 round trip). With the
-    init image's statistics the decoder is local again: pixels away from the mask decode as
-    the VAE's round trip of the init image, and the generated region in the same colours.
+    generated content under the mask shifts the colours far outside it. With the init image's
+    statistics the decoder is local again: pixels beyond its reach from the mask decode as the
+    VAE's round trip of the init image, and the generated region in the same colours. Measured
+    on pixelkiln-textures (mean error to the init image outside a centred 32x32 mask): 64x64,
+    22/255 without this and 13/255 with it, against a 6/255 round trip (at that size every
+    pixel is within the decoder's reach of the mask); 128x128, 24 px and more from the mask,
+    10.6/255 against a 10.5/255 round trip.
     Used on the LatentBlend path only: a random-weight model's generated latents are far out
     of the init image's distribution, and with frozen statistics they saturate the image
     (measured on tiny-random, tiny-flux, tiny-z-image: 120/255 off everywhere)."""
