@@ -118,10 +118,10 @@ def decode_like(vae: Any, latents: Any) -> Iterator[None]:
     generated content under the mask shifts the colours far outside it. With the init image's
     statistics the decoder is local again: pixels beyond its reach from the mask decode as the
     VAE's round trip of the init image, and the generated region in the same colours. Measured
-    on pixelkiln-textures (mean error to the init image outside a centred 32x32 mask): 64x64,
-    22/255 without this and 13/255 with it, against a 6/255 round trip (at that size every
-    pixel is within the decoder's reach of the mask); 128x128, 24 px and more from the mask,
-    10.6/255 against a 10.5/255 round trip.
+    on pixelkiln-textures (mean error to the init image, centred 32x32 mask): 64x64, 8 px and
+    more from the mask, 22/255 without this and 13/255 with it, against a 6/255 round trip (at
+    that size every pixel is within the decoder's reach of the mask); 128x128, 24 px and more
+    from the mask, 10.6/255 with it against a 10.5/255 round trip.
     Used on the LatentBlend path only: a random-weight model's generated latents are far out
     of the init image's distribution, and with frozen statistics they saturate the image
     (measured on tiny-random, tiny-flux, tiny-z-image: 120/255 off everywhere)."""
