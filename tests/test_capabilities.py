@@ -23,7 +23,7 @@ from pixelkiln_server.backends.base import BatchItem, LoadedModel, LoadOptions, 
 from pixelkiln_server.capabilities import DECLARATIONS, Capabilities
 from pixelkiln_server.catalogue import PRESETS, ModelSpec, lookup
 from pixelkiln_server.config import Limits
-from pixelkiln_server.errors import InvalidArgument
+from pixelkiln_server.errors import InvalidArgument, NotFound
 from pixelkiln_server.types import EncodedImage, Encoding, GenerationRequest, Tiling
 
 from .conftest import home_dir, png_bytes, running_daemon
@@ -224,7 +224,7 @@ async def test_refused_before_accepted(
 
 def test_a_spec_without_a_declared_backend_is_refused() -> None:
     spec = replace(PRESETS["tiny-random"], backend="nonesuch")
-    with pytest.raises(KeyError, match="declares no capabilities"):
+    with pytest.raises(NotFound, match="no backend named 'nonesuch' declares capabilities"):
         validation.resolve(GenerationRequest(prompt="x"), spec, LIMITS)
 
 
