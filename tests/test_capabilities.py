@@ -106,7 +106,9 @@ def mask(h: int, w: int) -> EncodedImage:
 
 def run(spec: ModelSpec, model: LoadedModel, **fields_: Any) -> list[np.ndarray]:
     """Validate (the admission check) and generate, as the worker would."""
-    request = GenerationRequest(**{"prompt": "mossy stone", "steps": 2, "seed": 5, **fields_})
+    # 2 steps without guidance (one UNet pass per step) unless the caller says otherwise.
+    base = {"prompt": "mossy stone", "steps": 2, "guidance_scale": 0.0, "seed": 5}
+    request = GenerationRequest(**{**base, **fields_})
     resolved, inputs = validation.resolve(request, spec, LIMITS)
     return model.generate(resolved, inputs, NoHooks())
 
@@ -150,7 +152,8 @@ def test_backend_serves_what_it_declares(loaded: tuple[ModelSpec, LoadedModel]) 
         # line pair (measured over 4 seeds on every tiny model and the shipped one: the edge
         # is at most 0.91 of that when tiled; untiled tiny-random reached 1.54).
         side = caps.min_side
-        tiled = run(spec, model, width=side, height=side, steps=0, tiling=Tiling.XY)[0]
+        defaults = {"steps": 0, "guidance_scale": None}  # as measured: the model's defaults
+        tiled = run(spec, model, width=side, height=side, tiling=Tiling.XY, **defaults)[0]
         assert tiled.shape == (side, side, 3)
         for axis in (0, 1):
             lines = np.moveaxis(tiled, axis, 0)
@@ -170,7 +173,11 @@ def test_backend_serves_what_it_declares(loaded: tuple[ModelSpec, LoadedModel]) 
     if caps.batching:
         requests = [
             validation.resolve(
-                GenerationRequest(prompt="stone", steps=2, seed=s, width=w, height=h), spec, LIMITS
+                GenerationRequest(
+                    prompt="stone", steps=2, guidance_scale=0.0, seed=s, width=w, height=h
+                ),
+                spec,
+                LIMITS,
             )
             for s in (1, 2)
         ]
