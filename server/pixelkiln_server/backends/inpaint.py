@@ -46,15 +46,20 @@ def latent_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 def prepare(pipe: Any, args: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """Make an inpainting call's ``args`` (image, mask_image, generator(s), a step callback)
     fit ``pipe``; call the pipeline inside the returned context. Pipelines that inpaint by
-    themselves keep their arguments. On a blending model (``pipe`` is then its img2img
+    themselves get the image and mask once per generator: given one image, diffusers' SD and
+    FLUX inpainting pipelines encode it with the first generator only, so image i of a batch
+    did not depend on seed + i alone (the backend contract). On a blending model (``pipe`` is then its img2img
     pipeline) the mask moves into a LatentBlend that runs before the step callback, the size
     comes from the image (the UNet img2img pipelines take no width/height), and the VAE decodes
     with the init image's normalisation (:func:`decode_like`)."""
-    if not blends(pipe):
-        return contextlib.nullcontext()
-    init = encode(pipe, args["image"])
     generators = args["generator"]
     generators = generators if isinstance(generators, list) else [generators]
+    if not blends(pipe):
+        if len(generators) > 1:
+            args["image"] = [args["image"]] * len(generators)
+            args["mask_image"] = [args["mask_image"]] * len(generators)
+        return contextlib.nullcontext()
+    init = encode(pipe, args["image"])
     seeds = [g.initial_seed() for g in generators]
     then = args["callback_on_step_end"]
     args["callback_on_step_end"] = LatentBlend(init, args.pop("mask_image"), seeds, then)
