@@ -377,10 +377,13 @@ def main() -> int:
         parser.error(f"unknown models/variants: {', '.join(sorted(unknown))}")
     import torch
 
+    from pixelkiln_server import capabilities
     from pixelkiln_server.backends import registry
     from pixelkiln_server.config import default_home
 
     registry._BACKENDS[MEMORY] = "__main__:MemoryBackend"
+    # It serves DiffusersModel: the diffusers backend's capabilities (checked at admission).
+    capabilities.DECLARATIONS[MEMORY] = capabilities.DECLARATIONS["diffusers"]
     env = common.environment()
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name()

@@ -24,8 +24,7 @@ from pixelkiln_server.backends.fake import FAKE_SPEC
 from pixelkiln_server.capabilities import DECLARATIONS, Capabilities
 from pixelkiln_server.catalogue import PRESETS, ModelSpec, lookup
 from pixelkiln_server.config import Limits
-from pixelkiln_server.errors import InvalidArgument
-from pixelkiln_server.imaging import seam
+from pixelkiln_server.errors import InvalidArgument, NotFound
 from pixelkiln_server.types import EncodedImage, Encoding, GenerationRequest, Tiling
 
 from .conftest import home_dir, png_bytes, running_daemon
@@ -111,7 +110,9 @@ def mask(h: int, w: int) -> EncodedImage:
 
 def run(spec: ModelSpec, model: LoadedModel, **fields_: Any) -> list[np.ndarray]:
     """Validate (the admission check) and generate, as the worker would."""
-    request = GenerationRequest(**{"prompt": "mossy stone", "steps": 2, "seed": 5, **fields_})
+    # 2 steps without guidance (one UNet pass per step) unless the caller says otherwise.
+    base = {"prompt": "mossy stone", "steps": 2, "guidance_scale": 0.0, "seed": 5}
+    request = GenerationRequest(**{**base, **fields_})
     resolved, inputs = validation.resolve(request, spec, LIMITS)
     return model.generate(resolved, inputs, NoHooks())
 
@@ -151,13 +152,17 @@ def test_backend_serves_what_it_declares(loaded: tuple[ModelSpec, LoadedModel]) 
         refused(spec, "mask", init_image=image(h, w), mask=mask(h, w))
 
     if caps.tiling:
-        # Square and a power of two: circular padding wraps exactly only when every down
-        # block halves the latents evenly. Ratio < 1.5: the wrap edge looks like an interior
-        # line pair (the criterion of the other tiling tests), at the model's default steps.
+        # Across each wrap edge the image changes no more than across its sharpest interior
+        # line pair (measured over 4 seeds on every tiny model and the shipped one: the edge
+        # is at most 0.91 of that when tiled; untiled tiny-random reached 1.54).
         side = caps.min_side
-        tiled = run(spec, model, width=side, height=side, steps=0, tiling=Tiling.XY)[0]
+        defaults = {"steps": 0, "guidance_scale": None}  # as measured: the model's defaults
+        tiled = run(spec, model, width=side, height=side, tiling=Tiling.XY, **defaults)[0]
         assert tiled.shape == (side, side, 3)
-        assert seam.seam_metric(tiled, "xy").ratio < 1.5
+        for axis in (0, 1):
+            lines = np.moveaxis(tiled, axis, 0)
+            interior = np.abs(np.diff(lines, axis=0)).mean(axis=(1, 2)).max()
+            assert np.abs(lines[-1] - lines[0]).mean() <= interior, axis
     else:
         refused(spec, "tiling", tiling=Tiling.XY)
 
@@ -172,7 +177,11 @@ def test_backend_serves_what_it_declares(loaded: tuple[ModelSpec, LoadedModel]) 
     if caps.batching:
         requests = [
             validation.resolve(
-                GenerationRequest(prompt="stone", steps=2, seed=s, width=w, height=h), spec, LIMITS
+                GenerationRequest(
+                    prompt="stone", steps=2, guidance_scale=0.0, seed=s, width=w, height=h
+                ),
+                spec,
+                LIMITS,
             )
             for s in (1, 2)
         ]
@@ -226,7 +235,7 @@ async def test_refused_before_accepted(
 
 def test_a_spec_without_a_declared_backend_is_refused() -> None:
     spec = replace(PRESETS["tiny-random"], backend="nonesuch")
-    with pytest.raises(KeyError, match="declares no capabilities"):
+    with pytest.raises(NotFound, match="no backend named 'nonesuch' declares capabilities"):
         validation.resolve(GenerationRequest(prompt="x"), spec, LIMITS)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixelkiln import Image, LiveFrame, Preview, Result, ResultImage
+from pixelkiln import Image, LiveFrame, Preview, Progress, Result, ResultImage
 from pixelkiln.events import event_from_pb
 from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import image_pb2 as img_pb
@@ -70,3 +70,7 @@ def test_result_image_mentions_seam_and_trim() -> None:
         repr(image)
         == "ResultImage(32x48 png 2.0 KB, seed=1, seam ratio 1.04, trim_box=(1, 2, 3, 4))"
     )
+
+
+def test_progress_rounds_its_time() -> None:
+    assert repr(Progress("job-1", 3, 8, 888.5508422851562)) == "Progress('job-1', step=3/8, 889 ms)"

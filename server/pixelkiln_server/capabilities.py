@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from .errors import NotFound
+
 if TYPE_CHECKING:
     from .catalogue import ModelSpec
 
@@ -96,8 +98,10 @@ DECLARATIONS: dict[str, Callable[[ModelSpec], Capabilities]] = {
 
 
 def declared(spec: ModelSpec) -> Capabilities:
-    """The capabilities of a model of ``spec``, from its backend's declaration."""
+    """The capabilities of a model of ``spec``, from its backend's declaration. A backend
+    registered at run time (``backends.registry``) adds its declaration to DECLARATIONS."""
     declare = DECLARATIONS.get(spec.backend)
     if declare is None:
-        raise KeyError(f"backend {spec.backend!r} declares no capabilities (capabilities.py)")
+        known = ", ".join(sorted(DECLARATIONS))
+        raise NotFound(f"no backend named {spec.backend!r} declares capabilities; known: {known}")
     return declare(spec)

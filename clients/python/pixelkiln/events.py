@@ -135,6 +135,10 @@ class Progress:
     total: int
     elapsed_ms: float
 
+    def __repr__(self) -> str:
+        step = f"{self.step}/{self.total}"
+        return f"Progress({self.request_id!r}, step={step}, {self.elapsed_ms:.0f} ms)"
+
 
 @dataclass(frozen=True)
 class Preview:
