@@ -97,6 +97,7 @@ async def test_two_runners_work_at_once_and_a_held_model_goes_to_its_holder() ->
 
 async def test_a_live_session_stays_on_one_runner() -> None:
     async with fake_daemon(devices="cpu,cpu") as d:
+        await wait_for(lambda: all(r.state == READY for r in d.engine.runners))
         before = [r.jobs_run for r in d.engine.runners]
         async with (
             AsyncClient(d.address, timeout=30) as client,

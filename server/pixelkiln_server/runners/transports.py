@@ -133,7 +133,6 @@ class ProcessTransport:
 def child_main(conn: Any, config: dict[str, Any]) -> None:
     """Entry point of a runner child process."""
     import logging
-    import os
 
     # Ctrl+C in a terminal reaches the whole process group: the front decides when runners
     # stop (after its grace), so the child ignores the console's interrupts.
@@ -141,10 +140,16 @@ def child_main(conn: Any, config: dict[str, Any]) -> None:
     if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break
         signal.signal(signal.SIGBREAK, signal.SIG_IGN)
     host_config = HostConfig(**config)
-    logging.basicConfig(
-        level=os.environ.get("PIXELKILN_RUNNER_LOG", "INFO"),
-        format=f"%(asctime)s %(levelname)s [{host_config.name}] %(name)s: %(message)s",
-    )
+    # The parent's quiet/--verbose choice (it travels in the environment), before torch loads.
+    from ..logsetup import configure_from_env
+
+    configure_from_env()
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(
+            logging.Formatter(
+                f"%(asctime)s %(levelname)s %(name)s [{host_config.name}]: %(message)s"
+            )
+        )
     if host_config.threads:
         import torch
 
