@@ -45,13 +45,15 @@ def latent_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def prepare(pipe: Any, args: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """Make an inpainting call's ``args`` (image, mask_image, generator(s), a step callback)
-    fit ``pipe``; call the pipeline inside the returned context. Pipelines that inpaint by
-    themselves get the image and mask once per generator: given one image, diffusers' SD and
-    FLUX inpainting pipelines encode it with the first generator only, so image i of a batch
-    did not depend on seed + i alone (the backend contract). On a blending model (``pipe`` is then its img2img
-    pipeline) the mask moves into a LatentBlend that runs before the step callback, the size
-    comes from the image (the UNet img2img pipelines take no width/height), and the VAE decodes
-    with the init image's normalisation (:func:`decode_like`)."""
+    fit ``pipe``; call the pipeline inside the returned context.
+
+    Pipelines that inpaint by themselves get the image and mask once per generator: given one
+    image, diffusers' SD and FLUX inpainting pipelines encode it with the first generator only,
+    so image i of a batch did not depend on seed + i alone (the backend contract). On a
+    blending model (``pipe`` is then its img2img pipeline) the mask moves into a LatentBlend
+    that runs before the step callback, the size comes from the image (the UNet img2img
+    pipelines take no width/height), and the VAE decodes with the init image's normalisation
+    (:func:`decode_like`)."""
     generators = args["generator"]
     generators = generators if isinstance(generators, list) else [generators]
     if not blends(pipe):
