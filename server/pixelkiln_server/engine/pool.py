@@ -97,8 +97,8 @@ class RunnerPool:
     async def _bring_up_loop(self, runner: RunnerClient, first: bool) -> None:
         failures = 0
         while not self._closing:
-            if not first or failures:
-                await asyncio.sleep(min(MAX_BACKOFF_S, 0.5 * 2**failures))
+            if failures:  # the first restart is immediate; then 0.5 s, doubling, at most 10 s
+                await asyncio.sleep(min(MAX_BACKOFF_S, 0.25 * 2**failures))
                 if self._closing:
                     return
             try:
