@@ -181,7 +181,9 @@ def test_saved_folder_loads_offline_and_generates(tmp_path: Path, pipe: Any, off
 
 
 def test_single_file_checkpoint_loads_offline(tmp_path: Path, pipe: Any, offline: None) -> None:
-    from diffusers import StableDiffusionPipeline
+    from pixelkiln_server.backends.base import LoadOptions
+    from pixelkiln_server.backends.diffusers_load import WEIGHT_ALIGNMENT, load_pipeline
+    from pixelkiln_server.catalogue import ModelSpec
 
     folder = tiny_random.ensure_tiny_random(tmp_path / "models", seed=0)
     configs = tmp_path / "configs"
@@ -189,8 +191,34 @@ def test_single_file_checkpoint_loads_offline(tmp_path: Path, pipe: Any, offline
     checkpoint = ldm_checkpoint.save_single_file_checkpoint(pipe, tmp_path / "tiny.safetensors")
     assert any(k.startswith("model.diffusion_model.") for k in ldm_checkpoint.ldm_state_dict(pipe))
 
-    loaded = StableDiffusionPipeline.from_single_file(
-        str(checkpoint), config=str(configs), local_files_only=True
-    )
+    spec = ModelSpec(name="tiny-file", family="sd", source=str(checkpoint), config=str(configs))
+    loaded = load_pipeline(spec, torch.float32, LoadOptions(device="cpu", offline=True))
     assert _same_weights(pipe, loaded)
+    assert all(t.data_ptr() % WEIGHT_ALIGNMENT == 0 for t in _weights(loaded).values())
+    # Bit for bit: the same weights give the same pixels whichever way they were loaded.
     assert np.array_equal(_generate(loaded, seed=3), _generate(pipe, seed=3))
+
+
+def test_misaligned_weights_are_copied_to_aligned_memory() -> None:
+    """The cause of the single-file difference: MKL's sgemm sums in another order for a weight
+    that is not 16-byte aligned, and diffusers' single-file load keeps the tensors that
+    safetensors returns at 4-byte alignment. ``align_weights`` copies them."""
+    from types import SimpleNamespace
+
+    from pixelkiln_server.backends.diffusers_load import WEIGHT_ALIGNMENT, align_weights
+
+    gen = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(32, 128)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(128, 32, generator=gen))
+    x = torch.randn(1, 32, generator=gen)
+    expected = linear(x).detach()
+    buffer = torch.empty(128 * 32 + 1)
+    shifted = buffer[1:].view(128, 32)  # 4 bytes past an aligned address
+    shifted.copy_(linear.weight.detach())
+    linear.weight.data = shifted
+    assert linear.weight.data_ptr() % WEIGHT_ALIGNMENT == 4
+
+    assert align_weights(SimpleNamespace(components={"unet": linear, "name": "x"})) == 1
+    assert linear.weight.data_ptr() % WEIGHT_ALIGNMENT == 0
+    assert torch.equal(linear(x).detach(), expected)
