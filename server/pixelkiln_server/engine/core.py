@@ -9,11 +9,11 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from .. import __version__, validation
+from .. import __version__, recipe, validation
 from ..backends import lora
 from ..backends.base import LoadOptions
-from ..catalogue import PRESETS
-from ..config import ServerConfig
+from ..catalogue import PRESETS, ModelSpec
+from ..config import Limits, ServerConfig
 from ..errors import Cancelled, InvalidArgument, PixelKilnError, ResourceExhausted, Unavailable
 from ..runners import port
 from ..runners.host import HostConfig
@@ -21,6 +21,7 @@ from ..runners.transports import ProcessTransport, ThreadTransport, Transport
 from ..types import (
     Accepted,
     DaemonStatus,
+    DecodedInputs,
     Event,
     Failed,
     GenerationRequest,
@@ -170,9 +171,11 @@ class Engine:
         spec = self.registry.spec(request.model or self.config.default_model)
         limits = self.config.limits
         if request.init_image is not None or request.mask is not None:
-            resolved, inputs = await asyncio.to_thread(validation.resolve, request, spec, limits)
+            # Decoding and hashing the inputs (for the recipe) stay off the event loop.
+            resolved, inputs, shas = await asyncio.to_thread(_admit, request, spec, limits)
         else:
             resolved, inputs = validation.resolve(request, spec, limits)
+            shas = ("", "")
         if resolved.loras or spec.options.loras:
             loras = lora.resolve_scales(resolved.loras, spec.options.loras, spec.name)
             resolved = replace(resolved, loras=loras)
@@ -190,6 +193,7 @@ class Engine:
             emit=emit,
             client_id=client_id,
             affinity=affinity,
+            input_shas=shas,
         )
         assert resolved.seed is not None and resolved.guidance_scale is not None
         channel.emit(
@@ -335,6 +339,13 @@ class Engine:
             job.finish(Failed(Unavailable("the daemon is shutting down")))
         if self._started:
             await self.pool.stop(timeout)
+
+
+def _admit(
+    request: GenerationRequest, spec: ModelSpec, limits: Limits
+) -> tuple[GenerationRequest, DecodedInputs, tuple[str, str]]:
+    resolved, inputs = validation.resolve(request, spec, limits)
+    return resolved, inputs, (recipe.sha256(request.init_image), recipe.sha256(request.mask))
 
 
 def resolve_devices(devices: str, device: str) -> list[str]:

@@ -50,6 +50,8 @@ class Job:
     # Times handed to a runner, and whether the runner has reported on it since.
     dispatches: int = 0
     heard: bool = False
+    # SHA-256 of the init image and mask as sent (for the recipe), computed at admission.
+    input_shas: tuple[str, str] = ("", "")
     submitted_at: float = field(default_factory=time.perf_counter)
     seq: int = 0
     last_position: int = -1

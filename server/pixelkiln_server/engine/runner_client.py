@@ -178,14 +178,12 @@ class RunnerClient:
 
 
 def _job_to_wire(job: Job) -> dict[str, Any]:
-    from .. import recipe
-
     return {
         "id": job.id,
         "request": port.request_to_wire(job.request),
         "spec": job.spec,
         "inputs": {"init_rgb": job.inputs.init_rgb, "mask": job.inputs.mask},
-        "shas": [recipe.sha256(job.request.init_image), recipe.sha256(job.request.mask)],
+        "shas": list(job.input_shas),
     }
 
 
