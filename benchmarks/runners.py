@@ -10,6 +10,8 @@ Recovery: SIGKILL the runner of a one-runner daemon while it is idle and time ho
 next request (sent at once) takes to be served, against the time a runner takes to start and
 warm up (measured as a daemon's start to health SERVING, which includes the front's own
 start, so it is an upper bound of the runner's). Goal: recovery <= warm-up + 1 s.
+Port: a 1 MiB image array through the runner port's framing (msgpack) and a spawn child's
+`multiprocessing` pipe and back, p50 per direction. Goal: <= 1 ms.
 Measured, never asserted.
 """
 
@@ -23,6 +25,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import _common as bench  # the script's folder is on sys.path
 
@@ -59,6 +62,38 @@ def recovery() -> tuple[float, float]:
         return warm_up, time.perf_counter() - t1
 
 
+def _echo(conn: Any) -> None:
+    from pixelkiln_server.runners import port
+
+    while data := conn.recv_bytes():
+        conn.send_bytes(port.pack(port.unpack(data)))
+
+
+def port_round_trip(runs: int = 200) -> list[float]:
+    """Milliseconds per round trip of a 1 MiB array message through a spawned child."""
+    import multiprocessing
+
+    import numpy as np
+
+    from pixelkiln_server.runners import port
+
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe(duplex=True)
+    child = ctx.Process(target=_echo, args=(there,), daemon=True)
+    child.start()
+    image = np.random.default_rng(0).integers(0, 255, (512, 512, 4), dtype=np.uint8)
+    message = {"op": "run", "inputs": {"init_rgb": image}}
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        here.send_bytes(port.pack(message))
+        port.unpack(here.recv_bytes())
+        times.append((time.perf_counter() - t0) * 1000.0)
+    here.send_bytes(b"")
+    child.join(10)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=12, help="per client and round")
@@ -85,6 +120,14 @@ def main() -> int:
         rows = [[f"{w:.2f}", f"{r:.2f}", "PASS" if r <= w + 1.0 else "MISS"] for w, r in recoveries]
         print("\nrecovery: SIGKILL of an idle runner -> next request served (s)")
         bench.print_table(["start to SERVING (warm-up bound)", "kill to next result", "goal"], rows)
+    trips = sorted(port_round_trip())
+    per_way = statistics.median(trips) / 2
+    print("\nport: 1 MiB array through msgpack + a spawn child's pipe, and back")
+    bench.print_table(
+        ["p50 ms per direction", "p90 ms round trip", "goal"],
+        [[f"{per_way:.3f}", f"{trips[int(len(trips) * 0.9)]:.3f}",
+          "PASS" if per_way <= 1.0 else "MISS"]],
+    )  # fmt: skip
     env["loadavg_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     data = {
         "benchmark": "runners",
@@ -92,6 +135,7 @@ def main() -> int:
         "images_per_s": arms,
         "ratio_two_over_one": two / one,
         "recovery_s": [{"warm_up": w, "kill_to_result": r} for w, r in recoveries],
+        "port_ms_per_direction_p50": per_way,
     }
     print(f"wrote {bench.write_json(args.out, data)}")
     return 0
