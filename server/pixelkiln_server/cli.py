@@ -10,7 +10,7 @@ from pathlib import Path
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
 from .config import MIB, ServerConfig, default_home
 from .errors import PixelKilnError
-from .logsetup import LEVELS, configure_logging
+from .logsetup import LEVELS, LOG_FORMATS, configure_logging
 
 GIB = 1024**3
 
@@ -23,6 +23,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=50052,
         help="WebSocket carrier port for Unity/Godot, ws://HOST:PORT/v1 (default 50052; -1: off)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (https with --tls-cert; a "
+        "token with --token-file); off by default",
     )
     parser.add_argument(
         "--model",
@@ -107,6 +115,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LEVELS, help="PixelKiln's own"
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="json: every log line one JSON object (access-log fields as keys); default text",
     )
     parser.add_argument(
         "--verbose",
@@ -266,6 +280,7 @@ def _budget(value: float | None, flag: str) -> int | None:
 LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("port", lambda v: 0 <= v <= 65535, "0..65535 (0: any free port)"),
     ("ws_port", lambda v: -1 <= v <= 65535, "-1..65535 (-1: off, 0: any free port)"),
+    ("metrics_port", lambda v: 0 <= v <= 65535, "0..65535 (0: any free port)"),
     ("queue_size", lambda v: v >= 1, ">= 1"),
     ("max_message_mib", lambda v: v >= 1, ">= 1"),
     ("max_batch", lambda v: v >= 1, ">= 1"),
@@ -335,6 +350,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         ws_port=None if args.ws_port < 0 else args.ws_port,
+        metrics_port=getattr(args, "metrics_port", None),
         default_model=args.model,
         extra_models=extra,
         model_options={args.model: options} if options != ModelOptions() else {},
@@ -371,7 +387,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level, verbose=getattr(args, "verbose", False))
+    configure_logging(
+        args.log_level,
+        verbose=getattr(args, "verbose", False),
+        log_format=getattr(args, "log_format", "text"),
+    )
     check_device(args.device)
     for device in check_devices(args.devices):
         check_device(device)

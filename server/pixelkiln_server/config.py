@@ -34,6 +34,8 @@ class ServerConfig:
     port: int = 50051
     # The WebSocket carrier (ws://host:ws_port/v1) for Unity and Godot; None turns it off.
     ws_port: int | None = 50052
+    # Prometheus metrics over HTTP(S) on host:metrics_port/metrics; None (the default) is off.
+    metrics_port: int | None = None
     default_model: str = SHIPPED_MODEL
     # Extra models by name -> source (hub id, folder or .safetensors file).
     extra_models: dict[str, str] = field(default_factory=dict)

@@ -13,7 +13,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,9 @@ class LiveSession:
         self._frames: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
+        # The error that ended the session, if one did; each frame as it is handed out.
+        self.error: PixelKilnError | None = None
+        self.on_frame: Callable[[LiveFrame], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -94,6 +97,8 @@ class LiveSession:
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, LiveFrame)
+            if self.on_frame is not None:
+                self.on_frame(item)
             yield item
 
     async def close(self) -> None:
@@ -116,6 +121,7 @@ class LiveSession:
                 await self._process(*pending)
             self._frames.put_nowait(_END)
         except PixelKilnError as exc:
+            self.error = exc
             self._frames.put_nowait(exc)
 
     async def _wait_for_input(self) -> None:
