@@ -16,6 +16,7 @@ from .config import ServerConfig
 from .engine.core import Engine
 from .metrics import Metrics, MetricsServer
 from .security import check_binding, load_tls, load_tokens, ws_ssl_context
+from .services.decoding import DecodeGuard
 from .services.generator import GeneratorService
 from .services.identity import Gatekeeper, TokenInterceptor
 from .services.models import ModelsService
@@ -78,7 +79,8 @@ class Daemon:
             # Without SO_REUSEPORT a second daemon on the same port fails to start instead of
             # silently sharing the port's connections with the first.
             options=[*grpc_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
-            interceptors=[TokenInterceptor(tokens)] if tokens is not None else None,
+            # DecodeGuard: bytes that are not the method's message answer INVALID_ARGUMENT.
+            interceptors=[DecodeGuard(), *(() if tokens is None else [TokenInterceptor(tokens)])],
         )
         self.port = 0
         self.websocket = (

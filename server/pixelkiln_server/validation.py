@@ -163,6 +163,13 @@ def resolve(
     seed = secrets.randbelow(2**32) if req.seed is None else req.seed
     if not 0 <= seed <= MAX_SEED:
         raise InvalidArgument("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
+    if seed + num_images - 1 > MAX_SEED:
+        # Image i uses seed + i; past 2**64 - 1 it would wrap to small seeds, silently.
+        raise InvalidArgument(
+            "seed",
+            f"image i uses seed + i, so seed + num_images - 1 must be at most {MAX_SEED}; "
+            f"got seed {seed} with num_images {num_images}",
+        )
 
     caps = spec.capabilities
     _check_capabilities(req, spec, caps)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..auth import Scope
+from ..catalogue import check_model_name
 from ..engine.core import Engine, JobHandle
 from ..engine.live import LiveSession
 from ..errors import (
@@ -264,6 +265,7 @@ class Operations:
             self._require(caller, Scope.ADMIN, "Load")
             if not name:
                 raise InvalidArgument("name", "must name a model")
+            check_model_name(name, "name")
             return await self.engine.load(name)
 
     async def unload(self, caller: Caller, name: str) -> UnloadResult:
@@ -271,6 +273,7 @@ class Operations:
             self._require(caller, Scope.ADMIN, "Unload")
             if not name:
                 raise InvalidArgument("name", "must name a model")
+            check_model_name(name, "name")
             return await self.engine.unload_model(name)
 
     def status(self, caller: Caller) -> DaemonStatus:
