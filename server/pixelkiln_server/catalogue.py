@@ -431,7 +431,7 @@ def lookup(name: str, extra: dict[str, ModelSpec] | None = None) -> ModelSpec:
     check_model_name(name)
     try:
         return spec_for_source(name, name)
-    except OSError as exc:  # unreadable: permissions, a loop of links, ...
+    except (OSError, RuntimeError) as exc:  # unreadable, or "~user" of no user (RuntimeError)
         raise NotFound(
             f"model {name!r} is not a preset, a readable folder or file, or a hub id "
             f"({type(exc).__name__})"

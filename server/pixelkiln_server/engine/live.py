@@ -123,6 +123,8 @@ class LiveSession:
         except PixelKilnError as exc:
             self.error = exc
             self._frames.put_nowait(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug ends the session (INTERNAL), never hangs it
+            self._frames.put_nowait(exc)
 
     async def _wait_for_input(self) -> None:
         self._wake.clear()
