@@ -10,11 +10,14 @@ import json
 import logging
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,6 +31,7 @@ from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.fake import FAKE_SPEC
 from pixelkiln_server.engine.runner_client import READY
 
+from .certs import make_pki
 from .conftest import free_port, home_dir, make_config
 from .test_websocket import MAX, send, until
 
@@ -48,9 +52,11 @@ async def metrics_daemon(**overrides: object) -> AsyncIterator[Daemon]:
         await d.stop(0)
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> str:
+def _get(
+    url: str, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None
+) -> str:
     request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
         body: bytes = response.read()
     return body.decode()
 
@@ -279,3 +285,40 @@ def test_serve_log_format_json_writes_one_object_per_line() -> None:
     assert refused["method"] == "Generate" and refused["error"].startswith("steps")
     # The runner child's lines are JSON too, with its name (it logs loading the model).
     assert any(x.get("runner") == "cpu#0" for x in lines)
+
+
+async def test_metrics_follow_the_daemons_tls_and_tokens(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("scraper generate pk_scraper-token-0123456789abcdef\n")
+    tokens.chmod(0o600)
+    secure = {"token_file": tokens, "tls_cert": pki.server_cert, "tls_key": pki.server_key}
+    async with metrics_daemon(ws_port=None, **secure) as d:
+        url = d.metrics_url
+        trusted = ssl.create_default_context(cafile=str(pki.ca))
+        assert url.startswith("https://127.0.0.1:")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            await asyncio.to_thread(_get, url, None, trusted)
+        assert refused.value.code == 401
+        assert refused.value.read().decode().startswith("UNAUTHENTICATED: authorization")
+        with pytest.raises(urllib.error.HTTPError) as wrong:
+            await asyncio.to_thread(_get, url, {"Authorization": "Bearer pk_nope"}, trusted)
+        assert wrong.value.code == 401
+        good = {"Authorization": "Bearer pk_scraper-token-0123456789abcdef"}
+        text = await asyncio.to_thread(_get, url, good, trusted)
+        assert 'pixelkiln_runner_up{device="cpu",runner="cpu#0"} 1.0' in text
+        # Plain HTTP gets no metrics from the TLS port.
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            await asyncio.to_thread(_get, url.replace("https://", "http://"), good)
+
+
+async def test_a_metrics_port_in_use_is_named() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        d = Daemon(make_config(metrics_port=port, ws_port=None))
+        with pytest.raises(OSError) as info:
+            await d.start()
+        await d.server.stop(None)
+    assert str(info.value).startswith(f"cannot listen on 127.0.0.1:{port} (--metrics-port): ")

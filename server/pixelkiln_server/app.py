@@ -215,8 +215,8 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
         if daemon.websocket is not None:
             await daemon.websocket.stop()
         raise SystemExit(
-            f"pixelkiln serve: {exc}; choose free ports with --port/--ws-port/--metrics-port "
-            "or stop the daemon already running there"
+            f"pixelkiln serve: {exc}; choose free ports with --port/--ws-port or stop the "
+            "daemon already running there"
         ) from None
     ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
     if daemon.metrics_server is not None:
