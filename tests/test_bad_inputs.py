@@ -30,6 +30,7 @@ from pixelkiln.v1 import models_pb2_grpc as models_grpc
 from pixelkiln_server.app import Daemon, grpc_options
 
 from .bad_inputs import PNG64, Case, all_cases, gen, png_declaring
+from .conftest import running_daemon
 
 MAX = 65 * 2**20
 CASES = all_cases()
@@ -43,6 +44,7 @@ METHODS = [
     ("/pixelkiln.v1.Models/Status", "unary_unary"),
     ("/grpc.health.v1.Health/Check", "unary_unary"),
     ("/grpc.health.v1.Health/Watch", "unary_stream"),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "stream_stream"),
 ]
 GARBAGE = [b"\xff", b"\xff\xff\xff", b"\x0a\x05ab", b"\x12\xff\xff\xff\xff\x0f", b"\x08" * 11]
 
@@ -265,3 +267,26 @@ def test_hub_id_that_does_not_exist_is_not_found(tmp_path: Any) -> None:
     assert line, out.stdout + out.stderr
     for word in ("nobody-xyz/does-not-exist", "spelling", "HF_ENDPOINT", "HF_TOKEN"):
         assert word in line
+
+
+async def test_undecodable_bytes_with_tokens_on(tmp_path: Any) -> None:
+    """The decode guard sits outside the token check: without a token the answer is still
+    UNAUTHENTICATED (nothing is decoded), with one it is INVALID_ARGUMENT."""
+    token = "pk_" + "t" * 43
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice generate {token}\n")
+    tokens.chmod(0o600)
+    async with (
+        running_daemon(token_file=tokens, ws_port=None) as d,
+        grpc.aio.insecure_channel(d.address) as channel,
+    ):
+        call = channel.unary_unary("/pixelkiln.v1.Models/Status")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(b"\xff\xff\xff", timeout=20)
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(
+                b"\xff\xff\xff", timeout=20, metadata=(("authorization", f"Bearer {token}"),)
+            )
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "pixelkiln.v1.StatusRequest" in (info.value.details() or "")
