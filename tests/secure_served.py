@@ -37,12 +37,13 @@ def write_token_file(folder: Path) -> Path:
 
 
 @contextlib.contextmanager
-def secure_served(folder: Path, tls: bool) -> Iterator[SecureDaemon]:
-    """tiny-random behind --token-file, with --tls-cert/--tls-key when ``tls``."""
+def secure_served(folder: Path, tls: bool, *more: str) -> Iterator[SecureDaemon]:
+    """tiny-random behind --token-file, with --tls-cert/--tls-key when ``tls``; ``more``:
+    further ``pixelkiln serve`` arguments."""
     pki = make_pki(folder) if tls else None
     token_file = write_token_file(folder)
     port, ws_port = free_port(), free_port()
-    extra: list[str] = ["--token-file", str(token_file)]
+    extra: list[str] = ["--token-file", str(token_file), *more]
     if pki is not None:
         extra += ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
     env = {**os.environ, "PIXELKILN_HOME": str(home_dir()), "HF_HUB_OFFLINE": "1"}

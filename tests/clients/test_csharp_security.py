@@ -47,7 +47,9 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureDaemo
 
 
 def run_secure(exe: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, list[str]]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("PIXELKILN_TOKEN", "PIXELKILN_TLS_CA")}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("PIXELKILN_TOKEN", "PIXELKILN_TLS_CA")
+    }
     ran = subprocess.run(
         ["mono", "--debug", str(exe), *args],
         capture_output=True,
