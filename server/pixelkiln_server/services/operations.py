@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..auth import Scope
@@ -30,6 +30,7 @@ from ..errors import (
     InvalidArgument,
     PermissionDenied,
     PixelKilnError,
+    ResourceExhausted,
     Unavailable,
 )
 from ..types import (
@@ -44,6 +45,7 @@ from ..types import (
 )
 from ..types import Failed as FailedEvent
 from .access import RequestRecord, log_access
+from .model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ class Operations:
         self._live_records: dict[LiveSession, RequestRecord] = {}
         self._draining = False
         self._idle = asyncio.Event()
+        self.policy = ModelPolicy.from_config(engine.config)
         self._idle.set()
         self.request_listeners: list[Callable[[RequestRecord], None]] = [log_access]
         self.frame_listeners: list[Callable[[LiveFrame], None]] = []
@@ -180,6 +183,7 @@ class Operations:
         )
         try:
             self._check_open()
+            request = self._admit(caller, request)
             handle = await self.engine.submit(request, client_id=caller.client_id)
         except BaseException as exc:
             self._finish(record, exc)
@@ -228,6 +232,7 @@ class Operations:
         try:
             self._check_open()
             session = self.engine.open_live(caller.client_id)
+            session.admit = lambda name: self.policy.admit(name, caller.scope)
         except BaseException as exc:
             self._finish(record, exc)
             raise
@@ -266,7 +271,7 @@ class Operations:
             if not name:
                 raise InvalidArgument("name", "must name a model")
             check_model_name(name, "name")
-            return await self.engine.load(name)
+            return await self.engine.load(self.policy.admit(name, caller.scope))
 
     async def unload(self, caller: Caller, name: str) -> UnloadResult:
         with self._recorded(caller, "Unload", model=name):
@@ -274,13 +279,27 @@ class Operations:
             if not name:
                 raise InvalidArgument("name", "must name a model")
             check_model_name(name, "name")
-            return await self.engine.unload_model(name)
+            return await self.engine.unload_model(self.policy.canonical(name))
 
     def status(self, caller: Caller) -> DaemonStatus:
         with self._recorded(caller, "Status"):
             return self.engine.status()
 
     # --- rules ---
+
+    def _admit(self, caller: Caller, request: GenerationRequest) -> GenerationRequest:
+        """The model policy and the per-client job limit, before the request is accepted."""
+        limit = self.engine.config.max_jobs_per_client
+        own = self._jobs.get(caller.client_id, {}).values()
+        active = len({id(j) for j in own if not j.handle.job.finished})
+        if active >= limit:
+            raise ResourceExhausted(
+                f"client {caller.client_id!r} has {active} requests queued or running, the "
+                "limit set by --max-jobs-per-client; wait for one to finish"
+            )
+        if not request.model:
+            return request
+        return replace(request, model=self.policy.admit(request.model, caller.scope))
 
     @staticmethod
     def _require(caller: Caller, scope: Scope, operation: str) -> None:
