@@ -149,6 +149,10 @@ def test_dock_settings_round_trip(web_run: tuple[runner.Report, int]) -> None:
     settings = _report(web_run)["settings"]
     assert settings["daemon_default"] == {"url": "ws://127.0.0.1:50052/v1", "connect": True}
     assert settings["daemon_saved"] == {"url": "ws://10.0.0.2:50052/v1", "connect": False}
+    # Token and CA: editor settings (never the project), read into the client at each connect.
+    assert settings["security_default"] == ["", ""]
+    assert settings["security_saved"] == ["pk_studio-token", "/studio/ca.pem"]
+    assert settings["token_masked"] is True
     saved = {
         "prompt": "mossy stone",
         "folder": "res://art",

@@ -115,6 +115,17 @@ func _dock_settings() -> Dictionary:
 	var out := {"daemon_default": DockSettings.load_daemon(store, "ws://127.0.0.1:50052/v1")}
 	DockSettings.save_daemon(store, "ws://10.0.0.2:50052/v1", false)
 	out["daemon_saved"] = DockSettings.load_daemon(store, "ws://127.0.0.1:50052/v1")
+	DockSettings.register_security(store)
+	var client := Client.new(false)
+	DockSettings.configure(client, store)
+	out["security_default"] = [client.token, client.tls_ca_path]
+	store.set_setting(DockSettings.TOKEN_SETTING, " pk_studio-token ")
+	store.set_setting(DockSettings.CA_SETTING, "/studio/ca.pem")
+	DockSettings.register_security(store)  # keeps what is set
+	DockSettings.configure(client, store)
+	out["security_saved"] = [client.token, client.tls_ca_path]
+	var token_info: Dictionary = store.metadata["info/" + DockSettings.TOKEN_SETTING]
+	out["token_masked"] = token_info["hint"] == PROPERTY_HINT_PASSWORD
 	var prompt := TextEdit.new()
 	var folder := LineEdit.new()
 	var width := SpinBox.new()
@@ -196,3 +207,6 @@ class FakeSettings:
 
 	func set_project_metadata(section: String, key: String, data: Variant) -> void:
 		metadata[section + "/" + key] = data
+
+	func add_property_info(info: Dictionary) -> void:
+		metadata["info/" + str(info["name"])] = info

@@ -69,6 +69,7 @@ func _ready() -> void:
 	_build()
 	var settings := EditorInterface.get_editor_settings()
 	var daemon := DockSettings.load_daemon(settings, Client.DEFAULT_URL)
+	DockSettings.register_security(settings)
 	_url.text = daemon["url"]
 	_connect_when_opened = daemon["connect"]
 	var controls := _form_controls()
@@ -122,6 +123,7 @@ func _import_saved(filesystem: EditorFileSystem) -> void:
 func _on_connect_pressed() -> void:
 	_connect_when_opened = _client.get_state() == Client.State.DISCONNECTED
 	if _connect_when_opened:
+		DockSettings.configure(_client, EditorInterface.get_editor_settings())
 		_client.connect_to_daemon(_url.text.strip_edges())
 		if not _client.last_error.is_empty():
 			_status.text = _client.last_error
@@ -133,6 +135,7 @@ func _on_connect_pressed() -> void:
 
 func _connect_if_wanted() -> void:
 	if _connect_when_opened and _client.get_state() == Client.State.DISCONNECTED:
+		DockSettings.configure(_client, EditorInterface.get_editor_settings())
 		_client.connect_to_daemon(_url.text.strip_edges())
 		if not _client.last_error.is_empty():
 			_status.text = _client.last_error

@@ -2,8 +2,9 @@
 extends RefCounted
 ## What the dock remembers between editor sessions.
 ##
-## The daemon (its URL, and whether to connect when the dock opens) lives in the editor's
-## settings: one daemon per machine, for every project. The form (prompt, size, steps, maps,
+## The daemon (its URL, whether to connect when the dock opens, its token and the CA of its
+## certificate) lives in the editor's settings: one daemon per machine, for every project, and
+## a token never lands in a project's files. The form (prompt, size, steps, maps,
 ## save folder...) lives in the project's editor metadata
 ## ([code].godot/editor/project_metadata.cfg[/code]): per project, never committed.
 ## [param settings] is an [EditorSettings] (untyped: the tests pass a stand-in with the same
@@ -11,6 +12,8 @@ extends RefCounted
 
 const URL_SETTING := "pixelkiln/daemon/url"
 const CONNECT_SETTING := "pixelkiln/daemon/connect_when_opened"
+const TOKEN_SETTING := "pixelkiln/daemon/token"
+const CA_SETTING := "pixelkiln/daemon/tls_ca_path"
 const FORM_SECTION := "pixelkiln"
 
 
@@ -29,6 +32,32 @@ static func load_daemon(settings, default_url: String) -> Dictionary:
 static func save_daemon(settings, url: String, auto_connect: bool) -> void:
 	settings.set_setting(URL_SETTING, url)
 	settings.set_setting(CONNECT_SETTING, auto_connect)
+
+
+## Makes Editor Settings > PixelKiln > Daemon show the token (masked) and
+## the CA file (a file picker); both empty by default.
+static func register_security(settings) -> void:
+	for name in [TOKEN_SETTING, CA_SETTING]:
+		if not settings.has_setting(name):
+			settings.set_setting(name, "")
+	var token := {"name": TOKEN_SETTING, "type": TYPE_STRING, "hint": PROPERTY_HINT_PASSWORD}
+	settings.add_property_info(token)
+	var ca := {"name": CA_SETTING, "type": TYPE_STRING, "hint": PROPERTY_HINT_GLOBAL_FILE}
+	ca["hint_string"] = "*.pem,*.crt"
+	settings.add_property_info(ca)
+
+
+## Gives [param client] the token and CA of the settings (read at each connect, so an edit in
+## Editor Settings applies to the next one). Empty: the client reads PIXELKILN_TOKEN and
+## PIXELKILN_TLS_CA from the environment.
+static func configure(client, settings) -> void:
+	client.token = _text(settings, TOKEN_SETTING)
+	client.tls_ca_path = _text(settings, CA_SETTING)
+
+
+static func _text(settings, name: String) -> String:
+	var value: Variant = settings.get_setting(name) if settings.has_setting(name) else ""
+	return (value as String).strip_edges() if value is String else ""
 
 
 ## The saved form over [param defaults]: only the keys of the defaults, and a saved value of
