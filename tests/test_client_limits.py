@@ -191,3 +191,41 @@ async def test_a_websocket_client_that_never_reads_gets_resource_exhausted() -> 
         assert error.code_name == "RESOURCE_EXHAUSTED" and "--stream-backlog" in error.message
         small_kinds = [e.event.WhichOneof("event") for e in envs[:-1] if e.request_id == "small"]
         assert "result" not in small_kinds and small_kinds.count("progress") < 12
+
+
+async def test_a_live_session_that_is_never_read_ends_with_resource_exhausted() -> None:
+    """Live frames are never dropped (each answers an input): unread ones end the session."""
+    inputs: asyncio.Queue[gen_pb.LiveInput] = asyncio.Queue()
+
+    async def feed() -> AsyncIterator[gen_pb.LiveInput]:
+        while True:
+            yield await inputs.get()
+
+    def live_input(seq: int) -> gen_pb.LiveInput:
+        # The same settings each time: after the first, frames are "unchanged" and cheap.
+        settings = gen_pb.LiveSettings(prompt="x", seed=1, steps=1, width=256, height=256)
+        return gen_pb.LiveInput(seq=seq, settings=settings)
+
+    async with running_daemon(stream_backlog=2) as d:
+        async with grpc.aio.insecure_channel(d.address, options=NOT_READING) as channel:
+            call = gen_grpc.GeneratorStub(channel).Live(feed())
+            await inputs.put(live_input(1))
+            await eventually(lambda: bool(d.ops._lives))
+            (session,) = d.ops._lives
+            await eventually(lambda: session.processed == 1)
+            for seq in range(2, 10):
+                before = session._frames.qsize()
+                await inputs.put(live_input(seq))
+                await eventually(
+                    lambda: session.error is not None or session._frames.qsize() > before  # noqa: B023
+                )
+                if session.error is not None:
+                    break
+            assert session.error is not None and session.error.code.value == "RESOURCE_EXHAUSTED"
+            seqs = []
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for frame in call:
+                    seqs.append(frame.seq)
+        assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--stream-backlog" in str(info.value.details())
+        assert seqs[0] == 1 and len(seqs) < seq
