@@ -56,10 +56,30 @@ def describe_error(exc: BaseException, address: str) -> str:
     """Turn any failure of a job into one sentence that says what to do."""
     if isinstance(exc, NotReadyError):
         return str(exc)
+    if isinstance(exc, ValueError) and str(exc).startswith("root_certificates:"):
+        return (
+            "The CA certificate of the add-on's preferences (or PIXELKILN_TLS_CA)"
+            + str(exc).removeprefix("root_certificates")
+            + ": give the PEM file of the CA that signed the daemon's --tls-cert."
+        )
     if not isinstance(exc, PixelKilnError):
         return f"Unexpected error in the add-on: {type(exc).__name__}: {exc}"
     code, msg = exc.code, exc.message or ""
     low = msg.lower()
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return (
+            f"The daemon at {address} needs a valid token ({msg}). Set Token in Edit > "
+            "Preferences > Add-ons > PixelKiln (or PIXELKILN_TOKEN); `pixelkiln token create "
+            "NAME` on the daemon's machine makes one."
+        )
+    if code is grpc.StatusCode.PERMISSION_DENIED:
+        return f"Not allowed with this token: {msg}"
+    if code is grpc.StatusCode.UNAVAILABLE and ("tls handshake" in low or "certificate" in low):
+        return (
+            f"The TLS handshake with {address} failed: the daemon's certificate is not trusted "
+            "or does not name this host. Set CA certificate in the add-on's preferences (or "
+            "PIXELKILN_TLS_CA) to the CA that signed its --tls-cert."
+        )
     if code is grpc.StatusCode.UNAVAILABLE:
         if "connection refused" in low or "failed to connect to remote host" in low:
             return (
@@ -70,7 +90,8 @@ def describe_error(exc: BaseException, address: str) -> str:
             return (
                 f"Something at {address} answers, but not with gRPC: wrong port? (the "
                 "daemon's WebSocket port, 50052 by default, is for Unity and Godot; its gRPC "
-                "port is 50051 by default)"
+                "port is 50051 by default), or the daemon serves TLS (--tls-cert): turn on TLS "
+                "in the add-on's preferences"
             )
         if "resolv" in low or "dns" in low:
             return f"Cannot resolve the host of {address}: check the address."
@@ -103,6 +124,8 @@ class Job:
         self.bridge = bridge
         self.id = bridge.next_id()
         self.address = address.strip()
+        # token= / tls= / root_certificates= for the client (props.client_security).
+        self.security: dict[str, Any] = {}
         self.cancel_requested = threading.Event()
         self.finished = threading.Event()
         self.context: dict[str, Any] = {}  # main-thread bookkeeping (datablock names, ...)
@@ -166,7 +189,7 @@ class HealthJob(Job):
     kind = "health"
 
     def run(self) -> None:
-        with Client(self.address, timeout=HEALTH_TIMEOUT_S) as client:
+        with Client(self.address, timeout=HEALTH_TIMEOUT_S, **self.security) as client:
             state = client.health()
             info: dict[str, Any] = {"state": state}
             if state == "SERVING":
@@ -194,7 +217,7 @@ class GenerateJob(Job):
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        with Client(self.address, timeout=HEALTH_TIMEOUT_S) as client:
+        with Client(self.address, timeout=HEALTH_TIMEOUT_S, **self.security) as client:
             self._connect(client)
             stream = client.stream(**self.options)
             with self._lock:
@@ -239,7 +262,7 @@ class LiveJob(Job):
             self.sent += 1
 
     def run(self) -> None:
-        with Client(self.address, timeout=HEALTH_TIMEOUT_S) as client:
+        with Client(self.address, timeout=HEALTH_TIMEOUT_S, **self.security) as client:
             self._connect(client)
             with client.live(**self.settings) as session:
                 with self._lock:

@@ -1,4 +1,5 @@
-"""Settings (per scene, saved with the .blend) and runtime state (per session, not saved)."""
+"""Settings (per scene, saved with the .blend), the add-on's preferences (token and TLS: per
+user, in Blender's preferences, never in a .blend) and runtime state (per session, not saved)."""
 
 from __future__ import annotations
 
@@ -107,7 +108,60 @@ class PixelKilnState(bpy.types.PropertyGroup):
     live_result: StringProperty(default="")  # type: ignore[valid-type]
 
 
-CLASSES = (PixelKilnSettings, PixelKilnState)
+class PixelKilnPreferences(bpy.types.AddonPreferences):
+    """Edit > Preferences > Add-ons > PixelKiln: how to reach a daemon on a studio network.
+    Kept in Blender's user preferences, so a token never travels inside a .blend file."""
+
+    bl_idname = __package__ or "pixelkiln"
+
+    token: StringProperty(  # type: ignore[valid-type]
+        name="Token",
+        description=(
+            "The daemon's token (`pixelkiln token create NAME`), for a daemon started with "
+            "--token-file. Empty: the PIXELKILN_TOKEN environment variable"
+        ),
+        subtype="PASSWORD",
+    )
+    use_tls: BoolProperty(  # type: ignore[valid-type]
+        name="TLS",
+        description="The daemon was started with --tls-cert/--tls-key",
+        default=False,
+    )
+    tls_ca: StringProperty(  # type: ignore[valid-type]
+        name="CA certificate",
+        description=(
+            "PEM file of the CA that signed the daemon's certificate (turns TLS on). Empty: "
+            "the PIXELKILN_TLS_CA environment variable, else the system's trusted roots"
+        ),
+        subtype="FILE_PATH",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.label(text="A daemon on a studio network: pixelkiln serve --token-file --tls-cert")
+        layout.prop(self, "token")
+        layout.prop(self, "use_tls")
+        layout.prop(self, "tls_ca")
+
+
+def client_security(context: bpy.types.Context) -> dict[str, object]:
+    """``token=``, ``tls=``, ``root_certificates=`` for the client, from the preferences; an
+    empty field is left out, so the client falls back to PIXELKILN_TOKEN / PIXELKILN_TLS_CA."""
+    addon = context.preferences.addons.get(PixelKilnPreferences.bl_idname)
+    if addon is None or addon.preferences is None:
+        return {}
+    prefs = addon.preferences
+    out: dict[str, object] = {}
+    if prefs.token.strip():
+        out["token"] = prefs.token.strip()
+    if prefs.tls_ca.strip():
+        out["root_certificates"] = bpy.path.abspath(prefs.tls_ca.strip())
+    if prefs.use_tls:
+        out["tls"] = True
+    return out
+
+
+CLASSES = (PixelKilnSettings, PixelKilnState, PixelKilnPreferences)
 
 
 def register() -> None:

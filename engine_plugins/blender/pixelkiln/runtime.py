@@ -76,6 +76,7 @@ def start_generate(
     height = options.get("height") or 512
     target = images.new_image(name, width, height)
     job = GenerateJob(BRIDGE, scene.pixelkiln.address, options)
+    job.security = props.client_security(bpy.context)
     job.context.update(
         image=target.name,
         after=after,
@@ -96,6 +97,7 @@ def start_generate(
 def start_health(address: str) -> HealthJob:
     state().health = f"checking {address} ..."
     job = HealthJob(BRIDGE, address)
+    job.security = props.client_security(bpy.context)
     job.start()
     ensure_timer()
     return job
@@ -122,6 +124,7 @@ def start_live(scene: bpy.types.Scene, source: bpy.types.Image) -> LiveJob:
     if not settings.random_seed:
         live_settings["seed"] = settings.seed
     job = LiveJob(BRIDGE, settings.address, live_settings)
+    job.security = props.client_security(bpy.context)
     result_name = f"{source.name} (live)"
     result = bpy.data.images.get(result_name) or images.new_image(
         result_name, *source.size, role="live"
