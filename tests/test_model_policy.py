@@ -25,7 +25,7 @@ from pixelkiln_server.auth import Scope
 from pixelkiln_server.backends.tiny_random import ensure_tiny_random
 from pixelkiln_server.cli import config_from_args
 from pixelkiln_server.cli import main as serve_main
-from pixelkiln_server.errors import PermissionDenied
+from pixelkiln_server.errors import NotFound, PermissionDenied
 from pixelkiln_server.services.model_policy import ModelPolicy
 
 from .conftest import home_dir, make_config
@@ -246,6 +246,11 @@ def test_the_policy_rules(places: dict[str, Path]) -> None:
     with pytest.raises(PermissionDenied):
         lenient.admit("org/model", Scope.GENERATE)
     assert policy.canonical(f"{root}/./tiny") == str((root / "tiny").resolve())
+    # Names registered since start (a model loaded before, code in the daemon's process).
+    known = ModelPolicy([], known=lambda name: name == "bench-memory")
+    assert known.admit("bench-memory", Scope.GENERATE) == "bench-memory"
+    with pytest.raises(NotFound):
+        known.admit("bench-other", Scope.GENERATE)
 
 
 def test_serve_flags_and_a_pickle_model_given_at_start(

@@ -89,6 +89,10 @@ class ModelRegistry:
     def register(self, spec: ModelSpec) -> None:
         self._extra[spec.name] = spec
 
+    def known(self, name: str) -> bool:
+        """Registered under this exact name: at start, loaded before, or by in-process code."""
+        return name in self._extra
+
     def infos(self) -> list[ModelInfo]:
         specs = {**PRESETS, **self._extra}
         for name in self._loaded:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .. import catalogue
@@ -70,12 +70,16 @@ class ModelPolicy:
         *,
         allow_downloads: bool = False,
         allow_pickle: bool = False,
+        known: Callable[[str], bool] | None = None,
     ) -> None:
-        """``registered``: names given at start -> their sources (hub id, folder or file)."""
+        """``registered``: names given at start -> their sources (hub id, folder or file).
+        ``known``: names registered since (models loaded through this policy before, or
+        registered by code running in the daemon's process), admitted as they are."""
         self.roots = tuple(resolve_path(str(r)) for r in roots)
         self.registered = dict(registered or {})
         self.allow_downloads = allow_downloads
         self.allow_pickle = allow_pickle
+        self.known = known or (lambda name: False)
         # A registered folder or file named by its path is the registered model, not a copy.
         self._by_path = {
             resolve_path(src): name
@@ -84,19 +88,22 @@ class ModelPolicy:
         }
 
     @classmethod
-    def from_config(cls, config: ServerConfig) -> ModelPolicy:
+    def from_config(
+        cls, config: ServerConfig, known: Callable[[str], bool] | None = None
+    ) -> ModelPolicy:
         registered = {**config.extra_models, config.default_model: config.default_model}
         return cls(
             config.model_roots,
             registered,
             allow_downloads=config.allow_downloads,
             allow_pickle=config.allow_pickle,
+            known=known,
         )
 
     def admit(self, name: str, scope: Scope) -> str:
         """The canonical name for ``name``; PermissionDenied when the caller may not use it."""
         _check_name(name)
-        if name in self.registered:
+        if name in self.registered or (name not in PRESETS and self.known(name)):
             return name
         if name in PRESETS:
             self._check_download(name, PRESETS[name].source, scope)

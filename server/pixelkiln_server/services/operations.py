@@ -135,7 +135,7 @@ class Operations:
         self._live_records: dict[LiveSession, RequestRecord] = {}
         self._draining = False
         self._idle = asyncio.Event()
-        self.policy = ModelPolicy.from_config(engine.config)
+        self.policy = ModelPolicy.from_config(engine.config, known=engine.registry.known)
         self._idle.set()
         self.request_listeners: list[Callable[[RequestRecord], None]] = [log_access]
         self.frame_listeners: list[Callable[[LiveFrame], None]] = []
