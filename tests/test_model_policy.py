@@ -26,7 +26,7 @@ from pixelkiln_server.backends.tiny_random import ensure_tiny_random
 from pixelkiln_server.cli import config_from_args
 from pixelkiln_server.cli import main as serve_main
 from pixelkiln_server.errors import NotFound, PermissionDenied
-from pixelkiln_server.services.model_policy import ModelPolicy
+from pixelkiln_server.services.model_policy import ModelPolicy, pickle_weights
 
 from .conftest import home_dir, make_config
 from .test_websocket import MAX, send, until
@@ -278,3 +278,32 @@ def test_serve_flags_and_a_pickle_model_given_at_start(
     with pytest.raises(SystemExit) as info:
         serve_main(["--max-jobs-per-client", "0"])
     assert "--max-jobs-per-client" in str(info.value)
+
+
+def test_the_loader_itself_takes_safetensors_only(tmp_path: Path) -> None:
+    """Below the policy: a folder saved with pickle (.bin) weights does not load unless
+    allow_pickle, and a .ckpt single file is refused before diffusers sees it."""
+    import torch
+
+    from pixelkiln_server.backends.base import LoadOptions
+    from pixelkiln_server.backends.diffusers_load import load_pipeline
+    from pixelkiln_server.backends.tiny_random import build_tiny_sd_pipeline
+    from pixelkiln_server.catalogue import spec_for_source
+    from pixelkiln_server.errors import PixelKilnError
+
+    folder = tmp_path / "pickled"
+    build_tiny_sd_pipeline(seed=3).save_pretrained(folder, safe_serialization=False)
+    # diffusers' own components in pickle; transformers writes safetensors regardless.
+    assert list((folder / "unet").glob("*.bin")) and not list(folder.glob("unet/*.safetensors"))
+    assert pickle_weights(folder) == "unet/diffusion_pytorch_model.bin"
+    spec = spec_for_source(str(folder), str(folder))
+    with pytest.raises(PixelKilnError):
+        load_pipeline(spec, torch.float32, LoadOptions(device="cpu", offline=True))
+    options = LoadOptions(device="cpu", offline=True, allow_pickle=True)
+    pipe = load_pipeline(spec, torch.float32, options)
+    assert pipe.unet is not None
+    checkpoint = tmp_path / "old.ckpt"
+    checkpoint.write_bytes(b"never read")
+    with pytest.raises(PermissionDenied) as info:
+        load_pipeline(spec_for_source("old", str(checkpoint)), torch.float32, LoadOptions())
+    assert "--allow-pickle" in info.value.message

@@ -60,6 +60,8 @@ class LoadOptions:
     dtype: str = "auto"
     offline: bool = False
     home: Path = Path(".")
+    # Pickle-based weights (.ckpt, .bin, ...) run code when loaded: off unless --allow-pickle.
+    allow_pickle: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalogue import ModelSpec
-from ..errors import NotFound
+from ..errors import NotFound, PermissionDenied
 from ..folder_meta import FolderMeta, read_meta
 from . import tiling
 from .base import LoadOptions
@@ -149,6 +149,13 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
     if spec.family == "sd":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    # The daemon's own guarantee, below the front's policy: safetensors weights only.
+    pickled = spec.single_file and not spec.source.endswith(".safetensors")
+    if pickled and not options.allow_pickle:
+        raise PermissionDenied(
+            f"{spec.source} is a pickle-based checkpoint; convert it to .safetensors or "
+            "start the daemon with --allow-pickle"
+        )
     if spec.single_file:
         cls = (
             diffusers.StableDiffusionXLPipeline
@@ -165,6 +172,9 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
                 "put its config folder beside it as <name>/ or run online once"
             ) from exc
     local = Path(spec.source).is_dir()
+    if not options.allow_pickle:
+        # diffusers passes it on to every component (0.42; not in 0.30, its issue #11601).
+        kwargs["use_safetensors"] = True
     if spec.revision and not local:
         kwargs["revision"] = spec.revision
     auto = diffusers.AutoPipelineForText2Image

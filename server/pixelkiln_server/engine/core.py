@@ -115,6 +115,7 @@ class Engine:
                         default_model=self.config.default_model,
                         threads=threads if device == "cpu" else 0,
                         allow_faults=self.config.runner_faults,
+                        allow_pickle=self.config.allow_pickle,
                     ),
                 )
             )

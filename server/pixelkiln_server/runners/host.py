@@ -50,6 +50,8 @@ class HostConfig:
     threads: int = 0
     # Tests only: accept ``fault`` messages that make this runner die at a chosen point.
     allow_faults: bool = False
+    # Load pickle-based weights (serve --allow-pickle); otherwise safetensors only.
+    allow_pickle: bool = False
 
 
 @dataclass
@@ -100,7 +102,13 @@ class RunnerHost:
         self._stopped = threading.Event()
         self._faults: dict[str, str] = {}
         self.registry = ModelRegistry(
-            LoadOptions(config.device, config.dtype, config.offline, Path(config.home)),
+            LoadOptions(
+                config.device,
+                config.dtype,
+                config.offline,
+                Path(config.home),
+                allow_pickle=config.allow_pickle,
+            ),
             default_model=config.default_model,
             memory_budget_bytes=config.memory_budget_bytes,
             vram_budget_bytes=config.vram_budget_bytes,

@@ -7,9 +7,9 @@ PERMISSION_DENIED and one message whatever the name is, so a refusal never tells
 exists. A hub id (or a preset not yet downloaded) would download: only models named on the
 command line may, or admin clients when ``--allow-downloads`` is set. Pickle-based weights
 (``.ckpt``, ``.pt``, ``.pth``, ``.bin``, ``.pkl``) are refused unless ``--allow-pickle``:
-loading them runs code from the file, and diffusers only forces safetensors for downloads
-(``use_safetensors`` is not passed on for local folders, diffusers issue #11601), so the
-daemon checks the files itself.
+loading them runs code from the file. The policy refuses them before anything loads, saying
+what to do; the loader (backends/diffusers_load.py) also passes ``use_safetensors=True``,
+which diffusers 0.42 hands on to every component (0.30 did not: diffusers issue #11601).
 """
 
 from __future__ import annotations
