@@ -229,3 +229,33 @@ async def test_a_live_session_that_is_never_read_ends_with_resource_exhausted() 
         assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "--stream-backlog" in str(info.value.details())
         assert seqs[0] == 1 and len(seqs) < seq
+
+
+async def test_a_websocket_live_session_that_is_never_read_ends_with_resource_exhausted() -> None:
+    big = gen_pb.GenerateRequest(prompt="x", steps=1, width=512, height=512, num_images=8)
+    settings = gen_pb.LiveSettings(prompt="x", seed=1, steps=1, width=64, height=64)
+    async with running_daemon(stream_backlog=2) as d:
+        async for ws in never_reading_ws(d):
+            await send(ws, "big", generate=big)  # its result fills the socket
+            await eventually(lambda: bool(jobs(d)))
+            (first,) = jobs(d)
+            await eventually(finished(first))
+            await send(ws, "live", live_input=gen_pb.LiveInput(seq=1, settings=settings))
+            await eventually(lambda: bool(d.ops._lives))
+            (session,) = d.ops._lives
+            await eventually(lambda: session.processed == 1)  # noqa: B023
+            for seq in range(2, 10):
+                before = session._frames.qsize()
+                await send(ws, "live", live_input=gen_pb.LiveInput(seq=seq, settings=settings))
+                await eventually(
+                    lambda: session.error is not None or session._frames.qsize() > before  # noqa: B023
+                )
+                if session.error is not None:
+                    break
+            envs = []
+            while not envs or envs[-1].request_id != "live" or not envs[-1].HasField("error"):
+                envs.append(await recv(ws))
+        error = envs[-1].error
+        assert error.code_name == "RESOURCE_EXHAUSTED" and "--stream-backlog" in error.message
+        frames = [e.live_frame.seq for e in envs if e.HasField("live_frame")]
+        assert frames[0] == 1 and len(frames) < seq
