@@ -37,6 +37,7 @@ from pixelkiln_server.imaging import codec
 from pixelkiln_server.types import Encoding
 
 PROMPT, SEED, MIB, NAN = "mossy cobblestone", 1234, 1024 * 1024, float("nan")
+MODEL = "tiny-random"  # every arm: the in-process pipeline is tiny-random
 CASES = [  # name, size, steps, runs, quick runs, goal for daemon/in-process of the medians
     ("1: txt2img 64x64 1 step", 64, 1, 30, 5, 1.15),
     ("2: txt2img 256x256 4 steps", 256, 4, 15, 5, 1.03),
@@ -118,7 +119,9 @@ def run_block(case: tuple, runs: int, local: InProcess, label: str, client: Any)
         return local.img2img_raw(rgba) if raw else local.txt2img(size, steps)
 
     def daemon_arm() -> bytes:
-        result = client.generate(PROMPT, steps=steps, seed=SEED, guidance_scale=0.0, **kw)
+        result = client.generate(
+            PROMPT, model=MODEL, steps=steps, seed=SEED, guidance_scale=0.0, **kw
+        )
         timings.append(result.timings)
         return result.image.data
 
@@ -272,7 +275,9 @@ def main() -> int:
         (THREAD_RUNNER, lambda: bench.ChildDaemon("--runner", "thread", threads=threads)),
     ]
     if not args.skip_thread:
-        variants.append((THREAD, bench.ThreadDaemon))
+        # ServerConfig's default model is the shipped one: this arm served pixelkiln-textures
+        # while the in-process arm ran tiny-random, and stopped on "pixels differ".
+        variants.append((THREAD, lambda: bench.ThreadDaemon(default_model=MODEL)))
     for label, start in variants:
         with start() as daemon, Client(daemon.address) as client:
             for case in CASES:

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -45,6 +46,8 @@ def make_config(**overrides: object) -> ServerConfig:
         # reach the runner's models (``runner_models``); the subprocess runner has its own
         # end-to-end tests (test_runners_e2e.py) and is what `pixelkiln serve` uses.
         "runner": "thread",
+        # Tests load folders and files they saved under the temporary directory.
+        "model_roots": (Path(tempfile.gettempdir()),),
     }
     values.update(overrides)
     return ServerConfig(**values)  # type: ignore[arg-type]

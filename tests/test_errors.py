@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import grpc
@@ -61,7 +62,8 @@ CASES: list[tuple[str, dict[str, Any], grpc.StatusCode, list[str]]] = [
     ("unknown model", {"model": "no-such-model"}, grpc.StatusCode.NOT_FOUND, ["no-such-model"]),
     (
         "missing model folder",
-        {"model": "/nonexistent/folder/model.safetensors"},
+        # Under the tests' model root (the temporary directory): missing is NOT_FOUND there.
+        {"model": f"{tempfile.gettempdir()}/pixelkiln-nonexistent/folder/model.safetensors"},
         grpc.StatusCode.NOT_FOUND,
         ["does not exist"],
     ),

@@ -156,3 +156,28 @@ def test_cli_live_watch_writes_the_newest_frame(served: str, tmp_path: Any) -> N
     assert proc.returncode == 0, proc.stderr
     assert "frame 1:" in proc.stdout
     assert decode(out.read_bytes()).shape == (64, 64, 3)
+
+
+async def test_cli_live_watch_outlives_the_idle_timeout(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the watched file does not change, `pixelkiln live` re-sends it (an unchanged
+    input), so the daemon's idle timeout does not end the session between two edits."""
+    from pixelkiln import cli
+
+    monkeypatch.setattr(cli, "LIVE_KEEPALIVE_S", 0.2)
+    sketch, out = tmp_path / "sketch.png", tmp_path / "live.png"
+    sketch.write_bytes(SKETCHES[5])
+    async with running_daemon(live_idle_timeout_s=1.0) as d:
+        argv = ["live", "bricks", "--watch", str(sketch), "-o", str(out), "--frames", "2"]
+        argv += ["--steps", "2", "--interval", "0.05", "--address", d.address]
+        run = asyncio.ensure_future(asyncio.to_thread(cli.main, argv))
+        while not out.exists() and not run.done():
+            await asyncio.sleep(0.05)
+        assert not run.done(), f"pixelkiln live exited with {run.result()} before a frame"
+        first = out.read_bytes()
+        await asyncio.sleep(3.0)  # three idle timeouts without an edit
+        assert not run.done(), "the session ended while the file did not change"
+        sketch.write_bytes(SKETCHES[6])
+        assert await asyncio.wait_for(run, 120) == 0
+    assert out.read_bytes() != first

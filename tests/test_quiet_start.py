@@ -13,7 +13,8 @@ from .conftest import ROOT, free_port, home_dir
 
 # A PixelKiln line: one it prints, or a record of its own loggers (logsetup.FORMAT).
 OWN_LINE = re.compile(
-    r"^(pixelkiln: |\d{4}-\d\d-\d\d [\d:,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) pixelkiln_server\b)"
+    r"^(pixelkiln: |\d{4}-\d\d-\d\d [\d:,]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"pixelkiln(_server|\.access)\b)"
 )
 
 

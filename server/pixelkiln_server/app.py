@@ -14,7 +14,9 @@ from pixelkiln.v1 import generator_pb2, generator_pb2_grpc, models_pb2, models_p
 
 from .config import ServerConfig
 from .engine.core import Engine
+from .metrics import Metrics, MetricsServer
 from .security import check_binding, load_tls, load_tokens, ws_ssl_context
+from .services.decoding import DecodeGuard
 from .services.generator import GeneratorService
 from .services.identity import Gatekeeper, TokenInterceptor
 from .services.models import ModelsService
@@ -57,13 +59,28 @@ class Daemon:
         check_binding(config, tokens is not None, self.tls is not None)
         self.engine = Engine(config)
         self.ops = Operations(self.engine)
+        # Prometheus metrics (--metrics-port): a registry of this daemon's own.
+        self.metrics: Metrics | None = None
+        self.metrics_server: MetricsServer | None = None
+        if config.metrics_port is not None:
+            self.metrics = Metrics(self.engine)
+            self.ops.request_listeners.append(self.metrics.request_done)
+            self.ops.frame_listeners.append(self.metrics.live_frame)
+            self.metrics_server = MetricsServer(
+                self.metrics.registry,
+                config.host,
+                config.metrics_port,
+                ws_ssl_context(config),
+                tokens,
+            )
         self.gate = Gatekeeper(tokens, config.ws_allowed_origins)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             # Without SO_REUSEPORT a second daemon on the same port fails to start instead of
             # silently sharing the port's connections with the first.
             options=[*grpc_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
-            interceptors=[TokenInterceptor(tokens)] if tokens is not None else None,
+            # DecodeGuard: bytes that are not the method's message answer INVALID_ARGUMENT.
+            interceptors=[DecodeGuard(), *(() if tokens is None else [TokenInterceptor(tokens)])],
         )
         self.port = 0
         self.websocket = (
@@ -101,6 +118,12 @@ class Daemon:
         return f"{self.config.host}:{self.port}"
 
     @property
+    def metrics_url(self) -> str:
+        assert self.metrics_server is not None, "the metrics are off (--metrics-port)"
+        m = self.metrics_server
+        return f"{m.scheme}://{self.config.host}:{m.port}/metrics"
+
+    @property
     def ws_url(self) -> str:
         assert self.websocket is not None, "the WebSocket carrier is off"
         scheme = "wss" if self.tls is not None else "ws"
@@ -133,6 +156,8 @@ class Daemon:
         await self.server.start()
         if self.websocket is not None:
             await self.websocket.start()
+        if self.metrics_server is not None:
+            self.metrics_server.start()
         self.engine.start()
         log.info("listening on %s (health NOT_SERVING until warm)", self.address)
         self._warm_up = asyncio.create_task(self._warm())
@@ -168,6 +193,8 @@ class Daemon:
             carriers.append(self.websocket.stop(grace))
         await asyncio.gather(*carriers)
         await self.engine.shutdown()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.stop)
         log.info("stopped")
 
 
@@ -185,11 +212,15 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
         await daemon.start()
     except OSError as exc:  # a port in use: say which and what to do, no traceback
         await daemon.server.stop(None)  # gRPC may be up when the WebSocket port is taken
+        if daemon.websocket is not None:
+            await daemon.websocket.stop()
         raise SystemExit(
             f"pixelkiln serve: {exc}; choose free ports with --port/--ws-port or stop the "
             "daemon already running there"
         ) from None
     ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
+    if daemon.metrics_server is not None:
+        ws += f", metrics {daemon.metrics_url}"
     print(
         f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}",
         flush=True,

@@ -398,13 +398,44 @@ def _family_of_hub_id(source: str) -> str:
     return "sdxl" if "xl" in lowered else "sd"
 
 
+MAX_MODEL_NAME_CHARS = 1024
+MAX_PATH_PART_BYTES = 255  # a file name's limit on every common file system
+
+
+def check_model_name(name: str, field: str = "model") -> None:
+    """Refuse a model name that no preset, folder, file or hub id can have, naming ``field``
+    and the limit (1,024 characters; 255 bytes of UTF-8 per ``/``-separated part; no control
+    characters)."""
+    if len(name) > MAX_MODEL_NAME_CHARS:
+        raise InvalidArgument(
+            field, f"is {len(name)} characters; the limit is {MAX_MODEL_NAME_CHARS}"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidArgument(field, "must not contain control characters")
+    for part in name.replace("\\", "/").split("/"):
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_PATH_PART_BYTES:
+            raise InvalidArgument(
+                field,
+                f"has a part of {size} bytes ({part[:16]!r}...); the limit is "
+                f"{MAX_PATH_PART_BYTES} bytes per '/'-separated part",
+            )
+
+
 def lookup(name: str, extra: dict[str, ModelSpec] | None = None) -> ModelSpec:
     """A preset or registered model by name, else a spec for ``name`` as a source."""
     if extra and name in extra:
         return extra[name]
     if name in PRESETS:
         return PRESETS[name]
-    return spec_for_source(name, name)
+    check_model_name(name)
+    try:
+        return spec_for_source(name, name)
+    except (OSError, RuntimeError) as exc:  # unreadable, or "~user" of no user (RuntimeError)
+        raise NotFound(
+            f"model {name!r} is not a preset, a readable folder or file, or a hub id "
+            f"({type(exc).__name__})"
+        ) from None
 
 
 def with_source(spec: ModelSpec, source: str) -> ModelSpec:

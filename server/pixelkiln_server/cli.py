@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
-from .config import MIB, ServerConfig, default_home
+from .config import MIB, Limits, ServerConfig, default_home
 from .errors import PixelKilnError
-from .logsetup import LEVELS, configure_logging
+from .logsetup import LEVELS, LOG_FORMATS, configure_logging
 
 GIB = 1024**3
 
@@ -23,6 +23,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=50052,
         help="WebSocket carrier port for Unity/Godot, ws://HOST:PORT/v1 (default 50052; -1: off)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (https with --tls-cert; a "
+        "token with --token-file); off by default",
     )
     parser.add_argument(
         "--model",
@@ -109,6 +117,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-level", default="INFO", type=str.upper, choices=LEVELS, help="PixelKiln's own"
     )
     parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="json: every log line one JSON object (access-log fields as keys); default text",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="also show the libraries' warnings, logs and progress bars (torch, diffusers, ...)",
@@ -149,6 +163,48 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
         help="a browser origin (scheme://host[:port], or scheme://host:* for any port) allowed "
         "to open the WebSocket carrier; handshakes carrying any other Origin are refused "
         "(repeatable)",
+    )
+    sec.add_argument(
+        "--model-root",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="clients may load folders and files under DIR (repeatable); without one, clients "
+        "may name only presets and models given at start ('--model-root .' for local use)",
+    )
+    sec.add_argument(
+        "--allow-downloads",
+        action="store_true",
+        help="admin clients may make the daemon download models from a hub",
+    )
+    sec.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load pickle-based weights (.ckpt, .pt, .bin), which can run code when loaded",
+    )
+    sec.add_argument(
+        "--max-request-megapixels",
+        type=float,
+        default=16.8,
+        metavar="MP",
+        help="width x height x num_images of one request, in millions of pixels (default "
+        "16.8: four 2048x2048 or eight 1024x1024 images)",
+    )
+    sec.add_argument(
+        "--max-jobs-per-client",
+        type=int,
+        default=16,
+        metavar="N",
+        help="generations one client may have queued or running (default 16)",
+    )
+    sec.add_argument(
+        "--stream-backlog",
+        type=int,
+        default=64,
+        metavar="N",
+        help="events waiting to be sent on one stream before it ends with RESOURCE_EXHAUSTED; "
+        "previews are dropped first (default 64)",
     )
 
 
@@ -266,6 +322,7 @@ def _budget(value: float | None, flag: str) -> int | None:
 LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("port", lambda v: 0 <= v <= 65535, "0..65535 (0: any free port)"),
     ("ws_port", lambda v: -1 <= v <= 65535, "-1..65535 (-1: off, 0: any free port)"),
+    ("metrics_port", lambda v: 0 <= v <= 65535, "0..65535 (0: any free port)"),
     ("queue_size", lambda v: v >= 1, ">= 1"),
     ("max_message_mib", lambda v: v >= 1, ">= 1"),
     ("max_batch", lambda v: v >= 1, ">= 1"),
@@ -274,6 +331,9 @@ LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("live_idle_timeout", lambda v: v > 0, "> 0"),
     ("grace", lambda v: v >= 0, ">= 0"),
     ("runner_hang_timeout", lambda v: v > 0, "> 0 seconds"),
+    ("max_request_megapixels", lambda v: v > 0, "> 0"),
+    ("max_jobs_per_client", lambda v: v >= 1, ">= 1"),
+    ("stream_backlog", lambda v: v >= 1, ">= 1"),
 )
 
 
@@ -335,6 +395,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         ws_port=None if args.ws_port < 0 else args.ws_port,
+        metrics_port=getattr(args, "metrics_port", None),
         default_model=args.model,
         extra_models=extra,
         model_options={args.model: options} if options != ModelOptions() else {},
@@ -360,7 +421,19 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_client_ca=args.tls_client_ca,
         insecure=args.insecure,
         ws_allowed_origins=tuple(args.ws_allow_origin),
+        model_roots=tuple(args.model_root),
+        allow_downloads=args.allow_downloads,
+        allow_pickle=args.allow_pickle,
+        max_jobs_per_client=args.max_jobs_per_client,
+        stream_backlog=args.stream_backlog,
+        limits=Limits(max_request_pixels=int(args.max_request_megapixels * 1_000_000)),
     )
+    from .services.model_policy import ModelPolicy
+
+    try:
+        ModelPolicy.from_config(config).check_registered()
+    except PixelKilnError as exc:
+        raise SystemExit(f"pixelkiln serve: {exc.message}") from None
     from .security import SecurityConfigError, preflight
 
     try:
@@ -371,7 +444,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level, verbose=getattr(args, "verbose", False))
+    configure_logging(
+        args.log_level,
+        verbose=getattr(args, "verbose", False),
+        log_format=getattr(args, "log_format", "text"),
+    )
     check_device(args.device)
     for device in check_devices(args.devices):
         check_device(device)

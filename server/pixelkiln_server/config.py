@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .catalogue import SHIPPED_MODEL, ModelOptions
@@ -21,6 +21,14 @@ class Limits:
     max_prompt_chars: int = 4000
     max_input_pixels: int = 4096 * 4096
     max_preview_side: int = 1024
+    # width * height * num_images of one request (--max-request-megapixels). The issue's
+    # measurement: 2048x2048 x 8 (33.5 MP) took 7 GB and 90 s; 16.8 MP (four 2048x2048 or eight
+    # 1024x1024 images) keeps one request near half of that, and is 64 MiB of RGBA8, about the
+    # default message limit, past which results cannot be delivered anyway.
+    max_request_pixels: int = 16_800_000
+    # The largest result message (ServerConfig.max_message_bytes; set from it): a request whose
+    # images, maps and atlas would be larger raw (RGBA8) is refused before it is accepted.
+    max_result_bytes: int = 65 * MIB
 
 
 def default_home() -> Path:
@@ -34,6 +42,8 @@ class ServerConfig:
     port: int = 50051
     # The WebSocket carrier (ws://host:ws_port/v1) for Unity and Godot; None turns it off.
     ws_port: int | None = 50052
+    # Prometheus metrics over HTTP(S) on host:metrics_port/metrics; None (the default) is off.
+    metrics_port: int | None = None
     default_model: str = SHIPPED_MODEL
     # Extra models by name -> source (hub id, folder or .safetensors file).
     extra_models: dict[str, str] = field(default_factory=dict)
@@ -85,3 +95,18 @@ class ServerConfig:
     insecure: bool = False
     # Origins (scheme://host[:port]) whose browser pages may open the WebSocket carrier.
     ws_allowed_origins: tuple[str, ...] = ()
+    # Model-loading policy (services/model_policy.py): folders and files clients may name,
+    # hub downloads by admin clients, pickle-based weights.
+    model_roots: tuple[Path, ...] = ()
+    allow_downloads: bool = False
+    allow_pickle: bool = False
+    # Per client (a token's name, else what identity.py tells): generations queued or running.
+    max_jobs_per_client: int = 16
+    # Events waiting to be sent on one stream (a slow reader): previews are dropped first;
+    # past this many the stream ends with RESOURCE_EXHAUSTED.
+    stream_backlog: int = 64
+
+    def __post_init__(self) -> None:
+        if self.limits.max_result_bytes != self.max_message_bytes:
+            limits = replace(self.limits, max_result_bytes=self.max_message_bytes)
+            object.__setattr__(self, "limits", limits)

@@ -5,19 +5,26 @@ these settings once, at import). Quiet (the default) hides the libraries' warnin
 records below ERROR and progress bars: torchao's library-load failures, triton and
 torchvision notices, deprecation warnings, tqdm bars. ``--verbose`` shows them all.
 
+``--log-format json`` writes every line as one JSON object (time, level, logger, message, the
+runner's name in a runner child, the traceback as ``exc``, and the access log's fields as keys
+of their own; see services/access.py); the quiet rules are the same in both formats.
+
 The settings travel to child processes through the environment (``PIXELKILN_VERBOSE``,
-``PIXELKILN_LOG_LEVEL`` and the libraries' own variables); a child calls
-:func:`configure_from_env` before its first import of a model library.
+``PIXELKILN_LOG_LEVEL``, ``PIXELKILN_LOG_FORMAT`` and the libraries' own variables); a child
+calls :func:`configure_from_env` before its first import of a model library.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMATS = ("text", "json")
 # Loggers whose records are PixelKiln's own lines.
 OWN_LOGGERS = ("pixelkiln", "pixelkiln_server", "__main__")
 # Each library's own switch, honoured by the library itself and inherited by child processes.
@@ -43,15 +50,57 @@ class OwnLines(logging.Filter):
         return any(name == own or name.startswith(own + ".") for own in OWN_LOGGERS)
 
 
-def configure_logging(level: str = "INFO", verbose: bool = False) -> None:
+class JsonLines(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def __init__(self, runner: str = "") -> None:
+        super().__init__()
+        self.runner = runner
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.runner:
+            line["runner"] = self.runner
+        fields = getattr(record, "access", None)
+        if isinstance(fields, dict):
+            line.update((k, v) for k, v in fields.items() if k not in line)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exc"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def make_formatter(log_format: str = "text", runner: str = "") -> logging.Formatter:
+    """The formatter for ``--log-format``; ``runner`` names a runner child in its lines."""
+    if log_format == "json":
+        return JsonLines(runner)
+    if runner:
+        return logging.Formatter(f"%(asctime)s %(levelname)s %(name)s [{runner}]: %(message)s")
+    return logging.Formatter(FORMAT)
+
+
+def configure_logging(
+    level: str = "INFO", verbose: bool = False, log_format: str = "text", runner: str = ""
+) -> None:
     """Set up the process's logging once, first thing; ``level`` is PixelKiln's own."""
     level = level.upper()
     if level not in LEVELS:
         raise ValueError(f"log level {level!r}; allowed: {', '.join(LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format {log_format!r}; allowed: {', '.join(LOG_FORMATS)}")
     os.environ["PIXELKILN_LOG_LEVEL"] = level
     os.environ["PIXELKILN_VERBOSE"] = "1" if verbose else "0"
+    os.environ["PIXELKILN_LOG_FORMAT"] = log_format
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(make_formatter(log_format, runner))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -67,11 +116,15 @@ def configure_logging(level: str = "INFO", verbose: bool = False) -> None:
     _quiet_loaded_libraries()
 
 
-def configure_from_env() -> None:
-    """The same set-up in a child process, from what the parent put in the environment."""
+def configure_from_env(runner: str = "") -> None:
+    """The same set-up in a child process, from what the parent put in the environment;
+    ``runner`` names the child in each line."""
+    log_format = os.environ.get("PIXELKILN_LOG_FORMAT", "text")
     configure_logging(
         os.environ.get("PIXELKILN_LOG_LEVEL", "INFO"),
         verbose=os.environ.get("PIXELKILN_VERBOSE", "0") == "1",
+        log_format=log_format if log_format in LOG_FORMATS else "text",
+        runner=runner,
     )
 
 

@@ -120,6 +120,8 @@ def check_binding(config: ServerConfig, tokens: bool, tls: bool, warn: bool = Tr
     carriers = [f"gRPC on {config.host}:{config.port}"]
     if config.ws_port is not None:
         carriers.append(f"WebSocket on {config.host}:{config.ws_port}")
+    if config.metrics_port is not None:
+        carriers.append(f"metrics on {config.host}:{config.metrics_port}")
     exposed = (
         "anyone who can reach it can generate and load and unload models"
         if not tokens

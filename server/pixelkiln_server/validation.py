@@ -126,6 +126,30 @@ def _resolve_preview(preview: PreviewOptions, limits: Limits) -> PreviewOptions:
     return replace(preview, max_side=side)
 
 
+def _check_request_size(req: GenerationRequest, limits: Limits) -> None:
+    """Refuse what would take too much memory, or could not be delivered in one message."""
+    pixels = req.width * req.height * req.num_images
+    if pixels > limits.max_request_pixels:
+        raise InvalidArgument(
+            "num_images",
+            f"{req.num_images} x {req.width}x{req.height} = {pixels:,} pixels exceeds the "
+            f"limit of {limits.max_request_pixels:,} pixels per request "
+            "(--max-request-megapixels); ask for fewer or smaller images",
+        )
+    # The result is one message: each image, each derived map and the atlas, at most RGBA8 raw.
+    planes = 1 + len(req.maps) + (1 if req.atlas else 0)
+    raw = pixels * 4 * planes
+    if raw > limits.max_result_bytes:
+        what = " with maps " + ",".join(req.maps) if req.maps else ""
+        what += " and an atlas" if req.atlas else ""
+        raise InvalidArgument(
+            "num_images",
+            f"{req.num_images} x {req.width}x{req.height}{what} is {raw:,} bytes raw, over the "
+            f"message limit of {limits.max_result_bytes:,} bytes (--max-message-mib): the "
+            "result could not be delivered; ask for fewer or smaller images",
+        )
+
+
 def resolve(
     req: GenerationRequest, spec: ModelSpec, limits: Limits
 ) -> tuple[GenerationRequest, DecodedInputs]:
@@ -163,6 +187,13 @@ def resolve(
     seed = secrets.randbelow(2**32) if req.seed is None else req.seed
     if not 0 <= seed <= MAX_SEED:
         raise InvalidArgument("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
+    if seed + num_images - 1 > MAX_SEED:
+        # Image i uses seed + i; past 2**64 - 1 it would wrap to small seeds, silently.
+        raise InvalidArgument(
+            "seed",
+            f"image i uses seed + i, so seed + num_images - 1 must be at most {MAX_SEED}; "
+            f"got seed {seed} with num_images {num_images}",
+        )
 
     caps = spec.capabilities
     _check_capabilities(req, spec, caps)
@@ -182,4 +213,5 @@ def resolve(
         strength=strength,
         preview=preview,
     )
+    _check_request_size(resolved, limits)
     return assets.validate(resolved, caps.tiling[0] if caps.tiling else ""), inputs

@@ -39,6 +39,7 @@ FRAME_S = 0.002  # the pause between frames: a 500 fps main loop that leaves the
 NATIVE_TYPES = {
     "Object", "RefCounted", "Node", "Callable", "Signal", "SceneTree", "MainLoop", "Image",
     "WebSocketPeer", "Texture2D", "ImageTexture", "StringName", "NodePath", "PackedStringArray",
+    "TLSOptions", "HTTPClient", "X509Certificate",
 }  # fmt: skip
 INT_TYPES = {"Error", "int"}
 

@@ -157,10 +157,12 @@ class WebSocketPeer(NativeObject):
     # -- the network thread --
 
     def _run(self, url: str, max_size: int) -> None:
+        extra = [tuple(part.strip() for part in h.split(":", 1)) for h in self.handshake]
+        context = ssl_context(self.tls) if url.startswith("wss://") else None
         try:
             conn = connect(
                 url, max_size=max_size, compression=None, proxy=None, open_timeout=10,
-                ping_interval=None, close_timeout=2,
+                ping_interval=None, close_timeout=2, additional_headers=extra, ssl=context,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - any failure means "could not connect"
             self._push(("failed", f"{type(exc).__name__}: {exc}"))
@@ -186,7 +188,7 @@ class WebSocketPeer(NativeObject):
 
     # -- the GDScript API --
 
-    def gd_connect_to_url(self, url: str, _tls: Any = None) -> int:
+    def gd_connect_to_url(self, url: str, tls: Any = None) -> int:
         if self.state not in (STATE_CLOSED, STATE_CLOSING):
             return ERR_ALREADY_IN_USE
         if not url.startswith(("ws://", "wss://")):
@@ -195,6 +197,7 @@ class WebSocketPeer(NativeObject):
         self.url, self.state = url, STATE_CONNECTING
         self.close_code, self.close_reason = -1, ""
         self.inbound_at_connect = self.props["inbound_buffer_size"]
+        self.handshake, self.tls = list(self.props["handshake_headers"]), tls
         thread = threading.Thread(
             target=self._run, args=(url, self.inbound_at_connect), daemon=True, name="ws-peer"
         )
@@ -385,6 +388,7 @@ class Natives:
         }  # fmt: skip
         return {
             **errors,
+            **net_globals(vm, web=getattr(vm, "web", False)),
             "FileAccess": Native("FileAccess", file_access),
             "DirAccess": Native("DirAccess", dir_access),
             "var_to_str": var_to_str,
@@ -430,10 +434,8 @@ def container_method(obj: Any, name: str, args: list[Any]) -> tuple[bool, Any]:
             obj.data[:] = bytes([args[0] & 0xFF]) * len(obj.data)
             return True, None
     elif isinstance(obj, str):
-        if name == "contains":
-            return True, args[0] in obj
-        if name == "to_lower":
-            return True, obj.lower()
+        if name in STR_METHODS:
+            return True, STR_METHODS[name](obj, *args)
         if name in ("get_file", "get_base_dir"):
             scheme, _, rest = obj.rpartition("://")
             head, _, tail = rest.rpartition("/")
@@ -444,3 +446,5 @@ def container_method(obj: Any, name: str, args: list[Any]) -> tuple[bool, Any]:
 
 
 _MISSING = object()
+
+from .godot_net_natives import STR_METHODS, net_globals, ssl_context  # noqa: E402 (imports us)

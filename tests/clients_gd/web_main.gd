@@ -10,9 +10,11 @@ extends Node
 ## stand-in of EditorSettings with real controls; the addon's .gd.uid texts go through
 ## ResourceUID (text -> id -> text).
 ## Byte arrays travel as {"base64": ...}. A run that exceeds "deadline_ms" reports the stage
-## it was in and quits with 2, so a hang ends with a reason.
+## it was in and quits with 2, so a hang ends with a reason. With "secure" ({"url", "token"}),
+## only tests/clients_gd/secure.gd's run_refused() runs, against a daemon with tokens.
 
 const E2E = preload("res://tests/e2e.gd")
+const Secure = preload("res://tests/secure.gd")
 const Client = preload("res://addons/pixelkiln/client/pixelkiln_client.gd")
 const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
 const AssetWriter = preload("res://addons/pixelkiln/asset_writer.gd")
@@ -29,6 +31,13 @@ func _ready() -> void:
 	deadline.timeout.connect(_on_deadline)
 	var harness := E2E.new()
 	var out := {"engine": Engine.get_version_info()["string"], "web": OS.has_feature("web")}
+	if config.has("secure"):  # a daemon with tokens: what a browser's WebSocket can do
+		_stage = "secure"
+		var secure: Dictionary = config["secure"]
+		out["secure"] = await Secure.new().run_refused(secure["url"], secure["token"], "")
+		harness.free()
+		_finish(out, 0)
+		return
 	_stage = "run"
 	out["run"] = await harness.run(config["url"])
 	if config.has("faults"):

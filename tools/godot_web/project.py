@@ -14,6 +14,7 @@ ADDON = ROOT / "engine_plugins" / "godot" / "addons" / "pixelkiln"
 TESTS = ROOT / "tests" / "clients_gd"
 ADDON_FILES = (
     "client/pixelkiln_client.gd",
+    "client/handshake_probe.gd",
     "generated/pixelkiln_v1.gd",
     "runtime/proto_codec.gd",
     "asset_writer.gd",
@@ -72,6 +73,7 @@ def files(run: dict[str, Any]) -> dict[str, bytes]:
         f"res://addons/pixelkiln/{name}": (ADDON / name).read_bytes() for name in ADDON_FILES
     }
     scripts["res://tests/e2e.gd"] = (TESTS / "e2e.gd").read_bytes()
+    scripts["res://tests/secure.gd"] = (TESTS / "secure.gd").read_bytes()
     scripts["res://web_main.gd"] = (TESTS / "web_main.gd").read_bytes()
     out = dict(scripts)
     out["res://project.godot"] = PROJECT_GODOT.encode("utf-8")

@@ -4,6 +4,8 @@ using System;
 using System.IO;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Runtime.ExceptionServices;
+using System.Security.Authentication;
 using System.Threading;
 using System.Threading.Tasks;
 using PixelKiln.V1;
@@ -149,6 +151,8 @@ namespace PixelKiln.Client
                         delay = TimeSpan.FromTicks(Math.Max(doubled, 1));
                     }
                 }
+                if (last is PixelKilnException && !(last is PixelKilnConnectionException))
+                    ExceptionDispatchInfo.Capture(last).Throw();   // refused: its own code and text
                 throw new PixelKilnConnectionException(DescribeConnectFailure(last, attempts), last);
             }
             finally
@@ -413,9 +417,11 @@ namespace PixelKiln.Client
 
         private async Task<Connection> OpenAsync(CancellationToken cancellationToken)
         {
+            ClientSecurity security = ClientSecurity.Resolve(Options);
             var socket = new ClientWebSocket();
             socket.Options.KeepAliveInterval = Options.KeepAliveInterval;
             socket.Options.SetBuffer(64 * 1024, 64 * 1024);
+            security.Apply(socket, Options.Uri);
             Connection connection = null;
             using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
@@ -434,7 +440,18 @@ namespace PixelKiln.Client
                         cancellationToken.ThrowIfCancellationRequested();
                         throw new TimeoutException("no WebSocket handshake within " + Options.ConnectTimeout.TotalSeconds + " s");
                     }
-                    await connecting.ConfigureAwait(false);
+                    try
+                    {
+                        await connecting.ConfigureAwait(false);
+                    }
+                    catch (WebSocketException)
+                    {
+                        // Refused by HTTP status (a token or Origin)? Then say so, and do not retry.
+                        PixelKilnException refusal = await security.ExplainRefusalAsync(Options.Uri, Options.ConnectTimeout)
+                            .ConfigureAwait(false);
+                        if (refusal != null) throw refusal;
+                        throw;
+                    }
                     connection = new Connection(socket, Options.Uri, Options.MaxMessageBytes, OnConnectionClosed);
                     connection.Start();
                     // Read the status once: proves this is a PixelKiln carrier and gives its limit.
@@ -518,9 +535,15 @@ namespace PixelKiln.Client
             else if (error is PixelKilnConnectionException)
                 hint = ((PixelKilnConnectionException)error).Detail
                     + ". Is this the PixelKiln WebSocket carrier (ws://HOST:WS_PORT/v1)?";
+            else if (Find<AuthenticationException>(error) != null)
+                hint = "the TLS handshake failed (" + Find<AuthenticationException>(error).Message
+                    + "): the daemon's certificate is not trusted or does not name '" + Uri.Host
+                    + "'. Set PixelKilnClientOptions.RootCertificate (or PIXELKILN_TLS_CA) to the PEM of the CA "
+                    + "that signed the daemon's --tls-cert, and connect to a name its certificate lists";
             else if (error is WebSocketException || Find<WebSocketException>(error) != null)
                 hint = "the port answered but is not the PixelKiln WebSocket carrier (" + error.Message
-                    + "). Wrong port or path? Expected ws://HOST:WS_PORT/v1 (--ws-port, default 50052)";
+                    + "). Wrong port or path? Expected ws://HOST:WS_PORT/v1 (--ws-port, default 50052)"
+                    + (Uri.Scheme == "ws" ? "; a daemon started with --tls-cert serves wss:// only" : "");
             else if (error is PixelKilnException)
                 hint = "the endpoint answered the status request with " + error.Message;
             else

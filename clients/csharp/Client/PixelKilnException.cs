@@ -19,12 +19,22 @@ namespace PixelKiln.Client
         public const int DeadlineExceeded = 4;
         /// <summary>Unknown model, missing folder or file.</summary>
         public const int NotFound = 5;
+        /// <summary>
+        /// The token's scope does not allow the call (Load/Unload need 'admin'), or the daemon
+        /// refused the handshake's <c>Origin</c>.
+        /// </summary>
+        public const int PermissionDenied = 7;
         /// <summary>Queue full, out of GPU memory, or a frame over the message limit.</summary>
         public const int ResourceExhausted = 8;
         /// <summary>A bug on the daemon (its log has the traceback).</summary>
         public const int Internal = 13;
         /// <summary>The daemon is not reachable, went away, or is shutting down.</summary>
         public const int Unavailable = 14;
+        /// <summary>
+        /// The daemon needs a token and got none, or one it does not know
+        /// (<see cref="PixelKilnClientOptions.Token"/>, <c>PIXELKILN_TOKEN</c>).
+        /// </summary>
+        public const int Unauthenticated = 16;
 
         /// <summary>The gRPC name of a code number (<c>3</c> gives <c>"INVALID_ARGUMENT"</c>).</summary>
         public static string Name(int code)
@@ -38,7 +48,7 @@ namespace PixelKiln.Client
                 case DeadlineExceeded: return "DEADLINE_EXCEEDED";
                 case NotFound: return "NOT_FOUND";
                 case 6: return "ALREADY_EXISTS";
-                case 7: return "PERMISSION_DENIED";
+                case PermissionDenied: return "PERMISSION_DENIED";
                 case ResourceExhausted: return "RESOURCE_EXHAUSTED";
                 case 9: return "FAILED_PRECONDITION";
                 case 10: return "ABORTED";
@@ -47,7 +57,7 @@ namespace PixelKiln.Client
                 case Internal: return "INTERNAL";
                 case Unavailable: return "UNAVAILABLE";
                 case 15: return "DATA_LOSS";
-                case 16: return "UNAUTHENTICATED";
+                case Unauthenticated: return "UNAUTHENTICATED";
                 default: return "CODE_" + code;
             }
         }

@@ -38,6 +38,11 @@ extends RefCounted
 ## Connection loss fails every pending job with [code]UNAVAILABLE[/code] and, with
 ## [member auto_reconnect], retries with exponential backoff ([member reconnect_min_ms] up to
 ## [member reconnect_max_ms]); [signal disconnected] says what went wrong and what to check.
+##
+## A daemon on a studio network ([code]pixelkiln serve --token-file ... --tls-cert ...[/code])
+## wants [member token] and a [code]wss://[/code] URL, with [member tls_ca_path] when its
+## certificate is signed by the studio's own CA. A refused token ends the attempt with
+## [code]UNAUTHENTICATED[/code] (no retry: it cannot succeed until the token changes).
 
 ## The connection is open (the first time and after each reconnect).
 signal connected
@@ -64,6 +69,7 @@ signal live_frame(session_id: String, seq: int, image_bytes: PackedByteArray, ti
 enum State { DISCONNECTED, CONNECTING, CONNECTED, WAITING_TO_RECONNECT }
 
 const PK = preload("../generated/pixelkiln_v1.gd")
+const HandshakeProbe = preload("handshake_probe.gd")
 const DEFAULT_URL := "ws://127.0.0.1:50052/v1"
 ## The daemon's default frame limit (65 MiB: a 4096x4096 RGBA8 image and its envelope).
 const DEFAULT_BUFFER_BYTES := 65 * 1024 * 1024
@@ -71,6 +77,8 @@ const MAX_QUEUED_PACKETS := 4096
 ## gRPC status codes used by the client itself.
 const CANCELLED := 1
 const INVALID_ARGUMENT := 3
+const PERMISSION_DENIED := 7
+const UNAUTHENTICATED := 16
 const DEADLINE_EXCEEDED := 4
 const RESOURCE_EXHAUSTED := 8
 const UNAVAILABLE := 14
@@ -89,6 +97,16 @@ var connect_timeout_ms := 5000
 var request_timeout_ms := 30000
 ## The daemon's URL (set by [method connect_to_daemon]).
 var url := DEFAULT_URL
+## The daemon's token ([code]pixelkiln token create NAME[/code]), sent as
+## [code]Authorization: Bearer[/code] on the WebSocket handshake. Empty: the
+## [code]PIXELKILN_TOKEN[/code] environment variable. Web exports cannot send it: browsers add no
+## custom handshake headers.
+var token := ""
+## For [code]wss://[/code]: the PEM file of the CA that signed the daemon's certificate
+## ([code]--tls-cert[/code]); only certificates it signed are trusted. Empty: the
+## [code]PIXELKILN_TLS_CA[/code] environment variable, else Godot's trusted CAs. Ignored on the
+## web (the browser checks the certificate).
+var tls_ca_path := ""
 ## Why the last connection attempt or connection failed; empty while all is well.
 var last_error := ""
 
@@ -103,6 +121,10 @@ var _backoff_ms := 0
 var _retry_at_ms := 0
 var _connect_deadline_ms := 0
 var _open_error := ""
+var _open_code := 0
+var _tls: TLSOptions = null
+var _probe: HandshakeProbe = null
+var _probe_reason := ""
 
 
 ## With [param auto_poll] (the default) the client polls itself on every
@@ -241,8 +263,16 @@ func poll() -> void:
 	var now := Time.get_ticks_msec()
 	if _state == State.WAITING_TO_RECONNECT and now >= _retry_at_ms:
 		_open()
+	if _probe != null:
+		if not _probe.step() and now <= _connect_deadline_ms:
+			return
+		_after_probe()
+		return
 	if _state == State.CONNECTING and _peer == null:
-		_lost(_open_error)
+		if _open_code != 0:
+			_refuse(_open_code, "INVALID_ARGUMENT", _open_error)
+		else:
+			_lost(_open_error)
 	if _peer == null:
 		return
 	_peer.poll()
@@ -263,6 +293,13 @@ func poll() -> void:
 		_check_deadlines(now)
 		return
 	if ready == WebSocketPeer.STATE_CLOSED:
+		if _state == State.CONNECTING and _peer.get_close_code() == -1 and not OS.has_feature("web"):
+			# Refused by HTTP status (token, Origin) or by TLS? Ask once, then report.
+			_probe_reason = _close_reason()
+			_probe = HandshakeProbe.new(url, _peer.handshake_headers, _tls)
+			_peer = null
+			_connect_deadline_ms = now + connect_timeout_ms
+			return
 		_lost(_close_reason())
 
 
@@ -275,13 +312,77 @@ func _open() -> Error:
 	_peer.inbound_buffer_size = buffer_bytes
 	_peer.outbound_buffer_size = buffer_bytes
 	_peer.max_queued_packets = MAX_QUEUED_PACKETS
-	var err := _peer.connect_to_url(url)
 	_state = State.CONNECTING
 	_connect_deadline_ms = Time.get_ticks_msec() + connect_timeout_ms
+	_open_code = 0
+	var bearer := _setting(token, "PIXELKILN_TOKEN")
+	if bearer.contains(" ") or bearer.contains("\n"):
+		return _bad_setting("token: a token has no spaces or line breaks (copy the pk_... value)")
+	if not bearer.is_empty():
+		_peer.handshake_headers = PackedStringArray(["Authorization: Bearer " + bearer])
+	_tls = null
+	var ca_path := _setting(tls_ca_path, "PIXELKILN_TLS_CA")
+	if url.begins_with("wss://") and not ca_path.is_empty():
+		var ca := X509Certificate.new()
+		var loaded := ca.load(ca_path)
+		if loaded != OK:
+			return _bad_setting(
+				"tls_ca_path: cannot load the CA certificate '" + ca_path + "' ("
+				+ error_string(loaded) + "); give the PEM file of the CA that signed the"
+				+ " daemon's --tls-cert"
+			)
+		_tls = TLSOptions.client(ca)
+	var err := _peer.connect_to_url(url, _tls)
 	if err != OK:  # reported by the next poll(), like any other failed attempt
 		_peer = null
 		_open_error = "cannot open a WebSocket to " + url + ": " + error_string(err)
 	return err
+
+
+func _bad_setting(message: String) -> Error:
+	_peer = null
+	_open_error = message
+	_open_code = INVALID_ARGUMENT
+	return ERR_INVALID_PARAMETER
+
+
+static func _setting(value: String, environment_variable: String) -> String:
+	if not value.strip_edges().is_empty():
+		return value.strip_edges()
+	return OS.get_environment(environment_variable).strip_edges()
+
+
+func _after_probe() -> void:
+	var probe := _probe
+	_probe = null
+	if probe.code == 401:
+		var hint := (
+			"; set the client's token (or PIXELKILN_TOKEN) to a token of the daemon's --token-file"
+			if _setting(token, "PIXELKILN_TOKEN").is_empty()
+			else "; check the token (client.token or PIXELKILN_TOKEN): `pixelkiln token create NAME`"
+		)
+		_refuse(UNAUTHENTICATED, "UNAUTHENTICATED", probe.text.trim_prefix("UNAUTHENTICATED: ") + hint)
+	elif probe.code == 403:
+		var why := probe.text.trim_prefix("PERMISSION_DENIED: ")
+		_refuse(PERMISSION_DENIED, "PERMISSION_DENIED", why + " (HTTP 403 on the handshake)")
+	elif probe.tls_failed:
+		_lost(
+			"the TLS handshake with "
+			+ url
+			+ " failed: the daemon's certificate is not trusted or does not name the host; set"
+			+ " tls_ca_path (or PIXELKILN_TLS_CA) to the PEM of the CA that signed its --tls-cert"
+		)
+	else:
+		_lost(_probe_reason)
+
+
+## A refusal that retrying cannot fix: fail everything, stay disconnected.
+func _refuse(code: int, code_name: String, reason: String) -> void:
+	_close_peer()
+	last_error = code_name + ": " + reason
+	_state = State.DISCONNECTED
+	_fail_all(code, code_name, reason)
+	disconnected.emit(last_error)
 
 
 func _on_open() -> void:
@@ -307,6 +408,13 @@ func _close_reason() -> String:
 			+ " (connection refused or no WebSocket handshake). Is `pixelkiln serve` running"
 			+ " with its WebSocket carrier on that port (--ws-port, default 50052; the gRPC port"
 			+ " 50051 does not speak WebSocket)?"
+			+ (" A daemon started with --tls-cert serves wss:// only." if url.begins_with("ws://") else "")
+			+ (
+				" On the web, a daemon with --token-file cannot be reached (browsers send no token)"
+				+ " and the page's origin must be allowed (--ws-allow-origin)."
+				if code == 1006
+				else ""
+			)
 		)
 	if code == 1009:
 		return (
@@ -340,6 +448,7 @@ func _close_peer() -> void:
 	if _peer != null and _peer.get_ready_state() != WebSocketPeer.STATE_CLOSED:
 		_peer.close(1000, "client closing")
 	_peer = null
+	_probe = null
 	_outbox = []
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -163,8 +164,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# The daemon ends a live session silent for --live-idle-timeout (30 s by default): while the
+# watched file does not change, the CLI re-sends it this often (an unchanged input is free).
+LIVE_KEEPALIVE_S = 5.0
+
+
 def cmd_live(args: argparse.Namespace) -> int:
-    """Re-send --watch whenever it changes; write the newest frame to -o (atomically)."""
+    """Re-send --watch whenever it changes (and every LIVE_KEEPALIVE_S while it does not);
+    write the newest frame to -o (atomically)."""
     watch = input_image("--watch", args.watch)
     out, encoding = output_path("-o/--output", args.output)
     positive("--interval", args.interval)
@@ -188,7 +195,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         stop = threading.Event()
 
         def watcher() -> None:
-            last = None
+            last, data, sent_at = None, b"", 0.0
             while not stop.is_set():
                 try:
                     info = watch.stat()
@@ -197,6 +204,10 @@ def cmd_live(args: argparse.Namespace) -> int:
                         data = watch.read_bytes()
                         last = stamp
                         session.send(data)
+                        sent_at = time.monotonic()
+                    elif last is not None and time.monotonic() - sent_at >= LIVE_KEEPALIVE_S:
+                        session.send(data)  # the same input: the daemon answers "unchanged"
+                        sent_at = time.monotonic()
                 except OSError:
                     pass  # being replaced (or gone for a moment): look again next time
                 stop.wait(args.interval)
@@ -327,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     def client_parser(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
-            "--address", default=DEFAULT_ADDRESS, help=f"daemon (default {DEFAULT_ADDRESS})"
+            "--address",
+            default=os.environ.get("PIXELKILN_ADDRESS") or DEFAULT_ADDRESS,
+            help=f"daemon (default: $PIXELKILN_ADDRESS, else {DEFAULT_ADDRESS})",
         )
         p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
         p.add_argument(

@@ -119,6 +119,11 @@ namespace PixelKiln.Unity.Editor
                         return "The daemon is shutting down or unavailable: " + kiln.Detail;
                     case StatusCodes.Internal:
                         return "The daemon hit an internal error (its log has the details): " + kiln.Detail;
+                    case StatusCodes.Unauthenticated:
+                        return "The daemon needs a token: " + kiln.Detail
+                            + "\nSet Token under Studio network (kept in EditorPrefs), or PIXELKILN_TOKEN.";
+                    case StatusCodes.PermissionDenied:
+                        return "Not allowed: " + kiln.Detail;
                     default:
                         return kiln.CodeName + ": " + kiln.Detail;
                 }

@@ -56,6 +56,7 @@ namespace PixelKiln.Unity.Editor
 
         // State of this editor session (not serialized).
         private string executable;
+        private DaemonSecurity security;
         private PixelKilnClient client;
         private string clientUrl;
         private bool wantConnected;
@@ -92,12 +93,13 @@ namespace PixelKiln.Unity.Editor
 
         private string Url
         {
-            get { return "ws://" + host + ":" + wsPort + "/v1"; }
+            get { return (security ?? (security = DaemonSecurity.Load())).Scheme + "://" + host + ":" + wsPort + "/v1"; }
         }
 
         private void OnEnable()
         {
             executable = EditorPrefs.GetString(ExecutableKey, "pixelkiln");
+            security = DaemonSecurity.Load();
             EditorApplication.update += Tick;
             AssemblyReloadEvents.beforeAssemblyReload += Teardown;
             EditorApplication.quitting += Teardown;
@@ -164,7 +166,7 @@ namespace PixelKiln.Unity.Editor
 
         private PixelKilnClient EnsureClient()
         {
-            if (client != null && clientUrl == Url) return client;
+            if (client != null && clientUrl == Url + "\n" + security.Key) return client;
             if (client != null) client.Dispose();
             var options = new PixelKilnClientOptions
             {
@@ -174,8 +176,9 @@ namespace PixelKiln.Unity.Editor
                 ConnectTimeout = TimeSpan.FromSeconds(3),
                 CallbackContext = EditorMainThread.SynchronizationContext,
             };
+            security.Apply(options);
             client = new PixelKilnClient(options);
-            clientUrl = Url;
+            clientUrl = Url + "\n" + security.Key;
             client.Disconnected += OnDisconnected;
             return client;
         }
@@ -198,7 +201,10 @@ namespace PixelKiln.Unity.Editor
                 reconnectAt = EditorApplication.timeSinceStartup + reconnectDelay;
                 reconnectDelay = Math.Min(reconnectDelay * 2, MaxReconnectSeconds);
                 SetError(e);
-                if (!byUser && autoReconnect)
+                var refused = e as PixelKilnException;
+                if (refused != null && (refused.Code == StatusCodes.Unauthenticated || refused.Code == StatusCodes.InvalidArgument))
+                    wantConnected = false;   // retrying cannot help until the settings change
+                else if (!byUser && autoReconnect)
                     message += "\nRetrying in " + Math.Round(reconnectAt - EditorApplication.timeSinceStartup) + " s.";
             }
             finally
@@ -510,6 +516,7 @@ namespace PixelKiln.Unity.Editor
             host = EditorGUILayout.TextField("Host", host);
             wsPort = EditorGUILayout.IntField(new GUIContent("WebSocket port", "pixelkiln serve --ws-port (default 50052)"), wsPort);
             autoReconnect = EditorGUILayout.Toggle(new GUIContent("Reconnect", "Reconnect with backoff when the connection drops"), autoReconnect);
+            security.Draw();
             bool connected = client != null && client.IsConnected;
             EditorGUILayout.BeginHorizontal();
             GUI.enabled = !connecting && busy == null;

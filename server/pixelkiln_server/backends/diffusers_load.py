@@ -177,7 +177,26 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
                 f"model {spec.name!r} is not available locally ({spec.source}); "
                 "download it first or run without --offline"
             ) from exc
-    return auto.from_pretrained(spec.source, **kwargs)
+    try:
+        return auto.from_pretrained(spec.source, **kwargs)
+    except _hub_errors() as exc:
+        # diffusers turns a 404, a gated repo and an unreachable hub into OSError
+        # (EnvironmentError); none of them is the daemon's fault.
+        raise NotFound(
+            f"model {spec.name!r}: cannot get {spec.source!r} from the model hub "
+            f"({type(exc).__name__}); check the hub id's spelling (owner/name), that the model "
+            "exists and has diffusers weights (model_index.json), that this machine can reach "
+            "the hub (HF_ENDPOINT), and for a gated or private model the daemon's HF_TOKEN"
+        ) from exc
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+    try:
+        from huggingface_hub.errors import EntryNotFoundError
+    except ImportError:  # pragma: no cover - an older huggingface_hub
+        return errors
+    return (*errors, EntryNotFoundError)
 
 
 def folder_meta(spec: ModelSpec) -> FolderMeta | None:

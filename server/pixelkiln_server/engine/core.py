@@ -179,7 +179,7 @@ class Engine:
         if resolved.loras or spec.options.loras:
             loras = lora.resolve_scales(resolved.loras, spec.options.loras, spec.name)
             resolved = replace(resolved, loras=loras)
-        channel = EventChannel(asyncio.get_running_loop())
+        channel = EventChannel(asyncio.get_running_loop(), self.config.stream_backlog)
 
         def emit(event: Event) -> None:
             if isinstance(event, Result | Failed):
@@ -196,6 +196,7 @@ class Engine:
             input_shas=shas,
             warnings=advice.request_warnings(spec, resolved),
         )
+        channel.on_overflow = lambda: self.cancel_job(job, "the client fell behind")
         assert resolved.seed is not None and resolved.guidance_scale is not None
         channel.emit(
             Accepted(

@@ -7,30 +7,74 @@ import contextlib
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from ..catalogue import ModelSpec
-from ..errors import Cancelled
-from ..types import DecodedInputs, Event, Failed, GenerationRequest, Result
+from ..errors import Cancelled, ResourceExhausted
+from ..types import DecodedInputs, Event, Failed, GenerationRequest, Preview, Result
+
+
+def backlog_message(cap: int) -> str:
+    return (
+        f"the client fell behind: more than {cap} events wait to be sent on this stream (the "
+        "limit set by --stream-backlog); read the stream as it comes, or ask for fewer previews"
+    )
 
 
 class EventChannel:
-    """Carries events from any thread to one asyncio consumer, in order."""
+    """Carries events from any thread to one asyncio consumer, in order.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    At most ``cap`` events wait for a consumer that falls behind (a client that does not
+    read): previews are dropped first, oldest first; when the rest still exceed the cap the
+    channel ends with RESOURCE_EXHAUSTED and ``on_overflow`` runs (the engine cancels the job).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cap: int = 0) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._cap = cap
+        self._events: deque[Event] = deque()
+        self._ready = asyncio.Event()
+        self._overflowed = False
+        self.dropped_previews = 0
+        self.on_overflow: Callable[[], None] | None = None
 
     def emit(self, event: Event) -> None:
         if self._loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+            self._loop.call_soon_threadsafe(self._put, event)
+
+    def _put(self, event: Event) -> None:
+        if self._overflowed:
+            return
+        events = self._events
+        events.append(event)
+        if self._cap and len(events) > self._cap:
+            preview = next((e for e in events if isinstance(e, Preview)), None)
+            if preview is not None:
+                events.remove(preview)
+                self.dropped_previews += 1
+            else:
+                self._overflowed = True
+                events.clear()
+                events.append(Failed(ResourceExhausted(backlog_message(self._cap))))
+                if self.on_overflow is not None:
+                    self.on_overflow()
+        self._ready.set()
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting for the consumer."""
+        return len(self._events)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while True:
-            event = await self._queue.get()
+            while not self._events:
+                self._ready.clear()
+                await self._ready.wait()
+            event = self._events.popleft()
             yield event
             if isinstance(event, Result | Failed):
                 return

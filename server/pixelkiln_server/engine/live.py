@@ -13,11 +13,11 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
-from ..errors import DeadlineExceeded, PixelKilnError
+from ..errors import DeadlineExceeded, PixelKilnError, ResourceExhausted
 from ..types import (
     EncodedImage,
     Failed,
@@ -29,6 +29,7 @@ from ..types import (
     Result,
     Timings,
 )
+from .jobs import backlog_message
 
 if TYPE_CHECKING:
     from .core import Engine, JobHandle
@@ -65,6 +66,11 @@ class LiveSession:
         self._frames: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
+        # The front's model policy: the name a client sent -> the name to load (or refuse).
+        self.admit = _as_named
+        # The error that ended the session, if one did; each frame as it is handed out.
+        self.error: PixelKilnError | None = None
+        self.on_frame: Callable[[LiveFrame], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -94,6 +100,8 @@ class LiveSession:
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, LiveFrame)
+            if self.on_frame is not None:
+                self.on_frame(item)
             yield item
 
     async def close(self) -> None:
@@ -116,6 +124,9 @@ class LiveSession:
                 await self._process(*pending)
             self._frames.put_nowait(_END)
         except PixelKilnError as exc:
+            self.error = exc
+            self._frames.put_nowait(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug ends the session (INTERNAL), never hangs it
             self._frames.put_nowait(exc)
 
     async def _wait_for_input(self) -> None:
@@ -136,6 +147,14 @@ class LiveSession:
         spec = self._engine.registry.spec(settings.model or self._engine.config.default_model)
         return _live_steps(spec.default_steps, settings.strength)
 
+    def _put_frame(self, frame: LiveFrame) -> None:
+        """A frame for the client; past the backlog cap (a client that does not read) the
+        session ends with RESOURCE_EXHAUSTED instead of holding more frames."""
+        cap = self._engine.config.stream_backlog
+        if self._frames.qsize() >= cap:
+            raise ResourceExhausted(backlog_message(cap))
+        self._frames.put_nowait(frame)
+
     async def _process(
         self,
         live_input: LiveInput,
@@ -144,11 +163,13 @@ class LiveSession:
         received: float,
     ) -> None:
         skipped, self._skipped = self._skipped, 0
+        if settings.model:
+            settings = replace(settings, model=self.admit(settings.model))
         key = _key(image, settings)
         assert settings.seed is not None
         if key == self._last_key:
             total = (time.perf_counter() - received) * 1000.0
-            self._frames.put_nowait(
+            self._put_frame(
                 LiveFrame(
                     live_input.seq, None, True, settings.seed, skipped, Timings(total_ms=total)
                 )
@@ -173,7 +194,7 @@ class LiveSession:
                     t = event.timings
                     queue_ms = (handle.job.submitted_at - received) * 1000.0 + t.queue_ms
                     total = (time.perf_counter() - received) * 1000.0
-                    self._frames.put_nowait(
+                    self._put_frame(
                         LiveFrame(
                             seq=live_input.seq,
                             image=event.images[0].image,
@@ -185,6 +206,10 @@ class LiveSession:
                     )
         finally:
             self._in_flight = None
+
+
+def _as_named(name: str) -> str:
+    return name
 
 
 def _live_steps(default_steps: int, strength: float) -> int:

@@ -30,6 +30,8 @@ from .scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
+# How long a starting runner may stay silent (before its first heartbeat) before it is killed.
+STARTUP_SILENCE_S = 120.0
 
 
 def batch_key(job: Job) -> tuple[object, ...] | None:
@@ -336,16 +338,20 @@ class RunnerPool:
             await asyncio.sleep(min(1.0, self.hang_timeout_s / 4))
             now = time.monotonic()
             for runner in self.runners:
+                # Heartbeats come from their own thread whether the runner works or not, so
+                # silence means a frozen process (busy or idle). A starting one gets longer:
+                # spawning, imports and the first heartbeat take seconds on a loaded machine.
+                limit = self.hang_timeout_s
+                if runner.state == STARTING:
+                    limit = max(limit, STARTUP_SILENCE_S)
+                elif runner.state != READY:
+                    continue
                 silent = now - runner.last_seen
-                if runner.busy and runner.state == READY and silent > self.hang_timeout_s:
-                    log.error(
-                        "runner %s sent nothing for %.0f s while running a job: killing it",
-                        runner.name,
-                        silent,
-                    )
+                if silent > limit:
+                    log.error("runner %s sent nothing for %.0f s: killing it", runner.name, silent)
                     self._kill_reasons[runner.name] = (
                         f"it stopped answering (nothing heard for {silent:.1f} s, "
-                        f"the limit is {self.hang_timeout_s:g} s)"
+                        f"the limit is {limit:g} s)"
                     )
                     with contextlib.suppress(Exception):
                         runner.kill()

@@ -7,6 +7,7 @@ InvalidArgument that names the field.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -62,9 +63,19 @@ def _to_rgba(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([pixels, alpha], axis=2)
 
 
+# The containers a client may send (whatever ``encoding`` says): Pillow would otherwise try
+# every plugin it has, some of which hand the bytes to other programs (EPS runs Ghostscript).
+INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
 def decode(image: EncodedImage, field: str, *, max_pixels: int, mode: str = "RGB") -> np.ndarray:
     """Decode client bytes into uint8 ``mode`` ("RGB", "RGBA" or "L") pixels, or raise
-    InvalidArgument naming ``field``."""
+    InvalidArgument naming ``field``.
+
+    The size an image declares in its header is checked against ``max_pixels`` before any
+    pixel is decoded, so a small file declaring 60000x60000 (a decompression bomb) costs
+    nothing."""
     if not image.data:
         raise InvalidArgument(field, "image data is empty")
     if image.encoding is Encoding.RAW_RGBA8:
@@ -72,26 +83,44 @@ def decode(image: EncodedImage, field: str, *, max_pixels: int, mode: str = "RGB
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(image.data)) as pil:
-                if pil.width * pil.height > max_pixels:
-                    raise InvalidArgument(
-                        field, f"{pil.width}x{pil.height} exceeds the limit of {max_pixels} pixels"
-                    )
+            with Image.open(io.BytesIO(image.data), formats=INPUT_FORMATS) as pil:
+                _check_declared(field, pil.width, pil.height, max_pixels)
                 pil.load()
                 converted = pil.convert(mode)
     except InvalidArgument:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own bomb check runs inside Image.open, before we see the size.
+        found = _BOMB_PIXELS.search(str(exc))
+        declared = f"{found.group(1)} pixels" if found else "more pixels than Pillow allows"
+        raise InvalidArgument(
+            field, f"declares {declared}, over the limit of {max_pixels} pixels"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise InvalidArgument(
+            field, f"cannot decode image: not one of {', '.join(INPUT_FORMATS)}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure on untrusted bytes is the caller's
         raise InvalidArgument(field, f"cannot decode image ({type(exc).__name__})") from None
     return np.asarray(converted, dtype=np.uint8)
+
+
+def _check_declared(field: str, width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidArgument(field, f"declares an empty image ({width}x{height})")
+    if width * height > max_pixels:
+        raise InvalidArgument(
+            field,
+            f"declares {width}x{height} = {width * height} pixels, over the limit of "
+            f"{max_pixels} pixels",
+        )
 
 
 def _decode_raw(image: EncodedImage, field: str, *, max_pixels: int, mode: str) -> np.ndarray:
     w, h = image.width, image.height
     if w <= 0 or h <= 0:
         raise InvalidArgument(field, "raw RGBA8 images need width and height > 0")
-    if w * h > max_pixels:
-        raise InvalidArgument(field, f"{w}x{h} exceeds the limit of {max_pixels} pixels")
+    _check_declared(field, w, h, max_pixels)
     if len(image.data) != w * h * 4:
         raise InvalidArgument(
             field, f"raw RGBA8 {w}x{h} needs {w * h * 4} bytes, got {len(image.data)}"

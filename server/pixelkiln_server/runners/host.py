@@ -229,6 +229,10 @@ class RunnerHost:
 
     def _run(self, jobs: list[_RunJob]) -> None:
         started = time.perf_counter()
+        # The front sends a batch only after the last one is done, so a cancel of any other
+        # job is for one that already ended: forget it.
+        ids = {job.id for job in jobs}
+        self._cancelled = {k: v for k, v in list(self._cancelled.items()) if k in ids}
         for job in jobs:
             self.send({"ev": "started", "job": job.id})
         live = []
@@ -277,8 +281,6 @@ class RunnerHost:
                 self._fail(job, outcome)
             else:
                 self._finish(job, model, outcome, model_ms, batch_images)
-        for job in jobs:
-            self._cancelled.pop(job.id, None)
 
     def _fail(self, job: _RunJob, exc: PixelKilnError) -> None:
         log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)

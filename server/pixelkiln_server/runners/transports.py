@@ -132,8 +132,6 @@ class ProcessTransport:
 
 def child_main(conn: Any, config: dict[str, Any]) -> None:
     """Entry point of a runner child process."""
-    import logging
-
     # Ctrl+C in a terminal reaches the whole process group: the front decides when runners
     # stop (after its grace), so the child ignores the console's interrupts.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -143,13 +141,7 @@ def child_main(conn: Any, config: dict[str, Any]) -> None:
     # The parent's quiet/--verbose choice (it travels in the environment), before torch loads.
     from ..logsetup import configure_from_env
 
-    configure_from_env()
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(
-            logging.Formatter(
-                f"%(asctime)s %(levelname)s %(name)s [{host_config.name}]: %(message)s"
-            )
-        )
+    configure_from_env(runner=host_config.name)
     if host_config.threads:
         import torch
 

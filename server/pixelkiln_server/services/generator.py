@@ -50,14 +50,20 @@ class GeneratorService(gen_grpc.GeneratorServicer):
         session = self.ops.open_live(self.gate.grpc_caller(context))
 
         async def read() -> None:
-            async for msg in request_iterator:
-                session.push(convert.live_input_from_pb(msg))
-            session.end_input()
+            try:
+                async for msg in request_iterator:
+                    session.push(convert.live_input_from_pb(msg))
+            finally:
+                # Also when reading fails (an undecodable input aborts the call with
+                # INVALID_ARGUMENT, services/decoding.py): the session ends, never waits idle.
+                session.end_input()
 
         reader = asyncio.create_task(read())
         try:
             async for frame in session.frames():
                 yield convert.live_frame_to_pb(frame)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
         finally:
             reader.cancel()
             await self.ops.close_live(session)

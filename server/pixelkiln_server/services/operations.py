@@ -5,21 +5,47 @@ is calling (a :class:`Caller`), and call :class:`Operations`. Everything an oper
 (scopes, names, ownership of jobs, shutdown) and every status code it answers lives here, so a
 new rule lands once and both transports have it. :func:`to_error` is the one mapping from any
 exception to what a client sees.
+
+Every request that reaches an operation ends in one :class:`~.access.RequestRecord` handed to
+``request_listeners`` (the access log always; the metrics when they are on); the frames of
+live sessions go to ``frame_listeners``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ..auth import Scope
+from ..catalogue import check_model_name
 from ..engine.core import Engine, JobHandle
 from ..engine.live import LiveSession
-from ..errors import Internal, InvalidArgument, PermissionDenied, PixelKilnError, Unavailable
-from ..types import DaemonStatus, Event, GenerationRequest, ModelInfo, Result, UnloadResult
+from ..errors import (
+    Cancelled,
+    Internal,
+    InvalidArgument,
+    PermissionDenied,
+    PixelKilnError,
+    ResourceExhausted,
+    Unavailable,
+)
+from ..types import (
+    Accepted,
+    DaemonStatus,
+    Event,
+    GenerationRequest,
+    LiveFrame,
+    ModelInfo,
+    Result,
+    UnloadResult,
+)
 from ..types import Failed as FailedEvent
+from .access import RequestRecord, log_access
+from .model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +60,14 @@ class Caller:
     client_id: str
     scope: Scope = Scope.ADMIN
     peer: str = ""
+
+    @property
+    def transport(self) -> str:
+        """websocket for the WebSocket carrier's callers (their peer reads ``ws:host:port``)."""
+        return "websocket" if self.peer.startswith("ws:") else "grpc"
+
+    def record(self, method: str, **fields: Any) -> RequestRecord:
+        return RequestRecord(method, self.transport, self.client_id, self.peer, **fields)
 
 
 def to_error(exc: BaseException, operation: str, request_id: str = "") -> PixelKilnError:
@@ -50,21 +84,40 @@ def to_error(exc: BaseException, operation: str, request_id: str = "") -> PixelK
 class OwnedJob:
     """A submitted job as its caller sees it: events to iterate, and a cancel."""
 
-    def __init__(self, ops: Operations, caller: Caller, handle: JobHandle, keys: list[str]):
+    def __init__(
+        self,
+        ops: Operations,
+        caller: Caller,
+        handle: JobHandle,
+        keys: list[str],
+        record: RequestRecord,
+    ):
         self._ops = ops
         self.caller = caller
         self.handle = handle
         self.id = handle.id
         self._keys = keys
         self.finished = False
+        self.record = record
 
     async def __aiter__(self) -> AsyncIterator[Event]:
+        record = self.record
         try:
             async for event in self.handle:
-                if isinstance(event, Result | FailedEvent):
+                if isinstance(event, Accepted):
+                    record.model, record.steps = event.model, event.steps
+                    record.width, record.height = event.width, event.height
+                elif isinstance(event, Result):
                     self.finished = True
+                    record.timings = event.timings
+                    self._ops._finish(record, None)
+                elif isinstance(event, FailedEvent):
+                    self.finished = True
+                    self._ops._finish(record, event.error)
                 yield event
         finally:
+            if not record.done:
+                self._ops._finish(record, Cancelled("the client went away"))
             self._ops._forget(self)
 
     def cancel(self, reason: str = "cancelled by the client") -> None:
@@ -79,19 +132,67 @@ class Operations:
         # so one client can neither see nor cancel another's jobs.
         self._jobs: dict[str, dict[str, OwnedJob]] = {}
         self._lives: set[LiveSession] = set()
+        self._live_records: dict[LiveSession, RequestRecord] = {}
         self._draining = False
         self._idle = asyncio.Event()
+        self.policy = ModelPolicy.from_config(engine.config)
         self._idle.set()
+        self.request_listeners: list[Callable[[RequestRecord], None]] = [log_access]
+        self.frame_listeners: list[Callable[[LiveFrame], None]] = []
+
+    # --- records ---
+
+    def _finish(self, record: RequestRecord, exc: BaseException | None) -> None:
+        if record.done:
+            return
+        record.finish(exc)
+        for listener in self.request_listeners:
+            try:
+                listener(record)
+            except Exception:  # noqa: BLE001 - observing a request never fails it
+                log.exception("request listener %r failed", listener)
+
+    @contextlib.contextmanager
+    def _recorded(self, caller: Caller, method: str, **fields: Any) -> Iterator[RequestRecord]:
+        record = caller.record(method, **fields)
+        try:
+            yield record
+        except BaseException as exc:
+            self._finish(record, exc)
+            raise
+        self._finish(record, None)
+
+    def _live_frame(self, frame: LiveFrame) -> None:
+        for listener in self.frame_listeners:
+            try:
+                listener(frame)
+            except Exception:  # noqa: BLE001
+                log.exception("frame listener %r failed", listener)
 
     # --- generation ---
 
     async def generate(self, caller: Caller, request: GenerationRequest) -> OwnedJob:
-        self._check_open()
-        handle = await self.engine.submit(request, client_id=caller.client_id)
+        record = caller.record(
+            "Generate",
+            client_request_id=request.client_request_id,
+            model=request.model,
+            width=request.width,
+            height=request.height,
+            steps=request.steps,
+            priority=request.priority.value,
+        )
+        try:
+            self._check_open()
+            request = self._admit(caller, request)
+            handle = await self.engine.submit(request, client_id=caller.client_id)
+        except BaseException as exc:
+            self._finish(record, exc)
+            raise
+        record.request_id = handle.id
         keys = [handle.id]
         if request.client_request_id:
             keys.append(request.client_request_id)
-        job = OwnedJob(self, caller, handle, keys)
+        job = OwnedJob(self, caller, handle, keys, record)
         own = self._jobs.setdefault(caller.client_id, {})
         for key in keys:
             own[key] = job
@@ -101,13 +202,14 @@ class Operations:
     def cancel(self, caller: Caller, request_id: str) -> bool:
         """Cancel one of the caller's own jobs by server id or client_request_id; False when
         the caller has no such job queued or running."""
-        if not request_id:
-            raise InvalidArgument("request_id", "must name a request (server id or yours)")
-        job = self._jobs.get(caller.client_id, {}).get(request_id)
-        if job is None or job.finished:
-            return False
-        job.cancel("cancelled by the client")
-        return True
+        with self._recorded(caller, "Cancel", request_id=request_id):
+            if not request_id:
+                raise InvalidArgument("request_id", "must name a request (server id or yours)")
+            job = self._jobs.get(caller.client_id, {}).get(request_id)
+            if job is None or job.finished:
+                return False
+            job.cancel("cancelled by the client")
+            return True
 
     def _forget(self, job: OwnedJob) -> None:
         own = self._jobs.get(job.caller.client_id)
@@ -126,8 +228,17 @@ class Operations:
             self._idle.set()
 
     def open_live(self, caller: Caller) -> LiveSession:
-        self._check_open()
-        session = self.engine.open_live(caller.client_id)
+        record = caller.record("Live", priority="live")
+        try:
+            self._check_open()
+            session = self.engine.open_live(caller.client_id)
+            session.admit = lambda name: self.policy.admit(name, caller.scope)
+        except BaseException as exc:
+            self._finish(record, exc)
+            raise
+        record.request_id = session.id
+        session.on_frame = self._live_frame
+        self._live_records[session] = record
         self._lives.add(session)
         self._update_idle()
         return session
@@ -136,28 +247,59 @@ class Operations:
         self._lives.discard(session)
         self._update_idle()
         await self.engine.close_live(session)
+        record = self._live_records.pop(session, None)
+        if record is not None:
+            settings = session.settings
+            record.model = settings.model or self.engine.config.default_model
+            record.width, record.height, record.steps = (
+                settings.width,
+                settings.height,
+                settings.steps,
+            )
+            record.frames = session.processed
+            self._finish(record, session.error)
 
     # --- models ---
 
     def list_models(self, caller: Caller) -> tuple[list[ModelInfo], str]:
-        return self.engine.models(), self.engine.config.default_model
+        with self._recorded(caller, "List"):
+            return self.engine.models(), self.engine.config.default_model
 
     async def load(self, caller: Caller, name: str) -> ModelInfo:
-        self._require(caller, Scope.ADMIN, "Load")
-        if not name:
-            raise InvalidArgument("name", "must name a model")
-        return await self.engine.load(name)
+        with self._recorded(caller, "Load", model=name):
+            self._require(caller, Scope.ADMIN, "Load")
+            if not name:
+                raise InvalidArgument("name", "must name a model")
+            check_model_name(name, "name")
+            return await self.engine.load(self.policy.admit(name, caller.scope))
 
     async def unload(self, caller: Caller, name: str) -> UnloadResult:
-        self._require(caller, Scope.ADMIN, "Unload")
-        if not name:
-            raise InvalidArgument("name", "must name a model")
-        return await self.engine.unload_model(name)
+        with self._recorded(caller, "Unload", model=name):
+            self._require(caller, Scope.ADMIN, "Unload")
+            if not name:
+                raise InvalidArgument("name", "must name a model")
+            check_model_name(name, "name")
+            return await self.engine.unload_model(self.policy.canonical(name))
 
     def status(self, caller: Caller) -> DaemonStatus:
-        return self.engine.status()
+        with self._recorded(caller, "Status"):
+            return self.engine.status()
 
     # --- rules ---
+
+    def _admit(self, caller: Caller, request: GenerationRequest) -> GenerationRequest:
+        """The model policy and the per-client job limit, before the request is accepted."""
+        limit = self.engine.config.max_jobs_per_client
+        own = self._jobs.get(caller.client_id, {}).values()
+        active = len({id(j) for j in own if not j.handle.job.finished})
+        if active >= limit:
+            raise ResourceExhausted(
+                f"client {caller.client_id!r} has {active} requests queued or running, the "
+                "limit set by --max-jobs-per-client; wait for one to finish"
+            )
+        if not request.model:
+            return request
+        return replace(request, model=self.policy.admit(request.model, caller.scope))
 
     @staticmethod
     def _require(caller: Caller, scope: Scope, operation: str) -> None:

@@ -203,6 +203,13 @@ namespace UnityEditor
     {
         public static string GetString(string key, string defaultValue) { return defaultValue; }
         public static void SetString(string key, string value) { }
+        public static bool GetBool(string key, bool defaultValue) { return defaultValue; }
+        public static void SetBool(string key, bool value) { }
+    }
+
+    public sealed class EditorUtility
+    {
+        public static string OpenFilePanel(string title, string directory, string extension) { return ""; }
     }
 
     public class SessionState
@@ -286,6 +293,7 @@ namespace UnityEditor
         public static string TextField(string label, string text, params GUILayoutOption[] options) { return text; }
         public static string TextField(GUIContent label, string text, params GUILayoutOption[] options) { return text; }
         public static string TextArea(string text, params GUILayoutOption[] options) { return text; }
+        public static string PasswordField(GUIContent label, string password, params GUILayoutOption[] options) { return password; }
         public static int IntField(GUIContent label, int value, params GUILayoutOption[] options) { return value; }
         public static long LongField(long value, params GUILayoutOption[] options) { return value; }
         public static bool Toggle(string label, bool value, params GUILayoutOption[] options) { return value; }

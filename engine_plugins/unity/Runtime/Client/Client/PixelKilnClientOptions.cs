@@ -48,6 +48,26 @@ namespace PixelKiln.Client
         public Uri Uri { get; set; }
 
         /// <summary>
+        /// The daemon's token (<c>pixelkiln serve --token-file</c>; made by
+        /// <c>pixelkiln token create NAME</c>), sent as <c>Authorization: Bearer</c> on the WebSocket
+        /// handshake. Null or empty: the <c>PIXELKILN_TOKEN</c> environment variable, if set. A
+        /// daemon with tokens refuses a connection without a known one: <c>ConnectAsync</c> throws
+        /// <see cref="PixelKilnException"/> with <see cref="StatusCodes.Unauthenticated"/>.
+        /// </summary>
+        public string Token { get; set; }
+
+        /// <summary>
+        /// For a <c>wss://</c> <see cref="Uri"/>: the CA that signed the daemon's certificate
+        /// (<c>--tls-cert</c>), as a PEM file's path or PEM text; only certificates that chain to it
+        /// and name the host are trusted. Null or empty: the <c>PIXELKILN_TLS_CA</c> environment
+        /// variable, else the system's trust store. On .NET Core / .NET 5+ (Godot .NET) the check is the
+        /// socket's own callback; on Mono (Unity, mono) ClientWebSocket ignores that callback, so the
+        /// client registers the CA once with Mono's process-wide TLS defaults: other TLS connections
+        /// in the process then trust it too.
+        /// </summary>
+        public string RootCertificate { get; set; }
+
+        /// <summary>
         /// Connection attempts made by one <see cref="PixelKilnClient.ConnectAsync"/> (at least 1);
         /// the waits between them double from <see cref="InitialBackoff"/> up to <see cref="MaxBackoff"/>.
         /// </summary>
