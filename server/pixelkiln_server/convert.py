@@ -256,6 +256,7 @@ def event_to_pb(request_id: str, event: Event) -> gen_pb.GenerateEvent:
             result.atlas.image.CopyFrom(image_to_pb(event.atlas.image))
             result.atlas.frames_json = event.atlas.frames_json
         result.recipe.CopyFrom(recipe_to_pb(event.recipe))
+        result.warnings.extend(event.warnings)
         t = event.timings
         result.timings.queue_ms = t.queue_ms
         result.timings.model_ms = t.model_ms

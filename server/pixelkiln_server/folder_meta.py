@@ -28,6 +28,9 @@ class FolderMeta:
     # Latent channel -> RGB (channels x 3) and a bias; RGB in [-1, 1].
     preview_matrix: tuple[tuple[float, ...], ...] | None = None
     preview_bias: tuple[float, ...] | None = None
+    # The words the model was trained on (its captions' words); prompts with other words get
+    # a warning in their result. None: unknown (no warning).
+    vocabulary: tuple[str, ...] | None = None
 
 
 def _positive_int(value: object) -> int | None:
@@ -81,7 +84,13 @@ def read_meta(folder: Path) -> FolderMeta | None:
             matrix, bias = _factors(raw["preview_factors"])
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+    vocabulary = raw.get("vocabulary")
+    if vocabulary is not None and (
+        not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary)
+    ):
+        raise ValueError(f"{path}: vocabulary must be a list of words")
     return FolderMeta(
+        vocabulary=tuple(vocabulary) if vocabulary is not None else None,
         native_size=_positive_int(raw.get("native_size")),
         default_steps=_positive_int(raw.get("default_steps")),
         default_guidance=_finite(raw.get("default_guidance")),

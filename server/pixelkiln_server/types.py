@@ -233,6 +233,8 @@ class Result:
     recipe: Recipe
     timings: Timings
     atlas: AtlasImage | None = None
+    # What the model will not do as asked (advice.py); the request was still served.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import texgen
+from texgen.captions import word_counts
 
 from pixelkiln_server.backends.tiling import set_circular
 from pixelkiln_server.catalogue import SHIPPED_FOLDER
@@ -78,6 +79,8 @@ def save_pipeline(
             "default_guidance": r.default_guidance,
             "padding": "circular",
             "dtype": {"unet": "float16", "vae": "float16", "text_encoder": "float32"},
+            # The captions' words: the daemon warns about prompt words outside them.
+            "vocabulary": sorted(w for w in word_counts() if w.isalpha()),
             "recipe": r.to_dict(),
             **extra,
         }

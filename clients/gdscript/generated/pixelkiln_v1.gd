@@ -1533,6 +1533,10 @@ class ResultMsg:
 	## Present when the request asked for an atlas.
 	var atlas: AtlasMsg = null
 
+	## What the model will not do as asked, e.g. prompt words outside its vocabulary (a model
+	## folder's pixelkiln.json may list it) or a size above its trained size. Never an error.
+	var warnings: Array[String] = []
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -1563,6 +1567,9 @@ class ResultMsg:
 		if atlas != null:
 			pb_w.write_varint(34)
 			pb_w.write_message(atlas)
+		for pb_v in warnings:
+			pb_w.write_varint(42)
+			pb_w.write_string(pb_v)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -1585,6 +1592,8 @@ class ResultMsg:
 					if atlas == null:
 						atlas = AtlasMsg.new()
 					pb_r.read_message(atlas)
+				42:
+					warnings.append(pb_r.read_string())
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

@@ -101,23 +101,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     try:
         with Client(args.address, timeout=args.timeout) as client:
-            if args.size or args.width or args.height:
-                _note_size(client, args)
+            noted = bool(args.size or args.width or args.height) and _note_size(client, args)
             result = client.generate(args.prompt, on_event=bar, **options)
     finally:
         bar.close()
+    for warning in result.warnings:
+        if not (noted and warning.startswith("size:")):  # said before it ran
+            print(f"warning: {warning}", file=sys.stderr)
     _write_result(result, out)
     return 0
 
 
-def _note_size(client: Client, args: argparse.Namespace) -> None:
-    """Say what to expect when the size asked for is above the model's trained size."""
+def _note_size(client: Client, args: argparse.Namespace) -> bool:
+    """Say what to expect when the size asked for is above the model's trained size; True
+    when it said so."""
     catalogue = client.catalogue()
     name = args.model or catalogue.default_model
     info = next((m for m in catalogue.models if m.name == name), None)
     width, height = args.width or args.size, args.height or args.size
     if info is None or not info.native_width or not info.native_height:
-        return
+        return False
     if (width or 0) > info.native_width or (height or 0) > info.native_height:
         asked = f"{width or info.native_width}x{height or info.native_height}"
         print(
@@ -126,6 +129,8 @@ def _note_size(client: Client, args: argparse.Namespace) -> None:
             f"larger picture (--size {info.native_width} makes what it was trained for)",
             file=sys.stderr,
         )
+        return True
+    return False
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -159,6 +159,9 @@ class Result:
     atlas: Image | None = None
     # TexturePacker "JSON (Hash)" frame map of the atlas.
     atlas_frames: dict[str, Any] | None = None
+    # What the model will not do as asked (unknown prompt words, a size above its trained
+    # size); the request was still served.
+    warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         parts = [f"{self.request_id!r}", _images_summary(self.images)]
@@ -172,6 +175,8 @@ class Result:
             parts.append(f"atlas {self.atlas.width}x{self.atlas.height}")
         if "total_ms" in self.timings:
             parts.append(f"{self.timings['total_ms']:.0f} ms")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning(s)")
         return f"Result({', '.join(parts)})"
 
     @property
@@ -259,7 +264,7 @@ def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
         }
         atlas = Image.from_pb(r.atlas.image) if r.HasField("atlas") else None
         frames = json.loads(r.atlas.frames_json) if r.HasField("atlas") else None
-        return Result(rid, images, r.recipe.json, timings, atlas, frames)
+        return Result(rid, images, r.recipe.json, timings, atlas, frames, tuple(r.warnings))
     raise ValueError(f"unknown event {kind!r} (newer daemon?)")
 
 

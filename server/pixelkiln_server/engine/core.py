@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from .. import __version__, recipe, validation
+from .. import __version__, advice, recipe, validation
 from ..backends import lora
 from ..backends.base import LoadOptions
 from ..catalogue import PRESETS, ModelSpec
@@ -195,6 +195,7 @@ class Engine:
             client_id=client_id,
             affinity=affinity,
             input_shas=shas,
+            warnings=advice.request_warnings(spec, resolved),
         )
         channel.on_overflow = lambda: self.cancel_job(job, "the client fell behind")
         assert resolved.seed is not None and resolved.guidance_scale is not None

@@ -96,6 +96,8 @@ class Job:
     heard: bool = False
     # SHA-256 of the init image and mask as sent (for the recipe), computed at admission.
     input_shas: tuple[str, str] = ("", "")
+    # Warnings its result will carry (advice.py), found at admission.
+    warnings: tuple[str, ...] = ()
     submitted_at: float = field(default_factory=time.perf_counter)
     seq: int = 0
     last_position: int = -1

@@ -290,7 +290,7 @@ class RunnerPool:
                 encode_ms=float(message.get("encode_ms", 0.0)),
                 total_ms=(now - job.submitted_at) * 1000.0,
             )
-            job.finish(Result(result.images, result.recipe, timings, result.atlas))
+            job.finish(Result(result.images, result.recipe, timings, result.atlas, job.warnings))
         elif ev == "error":
             del runner.inflight[job.id]
             job.finish(Failed(port.error_from_wire(message.get("error") or {})))

@@ -209,16 +209,18 @@ class Preview(_message.Message):
     def __init__(self, step: _Optional[int] = ..., images: _Optional[_Iterable[_Union[_image_pb2.Image, _Mapping]]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("images", "recipe", "timings", "atlas")
+    __slots__ = ("images", "recipe", "timings", "atlas", "warnings")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     RECIPE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     ATLAS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[GeneratedImage]
     recipe: Recipe
     timings: Timings
     atlas: Atlas
-    def __init__(self, images: _Optional[_Iterable[_Union[GeneratedImage, _Mapping]]] = ..., recipe: _Optional[_Union[Recipe, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., atlas: _Optional[_Union[Atlas, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, images: _Optional[_Iterable[_Union[GeneratedImage, _Mapping]]] = ..., recipe: _Optional[_Union[Recipe, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., atlas: _Optional[_Union[Atlas, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GeneratedImage(_message.Message):
     __slots__ = ("image", "seed", "index", "maps", "seam", "trim_box")

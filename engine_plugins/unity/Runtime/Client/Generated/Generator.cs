@@ -1605,6 +1605,13 @@ namespace PixelKiln.V1
             set { atlas_ = value; }
         }
 
+        private readonly global::System.Collections.Generic.List<string> warnings_ = new global::System.Collections.Generic.List<string>();
+        /// <summary>
+        /// What the model will not do as asked, e.g. prompt words outside its vocabulary (a model
+        /// folder's pixelkiln.json may list it) or a size above its trained size. Never an error.
+        /// </summary>
+        public global::System.Collections.Generic.List<string> Warnings { get { return warnings_; } }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public Result Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -1621,6 +1628,10 @@ namespace PixelKiln.V1
             if (recipe_ != null) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(recipe_);
             if (timings_ != null) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(timings_);
             if (atlas_ != null) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(atlas_);
+            for (int i = 0; i < warnings_.Count; i++)
+            {
+                size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(warnings_[i]);
+            }
             return size;
         }
 
@@ -1645,6 +1656,11 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(34);
                 output.WriteMessage(atlas_);
+            }
+            for (int i = 0; i < warnings_.Count; i++)
+            {
+                output.WriteTag(42);
+                output.WriteString(warnings_[i]);
             }
         }
 
@@ -1678,6 +1694,11 @@ namespace PixelKiln.V1
                     {
                         if (atlas_ == null) atlas_ = new global::PixelKiln.V1.Atlas();
                         input.ReadMessage(atlas_);
+                        break;
+                    }
+                    case 42:
+                    {
+                        warnings_.Add(input.ReadString());
                         break;
                     }
                     default:
