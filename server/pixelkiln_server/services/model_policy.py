@@ -19,26 +19,14 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .. import catalogue
 from ..auth import Scope
-from ..catalogue import ONNX_MANIFEST, PRESETS
+from ..catalogue import ONNX_MANIFEST, PRESETS, check_model_name
 from ..config import ServerConfig
-from ..errors import InvalidArgument, NotFound, PermissionDenied
+from ..errors import NotFound, PermissionDenied
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 # owner/name on a model hub (huggingface_hub's repo id characters)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-MAX_NAME_CHARS = 4096
-
-
-def _check_name(name: str) -> None:
-    """Names no model can have are INVALID_ARGUMENT before any rule (catalogue's check, with
-    its limits, where it exists)."""
-    check = getattr(catalogue, "check_model_name", None)
-    if check is not None:
-        check(name)
-    if len(name) > MAX_NAME_CHARS or "\x00" in name:
-        raise InvalidArgument("model", f"must be a name or path of at most {MAX_NAME_CHARS}")
 
 
 def resolve_path(name: str) -> Path:
@@ -102,7 +90,7 @@ class ModelPolicy:
 
     def admit(self, name: str, scope: Scope) -> str:
         """The canonical name for ``name``; PermissionDenied when the caller may not use it."""
-        _check_name(name)
+        check_model_name(name)  # names no model can have: INVALID_ARGUMENT before any rule
         if name in self.registered or (name not in PRESETS and self.known(name)):
             return name
         if name in PRESETS:
