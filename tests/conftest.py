@@ -70,8 +70,14 @@ async def aclient(daemon: Daemon) -> AsyncIterator[AsyncClient]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(**overrides: object) -> AsyncIterator[Daemon]:
+async def running_daemon(
+    *, register: tuple[Any, ...] = (), **overrides: object
+) -> AsyncIterator[Daemon]:
+    """A daemon from ``make_config(**overrides)``, warmed up; ``register``: model specs made
+    in code (e.g. the fake backend's) to register before it starts."""
     d = Daemon(make_config(**overrides))
+    for spec in register:
+        d.engine.registry.register(spec)
     await d.start()
     try:
         await d.wait_ready()

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +31,16 @@ from pixelkiln_server.backends.fake import FAKE_SPEC
 from pixelkiln_server.engine.runner_client import READY
 
 from .certs import make_pki
-from .conftest import free_port, home_dir, make_config
+from .conftest import free_port, home_dir, make_config, running_daemon
 from .test_websocket import MAX, send, until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@contextlib.asynccontextmanager
-async def metrics_daemon(**overrides: object) -> AsyncIterator[Daemon]:
+def metrics_daemon(**overrides: object) -> contextlib.AbstractAsyncContextManager[Daemon]:
     values: dict[str, object] = {"default_model": "fake", "metrics_port": 0}
     values.update(overrides)
-    d = Daemon(make_config(**values))
-    d.engine.registry.register(FAKE_SPEC)
-    await d.start()
-    try:
-        await d.wait_ready()
-        yield d
-    finally:
-        await d.stop(0)
+    return running_daemon(register=(FAKE_SPEC,), **values)
 
 
 def _get(

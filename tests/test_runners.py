@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import grpc
@@ -25,13 +24,12 @@ from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.fake import FAKE_SPEC, fake_image
 from pixelkiln_server.engine.runner_client import READY, RunnerClient
 
-from .conftest import decode, make_config
+from .conftest import decode, running_daemon
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
 
-@contextlib.asynccontextmanager
-async def fake_daemon(**overrides: object) -> AsyncIterator[Daemon]:
+def fake_daemon(**overrides: object) -> contextlib.AbstractAsyncContextManager[Daemon]:
     values: dict[str, object] = {
         "default_model": "fake",
         "runner": "process",
@@ -39,15 +37,8 @@ async def fake_daemon(**overrides: object) -> AsyncIterator[Daemon]:
         "ws_port": None,
     }
     values.update(overrides)
-    d = Daemon(make_config(**values))
-    d.engine.registry.register(FAKE_SPEC)
-    d.engine.registry.register(replace(FAKE_SPEC, name="fake-b"))
-    await d.start()
-    try:
-        await d.wait_ready()
-        yield d
-    finally:
-        await d.stop(0)
+    specs = (FAKE_SPEC, replace(FAKE_SPEC, name="fake-b"))
+    return running_daemon(register=specs, **values)
 
 
 async def wait_for(predicate: object, timeout: float = 30.0) -> None:
