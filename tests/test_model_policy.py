@@ -246,6 +246,15 @@ def test_the_policy_rules(places: dict[str, Path]) -> None:
     with pytest.raises(PermissionDenied):
         lenient.admit("org/model", Scope.GENERATE)
     assert policy.canonical(f"{root}/./tiny") == str((root / "tiny").resolve())
+    # owner/name that is no local path is a hub id, whatever the daemon's working directory
+    # (CI clones under the temp dir, which the tests' daemons have as a model root).
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with pytest.raises(PermissionDenied):
+            policy.admit("nobody-here/not-a-model", Scope.GENERATE)
+    finally:
+        os.chdir(cwd)
     # Names registered since start (a model loaded before, code in the daemon's process).
     known = ModelPolicy([], known=lambda name: name == "bench-memory")
     assert known.admit("bench-memory", Scope.GENERATE) == "bench-memory"

@@ -96,6 +96,12 @@ class ModelPolicy:
         if name in PRESETS:
             self._check_download(name, PRESETS[name].source, scope)
             return name
+        if HUB_ID.match(name) and not Path(name).expanduser().exists():
+            # owner/name that is no local path: a hub id (as the catalogue reads it), never a
+            # path relative to the daemon's working directory.
+            if self._may_download(name, scope):
+                return name
+            raise self._refusal(name)
         path = resolve_path(name)
         if path in self._by_path:
             return self._by_path[path]
