@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,12 @@ def test_models_and_status_commands(served: str) -> None:
     assert len(marked) == 1 and marked[0].split()[1] == "tiny-random"
     status = pixelkiln("status", "--address", served)
     assert status.returncode == 0
+    # serve's runner is a child process: its own pid, ready, holding the served model.
+    (runner,) = [line for line in status.stdout.splitlines() if line.startswith("runner")]
+    assert re.search(
+        r"runner +cpu#0 ready on cpu \(pid \d+, 0 running, \d+ run, 0 restarts;", runner
+    )
+    assert runner.endswith("models tiny-random)")
     assert "ready         yes" in status.stdout and "cpu" in status.stdout
 
 

@@ -262,6 +262,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"memory        {s.memory_used_bytes / 2**20:.1f} MiB")
     print(f"models        {', '.join(s.loaded_models) or '-'} (default {s.default_model})")
     print(f"queue         {s.queue_depth}/{s.queue_capacity} waiting, {s.running} running")
+    for r in s.runners:
+        died = f", last stopped: {r.last_error}" if r.last_error else ""
+        print(
+            f"runner        {r.name} {r.state} on {r.device} (pid {r.pid or '-'}, "
+            f"{r.running} running, {r.jobs_run} run, {r.restarts} restarts{died}; "
+            f"models {', '.join(r.loaded_models) or '-'})"
+        )
     return 0
 
 
