@@ -249,6 +249,8 @@ class ChildDaemon:
         cmd = [sys.executable, "-m", "pixelkiln.cli", "serve", "--port", str(self.port)]
         if "--model" not in self.extra:  # the benchmarks are sized for tiny-random
             cmd += ["--model", "tiny-random"]
+        if "--ws-port" not in self.extra:  # never the fixed default: a daemon may hold it
+            cmd += ["--ws-port", "-1"]
         cmd += ["--log-level", "WARNING", *self.extra]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log_fd, stderr=subprocess.STDOUT)
         try:
