@@ -491,3 +491,20 @@ def test_recipe_round_trips_loras() -> None:
     plain = json.loads(recipe.to_json(recipe.make_recipe(replace(request, loras=()), "r", "", "")))
     assert "loras" not in plain["request"]
     assert recipe.from_dict(data).request.preview == PreviewOptions()
+
+
+def test_the_cpu_memory_budget_is_on_by_default() -> None:
+    from pixelkiln_server.engine.memory import default_cpu_budget, physical_memory_bytes
+
+    total = physical_memory_bytes()
+    assert total is not None and total > 2**30  # read on this OS
+    assert default_cpu_budget(total) == total // 2
+    assert default_cpu_budget(total, runners=2) == total // 4
+    assert default_cpu_budget(None) is None
+
+
+async def test_a_daemon_on_the_cpu_reports_its_default_budget(aclient: AsyncClient) -> None:
+    from pixelkiln_server.engine.memory import default_cpu_budget, physical_memory_bytes
+
+    status = await aclient.status()
+    assert status.memory_budget_bytes == default_cpu_budget(physical_memory_bytes())

@@ -33,6 +33,7 @@ from ..types import (
 )
 from .jobs import EventChannel, Job
 from .live import LiveSession
+from .memory import default_cpu_budget, physical_memory_bytes
 from .pool import RunnerPool
 from .registry import ModelRegistry
 from .runner_client import READY, RunnerClient
@@ -97,6 +98,9 @@ class Engine:
         devices = resolve_devices(self.config.devices, self.config.device)
         cpu_runners = sum(1 for d in devices if d == "cpu")
         threads = max(1, (os.cpu_count() or 1) // cpu_runners) if cpu_runners > 1 else 0
+        memory_budget = self.config.memory_budget_bytes
+        if memory_budget is None:  # on by default: half the machine, shared by CPU runners
+            memory_budget = default_cpu_budget(physical_memory_bytes(), cpu_runners)
         out = []
         for index, device in enumerate(devices):
             name = f"{device.replace(':', '')}#{index}"
@@ -110,7 +114,7 @@ class Engine:
                         dtype=self.config.dtype,
                         offline=self.config.offline,
                         home=str(self.config.home),
-                        memory_budget_bytes=self.config.memory_budget_bytes,
+                        memory_budget_bytes=memory_budget,
                         vram_budget_bytes=self.config.vram_budget_bytes,
                         default_model=self.config.default_model,
                         threads=threads if device == "cpu" else 0,

@@ -13,6 +13,8 @@ No torch here: backends measure, the registry decides.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -23,6 +25,39 @@ MIN_VRAM_MARGIN = 2 * GIB
 def default_vram_budget(total_bytes: int) -> int:
     """The card's memory less a margin for activations, the CUDA context and other processes."""
     return max(0, total_bytes - max(MIN_VRAM_MARGIN, total_bytes // 10))
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's memory (None where it cannot be read): sysconf on Linux and macOS,
+    GlobalMemoryStatusEx on Windows."""
+    if sys.platform == "win32":
+        import ctypes
+
+        class _Status(ctypes.Structure):
+            _fields_ = [
+                ("length", ctypes.c_ulong),
+                ("load", ctypes.c_ulong),
+                ("total_phys", ctypes.c_ulonglong),
+                ("rest", ctypes.c_ulonglong * 6),
+            ]
+
+        status = _Status()
+        status.length = ctypes.sizeof(_Status)
+        ok = ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))  # type: ignore[attr-defined]
+        return int(status.total_phys) if ok else None
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_cpu_budget(total_bytes: int | None, runners: int = 1) -> int | None:
+    """Half the machine's memory for the models' weights, shared by the CPU runners: one
+    client cannot make the daemon load models until the machine swaps (activations, the
+    front and other programs need the rest). None (unlimited) when the total is unknown."""
+    if not total_bytes:
+        return None
+    return total_bytes // 2 // max(1, runners)
 
 
 def gib(n: int) -> str:
