@@ -1,7 +1,7 @@
 """The backend contract: load a model, run one resolved request, report every step.
 
 A backend turns a :class:`~pixelkiln_server.catalogue.ModelSpec` into a :class:`LoadedModel`.
-``LoadedModel.generate`` runs on the worker thread and must call ``hooks.on_step`` after every
+``LoadedModel.generate`` runs on a runner's work thread and must call ``hooks.on_step`` after every
 denoising step; ``on_step`` raises :class:`~pixelkiln_server.errors.Cancelled` when the job was
 cancelled, and the backend lets it propagate, so a cancelled job never reaches the VAE decode.
 
@@ -89,7 +89,7 @@ class LoadedModel(ABC):
         """
 
     def generate_batch(self, items: list[BatchItem]) -> list[list[np.ndarray] | PixelKilnError]:
-        """Run several requests; per item its images or the error that ended it. The worker
+        """Run several requests; per item its images or the error that ended it. The runner pool
         only batches txt2img requests of equal model, size, steps, guidance and tiling.
         This default runs them one by one; backends override it to share one call."""
         out: list[list[np.ndarray] | PixelKilnError] = []

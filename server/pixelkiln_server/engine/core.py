@@ -74,7 +74,7 @@ class Engine:
         )
         self.scheduler = Scheduler(config.queue_size)
         self.runners = [
-            RunnerClient(name, device, self._transport_factory(host), _unset, _unset)
+            RunnerClient(name, device, self._transport_factory(host))
             for name, device, host in self._host_configs()
         ]
         self.pool = RunnerPool(
@@ -286,7 +286,8 @@ class Engine:
         spec = self.registry.spec(name)
         runner = self.pool.place_for_load(spec.name)
         await runner.load(spec)
-        self.registry.register(spec) if spec.name not in PRESETS else None
+        if spec.name not in PRESETS:
+            self.registry.register(spec)
         return replace(self.registry.info(spec), loaded=True)
 
     async def unload_model(self, name: str) -> UnloadResult:
@@ -312,7 +313,7 @@ class Engine:
             default_model=self.config.default_model,
             queue_depth=self.scheduler.depth,
             queue_capacity=self.scheduler.capacity,
-            running=sum(len(r.inflight) for r in self.runners),
+            running=self.running,
             ready=self.ready and self.pool.serving,
             max_message_bytes=self.config.max_message_bytes,
             models=statuses,
@@ -365,13 +366,7 @@ def resolve_devices(devices: str, device: str) -> list[str]:
         return names
     if device and device != "auto":
         return [device]
-    try:
-        from ..backends.diffusers_load import auto_devices
-    except ImportError:
-        return ["cpu"]
+    from ..backends.diffusers_load import auto_devices  # imports torch to count devices
+
     found: list[str] = auto_devices()
     return found
-
-
-def _unset(*args: object) -> None:
-    raise AssertionError("the pool sets the runner callbacks")

@@ -56,8 +56,8 @@ class RunnerPool:
     ) -> None:
         self.runners = runners
         for runner in runners:
-            runner._on_message = self._message
-            runner._on_exit = self._exited
+            runner.on_message = self._message
+            runner.on_exit = self._exited
         self.scheduler = scheduler
         self._warm_up = warm_up
         self.max_batch = max(1, max_batch)

@@ -34,14 +34,13 @@ class RunnerClient:
         name: str,
         device: str,
         make_transport: Callable[[], Transport],
-        on_message: Callable[[RunnerClient, port.Message], None],
-        on_exit: Callable[[RunnerClient, str], None],
     ) -> None:
         self.name = name
         self.device = device
         self._make_transport = make_transport
-        self._on_message = on_message
-        self._on_exit = on_exit
+        # Set by the pool that owns this runner: job events, and the runner's end with its cause.
+        self.on_message: Callable[[RunnerClient, port.Message], None] = _no_pool
+        self.on_exit: Callable[[RunnerClient, str], None] = _no_pool
         self.transport: Transport = make_transport()
         self.state = STOPPED
         self.inflight: dict[str, Job] = {}
@@ -116,7 +115,7 @@ class RunnerClient:
             self.models = [port.model_status_from_wire(m) for m in message.get("models") or []]
             self.budget_bytes = int(message.get("budget") or 0)
         elif ev != "alive":
-            self._on_message(self, message)
+            self.on_message(self, message)
 
     def _ended(self, generation: int, cause: str) -> None:
         if generation != self._generation:
@@ -134,7 +133,7 @@ class RunnerClient:
             if not future.done():
                 future.set_exception(error)
         self._calls.clear()
-        self._on_exit(self, cause)
+        self.on_exit(self, cause)
 
     def send(self, message: port.Message) -> None:
         try:
@@ -193,3 +192,7 @@ def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: 
     except RuntimeError:  # the loop is closed: the daemon is gone
         return False
     return True
+
+
+def _no_pool(*args: object) -> None:
+    raise AssertionError("a RunnerClient reports to the RunnerPool that owns it")

@@ -2,7 +2,7 @@
 clients (round robin, the client served least recently first), then arrival. Thread-safe.
 
 Every change of order re-reports queue positions to the jobs whose position changed, and
-:meth:`Scheduler.take_compatible` hands the worker queued jobs it can run in one batch.
+:meth:`Scheduler.take_compatible` hands the runner pool queued jobs it can run in one batch.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
-        # Set by the worker while it runs jobs: a job entering an empty queue of an idle
-        # worker starts at once, and gets no Queued event (one message less per request).
+        # Set by the pool while no runner is free: a job entering an empty queue of an idle
+        # runner starts at once, and gets no Queued event (one message less per request).
         self.busy = False
 
     def put(self, job: Job) -> None:
@@ -75,11 +75,6 @@ class Scheduler:
         """How many queued jobs satisfy ``predicate``."""
         with self._cond:
             return sum(1 for job in self._jobs if predicate(job))
-
-    def wait_for_more(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for another job to arrive."""
-        with self._cond:
-            self._cond.wait(timeout)
 
     def remove(self, job: Job) -> bool:
         with self._cond:
