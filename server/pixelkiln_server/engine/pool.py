@@ -65,6 +65,7 @@ class RunnerPool:
         self.hang_timeout_s = hang_timeout_s
         self.on_health = on_health
         self._wake = asyncio.Event()
+        self._batch_over = asyncio.Event()  # a runner finished a batch or ended
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pins: dict[str, str] = {}
         self._closing = False
@@ -104,16 +105,15 @@ class RunnerPool:
                 if self._closing:
                     return
             try:
-                try:
-                    runner.start()
-                    if self._warm_up is not None:
-                        await self._warm_up(runner)
-                except PixelKilnError:
-                    raise
-                except Exception as exc:
+                runner.start()
+                if self._warm_up is not None:
+                    await self._warm_up(runner)
+            except Exception as caught:  # noqa: BLE001 - any start-up failure is retried
+                if isinstance(caught, PixelKilnError):
+                    exc = caught
+                else:
                     log.exception("runner %s could not start", runner.name)
-                    raise Unavailable(f"model runner {runner.name} could not start: {exc}") from exc
-            except PixelKilnError as exc:
+                    exc = Unavailable(f"model runner {runner.name} could not start: {caught}")
                 failures += 1
                 log.error("runner %s failed to start: %s", runner.name, exc.message)
                 if first and self._first is not None and not self._first.done():
@@ -146,8 +146,10 @@ class RunnerPool:
                 job.cancel("the daemon is shutting down")
                 runner.cancel(job.id, "the daemon is shutting down")
         deadline = time.monotonic() + timeout
-        while any(r.busy for r in self.runners) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        while any(r.busy for r in self.runners) and (left := deadline - time.monotonic()) > 0:
+            self._batch_over.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._batch_over.wait(), left)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*(r.stop(timeout) for r in self.runners), return_exceptions=True)
@@ -265,6 +267,7 @@ class RunnerPool:
         ev = message.get("ev")
         if ev == "done":
             runner.batch_open = False
+            self._batch_over.set()
             self._fail_inflight(runner, Unavailable(f"runner {runner.name} dropped the request"))
             self._wake.set()
             return
@@ -315,6 +318,7 @@ class RunnerPool:
             log.info("request %s goes back to the queue (runner %s died)", job.id, runner.name)
 
     def _exited(self, runner: RunnerClient, cause: str) -> None:
+        self._batch_over.set()
         if self._closing or runner.state == STOPPED:
             self._fail_inflight(runner, Unavailable("the daemon is shutting down"))
             return
