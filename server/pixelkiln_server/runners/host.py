@@ -131,7 +131,7 @@ class RunnerHost:
                     break
                 message = port.unpack(data)
                 if message.get("op") == "cancel":
-                    self._cancelled[str(message["job"])] = str(message.get("reason", ""))
+                    self.cancel(str(message["job"]), str(message.get("reason", "")))
                 elif message.get("op") == "fault" and self.config.allow_faults:
                     self._faults[str(message["point"])] = str(message["action"])
                 elif message.get("op") == "shutdown":
@@ -151,7 +151,7 @@ class RunnerHost:
         while (message := self._work.get()) is not None:
             self._busy = True
             try:
-                self._handle(message)
+                self.handle(message)
             finally:
                 self._busy = False
 
@@ -165,7 +165,14 @@ class RunnerHost:
             except (OSError, EOFError, ValueError):
                 self._stopped.set()  # the front is gone; nothing left to tell it
 
-    def _handle(self, message: port.Message) -> None:
+    def cancel(self, job_id: str, reason: str) -> None:
+        """Stop ``job_id`` at its next step (any thread)."""
+        self._cancelled[job_id] = reason
+
+    def handle(self, message: port.Message) -> None:
+        """Carry out one request (``run``, ``load``, ``unload``, ``status``) on the calling
+        thread, its events and reply going to ``send`` (``serve`` calls it on its worker
+        thread; a Ray Serve replica calls it for each job)."""
         op = message.get("op")
         if op == "run":
             self._run([self._job(j) for j in message["jobs"]])
