@@ -101,7 +101,7 @@ def _shown(path: Path) -> str:
 
 
 PLUGIN_SYNC_SCRIPTS = (
-    ROOT / "engine_plugins" / "unity" / "sync_client.py",
+    ROOT / "engine_plugins" / "unity" / "Tools~" / "sync_client.py",
     ROOT / "engine_plugins" / "godot" / "sync_addon.py",
 )
 

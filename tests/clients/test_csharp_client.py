@@ -6,7 +6,7 @@
   against a real ``pixelkiln serve`` child process on tiny-random (generate, cancel, live,
   errors), against closed and wrong ports, and against a scripted fake daemon (fragmented
   frames, the message limit, a dropped connection, reconnect).
-- Unity: the shared sources copied into engine_plugins/unity must be fresh (sync_client.py);
+- Unity: the shared sources copied into engine_plugins/unity must be fresh (Tools~/sync_client.py);
   each assembly definition of the package is compiled with the references it declares, against
   tests/clients/csharp/UnityStubs.cs: a compile-only stand-in for the UnityEngine/UnityEditor
   members the package uses (not Unity; see engine_plugins/unity/README.md for what that proves).
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CSHARP = ROOT / "clients" / "csharp"
 HERE = Path(__file__).resolve().parent / "csharp"
 UNITY = ROOT / "engine_plugins" / "unity"
+SYNC_SCRIPT = UNITY / "Tools~" / "sync_client.py"
 
 
 def _compile(out: Path, sources: list[Path], *options: str) -> None:
@@ -318,10 +319,10 @@ def test_fragments_limit_connection_loss_and_reconnect(e2e_exe: Path) -> None:
 
 
 def _sync_client() -> Any:
-    """engine_plugins/unity/sync_client.py as a module (no __pycache__ in the package)."""
+    """engine_plugins/unity/Tools~/sync_client.py as a module (no __pycache__ in the package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("pixelkiln_unity_sync", UNITY / "sync_client.py")
+    spec = importlib.util.spec_from_file_location("pixelkiln_unity_sync", SYNC_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     dont_write = sys.dont_write_bytecode
@@ -335,7 +336,7 @@ def _sync_client() -> Any:
 
 def test_unity_package_client_copy_and_metas_are_fresh() -> None:
     ran = subprocess.run(
-        [sys.executable, "-B", str(UNITY / "sync_client.py"), "--check"],
+        [sys.executable, "-B", str(SYNC_SCRIPT), "--check"],
         capture_output=True,
         text=True,
         check=False,
@@ -376,6 +377,33 @@ def test_unity_package_manifest_and_metas() -> None:
     assert client["noEngineReferences"] is True and client["references"] == []
 
 
+def test_unity_package_layout_urls_and_samples() -> None:
+    """What the Package Manager shows and imports: licence, changelog, documentation URLs that
+    name files of the package, samples that exist, and no maintainer scripts outside ``Tools~``
+    (folders ending in ``~`` are not imported)."""
+    manifest = json.loads((UNITY / "package.json").read_text(encoding="utf-8"))
+    for key, name in [
+        ("documentationUrl", "README.md"),
+        ("changelogUrl", "CHANGELOG.md"),
+        ("licensesUrl", "LICENSE"),
+    ]:
+        assert manifest[key].startswith("https://") and manifest[key].endswith(
+            "/engine_plugins/unity/" + name
+        ), manifest[key]
+        assert (UNITY / name).is_file()
+    assert manifest["license"] == "Apache-2.0"
+    assert "Apache License" in (UNITY / "LICENSE").read_text(encoding="utf-8")
+    assert "## [" in (UNITY / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert manifest["samples"], "no samples"
+    for sample in manifest["samples"]:
+        assert sample["displayName"] and sample["description"]
+        folder = UNITY / sample["path"]
+        assert sample["path"].startswith("Samples~/") and any(folder.rglob("*.cs")), folder
+    imported = [p for p in UNITY.rglob("*") if not any(part.endswith("~") for part in p.parts)]
+    assert not [p for p in imported if p.suffix == ".py"], "scripts belong in Tools~"
+    assert not [p for p in UNITY.rglob("*~/**/*.meta")], "folders ending in ~ need no .meta"
+
+
 def _asmdefs() -> list[tuple[dict[str, Any], list[Path]]]:
     """Each assembly definition of the package with the .cs files Unity gives it."""
     defs = {p.parent: json.loads(p.read_text(encoding="utf-8")) for p in UNITY.rglob("*.asmdef")}
@@ -399,6 +427,7 @@ def test_unity_scripts_compile_against_the_stubs(
     pending = _asmdefs()
     assert sorted(d["name"] for d, _ in pending) == [
         "PixelKiln.Client",
+        "PixelKiln.Samples.Editor",
         "PixelKiln.Unity",
         "PixelKiln.Unity.Editor",
     ]

@@ -1,7 +1,10 @@
 """Copy the shared C# client into the Unity package and write the package's .meta files.
 
-    python engine_plugins/unity/sync_client.py           # after changing clients/csharp/
-    python engine_plugins/unity/sync_client.py --check   # exit 1 when anything is stale
+    python engine_plugins/unity/Tools~/sync_client.py           # after changing clients/csharp/
+    python engine_plugins/unity/Tools~/sync_client.py --check   # exit 1 when anything is stale
+
+A maintainer script, not part of what Unity imports: folders ending in ``~`` are ignored by
+Unity's asset database (and this one gets no .meta file).
 
 Why a copy and not a ``file:`` reference: a UPM package installed from a git URL
 (``...git?path=engine_plugins/unity``) or from a tarball contains only its own folder, so it
@@ -22,7 +25,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parents[1]
 CSHARP = ROOT / "clients" / "csharp"
 PARTS = ("Generated", "Runtime", "Client")
@@ -48,8 +51,9 @@ CLIENT_ASMDEF = """{
 CLIENT_README = """# Copied: do not edit
 
 These sources are copies of `clients/csharp/{Generated,Runtime,Client}` (the shared C# client,
-also used by Godot 4 .NET), made by `engine_plugins/unity/sync_client.py`. Edit the originals,
-then run `python engine_plugins/unity/sync_client.py`; a test fails while the copies are stale.
+also used by Godot 4 .NET), made by `engine_plugins/unity/Tools~/sync_client.py`. Edit the
+originals, then run `python engine_plugins/unity/Tools~/sync_client.py`; a test fails while the
+copies are stale.
 """
 
 IMPORTERS = {
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in problems:
             print(line)
         if problems:
-            print("stale: run python engine_plugins/unity/sync_client.py", file=sys.stderr)
+            print("stale: run python engine_plugins/unity/Tools~/sync_client.py", file=sys.stderr)
         return 1 if problems else 0
     for line in sync():
         print(line)
