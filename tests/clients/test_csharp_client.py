@@ -404,6 +404,22 @@ def test_unity_package_layout_urls_and_samples() -> None:
     assert not [p for p in UNITY.rglob("*~/**/*.meta")], "folders ending in ~ need no .meta"
 
 
+def test_unity_runtime_assemblies_exclude_webgl_and_kiln_is_disposed() -> None:
+    """WebGL has no System.Net.WebSockets: the runtime assemblies are not built for it (a
+    compile error where user code calls Kiln, not a failure at run time). The static Kiln
+    client is disposed before an assembly reload and on quit (editor and player)."""
+    for asmdef in ["Runtime/PixelKiln.Unity.asmdef", "Runtime/Client/PixelKiln.Client.asmdef"]:
+        definition = json.loads((UNITY / asmdef).read_text(encoding="utf-8"))
+        assert definition["excludePlatforms"] == ["WebGL"], asmdef
+        assert definition["includePlatforms"] == [], asmdef  # one of the two must be empty
+    lifetime = (UNITY / "Editor" / "KilnLifetime.cs").read_text(encoding="utf-8")
+    assert "[InitializeOnLoad]" in lifetime
+    assert "AssemblyReloadEvents.beforeAssemblyReload += Kiln.Shutdown;" in lifetime
+    assert "EditorApplication.quitting += Kiln.Shutdown;" in lifetime
+    kiln = (UNITY / "Runtime" / "Kiln.cs").read_text(encoding="utf-8")
+    assert "Application.quitting += Shutdown;" in kiln
+
+
 def _asmdefs() -> list[tuple[dict[str, Any], list[Path]]]:
     """Each assembly definition of the package with the .cs files Unity gives it."""
     defs = {p.parent: json.loads(p.read_text(encoding="utf-8")) for p in UNITY.rglob("*.asmdef")}

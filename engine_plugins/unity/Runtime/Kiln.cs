@@ -71,7 +71,11 @@ namespace PixelKiln.Unity
             }
         }
 
-        /// <summary>Closes the shared client (for example before a domain reload).</summary>
+        /// <summary>
+        /// Closes the shared client; the next use opens a new one. Called for you before every
+        /// assembly reload and when the editor quits (<c>KilnLifetime</c> in the editor
+        /// assembly), and when a player quits: no socket or receive thread outlives its domain.
+        /// </summary>
         public static void Shutdown()
         {
             lock (gate)
@@ -79,6 +83,13 @@ namespace PixelKiln.Unity
                 if (client != null) client.Dispose();
                 client = null;
             }
+        }
+
+        [RuntimeInitializeOnLoadMethod(RuntimeInitializeLoadType.SubsystemRegistration)]
+        private static void ShutdownOnQuit()
+        {
+            Application.quitting -= Shutdown;   // once, also with domain reload off in play mode
+            Application.quitting += Shutdown;
         }
 
         /// <summary>

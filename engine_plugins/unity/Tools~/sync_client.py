@@ -37,7 +37,9 @@ CLIENT_ASMDEF = """{
     "rootNamespace": "PixelKiln",
     "references": [],
     "includePlatforms": [],
-    "excludePlatforms": [],
+    "excludePlatforms": [
+        "WebGL"
+    ],
     "allowUnsafeCode": false,
     "overrideReferences": false,
     "precompiledReferences": [],
