@@ -22,7 +22,7 @@ from .services.identity import Gatekeeper, TokenInterceptor
 from .services.models import ModelsService
 from .services.operations import Operations
 from .services.websocket import WebSocketCarrier
-from .shutdown import ShutdownSignals, watch_stdin
+from .shutdown import ShutdownSignals, say, watch_stdin
 
 log = logging.getLogger(__name__)
 
@@ -221,10 +221,7 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
     if daemon.metrics_server is not None:
         ws += f", metrics {daemon.metrics_url}"
-    print(
-        f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}",
-        flush=True,
-    )
+    say(f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}")
     ready = asyncio.ensure_future(daemon.wait_ready())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({ready, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -236,10 +233,8 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
         status = 1
     else:
         took = time.monotonic() - started
-        print(
-            f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING", flush=True
-        )
+        say(f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING")
         await stopper
-    print("pixelkiln: shutting down", flush=True)
+    say("pixelkiln: shutting down")
     await daemon.stop()
     return status

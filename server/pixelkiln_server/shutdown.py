@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -84,6 +85,24 @@ class ShutdownSignals:
         log.info("received %s", signal.Signals(signum).name)
         with contextlib.suppress(RuntimeError):  # a closed loop: nothing left to stop
             self.loop.call_soon_threadsafe(self.on_stop)
+
+
+def say(text: str) -> None:
+    """Print a line of the daemon's own to standard output, which may be gone.
+
+    A launcher may close the daemon's stdout when it closes its stdin: Godot's
+    ``OS.execute_with_pipe`` holds both in one handle, so the dock's graceful stop closes both.
+    A write then raises ``BrokenPipeError`` (``OSError`` on Windows); standard output is pointed
+    at the null device instead (as the Python docs advise for SIGPIPE), so the shutdown goes on
+    and the exit at the end does not fail flushing it.
+    """
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):  # ValueError: sys.stdout itself was closed
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
 
 
 def watch_stdin(
