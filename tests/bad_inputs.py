@@ -272,6 +272,26 @@ def other_cases() -> list[Case]:
         ("model too long", gen_pb.LiveSettings(model="m" * 300), ("model", "255")),
         ("prompt too long", gen_pb.LiveSettings(prompt="p" * 4001), ("prompt", "4000")),
         ("guidance nan", gen_pb.LiveSettings(guidance_scale=float("nan")), ("guidance_scale",)),
+        (
+            "similar threshold 1.5",
+            gen_pb.LiveSettings(similar_skip_threshold=1.5),
+            ("similar_skip_threshold", "between 0 and 1"),
+        ),
+        (
+            "similar threshold -0.1",
+            gen_pb.LiveSettings(similar_skip_threshold=-0.1),
+            ("similar_skip_threshold", "between 0 and 1"),
+        ),
+        (
+            "similar threshold nan",
+            gen_pb.LiveSettings(similar_skip_threshold=float("nan")),
+            ("similar_skip_threshold",),
+        ),
+        (
+            "similar max 1001",
+            gen_pb.LiveSettings(similar_skip_max=1001),
+            ("similar_skip_max", "1000"),
+        ),
     ]
     for name, settings, words in live:
         body = gen_pb.LiveInput(seq=1, image=_image(PNG64), settings=settings)

@@ -358,6 +358,10 @@ def live_input_from_pb(msg: gen_pb.LiveInput) -> LiveInput:
         guidance_scale=opt("guidance_scale"),  # type: ignore[arg-type]
         tiling=tiling,
         output_encoding=encoding,
+        stream_batch=opt("stream_batch"),  # type: ignore[arg-type]
+        tiny_autoencoder=opt("tiny_autoencoder"),  # type: ignore[arg-type]
+        similar_skip_threshold=opt("similar_skip_threshold"),  # type: ignore[arg-type]
+        similar_skip_max=opt("similar_skip_max"),  # type: ignore[arg-type]
     )
     image = image_from_pb(msg.image) if msg.HasField("image") and msg.image.data else None
     return LiveInput(seq=msg.seq, image=image, settings=update)
@@ -365,7 +369,13 @@ def live_input_from_pb(msg: gen_pb.LiveInput) -> LiveInput:
 
 def live_frame_to_pb(frame: LiveFrame) -> gen_pb.LiveFrame:
     msg = gen_pb.LiveFrame(
-        seq=frame.seq, unchanged=frame.unchanged, seed=frame.seed, skipped=frame.skipped
+        seq=frame.seq,
+        unchanged=frame.unchanged,
+        seed=frame.seed,
+        skipped=frame.skipped,
+        similar=frame.similar,
+        stream_batch=frame.stream_batch,
+        tiny_autoencoder=frame.tiny_autoencoder,
     )
     if frame.image is not None:
         msg.image.CopyFrom(image_to_pb(frame.image))

@@ -26,7 +26,14 @@ from .types import (
 
 RECIPE_FORMAT = "pixelkiln.recipe/1"
 # Request fields that do not change the pixels, left out of the recipe.
-_NOT_IN_RECIPE = {"init_image", "mask", "preview", "client_request_id", "priority"}
+_NOT_IN_RECIPE = {
+    "init_image",
+    "mask",
+    "preview",
+    "client_request_id",
+    "priority",
+    "stream_id",
+}
 
 
 def sha256(image: EncodedImage | None) -> str:

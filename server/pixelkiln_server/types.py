@@ -112,6 +112,14 @@ class GenerationRequest:
     # LoRA scales by adapter name, for adapters loaded with the model (``serve --lora``).
     # Resolved requests list every adapter of the model with its scale, sorted by name.
     loras: tuple[tuple[str, float], ...] = ()
+    # Live only (LiveSettings): batch consecutive frames' denoising steps into one UNet call
+    # (one frame of lag), and encode/decode with the model's tiny autoencoder. A backend that
+    # cannot says so in Result.applied; the request is still served.
+    stream_batch: bool = False
+    tiny_autoencoder: bool = False
+    # The stream a stream-batch job belongs to (the live session's id; not in the recipe):
+    # the runner keeps one pipeline of in-flight frames per stream.
+    stream_id: str = ""
 
     @property
     def mode(self) -> str:
@@ -235,6 +243,13 @@ class Result:
     atlas: AtlasImage | None = None
     # What the model will not do as asked (advice.py); the request was still served.
     warnings: tuple[str, ...] = ()
+    # Live options the backend applied to this result: "stream_batch", "tiny_autoencoder".
+    # One asked for but absent was not applied (unsupported: not an error).
+    applied: tuple[str, ...] = ()
+    # Stream batch: the image answers the input of the job ``lag`` runs earlier in the same
+    # stream (0: this job's own input). No images with stream batch: no frame yet (the
+    # pipeline is filling).
+    lag: int = 0
 
 
 @dataclass(frozen=True)
@@ -262,6 +277,11 @@ class LiveUpdate:
     guidance_scale: float | None = None
     tiling: Tiling | None = None
     output_encoding: Encoding | None = None
+    stream_batch: bool | None = None
+    tiny_autoencoder: bool | None = None
+    # Session-only (never part of a GenerationRequest): see LiveSession.
+    similar_skip_threshold: float | None = None
+    similar_skip_max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -279,6 +299,11 @@ class LiveFrame:
     seed: int
     skipped: int
     timings: Timings
+    # Skipped as similar to the last processed input (``unchanged`` is set too).
+    similar: bool = False
+    # Whether stream batch / the tiny autoencoder were applied to this frame.
+    stream_batch: bool = False
+    tiny_autoencoder: bool = False
 
 
 @dataclass(frozen=True)

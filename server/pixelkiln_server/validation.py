@@ -17,13 +17,14 @@ from .catalogue import ModelSpec
 from .config import Limits
 from .errors import InvalidArgument
 from .imaging import codec
-from .types import DecodedInputs, GenerationRequest, PreviewOptions, Tiling
+from .types import DecodedInputs, GenerationRequest, LiveUpdate, PreviewOptions, Tiling
 
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**64 - 1
 MAX_CLIENT_ID_CHARS = 128
 DEFAULT_IMG2IMG_STRENGTH = 0.5
 DEFAULT_PREVIEW_SIDE = 256
+MAX_SIMILAR_SKIP = 1000
 
 
 def _check_side(field: str, value: int, limits: Limits, caps: Capabilities, name: str) -> None:
@@ -215,3 +216,19 @@ def resolve(
     )
     _check_request_size(resolved, limits)
     return assets.validate(resolved, caps.tiling[0] if caps.tiling else ""), inputs
+
+
+def check_live_update(update: LiveUpdate) -> None:
+    """The live session's own settings (the rest is checked with each frame's request)."""
+    threshold = update.similar_skip_threshold
+    if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise InvalidArgument(
+            "similar_skip_threshold",
+            f"must be between 0 and 1 (a fraction of full scale; 0: only exact repeats are "
+            f"skipped), got {threshold}",
+        )
+    most = update.similar_skip_max
+    if most is not None and not 0 <= most <= MAX_SIMILAR_SKIP:
+        raise InvalidArgument(
+            "similar_skip_max", f"must be between 0 (no limit) and {MAX_SIMILAR_SKIP}, got {most}"
+        )

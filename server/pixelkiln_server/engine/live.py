@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
+from .. import validation
 from ..errors import DeadlineExceeded, PixelKilnError, ResourceExhausted
 from ..types import (
     EncodedImage,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .core import Engine, JobHandle
 
 DEFAULT_STRENGTH = 0.5
+DEFAULT_SIMILAR_SKIP_MAX = 10
 _END = object()
 
 
@@ -54,7 +56,12 @@ class LiveSession:
         self.id = uuid.uuid4().hex
         self.client_id = client_id
         self.idle_timeout_s = idle_timeout_s
-        self.settings = GenerationRequest(strength=DEFAULT_STRENGTH, seed=0, priority=Priority.LIVE)
+        self.settings = GenerationRequest(
+            strength=DEFAULT_STRENGTH, seed=0, priority=Priority.LIVE, stream_id=self.id
+        )
+        # Similar-frame skip (LiveSettings.similar_skip_threshold / similar_skip_max).
+        self.similar_skip_threshold = 0.0
+        self.similar_skip_max = DEFAULT_SIMILAR_SKIP_MAX
         self._image: EncodedImage | None = None
         self._pending: tuple[LiveInput, EncodedImage | None, GenerationRequest, float] | None = None
         self._skipped = 0
@@ -77,8 +84,14 @@ class LiveSession:
 
     def push(self, live_input: LiveInput) -> None:
         """Take an input: merge its settings, and replace any input still waiting."""
+        validation.check_live_update(live_input.settings)
         self._last_input_at = time.perf_counter()
-        self.settings = _merge(self.settings, live_input.settings)
+        update = live_input.settings
+        if update.similar_skip_threshold is not None:
+            self.similar_skip_threshold = update.similar_skip_threshold
+        if update.similar_skip_max is not None:
+            self.similar_skip_max = update.similar_skip_max
+        self.settings = _merge(self.settings, update)
         if live_input.image is not None and live_input.image.data:
             self._image = live_input.image
         if self._pending is not None:
@@ -217,10 +230,14 @@ def _live_steps(default_steps: int, strength: float) -> int:
     return max(default_steps, math.ceil(1.0 / max(strength, 1e-3) - 1e-9))
 
 
+# LiveUpdate fields that are the session's own, not the frames' requests'.
+_SESSION_ONLY = frozenset({"similar_skip_threshold", "similar_skip_max"})
+
+
 def _merge(settings: GenerationRequest, update: LiveUpdate) -> GenerationRequest:
     changes = {
         f.name: getattr(update, f.name)
         for f in fields(LiveUpdate)
-        if getattr(update, f.name) is not None
+        if f.name not in _SESSION_ONLY and getattr(update, f.name) is not None
     }
     return replace(settings, **changes) if changes else settings

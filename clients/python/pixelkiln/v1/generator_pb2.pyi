@@ -321,7 +321,7 @@ class CancelResponse(_message.Message):
     def __init__(self, cancelled: _Optional[bool] = ...) -> None: ...
 
 class LiveSettings(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "strength", "seed", "steps", "width", "height", "guidance_scale", "tiling", "output_encoding")
+    __slots__ = ("model", "prompt", "negative_prompt", "strength", "seed", "steps", "width", "height", "guidance_scale", "tiling", "output_encoding", "stream_batch", "tiny_autoencoder", "similar_skip_threshold", "similar_skip_max")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +333,10 @@ class LiveSettings(_message.Message):
     GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
     TILING_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    STREAM_BATCH_FIELD_NUMBER: _ClassVar[int]
+    TINY_AUTOENCODER_FIELD_NUMBER: _ClassVar[int]
+    SIMILAR_SKIP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SIMILAR_SKIP_MAX_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     negative_prompt: str
@@ -344,7 +348,11 @@ class LiveSettings(_message.Message):
     guidance_scale: float
     tiling: Tiling
     output_encoding: _image_pb2.Encoding
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., strength: _Optional[float] = ..., seed: _Optional[int] = ..., steps: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., tiling: _Optional[_Union[Tiling, str]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ...) -> None: ...
+    stream_batch: bool
+    tiny_autoencoder: bool
+    similar_skip_threshold: float
+    similar_skip_max: int
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., strength: _Optional[float] = ..., seed: _Optional[int] = ..., steps: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., tiling: _Optional[_Union[Tiling, str]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., stream_batch: _Optional[bool] = ..., tiny_autoencoder: _Optional[bool] = ..., similar_skip_threshold: _Optional[float] = ..., similar_skip_max: _Optional[int] = ...) -> None: ...
 
 class LiveInput(_message.Message):
     __slots__ = ("seq", "image", "settings")
@@ -357,20 +365,26 @@ class LiveInput(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., settings: _Optional[_Union[LiveSettings, _Mapping]] = ...) -> None: ...
 
 class LiveFrame(_message.Message):
-    __slots__ = ("seq", "image", "unchanged", "seed", "skipped", "timings")
+    __slots__ = ("seq", "image", "unchanged", "seed", "skipped", "timings", "similar", "stream_batch", "tiny_autoencoder")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    SIMILAR_FIELD_NUMBER: _ClassVar[int]
+    STREAM_BATCH_FIELD_NUMBER: _ClassVar[int]
+    TINY_AUTOENCODER_FIELD_NUMBER: _ClassVar[int]
     seq: int
     image: _image_pb2.Image
     unchanged: bool
     seed: int
     skipped: int
     timings: LiveTimings
-    def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., unchanged: _Optional[bool] = ..., seed: _Optional[int] = ..., skipped: _Optional[int] = ..., timings: _Optional[_Union[LiveTimings, _Mapping]] = ...) -> None: ...
+    similar: bool
+    stream_batch: bool
+    tiny_autoencoder: bool
+    def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., unchanged: _Optional[bool] = ..., seed: _Optional[int] = ..., skipped: _Optional[int] = ..., timings: _Optional[_Union[LiveTimings, _Mapping]] = ..., similar: _Optional[bool] = ..., stream_batch: _Optional[bool] = ..., tiny_autoencoder: _Optional[bool] = ...) -> None: ...
 
 class LiveTimings(_message.Message):
     __slots__ = ("queue_ms", "model_ms", "encode_ms", "total_ms")

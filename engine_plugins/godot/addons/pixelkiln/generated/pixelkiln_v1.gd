@@ -2237,12 +2237,55 @@ class LiveSettingsMsg:
 			_tiling = value
 			_has_tiling = true
 
+	## RAW_RGBA8 or JPEG skip the PNG encode on the hot path (RAW_RGBA8: width*height*4 bytes,
+	## rows top to bottom). Default PNG.
 	var output_encoding: int:
 		get:
 			return _output_encoding
 		set(value):
 			_output_encoding = value
 			_has_output_encoding = true
+
+	## Stream batch: each denoising step of one batched UNet call works on a different input, so
+	## a frame answers an earlier input (one frame of lag; LiveFrame.seq names the input the
+	## image comes from). Send the last input again to flush the frame still held. Applied only
+	## where the model's backend supports it: LiveFrame.stream_batch says whether it was.
+	var stream_batch: bool:
+		get:
+			return _stream_batch
+		set(value):
+			_stream_batch = value
+			_has_stream_batch = true
+
+	## Encode and decode with the tiny autoencoder when the model has one
+	## (LiveFrame.tiny_autoencoder says whether it was used).
+	var tiny_autoencoder: bool:
+		get:
+			return _tiny_autoencoder
+		set(value):
+			_tiny_autoencoder = value
+			_has_tiny_autoencoder = true
+
+	## Skip inputs similar to the last processed one: the mean absolute difference of a small
+	## grayscale of the input against the last processed input's, as a fraction of full scale, in
+	## [0, 1]. 0 (default) skips only exact repeats. A skipped input is answered by a frame with
+	## ``similar`` set and no image (the previous image stands).
+	var similar_skip_threshold: float:
+		get:
+			return _similar_skip_threshold
+		set(value):
+			_similar_skip_threshold = value
+			_has_similar_skip_threshold = true
+
+	## At most this many consecutive inputs are skipped as similar; the next one runs anyway.
+	## Default 10; 0: no limit (drift still adds up against the last processed input); at most
+	## 1000.
+	var similar_skip_max: int:
+		get:
+			return _similar_skip_max
+		set(value):
+			_similar_skip_max = value
+			_has_similar_skip_max = true
 
 	var _model: String = ""
 	var _has_model: bool = false
@@ -2276,6 +2319,18 @@ class LiveSettingsMsg:
 
 	var _output_encoding: int = 0
 	var _has_output_encoding: bool = false
+
+	var _stream_batch: bool = false
+	var _has_stream_batch: bool = false
+
+	var _tiny_autoencoder: bool = false
+	var _has_tiny_autoencoder: bool = false
+
+	var _similar_skip_threshold: float = 0.0
+	var _has_similar_skip_threshold: bool = false
+
+	var _similar_skip_max: int = 0
+	var _has_similar_skip_max: bool = false
 
 
 	func has_model() -> bool:
@@ -2377,6 +2432,42 @@ class LiveSettingsMsg:
 		_has_output_encoding = false
 
 
+	func has_stream_batch() -> bool:
+		return _has_stream_batch
+
+
+	func clear_stream_batch() -> void:
+		_stream_batch = false
+		_has_stream_batch = false
+
+
+	func has_tiny_autoencoder() -> bool:
+		return _has_tiny_autoencoder
+
+
+	func clear_tiny_autoencoder() -> void:
+		_tiny_autoencoder = false
+		_has_tiny_autoencoder = false
+
+
+	func has_similar_skip_threshold() -> bool:
+		return _has_similar_skip_threshold
+
+
+	func clear_similar_skip_threshold() -> void:
+		_similar_skip_threshold = 0.0
+		_has_similar_skip_threshold = false
+
+
+	func has_similar_skip_max() -> bool:
+		return _has_similar_skip_max
+
+
+	func clear_similar_skip_max() -> void:
+		_similar_skip_max = 0
+		_has_similar_skip_max = false
+
+
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
 		write_to(pb_w)
@@ -2427,6 +2518,18 @@ class LiveSettingsMsg:
 		if _has_output_encoding:
 			pb_w.write_varint(88)
 			pb_w.write_enum(output_encoding)
+		if _has_stream_batch:
+			pb_w.write_varint(96)
+			pb_w.write_bool(stream_batch)
+		if _has_tiny_autoencoder:
+			pb_w.write_varint(104)
+			pb_w.write_bool(tiny_autoencoder)
+		if _has_similar_skip_threshold:
+			pb_w.write_varint(117)
+			pb_w.write_float(similar_skip_threshold)
+		if _has_similar_skip_max:
+			pb_w.write_varint(120)
+			pb_w.write_uint32(similar_skip_max)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -2455,6 +2558,14 @@ class LiveSettingsMsg:
 					tiling = pb_r.read_enum()
 				88:
 					output_encoding = pb_r.read_enum()
+				96:
+					stream_batch = pb_r.read_bool()
+				104:
+					tiny_autoencoder = pb_r.read_bool()
+				117:
+					similar_skip_threshold = pb_r.read_float()
+				120:
+					similar_skip_max = pb_r.read_uint32()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:
@@ -2545,6 +2656,17 @@ class LiveFrameMsg:
 
 	var timings: LiveTimingsMsg = null
 
+	## True when the input was skipped as similar to the last processed one
+	## (LiveSettings.similar_skip_threshold): no image, the previous image stands; ``unchanged``
+	## is set too.
+	var similar: bool = false
+
+	## Whether stream batch / the tiny autoencoder were applied to this frame (asked for in the
+	## settings and supported by the model's backend).
+	var stream_batch: bool = false
+
+	var tiny_autoencoder: bool = false
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -2581,6 +2703,15 @@ class LiveFrameMsg:
 		if timings != null:
 			pb_w.write_varint(50)
 			pb_w.write_message(timings)
+		if similar:
+			pb_w.write_varint(56)
+			pb_w.write_bool(similar)
+		if stream_batch:
+			pb_w.write_varint(64)
+			pb_w.write_bool(stream_batch)
+		if tiny_autoencoder:
+			pb_w.write_varint(72)
+			pb_w.write_bool(tiny_autoencoder)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -2603,6 +2734,12 @@ class LiveFrameMsg:
 					if timings == null:
 						timings = LiveTimingsMsg.new()
 					pb_r.read_message(timings)
+				56:
+					similar = pb_r.read_bool()
+				64:
+					stream_batch = pb_r.read_bool()
+				72:
+					tiny_autoencoder = pb_r.read_bool()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

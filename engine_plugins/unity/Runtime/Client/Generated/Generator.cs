@@ -2769,6 +2769,10 @@ namespace PixelKiln.V1
 
         private global::PixelKiln.V1.Encoding outputEncoding_ = (global::PixelKiln.V1.Encoding)0;
         private bool hasOutputEncoding_;
+        /// <summary>
+        /// RAW_RGBA8 or JPEG skip the PNG encode on the hot path (RAW_RGBA8: width*height*4 bytes,
+        /// rows top to bottom). Default PNG.
+        /// </summary>
         public global::PixelKiln.V1.Encoding OutputEncoding
         {
             get { return outputEncoding_; }
@@ -2776,6 +2780,67 @@ namespace PixelKiln.V1
         }
         public bool HasOutputEncoding { get { return hasOutputEncoding_; } }
         public void ClearOutputEncoding() { outputEncoding_ = (global::PixelKiln.V1.Encoding)0; hasOutputEncoding_ = false; }
+
+        private bool streamBatch_ = false;
+        private bool hasStreamBatch_;
+        /// <summary>
+        /// Stream batch: each denoising step of one batched UNet call works on a different input, so
+        /// a frame answers an earlier input (one frame of lag; LiveFrame.seq names the input the
+        /// image comes from). Send the last input again to flush the frame still held. Applied only
+        /// where the model's backend supports it: LiveFrame.stream_batch says whether it was.
+        /// </summary>
+        public bool StreamBatch
+        {
+            get { return streamBatch_; }
+            set { streamBatch_ = value; hasStreamBatch_ = true; }
+        }
+        public bool HasStreamBatch { get { return hasStreamBatch_; } }
+        public void ClearStreamBatch() { streamBatch_ = false; hasStreamBatch_ = false; }
+
+        private bool tinyAutoencoder_ = false;
+        private bool hasTinyAutoencoder_;
+        /// <summary>
+        /// Encode and decode with the tiny autoencoder when the model has one
+        /// (LiveFrame.tiny_autoencoder says whether it was used).
+        /// </summary>
+        public bool TinyAutoencoder
+        {
+            get { return tinyAutoencoder_; }
+            set { tinyAutoencoder_ = value; hasTinyAutoencoder_ = true; }
+        }
+        public bool HasTinyAutoencoder { get { return hasTinyAutoencoder_; } }
+        public void ClearTinyAutoencoder() { tinyAutoencoder_ = false; hasTinyAutoencoder_ = false; }
+
+        private float similarSkipThreshold_ = 0F;
+        private bool hasSimilarSkipThreshold_;
+        /// <summary>
+        /// Skip inputs similar to the last processed one: the mean absolute difference of a small
+        /// grayscale of the input against the last processed input's, as a fraction of full scale, in
+        /// [0, 1]. 0 (default) skips only exact repeats. A skipped input is answered by a frame with
+        /// ``similar`` set and no image (the previous image stands).
+        /// </summary>
+        public float SimilarSkipThreshold
+        {
+            get { return similarSkipThreshold_; }
+            set { similarSkipThreshold_ = value; hasSimilarSkipThreshold_ = true; }
+        }
+        public bool HasSimilarSkipThreshold { get { return hasSimilarSkipThreshold_; } }
+        public void ClearSimilarSkipThreshold() { similarSkipThreshold_ = 0F; hasSimilarSkipThreshold_ = false; }
+
+        private uint similarSkipMax_ = 0U;
+        private bool hasSimilarSkipMax_;
+        /// <summary>
+        /// At most this many consecutive inputs are skipped as similar; the next one runs anyway.
+        /// Default 10; 0: no limit (drift still adds up against the last processed input); at most
+        /// 1000.
+        /// </summary>
+        public uint SimilarSkipMax
+        {
+            get { return similarSkipMax_; }
+            set { similarSkipMax_ = value; hasSimilarSkipMax_ = true; }
+        }
+        public bool HasSimilarSkipMax { get { return hasSimilarSkipMax_; } }
+        public void ClearSimilarSkipMax() { similarSkipMax_ = 0U; hasSimilarSkipMax_ = false; }
 
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
@@ -2797,6 +2862,10 @@ namespace PixelKiln.V1
             if (hasGuidanceScale_) size += 1 + 4;
             if (hasTiling_) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeEnumSize((int)tiling_);
             if (hasOutputEncoding_) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeEnumSize((int)outputEncoding_);
+            if (hasStreamBatch_) size += 1 + 1;
+            if (hasTinyAutoencoder_) size += 1 + 1;
+            if (hasSimilarSkipThreshold_) size += 1 + 4;
+            if (hasSimilarSkipMax_) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(similarSkipMax_);
             return size;
         }
 
@@ -2856,6 +2925,26 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(88);
                 output.WriteEnum((int)outputEncoding_);
+            }
+            if (hasStreamBatch_)
+            {
+                output.WriteTag(96);
+                output.WriteBool(streamBatch_);
+            }
+            if (hasTinyAutoencoder_)
+            {
+                output.WriteTag(104);
+                output.WriteBool(tinyAutoencoder_);
+            }
+            if (hasSimilarSkipThreshold_)
+            {
+                output.WriteTag(117);
+                output.WriteFloat(similarSkipThreshold_);
+            }
+            if (hasSimilarSkipMax_)
+            {
+                output.WriteTag(120);
+                output.WriteUInt32(similarSkipMax_);
             }
         }
 
@@ -2919,6 +3008,26 @@ namespace PixelKiln.V1
                     case 88:
                     {
                         OutputEncoding = (global::PixelKiln.V1.Encoding)input.ReadEnum();
+                        break;
+                    }
+                    case 96:
+                    {
+                        StreamBatch = input.ReadBool();
+                        break;
+                    }
+                    case 104:
+                    {
+                        TinyAutoencoder = input.ReadBool();
+                        break;
+                    }
+                    case 117:
+                    {
+                        SimilarSkipThreshold = input.ReadFloat();
+                        break;
+                    }
+                    case 120:
+                    {
+                        SimilarSkipMax = input.ReadUInt32();
                         break;
                     }
                     default:
@@ -3090,6 +3199,36 @@ namespace PixelKiln.V1
             set { timings_ = value; }
         }
 
+        private bool similar_ = false;
+        /// <summary>
+        /// True when the input was skipped as similar to the last processed one
+        /// (LiveSettings.similar_skip_threshold): no image, the previous image stands; ``unchanged``
+        /// is set too.
+        /// </summary>
+        public bool Similar
+        {
+            get { return similar_; }
+            set { similar_ = value; }
+        }
+
+        private bool streamBatch_ = false;
+        /// <summary>
+        /// Whether stream batch / the tiny autoencoder were applied to this frame (asked for in the
+        /// settings and supported by the model's backend).
+        /// </summary>
+        public bool StreamBatch
+        {
+            get { return streamBatch_; }
+            set { streamBatch_ = value; }
+        }
+
+        private bool tinyAutoencoder_ = false;
+        public bool TinyAutoencoder
+        {
+            get { return tinyAutoencoder_; }
+            set { tinyAutoencoder_ = value; }
+        }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public LiveFrame Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -3105,6 +3244,9 @@ namespace PixelKiln.V1
             if (seed_ != 0UL) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt64Size(seed_);
             if (skipped_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(skipped_);
             if (timings_ != null) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(timings_);
+            if (similar_) size += 1 + 1;
+            if (streamBatch_) size += 1 + 1;
+            if (tinyAutoencoder_) size += 1 + 1;
             return size;
         }
 
@@ -3139,6 +3281,21 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(50);
                 output.WriteMessage(timings_);
+            }
+            if (similar_)
+            {
+                output.WriteTag(56);
+                output.WriteBool(similar_);
+            }
+            if (streamBatch_)
+            {
+                output.WriteTag(64);
+                output.WriteBool(streamBatch_);
+            }
+            if (tinyAutoencoder_)
+            {
+                output.WriteTag(72);
+                output.WriteBool(tinyAutoencoder_);
             }
         }
 
@@ -3179,6 +3336,21 @@ namespace PixelKiln.V1
                     {
                         if (timings_ == null) timings_ = new global::PixelKiln.V1.LiveTimings();
                         input.ReadMessage(timings_);
+                        break;
+                    }
+                    case 56:
+                    {
+                        similar_ = input.ReadBool();
+                        break;
+                    }
+                    case 64:
+                    {
+                        streamBatch_ = input.ReadBool();
+                        break;
+                    }
+                    case 72:
+                    {
+                        tinyAutoencoder_ = input.ReadBool();
                         break;
                     }
                     default:
