@@ -18,11 +18,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from ..errors import Cancelled, PixelKilnError, Unavailable
 from ..runners import port
-from ..types import EncodedImage, Failed, Preview, Progress, Result, Timings
+from ..types import EncodedImage, Failed, Preview, Progress, Timings
 from .jobs import Job
 from .runner_client import DEAD, READY, STARTING, STOPPED, RunnerClient
 from .scheduler import Scheduler
@@ -293,7 +294,9 @@ class RunnerPool:
                 encode_ms=float(message.get("encode_ms", 0.0)),
                 total_ms=(now - job.submitted_at) * 1000.0,
             )
-            job.finish(Result(result.images, result.recipe, timings, result.atlas, job.warnings))
+            # The front's advice first, then the runner's own (e.g. a live option not applied).
+            warnings = job.warnings + result.warnings
+            job.finish(replace(result, timings=timings, warnings=warnings))
         elif ev == "error":
             del runner.inflight[job.id]
             job.finish(Failed(port.error_from_wire(message.get("error") or {})))
