@@ -243,13 +243,13 @@ class Result:
     atlas: AtlasImage | None = None
     # What the model will not do as asked (advice.py); the request was still served.
     warnings: tuple[str, ...] = ()
-    # Live options the backend applied to this result: "stream_batch", "tiny_autoencoder".
-    # One asked for but absent was not applied (unsupported: not an error).
+    # Live options the backend applied to this result: "lean", "stream_batch",
+    # "tiny_autoencoder". One asked for but absent was not applied (a warning says why).
     applied: tuple[str, ...] = ()
-    # Stream batch: the image answers the input of the job ``lag`` runs earlier in the same
-    # stream (0: this job's own input). No images with stream batch: no frame yet (the
-    # pipeline is filling).
-    lag: int = 0
+    # Stream batch: the client_request_id of the input the image comes from ("": this job's
+    # own), and how many inputs the stream still holds. No images: no frame yet.
+    answers: str = ""
+    held: int = 0
 
 
 @dataclass(frozen=True)

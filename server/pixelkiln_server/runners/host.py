@@ -71,6 +71,7 @@ class _Hooks:
         self.job = job
         self.started = started
         self.every = job.request.preview.every_n_steps
+        self.notes: dict[str, str] = {}
 
     def on_step(self, step: int, total: int) -> bool:
         self.host.raise_if_cancelled(self.job.id)
@@ -83,6 +84,10 @@ class _Hooks:
              "elapsed_ms": elapsed}
         )  # fmt: skip
         return self.every > 0 and (step % self.every == 0 or step == total)
+
+    def on_note(self, key: str, value: str) -> None:
+        """What the backend did with the live options (see :func:`_noted`)."""
+        self.notes[key] = value
 
     def on_preview(self, step: int, images: list[np.ndarray]) -> None:
         encoding = self.job.request.preview.encoding
@@ -263,13 +268,12 @@ class RunnerHost:
         try:
             with self.registry.lock:
                 model = self.registry.get(live[0].spec)
+                hooks = [_Hooks(self, j, started) for j in live]
                 items = [
                     BatchItem(
-                        replace(j.request, prompt=assets.model_prompt(j.request)),
-                        j.inputs,
-                        _Hooks(self, j, started),
+                        replace(j.request, prompt=assets.model_prompt(j.request)), j.inputs, h
                     )
-                    for j in live
+                    for j, h in zip(live, hooks, strict=True)
                 ]
                 outcomes = model.generate_batch(items)
         except PixelKilnError as exc:
@@ -291,11 +295,11 @@ class RunnerHost:
             self._current = []
         model_ms = (time.perf_counter() - started) * 1000.0
         batch_images = sum(j.request.num_images for j in live)
-        for job, outcome in zip(live, outcomes, strict=True):
+        for job, outcome, hook in zip(live, outcomes, hooks, strict=True):
             if isinstance(outcome, PixelKilnError):
                 self._fail(job, outcome)
             else:
-                self._finish(job, model, outcome, model_ms, batch_images)
+                self._finish(job, model, outcome, model_ms, batch_images, hook.notes)
 
     def _fail(self, job: _RunJob, exc: PixelKilnError) -> None:
         log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
@@ -308,6 +312,7 @@ class RunnerHost:
         images: list[np.ndarray],
         model_ms: float,
         batch_images: int,
+        notes: dict[str, str],
     ) -> None:
         encode_started = time.perf_counter()
         try:
@@ -327,8 +332,34 @@ class RunnerHost:
             self._fail(job, Internal(f"internal error while encoding (request {job.id})"))
             return
         encode_ms = (time.perf_counter() - encode_started) * 1000.0
-        result = Result(images=outputs, recipe=recipe, timings=Timings(), atlas=atlas)
+        result = replace(
+            Result(images=outputs, recipe=recipe, timings=Timings(), atlas=atlas),
+            **_noted(job.request, notes),
+        )
         self.send(
             {"ev": "result", "job": job.id, "result": result, "model_ms": model_ms,
              "encode_ms": encode_ms}
         )  # fmt: skip
+
+
+_LIVE_OPTIONS = ("lean", "stream_batch", "tiny_autoencoder")
+
+
+def _noted(request: GenerationRequest, notes: dict[str, str]) -> dict[str, Any]:
+    """Result fields from the backend's notes (``StepHooks.on_note``): which live options were
+    applied, a warning for one asked for but not applied ("not applied: why"), which input a
+    stream-batch image answers ("answers": its client_request_id) and how many are held."""
+    asked = {"stream_batch": request.stream_batch, "tiny_autoencoder": request.tiny_autoencoder}
+    applied = tuple(k for k in _LIVE_OPTIONS if notes.get(k) == "applied")
+    warnings = tuple(
+        f"{k} {notes[k]}"
+        for k in _LIVE_OPTIONS
+        if asked.get(k) and k in notes and notes[k] != "applied"
+    )
+    held = notes.get("held", "0")
+    return {
+        "applied": applied,
+        "warnings": warnings,
+        "answers": notes.get("answers", ""),
+        "held": int(held) if held.isdigit() else 0,
+    }
