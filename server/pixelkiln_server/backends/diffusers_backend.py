@@ -18,7 +18,7 @@ from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
 from ..errors import FailedPrecondition, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import accel, inpaint, lora, tiling
+from . import accel, inpaint, load_errors, lora, tiling, tiny_vae
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
 from .diffusers_load import (
     apply_padding,
@@ -30,6 +30,7 @@ from .diffusers_load import (
     pick_dtype,
 )
 from .diffusers_steps import StepReporter, spatial_latents
+from .live_path import LeanPath
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class DiffusersModel(LoadedModel):
         options: dict[str, str] | None = None,
         loras: tuple[LoraAdapter, ...] = (),
         tiny_vae_decode: bool = False,
+        tiny_source: str = "",
         preview_factors: preview.Factors | None = None,
         wraps: bool = False,
     ) -> None:
@@ -63,10 +65,12 @@ class DiffusersModel(LoadedModel):
         self._embed_cache: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         self.text_encodes = 0  # how often the text encoder ran (the cache's misses)
         self.tiny_vae = tiny_vae
+        self._tiny_source = tiny_source if tiny_vae is not None else ""
         self.tiny_vae_decode = tiny_vae_decode and tiny_vae is not None
         self._options = dict(options or {})
         self._loras = lora.LoraScales(loras)
         self.compiled = False
+        self._lean: LeanPath | None = None
         # CUDA: the allocator's growth over the load, measured by the backend.
         self.resident_bytes: int | None = None
 
@@ -93,7 +97,8 @@ class DiffusersModel(LoadedModel):
         return self._pipes.get("txt2img")
 
     def active_options(self) -> dict[str, str]:
-        return dict(self._options)
+        """The load's options, and the tiny autoencoder live frames may ask for ("none")."""
+        return {**self._options, "live_tiny_autoencoder": self._tiny_source or "none"}
 
     def _tensors(self) -> list[Any]:
         """Every distinct parameter and buffer of the pipeline's modules and the tiny VAE."""
@@ -135,6 +140,7 @@ class DiffusersModel(LoadedModel):
             torch._dynamo.reset()  # compiled graphs hold the weights
         self._pipes.clear()
         self._embed_cache.clear()
+        self._lean = None
         self.tiny_vae = None
         gc.collect()
         if cuda:
@@ -160,20 +166,19 @@ class DiffusersModel(LoadedModel):
 
     def _tiny_decode(self, latents: Any) -> np.ndarray:
         """Latents (B, C, h, w) as the denoiser sees them -> float RGB (B, H, W, 3) in [0, 1],
-        through the tiny VAE (TAESD decodes scaled latents; scaling 1, shift 0 in its config)."""
-        import torch
-
-        vae = self.tiny_vae
-        scale = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
-        shift = float(getattr(vae.config, "shift_factor", 0.0) or 0.0)
-        with torch.inference_mode():
-            z = latents.to(vae.device, vae.dtype) / scale + shift
-            out = vae.decode(z).sample.float()
-        return ((out.clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1).cpu().numpy()
+        through the tiny VAE."""
+        return tiny_vae.decode_rgb(self.tiny_vae, latents)
 
     def generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> list[np.ndarray]:
+        if request.priority is Priority.LIVE:
+            # Live frames: the lean path (live_path.py), or None when the pipeline serves it.
+            if self._lean is None:
+                self._lean = LeanPath(self)
+            lean = self._lean.generate(request, inputs, hooks)
+            if lean is not None:
+                return lean
         outcome = self._run([BatchItem(request, inputs, hooks)])[0]
         if isinstance(outcome, PixelKilnError):
             raise outcome
@@ -384,15 +389,21 @@ class DiffusersBackend:
         log.info("loading %s from %s on %s (%s)", spec.name, spec.source, device, dtype)
         cuda = device.startswith("cuda")
         before = torch.cuda.memory_allocated(device) if cuda else 0
+        free = int(torch.cuda.mem_get_info(device)[0]) if cuda else None
+        load_errors.check_fits(spec, dtype_name(dtype), free, opts.offload, opts.quantize)
         try:
             meta = folder_meta(spec)
             pipe = load_pipeline(spec, dtype, options)
             apply_scheduler(pipe, spec.scheduler)
             apply_padding(pipe, meta)
             lora.load_adapters(pipe, opts.loras)
-            tiny = accel.load_tiny_vae(opts.tiny_vae, dtype) if opts.tiny_vae else None
+            # --tiny-vae, else the model folder's own vae_tiny/ (tiny_vae.py).
+            tiny_source = opts.tiny_vae or str(tiny_vae.find_in_folder(spec.source) or "")
+            tiny = accel.load_tiny_vae(tiny_source, dtype) if tiny_source else None
             if tiny is not None:
                 accel.check_tiny_vae(pipe, tiny)
+                if meta is not None and meta.padding == "circular":
+                    tiling.set_circular(tiny)
             opts = accel.apply_modules(pipe, opts, spec.family, tiny)
             quantized = ""
             if opts.quantize and opts.offload:  # quantize before the offload hooks take over
@@ -412,6 +423,7 @@ class DiffusersBackend:
                 options=accel.report(opts, device, quantized),
                 loras=opts.loras,
                 tiny_vae_decode=opts.tiny_vae_decode,
+                tiny_source=tiny_source,
                 preview_factors=preview.factors_from(meta.preview_matrix, meta.preview_bias)
                 if meta is not None
                 else None,
@@ -432,10 +444,7 @@ class DiffusersBackend:
                     ) from exc
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            raise ResourceExhausted(
-                f"out of GPU memory loading {spec.name!r}; try --offload model, --quantize, or "
-                "unloading other models"
-            ) from None
+            raise load_errors.too_large(spec, dtype_name(dtype), free) from None
         if cuda:
             model.resident_bytes = max(0, torch.cuda.memory_allocated(device) - before)
         return model

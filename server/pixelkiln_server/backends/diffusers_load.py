@@ -13,6 +13,7 @@ from ..errors import NotFound, PermissionDenied
 from ..folder_meta import FolderMeta, read_meta
 from . import tiling
 from .base import LoadOptions
+from .load_errors import hub_failure, not_cached_offline
 
 
 def _mps_available(torch: Any) -> bool:
@@ -182,31 +183,31 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
     try:
         return auto.from_pretrained(spec.source, local_files_only=True, **kwargs)
     except (OSError, ValueError) as exc:
-        if local or _offline(options):
+        if local:
             raise NotFound(
                 f"model {spec.name!r} is not available locally ({spec.source}); "
                 "download it first or run without --offline"
             ) from exc
+        if _offline(options):
+            raise not_cached_offline(spec) from exc
     try:
         return auto.from_pretrained(spec.source, **kwargs)
-    except _hub_errors() as exc:
+    except Exception as exc:
         # diffusers turns a 404, a gated repo and an unreachable hub into OSError
-        # (EnvironmentError); none of them is the daemon's fault.
-        raise NotFound(
-            f"model {spec.name!r}: cannot get {spec.source!r} from the model hub "
-            f"({type(exc).__name__}); check the hub id's spelling (owner/name), that the model "
-            "exists and has diffusers weights (model_index.json), that this machine can reach "
-            "the hub (HF_ENDPOINT), and for a gated or private model the daemon's HF_TOKEN"
-        ) from exc
+        # (EnvironmentError) over huggingface_hub's own error; none is the daemon's fault.
+        if not from_hub(exc):
+            raise
+        raise hub_failure(spec, exc) from exc
 
 
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (OSError, ValueError)
-    try:
-        from huggingface_hub.errors import EntryNotFoundError
-    except ImportError:  # pragma: no cover - an older huggingface_hub
-        return errors
-    return (*errors, EntryNotFoundError)
+def from_hub(exc: BaseException) -> bool:
+    """Whether ``exc`` is a download's failure (an OSError or ValueError from diffusers,
+    huggingface_hub's errors, a transport error of httpx or requests), not a bug."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    if isinstance(exc, OSError | ValueError | EntryNotFoundError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3")
 
 
 def folder_meta(spec: ModelSpec) -> FolderMeta | None:

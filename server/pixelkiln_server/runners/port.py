@@ -50,8 +50,10 @@ from ..errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     PixelKilnError,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 from ..types import DecodedInputs, EncodedImage, GenerationRequest, LoadedModelStatus, Result
@@ -184,6 +186,8 @@ _ERRORS: dict[Code, type[PixelKilnError]] = {
     Code.UNAVAILABLE: Unavailable,
     Code.FAILED_PRECONDITION: FailedPrecondition,
     Code.DEADLINE_EXCEEDED: DeadlineExceeded,
+    Code.UNAUTHENTICATED: Unauthenticated,
+    Code.PERMISSION_DENIED: PermissionDenied,
     Code.INTERNAL: Internal,
 }
 
