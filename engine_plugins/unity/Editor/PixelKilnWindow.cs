@@ -268,8 +268,8 @@ namespace PixelKiln.Unity.Editor
                 EditorPrefs.SetString(ExecutableKey, executable);
                 var process = DaemonProcess.Start(executable, grpcPort, wsPort, daemonModel, daemonArguments);
                 daemonRunning = true;
-                SetMessage("Daemon started (pid " + process.Id + "); waiting until it reports ready (model load and warm-up)...",
-                    MessageType.Info);
+                SetMessage("Daemon started (pid " + process.Id + "); waiting until it reports ready (model load and warm-up)...\n"
+                    + "Its output goes to " + DaemonProcess.LogPath, MessageType.Info);
                 wantConnected = true;
                 status = await DaemonProcess.WaitReadyAsync(EnsureClient(), process, TimeSpan.FromMinutes(5), CancellationToken.None);
                 await RefreshModelsAsync();
@@ -538,6 +538,9 @@ namespace PixelKiln.Unity.Editor
             GUI.enabled = true;
             EditorGUILayout.EndHorizontal();
             if (busy != null) EditorGUILayout.LabelField(busy);
+            string log = DaemonProcess.LogPath;
+            if (log != null && GUILayout.Button(new GUIContent("Show daemon log", log), GUILayout.Width(130)))
+                EditorUtility.RevealInFinder(log);
         }
 
         private string DescribeStatus(bool connected)

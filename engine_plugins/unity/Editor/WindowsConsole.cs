@@ -13,7 +13,9 @@ namespace PixelKiln.Unity.Editor
     /// <c>GenerateConsoleCtrlEvent</c> reaches only processes on the caller's console. The daemon
     /// was started with <c>CreateNoWindow</c>, so it has a console of its own (hidden) shared with
     /// no one: the editor attaches to it, sends the event to that console's processes (group 0:
-    /// the <c>pixelkiln.exe</c> launcher, which ignores it and waits, and Python), ignores the
+    /// <c>cmd.exe</c>, which starts the daemon with its output in the log file (see
+    /// <see cref="DaemonCommand.Launch(string, string[], string)"/>) and exits with it, the
+    /// <c>pixelkiln.exe</c> launcher, which ignores it and waits, and Python), ignores the
     /// event itself with a handler, and detaches. That isolation is what
     /// <c>CREATE_NEW_PROCESS_GROUP</c> would give, which .NET's <c>ProcessStartInfo</c> cannot
     /// ask for. When the editor has a console of its own (batch mode) it cannot attach to

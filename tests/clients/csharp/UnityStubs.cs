@@ -115,6 +115,7 @@ namespace UnityEngine
     public class GUILayout
     {
         public static bool Button(string text, params GUILayoutOption[] options) { return false; }
+        public static bool Button(GUIContent content, params GUILayoutOption[] options) { return false; }
         public static GUILayoutOption Width(float width) { return null; }
         public static GUILayoutOption MinHeight(float minHeight) { return null; }
         public static GUILayoutOption ExpandWidth(bool expand) { return null; }
@@ -220,6 +221,7 @@ namespace UnityEditor
     public sealed class EditorUtility
     {
         public static string OpenFilePanel(string title, string directory, string extension) { return ""; }
+        public static void RevealInFinder(string path) { }
     }
 
     public class SessionState
@@ -227,6 +229,9 @@ namespace UnityEditor
         public static int GetInt(string key, int defaultValue) { return defaultValue; }
         public static void SetInt(string key, int value) { }
         public static void EraseInt(string key) { }
+        public static string GetString(string key, string defaultValue) { return defaultValue; }
+        public static void SetString(string key, string value) { }
+        public static void EraseString(string key) { }
     }
 
     [Flags]
