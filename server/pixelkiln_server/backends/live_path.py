@@ -1,0 +1,325 @@
+"""The lean live path: img2img frames of a live session without the pipeline wrapper.
+
+A live frame arrives as an ordinary job of priority LIVE with an init image (engine/live.py);
+``DiffusersModel.generate`` hands such a request here first. Per settings change (prompt,
+seed, strength, steps, size, guidance, tiling, LoRA scales) a :class:`Plan` precomputes what
+every frame shares: the img2img timesteps for the strength, the Euler step's coefficients in
+closed form, the seed's noise (and the VAE posterior's draw, taken from the same generator
+first, as the pipeline does), the prompt embeddings and the VAE's scaling. Per frame only:
+VAE encode of the decoded input, add noise, one UNet call per step with the closed-form
+update, VAE decode, in the model's own dtype, under ``torch.inference_mode``, no callbacks.
+
+Same recipe semantics: a frame equals what the img2img pipeline gives for the same request
+(seed, strength, steps, prompt, guidance) up to float rounding (tests/test_live_path.py), so
+a live frame's recipe replays through Generate. What it reproduces from diffusers 0.42's
+``StableDiffusionImg2ImgPipeline``: ``set_timesteps(steps)`` then the last
+``min(int(steps * strength), steps)`` timesteps; ``generator = Generator("cpu").manual_seed(seed)``
+feeds first the VAE's ``latent_dist.sample`` and then the noise; ``add_noise`` multiplies
+the noise by the first sigma; ``EulerDiscreteScheduler.step`` with ``s_churn = 0``.
+
+Served: UNet families of the ``sd`` kind (epsilon, v-prediction and sample prediction; any
+latent channel count, e.g. the shipped ``pixelkiln-textures``: 8 channels, v-prediction,
+circular padding set on its convolutions at load), LoRA scales, tiling by circular padding,
+classifier-free guidance. Falls back to the pipeline (the reason is noted, see below): DiT
+families (FLUX, Z-Image: flow-matching transformers with packed latents), SDXL (its added
+time ids; not done yet), schedulers other than Euler discrete (ancestral and LCM schedulers
+draw noise per step), UNets with a guidance embedding (``time_cond_proj_dim``), more than one
+image per request, inpainting.
+
+Notes: a hooks object with an ``on_note(key, value)`` method hears, per live job, ``lean``,
+``stream_batch``, ``tiny_autoencoder`` ("applied" or "not applied: <why>"), and with stream
+batch ``answers`` and ``held`` (stream_batch.py). The contract with the live front is in
+stream_batch.py's docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..catalogue import DIT_FAMILIES
+from ..errors import ResourceExhausted
+from ..imaging import preview
+from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
+from . import tiling, tiny_vae
+from .base import StepHooks
+
+PLAN_CACHE_SIZE = 4
+APPLIED = "applied"
+
+
+def note(hooks: StepHooks, key: str, value: str) -> None:
+    """Tell the hooks what was applied, when they listen (an optional ``on_note`` method)."""
+    on_note = getattr(hooks, "on_note", None)
+    if on_note is not None:
+        on_note(key, value)
+
+
+def settings_key(request: GenerationRequest) -> GenerationRequest:
+    """The request without what changes per frame: every frame of equal key shares a plan."""
+    return replace(request, init_image=None, client_request_id="", stream_id="")
+
+
+@dataclass
+class Plan:
+    """What every frame of one setting shares (tensors on the model's device)."""
+
+    steps: int  # denoising steps run: min(int(steps * strength), steps)
+    index: Any  # (N,) long: arange(N), row indices into the per-step tensors
+    timesteps: Any  # (N,) as the scheduler hands them to the UNet
+    in_scale: Any  # (N,) float32: sqrt(sigma^2 + 1), the UNet input's divisor
+    coef_x: Any  # (N,) float32: prev = coef_x * x + coef_out * model_output
+    coef_out: Any  # (N,) float32
+    sigma0: Any  # 0-d, latents dtype: add_noise's sigma
+    vae_draw: Any  # (1, C, h, w): the VAE posterior's standard normal draw
+    noise: Any  # (1, C, h, w), latents dtype
+    embeds: Any  # (1, L, D); (2, L, D) as (negative, positive) with guidance
+    guidance: float
+    cfg: bool
+    dtype: Any  # the latents' dtype (the prompt embeddings', as the pipeline takes it)
+    scaling: float
+    tiny: bool  # encode and decode with the tiny autoencoder
+
+
+def euler_coefficients(sigmas: Any, prediction: str) -> tuple[Any, Any]:
+    """Euler discrete's step ``x + (x - x0) / sigma * (sigma_next - sigma)`` as ``a x + b out``
+    per step, ``x0`` from the model output by prediction type (epsilon, v, sample)."""
+    import torch
+
+    s = sigmas[:-1].double()
+    dt = sigmas[1:].double() - s
+    if prediction == "epsilon":
+        a, b = torch.ones_like(s), dt
+    elif prediction == "v_prediction":
+        a, b = 1.0 + dt * s / (s * s + 1.0), dt / torch.sqrt(s * s + 1.0)
+    else:  # "sample" / "original_sample": the model predicts x0
+        a, b = 1.0 + dt / s, -dt / s
+    return a.float(), b.float()
+
+
+class LeanPath:
+    """The lean live path of one :class:`~.diffusers_backend.DiffusersModel`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._plans: dict[GenerationRequest, Plan] = {}
+        self.plans_built = 0
+        from .stream_batch import StreamBatch
+
+        self.streams = StreamBatch(self)
+
+    @property
+    def pipe(self) -> Any:
+        return self.model.pipe
+
+    def why_not(self, request: GenerationRequest, inputs: DecodedInputs) -> str | None:
+        """None when the lean path serves ``request``, else why the pipeline does."""
+        spec, pipe = self.model.spec, self.pipe
+        if request.mode != "img2img" or inputs.init_rgb is None:
+            return f"{request.mode}: the lean path runs img2img frames only"
+        if request.num_images != 1:
+            return "num_images > 1"
+        if spec.family in DIT_FAMILIES or getattr(pipe, "unet", None) is None:
+            return f"{spec.family}: a DiT family; the pipeline serves it"
+        if spec.family != "sd":
+            return f"{spec.family}: the lean path serves the sd family's UNet conditioning only"
+        if type(pipe.scheduler).__name__ != "EulerDiscreteScheduler":
+            return (
+                f"scheduler {type(pipe.scheduler).__name__}: the closed-form step covers "
+                "EulerDiscreteScheduler only"
+            )
+        if pipe.scheduler.config.prediction_type not in ("epsilon", "v_prediction", "sample"):
+            return f"prediction type {pipe.scheduler.config.prediction_type}"
+        if getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
+            return "a UNet with a guidance embedding (time_cond_proj_dim)"
+        if request.tiling is not Tiling.NONE and spec.tiling_method != "circular":
+            return "tiling by seam inpainting"
+        assert request.strength is not None
+        if min(int(request.steps * request.strength), request.steps) < 1:
+            return "strength * steps < 1: no denoising step"
+        return None
+
+    def generate(
+        self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
+    ) -> list[np.ndarray] | None:
+        """A live frame's images, or None when the pipeline must serve the request (noted).
+        With stream batch, ``[]`` means "no frame yet" (stream_batch.py)."""
+        if request.priority is not Priority.LIVE:
+            return None
+        reason = self.why_not(request, inputs)
+        if reason is not None:
+            note(hooks, "lean", f"not applied: {reason}")
+            note(hooks, "stream_batch", "not applied: the pipeline serves this request")
+            note(hooks, "tiny_autoencoder", "not applied: the pipeline serves this request")
+            return None
+        note(hooks, "lean", APPLIED)
+        import torch
+
+        self.model._loras.apply(self.pipe, request.loras)
+        try:
+            with torch.inference_mode(), self._tiled(request.tiling):
+                plan = self.plan(request, hooks)
+                if request.stream_batch:
+                    return self.streams.push(request, plan, inputs, hooks)
+                note(hooks, "stream_batch", "not applied: off")
+                return [self.frame(request, plan, inputs, hooks)]
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise ResourceExhausted(
+                f"out of GPU memory for a {request.width}x{request.height} live frame; "
+                "try a smaller size"
+            ) from None
+
+    # -- per settings change -------------------------------------------------------------
+
+    def plan(self, request: GenerationRequest, hooks: StepHooks) -> Plan:
+        """The cached plan of ``request``'s settings (LRU of PLAN_CACHE_SIZE)."""
+        key = settings_key(request)
+        plan = self._plans.pop(key, None)
+        if plan is None:
+            plan = self._build(request)
+            self.plans_built += 1
+        self._plans[key] = plan
+        while len(self._plans) > PLAN_CACHE_SIZE:
+            self._plans.pop(next(iter(self._plans)))
+        want_tiny = request.tiny_autoencoder
+        if want_tiny and not plan.tiny:
+            note(
+                hooks,
+                "tiny_autoencoder",
+                f"not applied: the model has no tiny autoencoder ({tiny_vae.SUBFOLDER}/ in its "
+                "folder or --tiny-vae)",
+            )
+        else:
+            note(hooks, "tiny_autoencoder", APPLIED if plan.tiny else "not applied: off")
+        return plan
+
+    def _build(self, request: GenerationRequest) -> Plan:
+        import torch
+        from diffusers.utils.torch_utils import randn_tensor
+
+        model, pipe = self.model, self.pipe
+        assert request.seed is not None and request.strength is not None
+        device = pipe._execution_device
+        cfg = request.guidance_scale is not None and request.guidance_scale > 1.0
+        positive, negative = model._embeds(pipe, request.prompt, request.negative_prompt, cfg)
+        embeds = torch.cat([negative, positive]) if cfg else positive
+        dtype = positive.dtype
+
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(request.steps, device=device)
+        run = min(int(request.steps * request.strength), request.steps)
+        start = (request.steps - run) * scheduler.order
+        sigmas = scheduler.sigmas[start:].to(torch.float32)
+        coef_x, coef_out = euler_coefficients(sigmas, scheduler.config.prediction_type)
+
+        vae = pipe.vae
+        factor = pipe.vae_scale_factor
+        shape = (1, vae.config.latent_channels, request.height // factor, request.width // factor)
+        generator = torch.Generator(device="cpu").manual_seed(request.seed % 2**64)
+        # The pipeline's order: the VAE posterior's sample first, then the noise.
+        vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=vae.dtype)
+        noise = randn_tensor(shape, generator=[generator], device=device, dtype=dtype)
+        tiny = request.tiny_autoencoder and model.tiny_vae is not None
+        return Plan(
+            steps=run,
+            index=torch.arange(run, device=device),
+            timesteps=scheduler.timesteps[start:].to(device),
+            in_scale=((sigmas**2 + 1) ** 0.5).to(device),
+            coef_x=coef_x.to(device),
+            coef_out=coef_out.to(device),
+            sigma0=sigmas[0].to(device=device, dtype=dtype),
+            vae_draw=vae_draw,
+            noise=noise,
+            embeds=embeds,
+            guidance=float(request.guidance_scale or 0.0),
+            cfg=cfg,
+            dtype=dtype,
+            scaling=float(vae.config.scaling_factor),
+            tiny=tiny,
+        )
+
+    # -- per frame -------------------------------------------------------------------------
+
+    def encode(self, plan: Plan, rgb: np.ndarray, width: int, height: int) -> Any:
+        """The decoded input (uint8 RGB) -> noised latents at the first step, (1, C, h, w)."""
+        import torch
+
+        pipe = self.pipe
+        if rgb.shape[:2] != (height, width):
+            from PIL import Image
+
+            rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
+        pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(pipe._execution_device)
+        x = pixels.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
+        x = (2.0 * x - 1.0).to(plan.dtype)
+        if plan.tiny:
+            z = tiny_vae.encode(self.model.tiny_vae, x).to(plan.dtype)
+        else:
+            dist = pipe.vae.encode(x).latent_dist
+            z = plan.scaling * (dist.mean + dist.std * plan.vae_draw)
+        return z + plan.noise * plan.sigma0
+
+    def denoise(self, plan: Plan, latents: Any, index: Any) -> Any:
+        """One UNet call over a batch whose row r sits at step ``index[r]`` (a long tensor);
+        returns every row one step further."""
+        import torch
+
+        unet = self.pipe.unet
+        rows = latents.shape[0]
+        shape = (rows, 1, 1, 1)
+        x = latents / plan.in_scale[index].view(shape)
+        t = plan.timesteps[index]
+        embeds = plan.embeds
+        if plan.cfg:
+            x = torch.cat([x, x])
+            t = torch.cat([t, t])
+            embeds = embeds.repeat_interleave(rows, dim=0)
+        elif rows > 1:
+            embeds = embeds.expand(rows, -1, -1)
+        out = unet(x.to(unet.dtype), t, encoder_hidden_states=embeds, return_dict=False)[0]
+        if plan.cfg:
+            uncond, cond = out.chunk(2)
+            out = uncond + plan.guidance * (cond - uncond)
+        prev = (
+            plan.coef_x[index].view(shape) * latents.float()
+            + plan.coef_out[index].view(shape) * out.float()
+        )
+        return prev.to(out.dtype)
+
+    def decode(self, plan: Plan, latents: Any) -> np.ndarray:
+        """Latents (B, C, h, w) -> float32 RGB (B, H, W, 3) in [0, 1]."""
+        if plan.tiny:
+            image = tiny_vae.decode(self.model.tiny_vae, latents)
+        else:
+            image = self.pipe.vae.decode(latents / plan.scaling, return_dict=False)[0]
+        image = (image * 0.5 + 0.5).clamp(0, 1)
+        return np.asarray(image.cpu().permute(0, 2, 3, 1).float().numpy(), dtype=np.float32)
+
+    def frame(
+        self, request: GenerationRequest, plan: Plan, inputs: DecodedInputs, hooks: StepHooks
+    ) -> np.ndarray:
+        """One frame, steps one after another; progress, cancel and previews per step."""
+        assert inputs.init_rgb is not None
+        latents = self.encode(plan, inputs.init_rgb, request.width, request.height)
+        for i in range(plan.steps):
+            latents = self.denoise(plan, latents, plan.index[i : i + 1])
+            if hooks.on_step(i + 1, plan.steps):
+                hooks.on_preview(i + 1, self.preview(request, latents))
+        return self.decode(plan, latents)[0]
+
+    def preview(self, request: GenerationRequest, latents: Any) -> list[np.ndarray]:
+        model = self.model
+        side = request.preview.max_side
+        return preview.project(
+            latents.float().cpu().numpy(), model.spec.family, side, model.preview_factors
+        )
+
+    def _tiled(self, mode: Tiling) -> Any:
+        pipe = self.pipe
+        if mode is Tiling.NONE or self.model.spec.tiling_method != "circular":
+            return tiling.circular_padding([], False, False)
+        modules = [m for m in (pipe.unet, pipe.vae, self.model.tiny_vae) if m is not None]
+        return tiling.circular_padding(modules, mode.wrap_x, mode.wrap_y)
