@@ -357,6 +357,10 @@ class Natives:
                 raise GDScriptError(f"{path}: only res:// paths are modelled")
             return Path(vm.res_root) / path[len("res://") :]
 
+        def anywhere(path: str) -> Path:
+            """res:// in the project; an absolute OS path as it is (the launcher's lookups)."""
+            return real(path) if path.startswith("res://") else Path(path)
+
         def open_file(path: str, mode: int) -> FileHandle | None:
             if mode != FILE_WRITE:
                 raise GDScriptError("only FileAccess.WRITE is modelled")
@@ -380,11 +384,11 @@ class Natives:
 
         file_access = {
             "open": open_file, "WRITE": FILE_WRITE, "get_open_error": lambda: FAILED,
-            "file_exists": lambda path: real(path).is_file(),
+            "file_exists": lambda path: anywhere(path).is_file(),
         }  # fmt: skip
         dir_access = {
             "make_dir_recursive_absolute": make_dirs, "rename_absolute": rename,
-            "remove_absolute": remove,
+            "remove_absolute": remove, "dir_exists_absolute": lambda p: anywhere(p).is_dir(),
         }  # fmt: skip
         return {
             **errors,
@@ -425,6 +429,14 @@ def container_method(obj: Any, name: str, args: list[Any]) -> tuple[bool, Any]:
             return True, obj.pop(0) if obj else None
         if name == "back":
             return True, obj[-1] if obj else None
+        if name == "remove_at":
+            del obj[args[0]]
+            return True, None
+        if name == "append_array":
+            obj.extend(args[0])
+            return True, None
+        if name == "slice":
+            return True, GDArray(obj[args[0] : args[1] if len(args) > 1 else None])
         if name == "duplicate":
             copy = GDArray(obj, getattr(obj, "elem", None))
             copy.check = getattr(obj, "check", None)

@@ -207,4 +207,8 @@ STR_METHODS: dict[str, Any] = {
     "find": lambda s, what: s.find(what),
     "rfind": lambda s, what: s.rfind(what),
     "to_int": lambda s: int(s) if s.strip().lstrip("-").isdigit() else 0,
+    "replace": lambda s, what, forwhat: s.replace(what, forwhat),
+    "trim_suffix": lambda s, p: s[: -len(p)] if p and s.endswith(p) else s,
+    "join": lambda s, parts: s.join(parts),
+    "get_slice": lambda s, delimiter, index: (s.split(delimiter) + [""] * (index + 1))[index],
 }

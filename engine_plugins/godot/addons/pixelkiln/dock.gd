@@ -4,6 +4,8 @@ extends VBoxContainer
 ## results saved under res://pixelkiln/ (only those files are imported), and live img2img from a
 ## texture or an editor viewport. Its settings persist (dock_settings.gd).
 ##
+## "Start daemon" runs a local `pixelkiln serve` for the URL's port (dock_daemon.gd).
+##
 ## Thin on purpose: the protocol lives in client/pixelkiln_client.gd and saving (atomic files,
 ## .import settings) in asset_writer.gd, both run by tests/clients_gd; this file only wires
 ## controls to them. Nothing here blocks the editor: the client polls itself each frame and
@@ -13,6 +15,7 @@ const Client = preload("client/pixelkiln_client.gd")
 const PK = preload("generated/pixelkiln_v1.gd")
 const AssetWriter = preload("asset_writer.gd")
 const DockSettings = preload("dock_settings.gd")
+const DaemonPanel = preload("dock_daemon.gd")
 const Widgets = preload("dock_widgets.gd")
 const LIVE_INTERVAL_MS := 125
 const LIVE_MAX_IN_FLIGHT := 2
@@ -40,6 +43,7 @@ var _connect_when_opened := true
 var _url: LineEdit
 var _connect_button: Button
 var _status: Label
+var _daemon: DaemonPanel
 var _prompt: TextEdit
 var _negative: LineEdit
 var _width: SpinBox
@@ -71,6 +75,8 @@ func _ready() -> void:
 	var daemon := DockSettings.load_daemon(settings, Client.DEFAULT_URL)
 	DockSettings.register_security(settings)
 	_url.text = daemon["url"]
+	_daemon.setup(settings, _url)
+	_daemon.started.connect(_on_daemon_started)
 	_connect_when_opened = daemon["connect"]
 	var controls := _form_controls()
 	DockSettings.apply(controls, DockSettings.load_form(settings, DockSettings.values_of(controls)))
@@ -139,6 +145,17 @@ func _connect_if_wanted() -> void:
 		_client.connect_to_daemon(_url.text.strip_edges())
 		if not _client.last_error.is_empty():
 			_status.text = _client.last_error
+
+
+## A daemon started from the dock: connect now (retrying while it warms up), not at the end of
+## a long reconnect pause.
+func _on_daemon_started() -> void:
+	_connect_when_opened = true
+	if not _client.is_daemon_connected():
+		DockSettings.configure(_client, EditorInterface.get_editor_settings())
+		_client.connect_to_daemon(_url.text.strip_edges())
+	_save_settings()
+	_refresh()
 
 
 func _save_settings() -> void:
@@ -373,6 +390,8 @@ func _build() -> void:
 	Widgets.add_row(self, "Daemon", [_url, _connect_button])
 	_status = Widgets.label("Not connected")
 	add_child(_status)
+	_daemon = DaemonPanel.new()
+	add_child(_daemon)
 
 	_prompt = TextEdit.new()
 	_prompt.placeholder_text = "mossy cobblestone, top-down, seamless"

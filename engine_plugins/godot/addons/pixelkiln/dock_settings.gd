@@ -14,6 +14,10 @@ const URL_SETTING := "pixelkiln/daemon/url"
 const CONNECT_SETTING := "pixelkiln/daemon/connect_when_opened"
 const TOKEN_SETTING := "pixelkiln/daemon/token"
 const CA_SETTING := "pixelkiln/daemon/tls_ca_path"
+const EXECUTABLE_SETTING := "pixelkiln/daemon/executable"
+const EXTRA_SETTING := "pixelkiln/daemon/extra_arguments"
+const GRACE_SETTING := "pixelkiln/daemon/stop_grace_seconds"
+const DEFAULT_GRACE_S := 20.0
 const FORM_SECTION := "pixelkiln"
 
 
@@ -45,6 +49,37 @@ static func register_security(settings) -> void:
 	var ca := {"name": CA_SETTING, "type": TYPE_STRING, "hint": PROPERTY_HINT_GLOBAL_FILE}
 	ca["hint_string"] = "*.pem,*.crt"
 	settings.add_property_info(ca)
+
+
+## Makes Editor Settings > PixelKiln > Daemon show what "Start daemon" runs: Executable (a file
+## picker; empty: the project's .venv, its parent folder's, then PATH), Extra Arguments for
+## [code]pixelkiln serve[/code] (quotes group words) and Stop Grace Seconds (then a kill; more
+## than the daemon's own --grace, 10 s by default).
+static func register_launcher(settings) -> void:
+	var defaults := {EXECUTABLE_SETTING: "", EXTRA_SETTING: "", GRACE_SETTING: DEFAULT_GRACE_S}
+	for name in defaults:
+		if not settings.has_setting(name):
+			settings.set_setting(name, defaults[name])
+	var executable := {"name": EXECUTABLE_SETTING, "type": TYPE_STRING}
+	executable["hint"] = PROPERTY_HINT_GLOBAL_FILE
+	settings.add_property_info(executable)
+	settings.add_property_info({"name": EXTRA_SETTING, "type": TYPE_STRING})
+	var grace := {"name": GRACE_SETTING, "type": TYPE_FLOAT, "hint": PROPERTY_HINT_RANGE}
+	grace["hint_string"] = "1,600,1"
+	settings.add_property_info(grace)
+
+
+## {"executable": String, "extra": String, "grace_s": float} for the launcher.
+static func load_launcher(settings) -> Dictionary:
+	var grace: Variant = (
+		settings.get_setting(GRACE_SETTING) if settings.has_setting(GRACE_SETTING) else null
+	)
+	var grace_ok := typeof(grace) in [TYPE_INT, TYPE_FLOAT] and float(grace) > 0.0
+	return {
+		"executable": _text(settings, EXECUTABLE_SETTING),
+		"extra": _text(settings, EXTRA_SETTING),
+		"grace_s": float(grace) if grace_ok else DEFAULT_GRACE_S,
+	}
 
 
 ## Gives [param client] the token and CA of the settings (read at each connect, so an edit in
