@@ -440,6 +440,8 @@ def test_unity_scripts_compile_against_the_stubs(
     engine, editor = build / "UnityEngine.dll", build / "UnityEditor.dll"
     _compile(engine, [stubs], "-target:library")
     _compile(editor, [stubs], "-target:library", "-define:PIXELKILN_STUB_EDITOR", f"-r:{engine}")
+    sprite = build / "Unity.2D.Sprite.Editor.dll"  # the com.unity.2d.sprite package's editor API
+    _compile(sprite, [HERE / "UnitySpriteStubs.cs"], "-target:library", f"-r:{engine}", f"-r:{editor}")
     pending = _asmdefs()
     assert sorted(d["name"] for d, _ in pending) == [
         "PixelKiln.Client",
@@ -447,7 +449,7 @@ def test_unity_scripts_compile_against_the_stubs(
         "PixelKiln.Unity",
         "PixelKiln.Unity.Editor",
     ]
-    built: dict[str, Path] = {}
+    built: dict[str, Path] = {"Unity.2D.Sprite.Editor": sprite}
     while pending:
         ready = [(d, s) for d, s in pending if all(r in built for r in d["references"])]
         assert ready, f"unresolvable asmdef references: {[d['name'] for d, _ in pending]}"

@@ -43,6 +43,7 @@ namespace PixelKiln.Unity.Editor
                             Sprite = sprite && file.Kind != SavedFileKind.Map,
                             IsMap = file.Kind == SavedFileKind.Map,
                             MapKind = file.MapKind,
+                            Frames = sprite && file.Kind == SavedFileKind.Atlas ? Frames(result, assetPath) : null,
                         };
                         hints[assetPath] = hint;
                         PixelKilnTexturePostprocessor.Expect(assetPath, hint);
@@ -66,6 +67,20 @@ namespace PixelKiln.Unity.Editor
                 importer.SaveAndReimport();
             }
             return imported;
+        }
+
+        /// <summary>The atlas's frame map, or null (imported as one sprite) when it cannot be read.</summary>
+        private static AtlasFrameMap Frames(Result result, string assetPath)
+        {
+            try
+            {
+                return AtlasFrameMap.Parse(result.Atlas.FramesJson);
+            }
+            catch (FormatException e)
+            {
+                UnityEngine.Debug.LogWarning("PixelKiln: " + assetPath + " is imported as one sprite, not sliced: " + e.Message);
+                return null;
+            }
         }
 
         /// <summary>Saves one encoded image (a live frame) as <c>FOLDER/NAME.png</c> and imports it.</summary>

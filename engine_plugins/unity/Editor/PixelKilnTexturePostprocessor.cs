@@ -13,9 +13,14 @@ namespace PixelKiln.Unity.Editor
         public bool IsMap;
         public MapKind MapKind;
 
+        /// <summary>For a sprite atlas: its frames, imported as a sliced sprite sheet.</summary>
+        public AtlasFrameMap Frames;
+
         public string Describe()
         {
-            string kind = IsMap ? "map:" + MapKind : Sprite ? "sprite" : "texture";
+            string kind = IsMap ? "map:" + MapKind
+                : Sprite && Frames != null ? "sprite-sheet:" + Frames.Frames.Count
+                : Sprite ? "sprite" : "texture";
             return "pixelkiln " + kind + " tiling:" + Tiling;
         }
     }
@@ -23,8 +28,9 @@ namespace PixelKiln.Unity.Editor
     /// <summary>
     /// Sets the import settings of the textures PixelKiln saves, in the same import (no second
     /// re-import): wrap mode Repeat on the tiled axes, Sprite + alpha is transparency for
-    /// transparent sprites, Normal Map for normal maps, linear (not sRGB) for height, roughness
-    /// and AO. It acts only on paths registered by <see cref="AssetSaver"/> just before
+    /// transparent sprites, a sliced sprite sheet (one sprite per frame, <see cref="SpriteSheet"/>)
+    /// for the atlas of transparent sprites, Normal Map for normal maps, linear (not sRGB) for
+    /// height, roughness and AO. It acts only on paths registered by <see cref="AssetSaver"/> just before
     /// <c>AssetDatabase.ImportAsset</c>; later re-imports keep what is stored in the .meta file,
     /// so hand-made changes are never overwritten.
     /// </summary>
@@ -80,6 +86,7 @@ namespace PixelKiln.Unity.Editor
                 importer.alphaSource = TextureImporterAlphaSource.FromInput;
                 importer.alphaIsTransparency = true;
                 importer.mipmapEnabled = false;
+                if (hint.Frames != null) SpriteSheet.Slice(importer, hint.Frames);
             }
             else
             {

@@ -34,6 +34,8 @@ namespace UnityEngine
     [AttributeUsage(AttributeTargets.Field)]
     public sealed class SerializeField : Attribute { }
 
+    public enum SpriteAlignment { Center = 0, TopLeft = 1, TopCenter = 2, TopRight = 3, LeftCenter = 4, RightCenter = 5, BottomLeft = 6, BottomCenter = 7, BottomRight = 8, Custom = 9 }
+
     public enum TextureFormat { Alpha8 = 1, ARGB4444 = 2, RGB24 = 3, RGBA32 = 4, ARGB32 = 5 }
     public enum TextureWrapMode { Repeat = 0, Clamp = 1, Mirror = 2, MirrorOnce = 3 }
     public enum FilterMode { Point = 0, Bilinear = 1, Trilinear = 2 }
@@ -202,6 +204,11 @@ namespace UnityEditor
         public static CallbackFunction update;
         public static double timeSinceStartup { get { return 0; } }
         public static event Action quitting;
+    }
+
+    public struct GUID
+    {
+        public static GUID Generate() { return new GUID(); }
     }
 
     public static class AssemblyReloadEvents
