@@ -441,7 +441,9 @@ def test_unity_scripts_compile_against_the_stubs(
     _compile(engine, [stubs], "-target:library")
     _compile(editor, [stubs], "-target:library", "-define:PIXELKILN_STUB_EDITOR", f"-r:{engine}")
     sprite = build / "Unity.2D.Sprite.Editor.dll"  # the com.unity.2d.sprite package's editor API
-    _compile(sprite, [HERE / "UnitySpriteStubs.cs"], "-target:library", f"-r:{engine}", f"-r:{editor}")
+    _compile(
+        sprite, [HERE / "UnitySpriteStubs.cs"], "-target:library", f"-r:{engine}", f"-r:{editor}"
+    )
     pending = _asmdefs()
     assert sorted(d["name"] for d, _ in pending) == [
         "PixelKiln.Client",
