@@ -43,6 +43,34 @@ def batch_key(job: Job) -> tuple[object, ...] | None:
     return (job.spec.name, req.width, req.height, req.steps, req.guidance_scale, req.tiling)
 
 
+def deliver(job: Job, message: port.Message, batch_started: float) -> None:
+    """One of a runner's events about ``job`` (progress, preview, result, error) as the
+    job's event; ``batch_started``: when its batch went to the runner (for queue_ms)."""
+    ev = message.get("ev")
+    if ev == "progress":
+        job.emit(
+            Progress(step=message["step"], total=message["total"],
+                     elapsed_ms=message["elapsed_ms"])
+        )  # fmt: skip
+    elif ev == "preview":
+        images = port.build(list[EncodedImage], message["images"])
+        job.emit(Preview(step=message["step"], images=images))
+    elif ev == "result":
+        result = port.result_from_wire(message["result"])
+        now = time.perf_counter()
+        timings = Timings(
+            queue_ms=(batch_started - job.submitted_at) * 1000.0,
+            model_ms=float(message.get("model_ms", 0.0)),
+            encode_ms=float(message.get("encode_ms", 0.0)),
+            total_ms=(now - job.submitted_at) * 1000.0,
+        )
+        # The front's advice first, then the runner's own (e.g. a live option not applied).
+        warnings = job.warnings + result.warnings
+        job.finish(replace(result, timings=timings, warnings=warnings))
+    elif ev == "error":
+        job.finish(Failed(port.error_from_wire(message.get("error") or {})))
+
+
 class RunnerPool:
     def __init__(
         self,
@@ -276,30 +304,9 @@ class RunnerPool:
         if job is None:
             return
         job.heard = True
-        if ev == "progress":
-            job.emit(
-                Progress(step=message["step"], total=message["total"],
-                         elapsed_ms=message["elapsed_ms"])
-            )  # fmt: skip
-        elif ev == "preview":
-            images = port.build(list[EncodedImage], message["images"])
-            job.emit(Preview(step=message["step"], images=images))
-        elif ev == "result":
+        if ev in ("result", "error"):
             del runner.inflight[job.id]
-            result = port.result_from_wire(message["result"])
-            now = time.perf_counter()
-            timings = Timings(
-                queue_ms=(runner.batch_started - job.submitted_at) * 1000.0,
-                model_ms=float(message.get("model_ms", 0.0)),
-                encode_ms=float(message.get("encode_ms", 0.0)),
-                total_ms=(now - job.submitted_at) * 1000.0,
-            )
-            # The front's advice first, then the runner's own (e.g. a live option not applied).
-            warnings = job.warnings + result.warnings
-            job.finish(replace(result, timings=timings, warnings=warnings))
-        elif ev == "error":
-            del runner.inflight[job.id]
-            job.finish(Failed(port.error_from_wire(message.get("error") or {})))
+        deliver(job, message, runner.batch_started)
 
     def _fail_inflight(self, runner: RunnerClient, error: PixelKilnError) -> None:
         jobs, runner.inflight = list(runner.inflight.values()), {}
