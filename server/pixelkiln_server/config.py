@@ -31,6 +31,23 @@ class Limits:
     max_result_bytes: int = 65 * MIB
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """``--runner ray`` (README "Scaling out"): the Ray cluster, and the Ray Serve application
+    whose replicas are the runners."""
+
+    # "auto": the cluster this machine joined (`ray start`); "local": a private one started
+    # here; else an address (host:6379, ray://host:10001).
+    address: str = "auto"
+    app: str = "pixelkiln-runners"
+    replicas: int = 1
+    # max_replicas > 0: Serve scales between min and max replicas with the load.
+    min_replicas: int = 0
+    max_replicas: int = 0
+    gpus_per_replica: float = 0.0
+    cpus_per_replica: float = 1.0
+
+
 def default_home() -> Path:
     env = os.environ.get("PIXELKILN_HOME")
     return Path(env) if env else Path.home() / ".cache" / "pixelkiln"
@@ -56,10 +73,12 @@ class ServerConfig:
     memory_budget_bytes: int | None = None
     device: str = "auto"
     dtype: str = "auto"
-    # Model runners: "process" (one child process per device, the default of ``serve``) or
-    # "thread" (in this process; tests). ``devices``: "auto", "cpu" or "cuda:0,cuda:1".
+    # Model runners: "process" (one child process per device, the default of ``serve``),
+    # "thread" (in this process; tests) or "ray" (Ray Serve replicas, ``ray``).
+    # ``devices``: "auto", "cpu" or "cuda:0,cuda:1" (process and thread runners).
     runner: str = "process"
     devices: str = "auto"
+    ray: RayOptions = field(default_factory=RayOptions)
     # A runner that sends nothing (not even its heartbeat) this long while it runs a job is
     # killed and restarted.
     runner_hang_timeout_s: float = 60.0
