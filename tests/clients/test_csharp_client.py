@@ -399,6 +399,9 @@ def test_unity_package_layout_urls_and_samples() -> None:
         assert sample["displayName"] and sample["description"]
         folder = UNITY / sample["path"]
         assert sample["path"].startswith("Samples~/") and any(folder.rglob("*.cs")), folder
+    # tools/gen_stubs.py runs the sync script after regenerating, and skips a missing one.
+    gen_stubs = (ROOT / "tools" / "gen_stubs.py").read_text(encoding="utf-8")
+    assert '"engine_plugins" / "unity" / "Tools~" / "sync_client.py"' in gen_stubs
     imported = [p for p in UNITY.rglob("*") if not any(part.endswith("~") for part in p.parts)]
     assert not [p for p in imported if p.suffix == ".py"], "scripts belong in Tools~"
     assert not [p for p in UNITY.rglob("*~/**/*.meta")], "folders ending in ~ need no .meta"
