@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
-from .config import MIB, Limits, ServerConfig, default_home
+from .config import MIB, Limits, RayOptions, ServerConfig, default_home
 from .errors import PixelKilnError
 from .logsetup import LEVELS, LOG_FORMATS, configure_logging
 
@@ -52,10 +53,47 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runner",
         default="process",
-        choices=["process", "thread"],
+        choices=["process", "thread", "ray"],
         help="where models run: one child process per device (default; a crash there ends "
-        "only its jobs, with UNAVAILABLE, and the runner is restarted) or a thread of the "
-        "daemon (no isolation; for debugging)",
+        "only its jobs, with UNAVAILABLE, and the runner is restarted), a thread of the "
+        "daemon (no isolation; for debugging), or the replicas of a Ray Serve application "
+        "(several machines; the ray extra; README 'Scaling out')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default="auto",
+        help="--runner ray: the Ray cluster: auto (the one this machine joined with `ray "
+        "start`), local (a private one started here), or host:6379 / ray://host:10001",
+    )
+    parser.add_argument(
+        "--ray-app",
+        default="pixelkiln-runners",
+        help="--runner ray: the Serve application's name; the first daemon deploys it, "
+        "later ones attach to it (default pixelkiln-runners)",
+    )
+    parser.add_argument(
+        "--ray-replicas", type=int, default=1, help="--runner ray: replicas (default 1)"
+    )
+    parser.add_argument(
+        "--ray-min-replicas",
+        type=int,
+        default=0,
+        help="--runner ray: with --ray-max-replicas, Serve scales between the two",
+    )
+    parser.add_argument(
+        "--ray-max-replicas",
+        type=int,
+        default=0,
+        help="--runner ray: autoscaling's upper bound (0: off, --ray-replicas is fixed)",
+    )
+    parser.add_argument(
+        "--ray-gpus-per-replica",
+        type=float,
+        default=0.0,
+        help="--runner ray: GPUs per replica (1 for one GPU each; 0.5 puts two on a GPU)",
+    )
+    parser.add_argument(
+        "--ray-cpus-per-replica", type=float, default=1.0, help="--runner ray (default 1)"
     )
     parser.add_argument(
         "--devices",
@@ -331,6 +369,11 @@ LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("live_idle_timeout", lambda v: v > 0, "> 0"),
     ("grace", lambda v: v >= 0, ">= 0"),
     ("runner_hang_timeout", lambda v: v > 0, "> 0 seconds"),
+    ("ray_replicas", lambda v: v >= 1, ">= 1"),
+    ("ray_min_replicas", lambda v: v >= 0, ">= 0"),
+    ("ray_max_replicas", lambda v: v >= 0, ">= 0 (0: no autoscaling)"),
+    ("ray_gpus_per_replica", lambda v: v >= 0, ">= 0"),
+    ("ray_cpus_per_replica", lambda v: v >= 0, ">= 0"),
     ("max_request_megapixels", lambda v: v > 0, "> 0"),
     ("max_jobs_per_client", lambda v: v >= 1, ">= 1"),
     ("stream_backlog", lambda v: v >= 1, ">= 1"),
@@ -344,6 +387,24 @@ def check_limits(args: argparse.Namespace) -> None:
         if value is not None and not ok(value):
             flag = "--" + name.replace("_", "-")
             raise SystemExit(f"pixelkiln serve: {flag}: must be {allowed}; got {value}")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions:
+    low, high = getattr(args, "ray_min_replicas", 0), getattr(args, "ray_max_replicas", 0)
+    if high and low > high:
+        raise SystemExit(
+            f"pixelkiln serve: --ray-min-replicas: must be <= --ray-max-replicas ({high}); "
+            f"got {low}"
+        )
+    return RayOptions(
+        address=getattr(args, "ray_address", "auto"),
+        app=getattr(args, "ray_app", "pixelkiln-runners"),
+        replicas=getattr(args, "ray_replicas", 1),
+        min_replicas=low,
+        max_replicas=high,
+        gpus_per_replica=getattr(args, "ray_gpus_per_replica", 0.0),
+        cpus_per_replica=getattr(args, "ray_cpus_per_replica", 1.0),
+    )
 
 
 def check_devices(devices: str) -> list[str]:
@@ -405,6 +466,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         dtype=args.dtype,
         runner=args.runner,
         devices=args.devices,
+        ray=ray_options(args),
         runner_hang_timeout_s=args.runner_hang_timeout,
         queue_size=args.queue_size,
         max_message_bytes=args.max_message_mib * MIB,
@@ -450,6 +512,11 @@ def run_serve(args: argparse.Namespace) -> int:
         log_format=getattr(args, "log_format", "text"),
     )
     check_device(args.device)
+    if args.runner == "ray" and importlib.util.find_spec("ray") is None:
+        raise SystemExit(
+            "pixelkiln serve: --runner ray needs Ray Serve: pip install 'pixelkiln[ray]' "
+            "(ray[serve]) on this machine and on every machine of the Ray cluster"
+        )
     for device in check_devices(args.devices):
         check_device(device)
     from .app import serve

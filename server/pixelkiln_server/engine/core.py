@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 from .. import __version__, advice, recipe, validation
@@ -35,8 +35,9 @@ from .jobs import EventChannel, Job
 from .live import LiveSession
 from .memory import default_cpu_budget, physical_memory_bytes
 from .pool import RunnerPool
+from .ray_pool import RayPool, ReplicaView
 from .registry import ModelRegistry
-from .runner_client import READY, RunnerClient
+from .runner_client import READY, RunnerClient, run_message
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -73,19 +74,30 @@ class Engine:
             default_model=config.default_model,
         )
         self.scheduler = Scheduler(config.queue_size)
-        self.runners = [
-            RunnerClient(name, device, self._transport_factory(host))
-            for name, device, host in self._host_configs()
-        ]
-        self.pool = RunnerPool(
-            self.runners,
-            self.scheduler,
-            self._warm_runner,
-            max_batch=config.max_batch,
-            batch_wait_s=config.batch_wait_ms / 1000.0,
-            hang_timeout_s=config.runner_hang_timeout_s,
-            on_health=self._on_health,
-        )
+        self.pool: RunnerPool | RayPool
+        if config.runner == "ray":  # Ray Serve replicas (README "Scaling out")
+            self.pool = RayPool(
+                self.scheduler,
+                config.ray,
+                self._ray_host_config(),
+                self._ray_warm_up,
+                hang_timeout_s=config.runner_hang_timeout_s,
+                on_health=self._on_health,
+            )
+        else:
+            runners = [
+                RunnerClient(name, device, self._transport_factory(host))
+                for name, device, host in self._host_configs()
+            ]
+            self.pool = RunnerPool(
+                runners,
+                self.scheduler,
+                self._warm_runner,
+                max_batch=config.max_batch,
+                batch_wait_s=config.batch_wait_ms / 1000.0,
+                hang_timeout_s=config.runner_hang_timeout_s,
+                on_health=self._on_health,
+            )
         self.health_listeners: list[Callable[[bool], None]] = []
         self._live_sessions: set[LiveSession] = set()
         self._jobs: dict[str, Job] = {}
@@ -125,12 +137,34 @@ class Engine:
             )
         return out
 
+    @property
+    def runners(self) -> Sequence[RunnerClient | ReplicaView]:
+        return self.pool.runners
+
+    def _ray_host_config(self) -> HostConfig:
+        """Every Ray replica's: the device ``--device`` names (auto: the GPU Ray gave it)."""
+        c = self.config
+        return HostConfig(
+            name="ray",
+            device=c.device,
+            dtype=c.dtype,
+            offline=c.offline,
+            home=str(c.home),
+            memory_budget_bytes=c.memory_budget_bytes,
+            vram_budget_bytes=c.vram_budget_bytes,
+            default_model=c.default_model,
+            allow_faults=c.runner_faults,
+            allow_pickle=c.allow_pickle,
+        )
+
     def _transport_factory(self, host: HostConfig) -> Callable[[], Transport]:
         if self.config.runner == "thread":
             return lambda: ThreadTransport(host)
         if self.config.runner == "process":
             return lambda: ProcessTransport(host)
-        raise InvalidArgument("runner", f"must be thread or process, got {self.config.runner!r}")
+        raise InvalidArgument(
+            "runner", f"must be thread, process or ray, got {self.config.runner!r}"
+        )
 
     def start(self) -> None:
         if not self._started:
@@ -141,22 +175,33 @@ class Engine:
         """Before a runner takes work: its default model loaded, one generation through it."""
         if not self.config.warm_up:
             return
-        spec = self.registry.spec(self.config.default_model)
-        await runner.load(spec)
-        request = GenerationRequest(
-            prompt="warm-up", model=spec.name, steps=1, seed=0, priority=Priority.LIVE
-        )
-        resolved, inputs = validation.resolve(request, spec, self.config.limits)
         done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
 
         def emit(event: Event) -> None:
             if isinstance(event, Result | Failed) and not done.done():
                 done.set_result(event)
 
-        runner.run([Job(request=resolved, inputs=inputs, spec=spec, emit=emit, client_id="")])
+        job = self._warm_up_job(emit)
+        await runner.load(job.spec)
+        runner.run([job])
         event = await done
         if isinstance(event, Failed):
             raise event.error
+
+    def _warm_up_job(self, emit: Callable[[Event], None]) -> Job:
+        spec = self.registry.spec(self.config.default_model)
+        request = GenerationRequest(
+            prompt="warm-up", model=spec.name, steps=1, seed=0, priority=Priority.LIVE
+        )
+        resolved, inputs = validation.resolve(request, spec, self.config.limits)
+        return Job(request=resolved, inputs=inputs, spec=spec, emit=emit, client_id="")
+
+    def _ray_warm_up(self) -> list[port.Message]:
+        """What each Ray replica runs before it takes work: as ``_warm_runner``."""
+        if not self.config.warm_up:
+            return []
+        job = self._warm_up_job(lambda event: None)
+        return [{"op": "load", "call": 0, "spec": job.spec}, run_message([job])]
 
     async def warm_up(self) -> None:
         """Wait until a runner has its default model loaded and has run one generation."""
@@ -284,16 +329,20 @@ class Engine:
 
     async def load(self, name: str) -> ModelInfo:
         spec = self.registry.spec(name)
-        runner = self.pool.place_for_load(spec.name)
-        await runner.load(spec)
+        if isinstance(self.pool, RayPool):
+            await self.pool.load(spec)  # Serve picks the replica (a holder first)
+        else:
+            await self.pool.place_for_load(spec.name).load(spec)
         if spec.name not in PRESETS:
             self.registry.register(spec)
         return replace(self.registry.info(spec), loaded=True)
 
     async def unload_model(self, name: str) -> UnloadResult:
         """Unload from every runner that holds it; report the bytes measured as freed."""
+        if isinstance(self.pool, RayPool):
+            return await self.pool.unload(name)
         unloaded, freed = False, 0
-        for runner in self.runners:
+        for runner in self.pool.runners:
             if runner.state != READY or not runner.loaded(name):
                 continue
             result = port.build(UnloadResult, await runner.call("unload", name=name))

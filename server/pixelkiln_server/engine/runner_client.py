@@ -163,7 +163,7 @@ class RunnerClient:
             job.dispatches += 1
             job.heard = False
             self.inflight[job.id] = job
-        self.send({"op": "run", "jobs": [_job_to_wire(job) for job in jobs]})
+        self.send(run_message(jobs))
 
     def cancel(self, job_id: str, reason: str) -> None:
         self.send({"op": "cancel", "job": job_id, "reason": reason})
@@ -174,6 +174,11 @@ class RunnerClient:
     async def stop(self, timeout: float) -> None:
         self.state = STOPPED
         await asyncio.to_thread(self.transport.close, timeout)
+
+
+def run_message(jobs: list[Job]) -> port.Message:
+    """The port's ``run`` request for one batch."""
+    return {"op": "run", "jobs": [_job_to_wire(job) for job in jobs]}
 
 
 def _job_to_wire(job: Job) -> dict[str, Any]:

@@ -1,0 +1,432 @@
+"""The Ray runner, the front's side: the runners are the replicas of a Ray Serve application
+(``runners/ray_replica.py``), reached through deployment handles.
+
+The front keeps what it keeps with local runners (the queue with its priorities and fairness,
+live sessions, tokens, both carriers) and hands jobs out as replicas can take them: one job is
+one streamed call of the replica's ``run`` with ``multiplexed_model_id`` = its model, so Serve
+sends it to a replica that holds the model (a live session's frames stay where the model is).
+Cancel is ``cancel()`` on that call's response: the replica's generator gets
+``CancelledError`` and the job stops at its next step.
+
+A replica that dies (killed, its node removed) ends its jobs with UNAVAILABLE naming the
+replica and the cause, retry-safe; a job the replica never started goes back to the queue
+once. Serve starts a replacement. Every await on Ray has a deadline, so nothing hangs.
+
+The first front deploys the application; a front that finds it running attaches to it, so
+several fronts (on several ports or machines) share one pool of replicas. Status lists the
+replicas as runners, from a ``state`` broadcast every POLL_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..catalogue import ModelSpec
+from ..config import RayOptions
+from ..errors import Cancelled, PixelKilnError, Unavailable
+from ..runners import port
+from ..runners.host import HostConfig
+from ..types import Failed, LoadedModelStatus, UnloadResult
+from .jobs import Job
+from .pool import deliver
+from .runner_client import READY, run_message
+from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+STARTUP_S = 300.0  # connect, deploy, replicas built and warmed up
+CALL_S = 120.0  # a load (a model can take a minute to load on a GPU)
+STATE_S = 5.0
+
+
+@dataclass
+class ReplicaView:
+    """One replica as the front last heard of it (what ``Status.runners`` shows)."""
+
+    name: str
+    device: str = ""
+    state: str = READY
+    pid: int | None = None
+    node: str = ""
+    actor: str = ""
+    models: list[LoadedModelStatus] = field(default_factory=list)
+    budget_bytes: int = 0
+    busy: bool = False
+    jobs_run: int = 0
+    restarts: int = 0
+    last_error: str = ""
+    inflight: dict[str, Job] = field(default_factory=dict)
+
+    def loaded(self, name: str) -> bool:
+        return any(m.name == name for m in self.models)
+
+    def heard(self, message: port.Message) -> None:
+        for key in ("device", "pid", "node", "actor", "busy", "jobs_run"):
+            if key in message:
+                setattr(self, key, message[key])
+        if "models" in message:
+            self.models = [port.model_status_from_wire(m) for m in message["models"] or []]
+            self.budget_bytes = int(message.get("budget") or 0)
+
+
+class _Stream:
+    """One job's call: what ``Engine.cancel_job`` reaches through ``runner_of``."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.response: Any = None
+        self.replica: ReplicaView | None = None
+
+    def cancel(self, job_id: str, reason: str) -> None:
+        if self.response is not None:
+            self.response.cancel()
+
+
+def ray_cause(exc: BaseException) -> str:
+    """A Ray error in one line: its type and the first line of its text."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+class RayPool:
+    """Used by the Engine like RunnerPool: start, wait_ready, wake, runner_of, stop; plus
+    load and unload, which Serve places (a model's holder first) or broadcasts."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        options: RayOptions,
+        host: HostConfig,
+        warm: Callable[[], list[port.Message]],
+        *,
+        hang_timeout_s: float = 60.0,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.options = options
+        self.host = host
+        self._warm = warm
+        self.hang_timeout_s = hang_timeout_s
+        self.on_health = on_health
+        self._replicas: dict[str, ReplicaView] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._first: asyncio.Future[None] | None = None
+        self._handle: Any = None
+        self._owns_ray = False
+        self._closing = False
+        self._serving = False
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    @property
+    def runners(self) -> list[ReplicaView]:
+        return sorted(self._replicas.values(), key=lambda r: r.name)
+
+    @property
+    def serving(self) -> bool:
+        return any(r.state == READY for r in self._replicas.values())
+
+    def start(self) -> None:
+        self._first = asyncio.get_running_loop().create_future()
+        self._spawn(self._bring_up())
+
+    async def wait_ready(self) -> None:
+        assert self._first is not None, "start() first"
+        await asyncio.shield(self._first)
+
+    async def _bring_up(self) -> None:
+        assert self._first is not None
+        try:
+            warm = [port.pack(m) for m in self._warm()]
+            connect = asyncio.to_thread(self._connect, warm)
+            self._handle = await asyncio.wait_for(connect, STARTUP_S)
+            deadline = time.monotonic() + STARTUP_S
+            while not self.serving:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"no Ray replica of {self.options.app} came up")
+                await self._poll()
+                await asyncio.sleep(0.2)
+        except Exception as exc:  # noqa: BLE001 - reported to wait_ready, the daemon exits
+            if not isinstance(exc, PixelKilnError):
+                log.exception("the Ray runner could not start")
+                exc = Unavailable(
+                    f"the Ray runner could not start (--ray-address {self.options.address}): "
+                    f"{ray_cause(exc)}"
+                )
+            if not self._first.done():
+                self._first.set_exception(exc)
+            return
+        self._first.set_result(None)
+        self._health_changed()
+        self._spawn(self._dispatch_loop())
+        self._spawn(self._poll_loop())
+        self._wake.set()
+
+    def _connect(self, warm: list[bytes]) -> Any:
+        """On a thread: join the cluster, then attach to the application or deploy it."""
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():
+            address = None if self.options.address == "local" else self.options.address
+            kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+            if address is None:
+                kwargs["include_dashboard"] = False
+            ray.init(address=address, **kwargs)
+            self._owns_ray = True
+        app = self.options.app
+        found = serve.status().applications.get(app)
+        if found is not None and str(found.status) in ("RUNNING", "DEPLOYING"):
+            log.info("Ray runner: attaching to the running application %s", app)
+        else:
+            from ..runners.ray_replica import RunnerReplica
+
+            log.info("Ray runner: deploying %s", app)
+            serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
+            serve.run(self._application(serve, RunnerReplica, warm), name=app,
+                      route_prefix=f"/{app}")  # fmt: skip
+        return serve.get_app_handle(app)
+
+    def _application(self, serve: Any, cls: type, warm: list[bytes]) -> Any:
+        opts = self.options
+        actor = {"num_cpus": opts.cpus_per_replica, "num_gpus": opts.gpus_per_replica}
+        scaling: dict[str, Any] = {"num_replicas": opts.replicas}
+        if opts.max_replicas > 0:
+            scaling = {
+                "autoscaling_config": {
+                    "min_replicas": opts.min_replicas,
+                    "max_replicas": opts.max_replicas,
+                    "target_ongoing_requests": 1,
+                }
+            }
+        deployment = serve.deployment(cls, name="runner").options(
+            ray_actor_options=actor,
+            max_ongoing_requests=4,  # one job runs; the rest wait, or are state/load calls
+            health_check_period_s=2,
+            health_check_timeout_s=10,
+            **scaling,
+        )
+        return deployment.bind(asdict(self.host), warm)
+
+    async def stop(self, timeout: float) -> None:
+        """End this front's jobs; the application stays for the other fronts."""
+        self._closing = True
+        for stream in list(self._streams.values()):
+            stream.job.cancel("the daemon is shutting down")
+            stream.cancel(stream.job.id, "the daemon is shutting down")
+            stream.job.finish(Failed(Unavailable("the daemon is shutting down")))
+        for task in list(self._tasks):
+            task.cancel()
+        if self._owns_ray:
+            import ray
+
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.to_thread(ray.shutdown), timeout + 5)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _health_changed(self) -> None:
+        if self.serving != self._serving:
+            self._serving = self.serving
+            if self.on_health is not None:
+                self.on_health(self._serving)
+
+    # -- replicas --------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            await self._poll()
+
+    async def _poll(self) -> None:
+        """Ask every replica what it holds; the replicas that answer are the runners."""
+        try:
+            answers = await self._handle.broadcast("state").results_async(
+                timeout_s=STATE_S, return_exceptions=True
+            )
+        except Exception as exc:  # noqa: BLE001 - the next poll tries again
+            log.debug("Ray runner: state broadcast failed: %s", ray_cause(exc))
+            return
+        seen = {}
+        for answer in answers:
+            if isinstance(answer, bytes):
+                message = port.unpack(answer)
+                view = self._replicas.get(message["name"]) or ReplicaView(message["name"])
+                view.heard(message)
+                seen[view.name] = view
+        # Replicas with jobs of this front stay listed until those end.
+        for name, view in self._replicas.items():
+            if name not in seen and view.inflight:
+                seen[name] = view
+        self._replicas = seen
+        self._health_changed()
+        self._wake.set()
+
+    def _capacity(self) -> int:
+        """Jobs out at once: one per replica; twice that under autoscaling, so that Serve
+        sees the demand and adds replicas."""
+        ready = sum(1 for r in self._replicas.values() if r.state == READY)
+        return max(1, ready) * (2 if self.options.max_replicas > 0 else 1)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def release_pin(self, affinity: str) -> None:
+        """Live sessions stay with their model's holder through Serve's multiplexing."""
+
+    def runner_of(self, job: Job) -> _Stream | None:
+        return self._streams.get(job.id)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while not self._closing and len(self._streams) < self._capacity():
+                taken = self.scheduler.take_compatible(lambda j: True, 1)
+                if not taken:
+                    break
+                job = taken[0]
+                if job.cancelled:
+                    job.finish(Failed(Cancelled(job.cancel_reason or "cancelled")))
+                    continue
+                stream = _Stream(job)
+                self._streams[job.id] = stream
+                self._spawn(self._run(stream))
+            self.scheduler.busy = len(self._streams) >= self._capacity()
+
+    async def _run(self, stream: _Stream) -> None:
+        job = stream.job
+        job.dispatches += 1
+        job.heard = False
+        sent = time.perf_counter()
+        try:
+            handle = self._handle.options(
+                stream=True, method_name="run", multiplexed_model_id=job.spec.name
+            )
+            stream.response = handle.remote(port.pack(run_message([job])))
+            if job.cancelled:
+                stream.response.cancel()
+            events = stream.response.__aiter__()
+            while True:
+                try:
+                    data = await asyncio.wait_for(events.__anext__(), self.hang_timeout_s)
+                except StopAsyncIteration:
+                    break
+                self._heard(stream, port.unpack(data), sent)
+            self._lost(stream, "it ended the job's stream without a result")
+        except asyncio.CancelledError:
+            self._lost(stream, "cancelled")
+            if self._closing:
+                raise
+        except TimeoutError:
+            stream.response.cancel()
+            self._lost(stream, f"it sent nothing for {self.hang_timeout_s:g} s")
+        except Exception as exc:  # noqa: BLE001 - whatever Ray raises for a dead replica
+            self._lost(stream, ray_cause(exc))
+        finally:
+            del self._streams[job.id]
+            if stream.replica is not None:
+                stream.replica.inflight.pop(job.id, None)
+            self._wake.set()
+
+    def _heard(self, stream: _Stream, message: port.Message, sent: float) -> None:
+        ev = message.get("ev")
+        job = stream.job
+        if ev == "replica":
+            view = self._replicas.get(message["name"])
+            if view is None:
+                view = self._replicas[message["name"]] = ReplicaView(message["name"])
+            view.heard(message)
+            view.inflight[job.id] = job
+            stream.replica = view
+        elif ev == "state" and stream.replica is not None:
+            stream.replica.heard(message)
+        elif ev == "started":
+            job.heard = True
+        elif ev in ("progress", "preview", "result", "error"):
+            deliver(job, message, sent)
+
+    def _lost(self, stream: _Stream, cause: str) -> None:
+        job = stream.job
+        if job.finished:
+            return
+        if job.cancelled:
+            job.finish(Failed(Cancelled(job.cancel_reason or "cancelled")))
+            return
+        name = stream.replica.name if stream.replica else f"of {self.options.app}"
+        if stream.replica is not None:
+            stream.replica.last_error = cause
+        log.error("Ray replica %s lost request %s: %s", name, job.id, cause)
+        if not job.heard and job.dispatches < 2 and not self._closing:
+            with contextlib.suppress(PixelKilnError):
+                self.scheduler.put(job)
+                log.info("request %s goes back to the queue", job.id)
+                return
+        job.finish(
+            Failed(
+                Unavailable(
+                    f"Ray replica {name} stopped: {cause}; the request was not completed "
+                    "and retrying it is safe"
+                )
+            )
+        )
+
+    # -- models ------------------------------------------------------------------------
+
+    async def _call(self, message: port.Message, model: str = "") -> Any:
+        if self._handle is None:
+            raise Unavailable("the Ray runner is not connected yet; retry shortly")
+        handle = self._handle.options(method_name="call", multiplexed_model_id=model)
+        try:
+            data = await asyncio.wait_for(handle.remote(port.pack(message)), CALL_S)
+        except TimeoutError:
+            raise Unavailable(f"no Ray replica answered {message['op']} in {CALL_S:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - a replica died under the call
+            raise Unavailable(
+                f"a Ray replica stopped during {message['op']}: {ray_cause(exc)}; "
+                "retrying it is safe"
+            ) from None
+        reply = port.unpack(data)
+        if not reply.get("ok"):
+            raise port.error_from_wire(reply.get("error") or {})
+        return reply.get("value")
+
+    async def load(self, spec: ModelSpec) -> None:
+        """On a replica that holds it already, else one Serve picks."""
+        await self._call({"op": "load", "call": 0, "spec": spec}, model=spec.name)
+        await self._poll()
+
+    async def unload(self, name: str) -> UnloadResult:
+        """From every replica."""
+        message = port.pack({"op": "unload", "call": 0, "name": name})
+        if self._handle is None:
+            raise Unavailable("the Ray runner is not connected yet; retry shortly")
+        try:
+            answers = await self._handle.broadcast("call", message).results_async(
+                timeout_s=CALL_S, return_exceptions=True
+            )
+        except TimeoutError:
+            raise Unavailable(f"the Ray replicas did not answer unload in {CALL_S:g} s") from None
+        unloaded, freed = False, 0
+        for answer in answers:
+            if isinstance(answer, bytes) and (reply := port.unpack(answer)).get("ok"):
+                result = port.build(UnloadResult, reply.get("value"))
+                unloaded = unloaded or result.unloaded
+                freed += result.freed_bytes
+        await self._poll()
+        return UnloadResult(unloaded=unloaded, freed_bytes=freed)
