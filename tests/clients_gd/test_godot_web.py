@@ -39,6 +39,39 @@ from godot_web import pck, project, runner, template  # noqa: E402
 # Engine start (a 38 MB wasm, compiled by the browser) plus the three runs: about 25 s here.
 RUN_TIMEOUT_S = 150
 
+# daemon_command.gd calls the real engine runs; the interpreter runs the same ones (and
+# test_daemon_launcher.py checks their values there).
+LAUNCHER_CALLS: list[tuple[str, list[Any]]] = [
+    ("candidates", ["C:\\Users\\Jürgen\\.venv\\", "Windows"]),
+    ("candidates", ["/home/a b/.venv", "macOS"]),
+    ("parent_dir", ["C:/Users/Jürgen/game"]),
+    ("parent_dir", ["C:\\game\\"]),
+    ("parent_dir", ["/home"]),
+    ("parent_dir", ["/"]),
+    ("resolve", ["", "/no/such/project/", "Linux"]),
+    ("resolve", ["/no such/pixelkiln", "/p/", "Windows"]),
+    ("local_port", ["ws://127.0.0.1:6000/v1"]),
+    ("local_port", ["wss://[::1]:7000/v1"]),
+    ("local_port", ["ws://localhost/v1"]),
+    ("local_port", ["ws://10.0.0.2:50052/v1"]),
+    ("local_port", ["ws://127.0.0.1:70000/v1"]),
+    ("local_port", ["http://127.0.0.1:1/v1"]),
+    ("split_arguments", ['--model-root "D:\\Modelle für KI\\" --grace 30']),
+    ("split_arguments", ["a\"b c\"d '' \t x"]),
+    ("split_arguments", ['--model "sd turbo']),
+    ("serve_arguments", [6000, "--model 'sd turbo'", "Linux"]),
+    ("serve_arguments", [50052, "--model-root 'C:\\my models\\'", "Windows"]),
+    ("serve_arguments", [50052, "--ws-port=1", "Linux"]),
+    ("windows_problem", ["C:\\a b\\"]),
+    ("windows_problem", ["C:\\Users\\Jürgen\\モデル"]),
+    ("windows_problem", [""]),
+    ("tail_lines", ["x\r\nline 1\r\nline 2\n\n", 2, True]),
+    ("exit_message", [9, "# header", "pixelkiln"]),
+    ("exit_message", [1, "# header\nport already in use", "pixelkiln"]),
+    ("is_ours", [{"pid": 5, "started": 1.5, "editor_pid": 7}, 5, 7]),
+    ("is_ours", [{"pid": 5, "started": 1.5, "editor_pid": 7}, 5, 8]),
+]
+
 needs_browser = pytest.mark.skipif(bool(runner.missing()), reason=runner.missing() or "ready")
 
 
@@ -71,6 +104,7 @@ def web_run(ws_daemon: tuple[str, int]) -> Iterator[tuple[runner.Report, int]]:
                 f"ws://127.0.0.1:{stalled_port}/v1",
             ],
             "deadline_ms": (RUN_TIMEOUT_S - 30) * 1000,
+            "launcher": LAUNCHER_CALLS,
         }
         try:
             got = runner.run(config, timeout=RUN_TIMEOUT_S)
@@ -163,6 +197,37 @@ def test_dock_settings_round_trip(web_run: tuple[runner.Report, int]) -> None:
     assert settings["values"] == saved
     # Restored from the saved form, except the folder a hand edit made a number: kept as it was.
     assert settings["restored"] == {**saved, "folder": "res://pixelkiln"}
+
+
+@needs_browser
+def test_daemon_launcher_logic_in_the_real_engine(
+    web_run: tuple[runner.Report, int], tmp_path: Path
+) -> None:
+    pytest.importorskip("gdtoolkit", reason="pip install gdtoolkit (Godot 4 GDScript parser)")
+    from .gdvm import GodotVM
+
+    launcher = _report(web_run)["launcher"]
+    machine = GodotVM(res_root=tmp_path)
+    script = machine.load(project.ADDON / "daemon_command.gd")
+    expected = [
+        json.loads(json.dumps(machine.call(script.funcs[name], None, list(args)), default=list))
+        for name, args in LAUNCHER_CALLS
+    ]
+    machine.shutdown()
+    # The interpreter (where test_daemon_launcher.py checks the values) agrees with Godot 4.6.
+    for (name, args), got, want in zip(LAUNCHER_CALLS, launcher["calls"], expected, strict=True):
+        assert got == want, (name, args)
+    # A start recorded by another editor session: reported once, then forgotten; never acted on.
+    assert "stopped when that editor or its dock closed" in launcher["note"]
+    assert "(pid 4242)" in launcher["note"] and launcher["note_again"] == ""
+    assert launcher["record_after"] == {}
+    # Nothing starts for a URL on another machine; stop, pump and release do nothing then.
+    assert "names 10.0.0.2: start it there" in launcher["remote"]
+    assert launcher["running"] is False and launcher["tail_before_start"] == ""
+    # The dock's panel: its button, its message, its settings (Editor Settings > PixelKiln).
+    assert launcher["button"] == "Start daemon"
+    assert launcher["panel_state"].startswith("Could not start the daemon: the dock starts")
+    assert launcher["grace"] == 20.0 and launcher["executable_picker"] is True
 
 
 @needs_browser

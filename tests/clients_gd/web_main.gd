@@ -8,7 +8,9 @@ extends Node
 ## asset_writer.gd saves a tiled result with a normal map under user:// (twice: no overwrite)
 ## and the engine decodes the files it wrote; the dock's settings make a round trip through a
 ## stand-in of EditorSettings with real controls; the addon's .gd.uid texts go through
-## ResourceUID (text -> id -> text).
+## ResourceUID (text -> id -> text). With "launcher" (a list of [name, args]), daemon_command.gd
+## runs those calls, and the daemon launcher and the dock's daemon panel run what a web build can
+## (no processes here: OS.execute_with_pipe is desktop-only).
 ## Byte arrays travel as {"base64": ...}. A run that exceeds "deadline_ms" reports the stage
 ## it was in and quits with 2, so a hang ends with a reason. With "secure" ({"url", "token"}),
 ## only tests/clients_gd/secure.gd's run_refused() runs, against a daemon with tokens.
@@ -19,6 +21,9 @@ const Client = preload("res://addons/pixelkiln/client/pixelkiln_client.gd")
 const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
 const AssetWriter = preload("res://addons/pixelkiln/asset_writer.gd")
 const DockSettings = preload("res://addons/pixelkiln/dock_settings.gd")
+const Command = preload("res://addons/pixelkiln/daemon_command.gd")
+const Launcher = preload("res://addons/pixelkiln/daemon_launcher.gd")
+const DaemonPanel = preload("res://addons/pixelkiln/dock_daemon.gd")
 const MARKER := "PIXELKILN_REPORT "
 
 var _stage := "starting"
@@ -57,6 +62,9 @@ func _ready() -> void:
 	out["uids"] = uids
 	_stage = "settings"
 	out["settings"] = _dock_settings()
+	if config.has("launcher"):
+		_stage = "launcher"
+		out["launcher"] = _launcher(config["launcher"])
 	out["problems"] = harness.problems.duplicate()
 	harness.free()
 	_finish(out, 1 if out["problems"].size() > 0 else 0)
@@ -155,6 +163,44 @@ func _dock_settings() -> Dictionary:
 	out["restored"] = DockSettings.values_of(controls)
 	for control in controls.values():
 		control.free()
+	return out
+
+
+## daemon_command.gd on [param calls]; the launcher and the dock's daemon panel without a process.
+func _launcher(calls: Array) -> Dictionary:
+	var results := []
+	var command: Script = Command  # a static function, called by name through the script
+	for each in calls:
+		var args := []
+		for arg in each[1]:
+			args.append(int(arg) if arg is float and arg == floorf(arg) else arg)
+		results.append(command.callv(each[0], args))
+	var store := FakeSettings.new()
+	var earlier := {"pid": 4242, "started": 1796500000.0, "editor_pid": OS.get_process_id() + 1}
+	store.metadata["pixelkiln/daemon_process"] = earlier
+	var launcher := Launcher.new(store)
+	var out := {"calls": results, "note": launcher.take_previous_note()}
+	out["record_after"] = store.metadata["pixelkiln/daemon_process"]
+	out["note_again"] = launcher.take_previous_note()
+	out["remote"] = launcher.start("", "ws://10.0.0.2:50052/v1", "")
+	out["running"] = launcher.is_running()
+	launcher.stop(1.0)
+	launcher.pump()
+	launcher.release()
+	out["tail_before_start"] = launcher.log_tail()
+	var url := LineEdit.new()
+	url.text = "ws://10.0.0.2:50052/v1"
+	var panel := DaemonPanel.new()
+	add_child(panel)
+	panel.setup(store, url)
+	out["button"] = panel._button.text
+	panel._on_button_pressed()
+	out["panel_state"] = panel._state.text
+	out["grace"] = DockSettings.load_launcher(store)["grace_s"]
+	var info: Dictionary = store.metadata["info/" + DockSettings.EXECUTABLE_SETTING]
+	out["executable_picker"] = info["hint"] == PROPERTY_HINT_GLOBAL_FILE
+	panel.free()
+	url.free()
 	return out
 
 

@@ -1,5 +1,6 @@
-"""The web test project: the addon's client, messages, codec and asset writer, the end-to-end
-script and a main scene that runs it, as the files of a .pck."""
+"""The web test project: the addon's client, messages, codec, asset writer, settings and daemon
+launcher (what runs without editor classes), the end-to-end script and a main scene that runs
+it, as the files of a .pck."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ ADDON_FILES = (
     "runtime/proto_codec.gd",
     "asset_writer.gd",
     "dock_settings.gd",
+    "dock_widgets.gd",
+    "dock_daemon.gd",
+    "daemon_command.gd",
+    "daemon_launcher.gd",
 )
 
 PROJECT_GODOT = """\
