@@ -117,7 +117,7 @@ def test_candidates_put_this_os_layout_first(command: Callable[..., Any]) -> Non
 
 
 @pytest.mark.parametrize("os_name", ["Linux", "macOS", "Windows"])
-def test_resolve_finds_the_venv_of_the_project_then_its_parent(
+def test_resolve_finds_the_venv_of_the_project_then_above(
     command: Callable[..., Any], tmp_path: Path, os_name: str
 ) -> None:
     project = tmp_path / PROJECT
@@ -135,6 +135,14 @@ def test_resolve_finds_the_venv_of_the_project_then_its_parent(
     assert command("resolve", "  ", project_dir, os_name)["path"] == own_other
     own = _touch(project / ".venv" / layout)
     assert command("resolve", "", project_dir, os_name)["path"] == own
+
+
+def test_resolve_walks_up_to_the_checkout(command: Callable[..., Any], tmp_path: Path) -> None:
+    # engine_plugins/godot/ inside a clone: the clone's .venv, two folders up.
+    project = tmp_path / CHECKOUT / "engine_plugins" / "godot"
+    project.mkdir(parents=True)
+    venv = _touch(tmp_path / CHECKOUT / ".venv" / "bin" / "pixelkiln")
+    assert command("resolve", "", project.as_posix(), "Linux")["path"] == venv
 
 
 def test_resolve_a_configured_file_or_folder(command: Callable[..., Any], tmp_path: Path) -> None:

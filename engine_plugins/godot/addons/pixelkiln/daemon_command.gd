@@ -8,6 +8,7 @@ extends RefCounted
 
 const NAME := "pixelkiln"
 const DEFAULT_WS_PORT := 50052
+const SEARCH_LEVELS := 8
 const LOOPBACK := ["127.0.0.1", "localhost", "::1"]
 ## Godot's Windows command line wraps an argument in double quotes when it holds one of these
 ## (OS_Windows::_quote_command_line_argument) and escapes nothing.
@@ -30,19 +31,23 @@ static func candidates(venv: String, os_name: String) -> PackedStringArray:
 ## {"path": String, "error": String} for Editor Settings > PixelKiln > Daemon > Executable:
 ## a file as given (".exe" added on Windows when missing); a folder (a virtual environment, or a
 ## checkout or project holding one in .venv) searched with candidates(); empty or a bare name:
-## the .venv of [param project_dir], then of its parent folder (a PixelKiln checkout beside the
-## project), else the name itself, for the OS to find on PATH. [param project_dir] is the
+## the nearest .venv in [param project_dir] or a folder above it (up to [constant SEARCH_LEVELS]
+## folders: a project inside a PixelKiln checkout), else the name itself, for the OS to find on
+## PATH. [param project_dir] is the
 ## project's folder as an OS path ([code]ProjectSettings.globalize_path("res://")[/code]).
 static func resolve(configured: String, project_dir: String, os_name: String) -> Dictionary:
 	var value := _slashes(configured.strip_edges().trim_prefix('"').trim_suffix('"'))
 	if value.is_empty():
 		value = NAME
 	if is_bare(value):
-		for folder in [project_dir, parent_dir(project_dir)]:
-			if not folder.is_empty():
-				var found := _first_file(candidates(_slashes(folder).path_join(".venv"), os_name))
-				if not found.is_empty():
-					return {"path": found, "error": ""}
+		var folder := _slashes(project_dir)
+		for _level in SEARCH_LEVELS:
+			if folder.is_empty():
+				break
+			var found := _first_file(candidates(folder.path_join(".venv"), os_name))
+			if not found.is_empty():
+				return {"path": found, "error": ""}
+			folder = parent_dir(folder)
 		return {"path": value, "error": ""}
 	if FileAccess.file_exists(value):
 		return {"path": value, "error": ""}
