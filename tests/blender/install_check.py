@@ -1,11 +1,13 @@
 """Installs the built extension zip the way Blender's "Install from Disk" does, with only
-the zip's wheels providing grpcio and protobuf, and generates once through it.
+the zip's wheels providing the PixelKiln client, grpcio and protobuf, and generates once
+through it.
 
     BLENDER_USER_RESOURCES=TMP .venv-bpy/bin/python tests/blender/install_check.py \\
         ZIP ADDRESS REPORT.json
 
 The bpy venv has grpcio and protobuf installed too (the source-tree tests need them); an
-import hook hides those, so what loads is what Blender unpacked from the zip's wheels.
+import hook hides those (and any other ``pixelkiln``), so what loads is what Blender unpacked
+from the zip's wheels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-BUNDLED = {"grpc", "grpc_health", "google", "typing_extensions"}
+BUNDLED = {"grpc", "grpc_health", "google", "typing_extensions", "pixelkiln"}
 
 
 class OnlyBundled(importlib.abc.MetaPathFinder):
@@ -62,8 +64,8 @@ def main() -> None:
         report["grpc_file"] = grpc.__file__
         report["protobuf_file"] = google.protobuf.__file__
         report["client_file"] = sys.modules["pixelkiln"].__file__
+        bpy.context.preferences.addons[module].preferences.address = address
         settings = bpy.context.scene.pixelkiln
-        settings.address = address
         settings.width = settings.height = 64
         settings.steps = 1
         bpy.ops.pixelkiln.generate()

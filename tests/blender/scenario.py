@@ -2,8 +2,10 @@
 
     .venv-bpy/bin/python tests/blender/scenario.py ADDRESS REPORT.json
 
-Loads engine_plugins/blender/pixelkiln from the source tree (with its vendored client),
-registers it, runs its operators against the daemon at ADDRESS and writes what it saw to
+Loads engine_plugins/blender/pixelkiln from the source tree, with the PixelKiln client from
+the wheel tools/build_blender_wheels.py builds, unpacked into PIXELKILN_CLIENT_SITE (as
+Blender unpacks an extension's wheels into its site-packages), registers it, runs its
+operators against the daemon at ADDRESS and writes what it saw to
 REPORT.json; test_blender_addon.py (main venv) asserts on the report. Each step records its
 own failure, so one broken step does not hide the others.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -34,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "engine_plugins" / "blender" / "pixelkiln"
 # Blender imports an extension as bl_ext.<repo>.pixelkiln; any name but the client's works.
 PACKAGE = "pixelkiln_blender_addon"
+# The unpacked client wheel (the test makes it); else the client's source folder.
+CLIENT_SITE = os.environ.get("PIXELKILN_CLIENT_SITE") or str(ROOT / "clients" / "python")
+sys.path.insert(0, CLIENT_SITE)
 
 
 def load_addon() -> Any:
@@ -79,9 +85,17 @@ class Scenario:
     def state(self) -> Any:
         return self.runtime.state()
 
-    def configure(self, **values: Any) -> None:
+    def addon_prefs(self) -> Any:
+        """The add-on's preferences (Blender makes the entry when it enables an add-on;
+        loaded by hand, the scenario makes it)."""
+        addons = bpy.context.preferences.addons
+        entry = addons.get(PACKAGE) or addons.new()
+        entry.module = PACKAGE
+        return entry.preferences
+
+    def configure(self, address: str | None = None, **values: Any) -> None:
+        self.addon_prefs().address = address or self.address
         defaults = {
-            "address": self.address,
             "prompt": "red brick wall",
             "width": 64,
             "height": 128,
@@ -114,6 +128,41 @@ class Scenario:
             ),
             "client_file": sys.modules["pixelkiln"].__file__,
         }
+
+    def preferences(self) -> dict[str, Any]:
+        prefs = self.addon_prefs()
+        rna = type(prefs).bl_rna.properties
+        scene_rna = self.settings.bl_rna.properties
+        return {
+            "address_default": rna["address"].default,
+            "token_subtype": rna["token"].subtype,
+            "tls_ca_subtype": rna["tls_ca"].subtype,
+            "scene_address_hidden": scene_rna["address"].is_hidden,
+            "scene_address_default": scene_rna["address"].default,
+        }
+
+    def migrate(self, blend: Path) -> dict[str, Any]:
+        """A .blend saved by the version that kept the address in the scene: the same
+        IDProperty (scene["pixelkiln"]["address"]) the old PropertyGroup wrote."""
+        self.configure()  # the preferences say: the test's daemon
+        out: dict[str, Any] = {}
+        for case, old in (("other", "10.9.8.7:50051"), ("same", self.address)):
+            bpy.context.scene.pixelkiln.address = old
+            self.runtime.set_status("")
+            bpy.ops.wm.save_as_mainfile(filepath=str(blend), compress=False)
+            out[f"{case}_saved_with_old"] = old.encode() in blend.read_bytes()
+            bpy.ops.wm.open_mainfile(filepath=str(blend))  # load_post: the add-on migrates
+            out[f"{case}_status"], out[f"{case}_level"] = self.state.status, self.state.level
+            out[f"{case}_scene_after"] = bpy.context.scene.pixelkiln.address
+        # Opened before the add-on was enabled (no load_post seen): the operator migrates.
+        bpy.context.scene.pixelkiln.address = "10.9.8.7:50051"
+        bpy.ops.pixelkiln.check()
+        self.runtime.pump()
+        out["operator_health"] = self.state.health
+        out["operator_scene_after"] = bpy.context.scene.pixelkiln.address
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend), compress=False)
+        out["resaved_has_old"] = b"10.9.8.7" in blend.read_bytes()
+        return out
 
     def health(self) -> dict[str, Any]:
         self.configure()
@@ -316,7 +365,7 @@ class Scenario:
 
     def save_reload(self, blend: Path) -> dict[str, Any]:
         name = self.report["generate"]["image"]
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend), compress=False)
         bpy.ops.wm.open_mainfile(filepath=str(blend))
         img = bpy.data.images.get(name)
         return {
@@ -435,6 +484,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("register", scenario.register),
+            ("preferences", scenario.preferences),
             ("health", scenario.health),
             ("generate", lambda: scenario.generate(Path(tmp) / "out")),
             ("make_material", scenario.make_material),
@@ -448,6 +498,7 @@ def main() -> None:
             ("live", scenario.live),
             ("draw", scenario.draw),
             ("save_reload", lambda: scenario.save_reload(Path(tmp) / "scene.blend")),
+            ("migrate", lambda: scenario.migrate(Path(tmp) / "old.blend")),
             ("unregister", scenario.unregister),
         ]
         (Path(tmp) / "out").mkdir()

@@ -18,15 +18,12 @@ from typing import Any
 import bpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scenario import PACKAGE, Scenario  # noqa: E402 - after the path insert
+from scenario import Scenario  # noqa: E402 - after the path insert
 
 
 class Secure(Scenario):
     def prefs(self, token: str = "", tls_ca: str = "", use_tls: bool = False) -> None:
-        addons = bpy.context.preferences.addons
-        entry = addons.get(PACKAGE) or addons.new()
-        entry.module = PACKAGE
-        prefs = entry.preferences
+        prefs = self.addon_prefs()
         prefs.token, prefs.tls_ca, prefs.use_tls = token, tls_ca, use_tls
 
     def attempt(self, **prefs: Any) -> dict[str, Any]:

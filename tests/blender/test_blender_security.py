@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..secure_served import GENERATE_TOKEN, secure_served
-from .test_blender_addon import BPY_PYTHON, NO_BPY, run_bpy, step
+from .test_blender_addon import BPY_PYTHON, NO_BPY, client_site, run_bpy, step
+
+__all__ = ["client_site"]  # the fixture, shared with test_blender_addon
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def report(tmp_path_factory: pytest.TempPathFactory, client_site: Path) -> Iterator[dict[str, Any]]:
     if not BPY_PYTHON.exists():
         pytest.skip(NO_BPY)
     folder = tmp_path_factory.mktemp("blender_tls")
@@ -29,6 +32,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             str(daemon.pki.other_ca),
             GENERATE_TOKEN,
             str(out),
+            site=client_site,
         )
         yield dict(json.loads(out.read_text()))
 

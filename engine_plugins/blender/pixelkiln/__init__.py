@@ -10,35 +10,17 @@ Module map (only bridge.py and pixels.py may run off the main thread; neither im
 - images.py     image datablocks: previews as raw pixels, results packed from PNG bytes
 - materials.py  Principled BSDF material from albedo + normal + roughness
 - pixels.py     numpy conversions between raw RGBA8 and Image.pixels; change hashing
-- props.py      scene settings (saved) and window-manager state (not saved)
+- props.py      scene settings (saved), the add-on's preferences (daemon address, token, TLS:
+                per user, never in a .blend) and window-manager state (not saved)
 - operators.py, panels.py   the UI
-- vendor/pixelkiln          the PixelKiln Python client, copied by
-                            tools/build_blender_wheels.py (a test checks it is current)
 
-grpcio, grpcio-health-checking and protobuf come as wheels listed in blender_manifest.toml.
+The PixelKiln Python client (``pixelkiln``), grpcio, grpcio-health-checking and protobuf come
+as wheels listed in blender_manifest.toml (tools/build_blender_wheels.py builds the client's
+from clients/python and fetches the others); Blender installs them into its extensions'
+site-packages before it enables the add-on.
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-_VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
-
-
-def _use_vendored_client() -> None:
-    """Make ``import pixelkiln`` find vendor/pixelkiln. The generated protobuf modules import
-    ``pixelkiln.v1`` by absolute name, so the client must be a top-level package; rewriting
-    their imports is what the project avoids (STYLE.md)."""
-    if _VENDOR not in sys.path:
-        sys.path.insert(0, _VENDOR)
-    loaded = sys.modules.get("pixelkiln")
-    origin = os.path.abspath(getattr(loaded, "__file__", "") or "")
-    if loaded is not None and not origin.startswith(_VENDOR):
-        print(f"PixelKiln: using an already imported client from {origin}, not the bundled one")
-
-
-_use_vendored_client()
 
 try:
     from . import operators, panels, props, runtime
@@ -55,9 +37,10 @@ def _classes() -> tuple[type, ...]:
 def register() -> None:
     if _IMPORT_ERROR is not None:
         raise RuntimeError(
-            f"PixelKiln cannot load its network libraries ({_IMPORT_ERROR}). Install the "
-            "extension zip built with tools/build_blender_wheels.py: it bundles grpcio and "
-            "protobuf as wheels for Linux, Windows and macOS."
+            f"PixelKiln cannot load its bundled libraries ({_IMPORT_ERROR}). Install the "
+            "extension zip built with tools/build_blender_wheels.py: it bundles the PixelKiln "
+            "client, grpcio and protobuf as wheels for Linux, Windows and macOS, for "
+            "Blender 4.2 to 5.3."
         ) from _IMPORT_ERROR
     import bpy
 

@@ -1,5 +1,5 @@
 """Network side of the add-on: jobs on worker threads, talking to the daemon with the
-vendored Python client, posting what happens to one queue that the main thread drains.
+bundled PixelKiln Python client, posting what happens to one queue that the main thread drains.
 
 Nothing here imports ``bpy``: Blender data may only be touched on the main thread, so a job
 only ever *posts* (``Post(job_id, kind, payload)``) and ``runtime.tick`` (a

@@ -7,7 +7,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import images, materials, runtime
+from . import images, materials, props, runtime
 from .bridge import check_address
 
 # Generation options of "Seamless texture on selected object".
@@ -18,7 +18,13 @@ def _settings(context: bpy.types.Context) -> Any:
     return context.scene.pixelkiln
 
 
-def _address_ok(op: bpy.types.Operator, address: str) -> bool:
+def _address_ok(op: bpy.types.Operator, context: bpy.types.Context) -> bool:
+    """The preferences' address is usable; an old one saved in this scene is dropped first
+    (props.migrate_scene: the preferences win)."""
+    address = props.daemon_address(context)
+    notice = props.migrate_scene(context.scene, address)
+    if notice:
+        op.report({"WARNING"}, notice)
     problem = check_address(address)
     if problem:
         runtime.set_status(problem, "ERROR")
@@ -39,10 +45,9 @@ class PIXELKILN_OT_check(bpy.types.Operator):
     bl_label = "Check Daemon"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        address = _settings(context).address
-        if not _address_ok(self, address):
+        if not _address_ok(self, context):
             return {"CANCELLED"}
-        runtime.start_health(address)
+        runtime.start_health(props.daemon_address(context))
         return {"FINISHED"}
 
 
@@ -62,7 +67,7 @@ class PIXELKILN_OT_generate(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = _settings(context)
-        if not _address_ok(self, settings.address):
+        if not _address_ok(self, context):
             return {"CANCELLED"}
         if not settings.prompt.strip():
             self.report({"ERROR"}, "Type a prompt first")
@@ -87,7 +92,7 @@ class PIXELKILN_OT_seamless(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = _settings(context)
-        if not _address_ok(self, settings.address):
+        if not _address_ok(self, context):
             return {"CANCELLED"}
         targets = [o.name for o in context.selected_objects if hasattr(o.data, "materials")]
         if not targets:
@@ -184,7 +189,7 @@ class PIXELKILN_OT_live_start(bpy.types.Operator):
         if source is None:
             self.report({"ERROR"}, "Pick the image you paint on (Paint Source)")
             return {"CANCELLED"}
-        if not _address_ok(self, settings.address):
+        if not _address_ok(self, context):
             return {"CANCELLED"}
         runtime.start_live(context.scene, source)
         return {"FINISHED"}

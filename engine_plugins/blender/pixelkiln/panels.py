@@ -7,15 +7,20 @@ from typing import Any
 
 import bpy
 
-from . import runtime
+from . import props, runtime
 
 _ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
 
 
-def draw_connection(layout: Any, settings: Any, st: Any) -> None:
+def draw_connection(layout: Any, context: Any, st: Any) -> None:
+    """The address field edits the add-on's preferences (one per user, not per .blend)."""
     col = layout.column(align=True)
     row = col.row(align=True)
-    row.prop(settings, "address", text="")
+    prefs = props.preferences(context)
+    if prefs is not None:
+        row.prop(prefs, "address", text="")
+    else:
+        row.label(text=props.daemon_address(context))
     row.operator("pixelkiln.check", text="", icon="FILE_REFRESH")
     wrapped(col, st.health, "LINKED" if st.health.startswith("SERVING") else "UNLINKED")
 
@@ -85,7 +90,7 @@ class PIXELKILN_PT_image(_PixelKilnPanel, bpy.types.Panel):
 
     def draw(self, context: Any) -> None:
         settings, st = self.settings_and_state(context)
-        draw_connection(self.layout, settings, st)
+        draw_connection(self.layout, context, st)
         draw_generate(self.layout, settings, st)
         self.layout.operator("pixelkiln.make_material", icon="MATERIAL")
         draw_status(self.layout, st)
@@ -122,7 +127,7 @@ class PIXELKILN_PT_shader(_PixelKilnPanel, bpy.types.Panel):
 
     def draw(self, context: Any) -> None:
         settings, st = self.settings_and_state(context)
-        draw_connection(self.layout, settings, st)
+        draw_connection(self.layout, context, st)
         draw_generate(self.layout, settings, st)
         op = self.layout.operator("pixelkiln.make_material", icon="MATERIAL")
         op.assign = True

@@ -1,5 +1,12 @@
-"""Settings (per scene, saved with the .blend), the add-on's preferences (token and TLS: per
-user, in Blender's preferences, never in a .blend) and runtime state (per session, not saved)."""
+"""Settings (per scene, saved with the .blend), the add-on's preferences (daemon address, token
+and TLS: per user, in Blender's preferences, never in a .blend) and runtime state (per
+session, not saved).
+
+The address used to be a scene setting. A .blend saved then still carries it: the address in
+the preferences wins, the old value is dropped from the scene (:func:`migrate_scene`) and,
+when it differed, the panel says which address is used. A .blend never redirects requests (and
+the token that goes with them) to another host.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +32,13 @@ MAP_KINDS = ("normal", "height", "roughness", "ao")
 
 
 class PixelKilnSettings(bpy.types.PropertyGroup):
+    # Before 0.1.0 moved it to the preferences; kept registered (hidden, empty by default) so
+    # that an old .blend's value can be read on every Blender version, then dropped.
     address: StringProperty(  # type: ignore[valid-type]
-        name="Address",
-        description="host:port of the daemon's gRPC port (`pixelkiln serve --port N`)",
-        default=DEFAULT_ADDRESS,
+        name="Address (old)",
+        description="Where this .blend pointed before the address moved to the preferences",
+        default="",
+        options={"HIDDEN"},
     )
     prompt: StringProperty(name="Prompt", default="mossy cobblestone")  # type: ignore[valid-type]
     width: IntProperty(  # type: ignore[valid-type]
@@ -114,6 +124,11 @@ class PixelKilnPreferences(bpy.types.AddonPreferences):
 
     bl_idname = __package__ or "pixelkiln"
 
+    address: StringProperty(  # type: ignore[valid-type]
+        name="Address",
+        description="host:port of the daemon's gRPC port (`pixelkiln serve --port N`)",
+        default=DEFAULT_ADDRESS,
+    )
     token: StringProperty(  # type: ignore[valid-type]
         name="Token",
         description=(
@@ -138,19 +153,63 @@ class PixelKilnPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        layout.prop(self, "address")
         layout.label(text="A daemon on a studio network: pixelkiln serve --token-file --tls-cert")
         layout.prop(self, "token")
         layout.prop(self, "use_tls")
         layout.prop(self, "tls_ca")
 
 
+def preferences(context: bpy.types.Context) -> PixelKilnPreferences | None:
+    addon = context.preferences.addons.get(PixelKilnPreferences.bl_idname)
+    return None if addon is None else addon.preferences
+
+
+def daemon_address(context: bpy.types.Context) -> str:
+    """The daemon's address: the preferences' (the default when they are not there)."""
+    prefs = preferences(context)
+    address = prefs.address.strip() if prefs is not None else ""
+    return address or DEFAULT_ADDRESS
+
+
+def migrate_scene(scene: bpy.types.Scene, address: str) -> str | None:
+    """Drop an address an old version saved in ``scene``; a notice when it was not
+    ``address`` (the preferences'), else None."""
+    settings = getattr(scene, "pixelkiln", None)
+    old = settings.address.strip() if settings is not None else ""
+    if settings is None or not old:
+        return None
+    settings.property_unset("address")
+    if old == address:
+        return None
+    return (
+        f"This .blend named the daemon {old}; the address is now set in Edit > Preferences > "
+        f"Add-ons > PixelKiln, which says {address}."
+    )
+
+
+def migrate_all(context: bpy.types.Context) -> list[str]:
+    """:func:`migrate_scene` on every scene of the open file; the notices."""
+    address = daemon_address(context)
+    notices = [migrate_scene(scene, address) for scene in bpy.data.scenes]
+    return [n for n in notices if n]
+
+
+@bpy.app.handlers.persistent
+def _migrate_on_load(_filepath: object = None) -> None:
+    notices = migrate_all(bpy.context)
+    if notices and bpy.data.window_managers:
+        st = bpy.data.window_managers[0].pixelkiln_state
+        st.status, st.level = notices[0], "WARNING"
+        print(f"PixelKiln: {notices[0]}")
+
+
 def client_security(context: bpy.types.Context) -> dict[str, object]:
     """``token=``, ``tls=``, ``root_certificates=`` for the client, from the preferences; an
     empty field is left out, so the client falls back to PIXELKILN_TOKEN / PIXELKILN_TLS_CA."""
-    addon = context.preferences.addons.get(PixelKilnPreferences.bl_idname)
-    if addon is None or addon.preferences is None:
+    prefs = preferences(context)
+    if prefs is None:
         return {}
-    prefs = addon.preferences
     out: dict[str, object] = {}
     if prefs.token.strip():
         out["token"] = prefs.token.strip()
@@ -167,8 +226,11 @@ CLASSES = (PixelKilnSettings, PixelKilnState, PixelKilnPreferences)
 def register() -> None:
     bpy.types.Scene.pixelkiln = PointerProperty(type=PixelKilnSettings)
     bpy.types.WindowManager.pixelkiln_state = PointerProperty(type=PixelKilnState)
+    bpy.app.handlers.load_post.append(_migrate_on_load)
 
 
 def unregister() -> None:
+    if _migrate_on_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_migrate_on_load)
     del bpy.types.WindowManager.pixelkiln_state
     del bpy.types.Scene.pixelkiln

@@ -75,7 +75,7 @@ def start_generate(
     width = options.get("width") or 512
     height = options.get("height") or 512
     target = images.new_image(name, width, height)
-    job = GenerateJob(BRIDGE, scene.pixelkiln.address, options)
+    job = GenerateJob(BRIDGE, props.daemon_address(bpy.context), options)
     job.security = props.client_security(bpy.context)
     job.context.update(
         image=target.name,
@@ -123,7 +123,7 @@ def start_live(scene: bpy.types.Scene, source: bpy.types.Image) -> LiveJob:
         live_settings["steps"] = settings.steps
     if not settings.random_seed:
         live_settings["seed"] = settings.seed
-    job = LiveJob(BRIDGE, settings.address, live_settings)
+    job = LiveJob(BRIDGE, props.daemon_address(bpy.context), live_settings)
     job.security = props.client_security(bpy.context)
     result_name = f"{source.name} (live)"
     result = bpy.data.images.get(result_name) or images.new_image(
