@@ -96,15 +96,27 @@ def assert_close(a: np.ndarray, b: np.ndarray) -> None:
     assert diff.mean() < MEAN_TOLERANCE and diff.max() < MAX_TOLERANCE, (diff.mean(), diff.max())
 
 
-@pytest.mark.parametrize("size", [64, 128])
-@pytest.mark.parametrize("name", ["tiny-random", "pixelkiln-textures"])
-def test_lean_frame_equals_the_pipeline(name: str, size: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "size", "guidance"),
+    [
+        ("tiny-random", 64, None),
+        ("tiny-random", 128, None),
+        ("pixelkiln-textures", 64, None),
+        ("pixelkiln-textures", 128, None),
+        ("tiny-sdxl", 64, 3.0),
+        ("tiny-sdxl", 128, None),
+    ],
+)
+def test_lean_frame_equals_the_pipeline(name: str, size: int, guidance: float | None) -> None:
     """Same seed, strength, steps, prompt and guidance: the lean frame is the pipeline's image
     (tiny-random: epsilon, 4 channels, no guidance; pixelkiln-textures: v-prediction, 8
-    channels, circular padding, guidance 4)."""
+    channels, circular padding, guidance 4; tiny-sdxl: pooled text and time ids, with and
+    without guidance)."""
     m = model(name)
     inputs = DecodedInputs(init_rgb=sketch(size))
     request = live(name, size)
+    if guidance is not None:
+        request = replace(request, guidance_scale=guidance)
     hooks = Notes()
     lean = m.generate(request, inputs, hooks)
     assert hooks.notes["lean"] == "applied"
@@ -253,3 +265,21 @@ def test_families_the_lean_path_cannot_serve_fall_back_to_the_pipeline() -> None
     assert len(out) == 1
     assert hooks.notes["lean"].startswith("not applied: flux")
     assert hooks.notes["stream_batch"].startswith("not applied")
+
+
+async def test_a_live_frame_replays_through_generate(aclient: Any) -> None:
+    """Through the daemon: a live frame (the lean path) and Generate of the same settings (the
+    pipeline) give the same pixels, so a live frame's recipe still replays."""
+    from tests.conftest import decode, png_bytes
+
+    sketch_png = png_bytes(sketch(64, 11))
+    settings = {"prompt": "stone", "strength": 0.5, "steps": 4, "seed": 3, "size": 64}
+    async with aclient.live(**settings) as session:
+        await session.send(sketch_png)
+        frame = await session.__aiter__().__anext__()
+    assert frame.image is not None
+    result = await aclient.generate(init_image=sketch_png, **settings)
+    live_pixels = decode(frame.image.data).astype(int)
+    generated = decode(result.image.data).astype(int)
+    assert live_pixels.shape == generated.shape == (64, 64, 3)
+    assert np.abs(live_pixels - generated).max() <= 1

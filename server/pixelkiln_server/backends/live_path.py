@@ -17,14 +17,15 @@ a live frame's recipe replays through Generate. What it reproduces from diffuser
 feeds first the VAE's ``latent_dist.sample`` and then the noise; ``add_noise`` multiplies
 the noise by the first sigma; ``EulerDiscreteScheduler.step`` with ``s_churn = 0``.
 
-Served: UNet families of the ``sd`` kind (epsilon, v-prediction and sample prediction; any
-latent channel count, e.g. the shipped ``pixelkiln-textures``: 8 channels, v-prediction,
-circular padding set on its convolutions at load), LoRA scales, tiling by circular padding,
-classifier-free guidance. Falls back to the pipeline (the reason is noted, see below): DiT
-families (FLUX, Z-Image: flow-matching transformers with packed latents), SDXL (its added
-time ids; not done yet), schedulers other than Euler discrete (ancestral and LCM schedulers
-draw noise per step), UNets with a guidance embedding (``time_cond_proj_dim``), more than one
-image per request, inpainting.
+Served: the UNet families, ``sd`` and ``sdxl`` (its pooled text embeddings and time ids, the
+VAE's upcast and latents statistics: live_sdxl.py), with epsilon, v-prediction or sample
+prediction and any latent channel count (e.g. the shipped ``pixelkiln-textures``: 8
+channels, v-prediction, circular padding set on its convolutions at load), LoRA scales,
+tiling by circular padding, classifier-free guidance. Falls back to the pipeline (the reason
+is noted, see below): DiT families (FLUX, Z-Image: flow-matching transformers with packed
+latents and their own conditioning), schedulers other than Euler discrete (ancestral and LCM
+schedulers draw noise per step), UNets with a guidance embedding (``time_cond_proj_dim``),
+more than one image per request, inpainting.
 
 Notes: a hooks object with an ``on_note(key, value)`` method hears, per live job, ``lean``,
 ``stream_batch``, ``tiny_autoencoder`` ("applied" or "not applied: <why>"), and with stream
@@ -43,7 +44,7 @@ from ..catalogue import DIT_FAMILIES
 from ..errors import ResourceExhausted
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import tiling, tiny_vae
+from . import live_sdxl, tiling, tiny_vae
 from .base import StepHooks
 
 PLAN_CACHE_SIZE = 4
@@ -81,6 +82,12 @@ class Plan:
     dtype: Any  # the latents' dtype (the prompt embeddings', as the pipeline takes it)
     scaling: float
     tiny: bool  # encode and decode with the tiny autoencoder
+    # SDXL: the UNet's added conditioning, (text_embeds, time_ids), rows as ``embeds``; the
+    # VAE in float32 around encode and decode (force_upcast in fp16), latents mean and std.
+    added: tuple[Any, Any] | None = None
+    upcast: bool = False
+    latents_mean: Any = None
+    latents_std: Any = None
 
 
 def euler_coefficients(sigmas: Any, prediction: str) -> tuple[Any, Any]:
@@ -123,8 +130,8 @@ class LeanPath:
             return "num_images > 1"
         if spec.family in DIT_FAMILIES or getattr(pipe, "unet", None) is None:
             return f"{spec.family}: a DiT family; the pipeline serves it"
-        if spec.family != "sd":
-            return f"{spec.family}: the lean path serves the sd family's UNet conditioning only"
+        if spec.family not in ("sd", "sdxl"):
+            return f"{spec.family}: the lean path serves the sd and sdxl UNet conditionings"
         if type(pipe.scheduler).__name__ != "EulerDiscreteScheduler":
             return (
                 f"scheduler {type(pipe.scheduler).__name__}: the closed-form step covers "
@@ -204,7 +211,12 @@ class LeanPath:
         assert request.seed is not None and request.strength is not None
         device = pipe._execution_device
         cfg = request.guidance_scale is not None and request.guidance_scale > 1.0
-        positive, negative = model._embeds(pipe, request.prompt, request.negative_prompt, cfg)
+        sdxl = model.spec.family == "sdxl"
+        if sdxl:
+            positive, negative, added = live_sdxl.conditioning(model, request, cfg)
+        else:
+            positive, negative = model._embeds(pipe, request.prompt, request.negative_prompt, cfg)
+            added = None
         embeds = torch.cat([negative, positive]) if cfg else positive
         dtype = positive.dtype
 
@@ -216,11 +228,14 @@ class LeanPath:
         coef_x, coef_out = euler_coefficients(sigmas, scheduler.config.prediction_type)
 
         vae = pipe.vae
+        upcast = sdxl and vae.dtype == torch.float16 and bool(vae.config.force_upcast)
+        mean, std = live_sdxl.latents_stats(vae, device, dtype) if sdxl else (None, None)
         factor = pipe.vae_scale_factor
         shape = (1, vae.config.latent_channels, request.height // factor, request.width // factor)
         generator = torch.Generator(device="cpu").manual_seed(request.seed % 2**64)
         # The pipeline's order: the VAE posterior's sample first, then the noise.
-        vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=vae.dtype)
+        draw_dtype = torch.float32 if upcast else vae.dtype
+        vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=draw_dtype)
         noise = randn_tensor(shape, generator=[generator], device=device, dtype=dtype)
         tiny = request.tiny_autoencoder and model.tiny_vae is not None
         return Plan(
@@ -239,6 +254,10 @@ class LeanPath:
             dtype=dtype,
             scaling=float(vae.config.scaling_factor),
             tiny=tiny,
+            added=added,
+            upcast=upcast,
+            latents_mean=mean,
+            latents_std=std,
         )
 
     # -- per frame -------------------------------------------------------------------------
@@ -252,14 +271,24 @@ class LeanPath:
             from PIL import Image
 
             rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
-        pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(pipe._execution_device)
+        if not rgb.flags.writeable or not rgb.flags.c_contiguous:
+            rgb = np.array(rgb)  # read-only arrays arrive from the runner port
+        pixels = torch.from_numpy(rgb).to(pipe._execution_device)
         x = pixels.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
         x = (2.0 * x - 1.0).to(plan.dtype)
         if plan.tiny:
             z = tiny_vae.encode(self.model.tiny_vae, x).to(plan.dtype)
-        else:
+        elif plan.added is None:
             dist = pipe.vae.encode(x).latent_dist
             z = plan.scaling * (dist.mean + dist.std * plan.vae_draw)
+        else:  # SDXL img2img's prepare_latents
+            with live_sdxl.Upcast(pipe.vae, plan):
+                dist = pipe.vae.encode(x.float() if plan.upcast else x).latent_dist
+                z = (dist.mean + dist.std * plan.vae_draw).to(plan.dtype)
+            if plan.latents_mean is not None:
+                z = (z - plan.latents_mean) * plan.scaling / plan.latents_std
+            else:
+                z = plan.scaling * z
         return z + plan.noise * plan.sigma0
 
     def denoise(self, plan: Plan, latents: Any, index: Any) -> Any:
@@ -279,7 +308,16 @@ class LeanPath:
             embeds = embeds.repeat_interleave(rows, dim=0)
         elif rows > 1:
             embeds = embeds.expand(rows, -1, -1)
-        out = unet(x.to(unet.dtype), t, encoder_hidden_states=embeds, return_dict=False)[0]
+        kwargs = {}
+        if plan.added is not None:
+            text, time_ids = plan.added
+            kwargs["added_cond_kwargs"] = {
+                "text_embeds": _rows(text, rows, plan.cfg),
+                "time_ids": _rows(time_ids, rows, plan.cfg),
+            }
+        out = unet(x.to(unet.dtype), t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[
+            0
+        ]
         if plan.cfg:
             uncond, cond = out.chunk(2)
             out = uncond + plan.guidance * (cond - uncond)
@@ -293,8 +331,18 @@ class LeanPath:
         """Latents (B, C, h, w) -> float32 RGB (B, H, W, 3) in [0, 1]."""
         if plan.tiny:
             image = tiny_vae.decode(self.model.tiny_vae, latents)
-        else:
+        elif plan.added is None:
             image = self.pipe.vae.decode(latents / plan.scaling, return_dict=False)[0]
+        else:  # SDXL img2img's decode
+            vae = self.pipe.vae
+            with live_sdxl.Upcast(vae, plan):
+                z = latents.float() if plan.upcast else latents
+                if plan.latents_mean is not None:
+                    mean, std = plan.latents_mean.to(z.dtype), plan.latents_std.to(z.dtype)
+                    z = z * std / plan.scaling + mean
+                else:
+                    z = z / plan.scaling
+                image = vae.decode(z, return_dict=False)[0]
         image = (image * 0.5 + 0.5).clamp(0, 1)
         return np.asarray(image.cpu().permute(0, 2, 3, 1).float().numpy(), dtype=np.float32)
 
@@ -323,3 +371,11 @@ class LeanPath:
             return tiling.circular_padding([], False, False)
         modules = [m for m in (pipe.unet, pipe.vae, self.model.tiny_vae) if m is not None]
         return tiling.circular_padding(modules, mode.wrap_x, mode.wrap_y)
+
+
+def _rows(tensor: Any, rows: int, cfg: bool) -> Any:
+    """Per-request conditioning (1 row, or negative and positive) for a batch of ``rows``
+    frames: with guidance all negative rows first, as the latents are stacked."""
+    if cfg:
+        return tensor.repeat_interleave(rows, dim=0)
+    return tensor.expand(rows, *tensor.shape[1:]) if rows > 1 else tensor
