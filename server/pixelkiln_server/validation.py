@@ -76,7 +76,8 @@ def _resolve_size(
     return width, height
 
 
-def _decode_inputs(req: GenerationRequest, limits: Limits) -> DecodedInputs:
+def decode_inputs(req: GenerationRequest, limits: Limits) -> DecodedInputs:
+    """The request's input images decoded (and checked against the input limit)."""
     inputs = DecodedInputs()
     if req.mask is not None and req.init_image is None:
         raise InvalidArgument("mask", "inpainting needs init_image as well")
@@ -152,9 +153,10 @@ def _check_request_size(req: GenerationRequest, limits: Limits) -> None:
 
 
 def resolve(
-    req: GenerationRequest, spec: ModelSpec, limits: Limits
+    req: GenerationRequest, spec: ModelSpec, limits: Limits, decoded: DecodedInputs | None = None
 ) -> tuple[GenerationRequest, DecodedInputs]:
-    """Return the request with every default filled in, and its decoded input images."""
+    """Return the request with every default filled in, and its decoded input images
+    (``decoded``: already decoded by :func:`decode_inputs`, e.g. by a live session)."""
     prompt = req.prompt
     if len(prompt) > limits.max_prompt_chars:
         raise InvalidArgument(
@@ -198,7 +200,7 @@ def resolve(
 
     caps = spec.capabilities
     _check_capabilities(req, spec, caps)
-    inputs = _decode_inputs(req, limits)
+    inputs = decoded if decoded is not None else decode_inputs(req, limits)
     width, height = _resolve_size(req, spec, inputs, limits, caps)
     strength = _resolve_strength(req, steps)
     preview = _resolve_preview(req.preview, limits)

@@ -222,7 +222,9 @@ def build_live_input(
     **settings: Any,
 ) -> gen_pb.LiveInput:
     """A LiveInput: ``image`` plus any settings to change (model, prompt, negative_prompt,
-    strength, seed, steps, width, height, size, guidance_scale, tiling, output_encoding)."""
+    strength, seed, steps, width, height, size, guidance_scale, tiling, output_encoding
+    ("raw_rgba8" or "jpeg" skip the PNG encode), stream_batch, tiny_autoencoder,
+    similar_skip_threshold (0..1), similar_skip_max)."""
     msg = gen_pb.LiveInput(seq=seq)
     if image is not None:
         msg.image.CopyFrom(image_to_pb(image))
@@ -234,7 +236,7 @@ def build_live_input(
             continue
         if name not in gen_pb.LiveSettings.DESCRIPTOR.fields_by_name:
             raise TypeError(f"unknown live setting {name!r}")
-        if name in ("seed", "steps", "width", "height"):
+        if name in ("seed", "steps", "width", "height", "similar_skip_max"):
             unsigned(name, value, 64 if name == "seed" else 32)
         setattr(target, name, value)
     if tiling is not None:

@@ -57,13 +57,27 @@ class Image:
         from PIL import Image as PILImage
 
         if self.encoding == "raw_rgba8":
-            return PILImage.frombytes("RGBA", (self.width, self.height), self.data)
+            self._check_raw()
+            return PILImage.frombuffer("RGBA", (self.width, self.height), self.data, "raw")
         return PILImage.open(io.BytesIO(self.data))
 
     def to_numpy(self) -> Any:
+        """(height, width, channels) uint8. A raw RGBA8 image is a read-only view of the
+        received bytes (no copy, no Pillow): ``frame.image.to_numpy()[..., :3]`` is RGB."""
         import numpy as np
 
+        if self.encoding == "raw_rgba8":
+            self._check_raw()
+            return np.frombuffer(self.data, dtype=np.uint8).reshape(self.height, self.width, 4)
         return np.asarray(self.to_pil())
+
+    def _check_raw(self) -> None:
+        expected = self.width * self.height * 4
+        if len(self.data) != expected:
+            raise ValueError(
+                f"raw RGBA8 image of {self.width}x{self.height} needs {expected} bytes, "
+                f"got {len(self.data)}"
+            )
 
     def save(self, path: str | Path) -> Path:
         """Write the image; encoded bytes are written as they came (PNG keeps its recipe).
@@ -194,7 +208,10 @@ Event = Accepted | Queued | Progress | Preview | Result
 @dataclass(frozen=True)
 class LiveFrame:
     """A live session's answer to input ``seq``. ``image`` is None when ``unchanged`` (the
-    input equalled the last one processed; keep showing the previous frame)."""
+    input equalled the last one processed, or was ``similar`` to it with the similar-frame
+    skip on; keep showing the previous frame). With stream batch, ``seq`` names the earlier
+    input the image comes from. ``stream_batch`` / ``tiny_autoencoder``: whether the daemon
+    applied them to this frame (the model's backend may not support them)."""
 
     seq: int
     image: Image | None
@@ -202,13 +219,20 @@ class LiveFrame:
     seed: int
     skipped: int
     timings: dict[str, float]
+    similar: bool = False
+    stream_batch: bool = False
+    tiny_autoencoder: bool = False
 
     def __repr__(self) -> str:
         image = "unchanged" if self.image is None else _images_summary([self.image])
+        if self.similar:
+            image = "similar"
         ms = self.timings.get("total_ms", 0.0)
+        applied = (("stream_batch", self.stream_batch), ("tiny_ae", self.tiny_autoencoder))
+        flags = "".join(f", {name}" for name, on in applied if on)
         return (
             f"LiveFrame(seq={self.seq}, {image}, seed={self.seed}, skipped={self.skipped}, "
-            f"{ms:.0f} ms)"
+            f"{ms:.0f} ms{flags})"
         )
 
     @classmethod
@@ -226,6 +250,9 @@ class LiveFrame:
                 "encode_ms": t.encode_ms,
                 "total_ms": t.total_ms,
             },
+            similar=msg.similar,
+            stream_batch=msg.stream_batch,
+            tiny_autoencoder=msg.tiny_autoencoder,
         )
 
 

@@ -213,16 +213,21 @@ class Engine:
             listener(serving and self.ready)
 
     async def submit(
-        self, request: GenerationRequest, client_id: str = "", affinity: str = ""
+        self,
+        request: GenerationRequest,
+        client_id: str = "",
+        affinity: str = "",
+        decoded: DecodedInputs | None = None,
     ) -> JobHandle:
         """Validate and enqueue. Raises PixelKilnError (bad input, unknown model, queue full).
         ``client_id`` names the connection, for fairness between clients; jobs of one
-        ``affinity`` (a live session) stay on one runner."""
+        ``affinity`` (a live session) stay on one runner. ``decoded``: the input images as
+        the caller already decoded them (with :func:`validation.decode_inputs`), not again."""
         spec = self.registry.spec(request.model or self.config.default_model)
         limits = self.config.limits
         if request.init_image is not None or request.mask is not None:
             # Decoding and hashing the inputs (for the recipe) stay off the event loop.
-            resolved, inputs, shas = await asyncio.to_thread(_admit, request, spec, limits)
+            resolved, inputs, shas = await asyncio.to_thread(_admit, request, spec, limits, decoded)
         else:
             resolved, inputs = validation.resolve(request, spec, limits)
             shas = ("", "")
@@ -399,9 +404,9 @@ class Engine:
 
 
 def _admit(
-    request: GenerationRequest, spec: ModelSpec, limits: Limits
+    request: GenerationRequest, spec: ModelSpec, limits: Limits, decoded: DecodedInputs | None
 ) -> tuple[GenerationRequest, DecodedInputs, tuple[str, str]]:
-    resolved, inputs = validation.resolve(request, spec, limits)
+    resolved, inputs = validation.resolve(request, spec, limits, decoded)
     return resolved, inputs, (recipe.sha256(request.init_image), recipe.sha256(request.mask))
 
 

@@ -3,6 +3,15 @@
 A transport feeds inputs with :meth:`LiveSession.push` (never blocks) and reads frames from
 :meth:`LiveSession.frames`. The session runs each input as an ordinary job of priority LIVE
 through the engine, so validation, scheduling, cancel and errors are the same as Generate.
+
+Options (LiveSettings): an input similar to the last processed one (``similarity``: mean
+absolute difference of small grayscales under ``similar_skip_threshold``) is answered with a
+``similar`` frame and no image, at most ``similar_skip_max`` times in a row; the input is
+decoded once, off the event loop, and the job reuses the pixels. With ``stream_batch`` the
+runner may answer "no frame yet" (a Result without images) and later images come from earlier
+inputs: each job's client_request_id is ``<session id>:<seq>``, the runner names the input an
+image answers (``Result.answers``) and how many it holds (``Result.held``); a repeat of the
+last input runs again while the runner holds an earlier input, so a still input flushes.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import TYPE_CHECKING
 from .. import validation
 from ..errors import DeadlineExceeded, PixelKilnError, ResourceExhausted
 from ..types import (
+    DecodedInputs,
     EncodedImage,
     Failed,
     GenerationRequest,
@@ -30,9 +40,11 @@ from ..types import (
     Result,
     Timings,
 )
+from . import similarity
 from .jobs import backlog_message
 
 if TYPE_CHECKING:
+    from ..config import Limits
     from .core import Engine, JobHandle
 
 DEFAULT_STRENGTH = 0.5
@@ -66,6 +78,16 @@ class LiveSession:
         self._pending: tuple[LiveInput, EncodedImage | None, GenerationRequest, float] | None = None
         self._skipped = 0
         self._last_key: bytes | None = None
+        # Similar-frame skip: the last processed input's settings and signature, and how many
+        # inputs in a row were skipped as similar since.
+        self._last_settings_key: bytes | None = None
+        self._last_signature: similarity.Signature | None = None
+        self._similar_run = 0
+        # Stream batch: how many inputs the runner still holds; when each input sent to it
+        # arrived and its key; the key of the input whose image was sent last.
+        self._held = 0
+        self._sent: dict[int, tuple[float, bytes]] = {}
+        self._shown_key: bytes | None = None
         self._last_input_at = time.perf_counter()
         self._wake = asyncio.Event()
         self._input_done = False
@@ -180,11 +202,30 @@ class LiveSession:
             settings = replace(settings, model=self.admit(settings.model))
         key = _key(image, settings)
         assert settings.seed is not None
-        if key == self._last_key:
+        # A repeat runs again only to push out a frame that stream batch still holds (one of
+        # an earlier input than this one).
+        if key == self._last_key and (self._held == 0 or self._shown_key == key):
             total = (time.perf_counter() - received) * 1000.0
             self._put_frame(
                 LiveFrame(
                     live_input.seq, None, True, settings.seed, skipped, Timings(total_ms=total)
+                )
+            )
+            return
+        settings_key = _key(None, settings)
+        decoded, sig = await self._signature(image, settings)
+        if sig is not None and self._similar(sig, settings_key):
+            self._similar_run += 1
+            total = (time.perf_counter() - received) * 1000.0
+            self._put_frame(
+                LiveFrame(
+                    live_input.seq,
+                    None,
+                    True,
+                    settings.seed,
+                    skipped,
+                    Timings(total_ms=total),
+                    similar=True,
                 )
             )
             return
@@ -193,32 +234,75 @@ class LiveSession:
             init_image=image,
             strength=settings.strength if image is not None else None,
             steps=self._steps(settings, image is not None),
-            client_request_id="",
+            client_request_id=f"{self.id}:{live_input.seq}",
         )
-        handle = await self._engine.submit(request, client_id=self.client_id, affinity=self.id)
+        handle = await self._engine.submit(
+            request, client_id=self.client_id, affinity=self.id, decoded=decoded
+        )
         self._in_flight = handle
+        self._sent[live_input.seq] = (received, key)
         try:
             async for event in handle:
                 if isinstance(event, Failed):
                     raise event.error
                 if isinstance(event, Result):
-                    self._last_key = key
+                    self._last_key, self._last_settings_key = key, settings_key
+                    self._last_signature, self._similar_run = sig, 0
+                    self._held = event.held
                     self.processed += 1
-                    t = event.timings
-                    queue_ms = (handle.job.submitted_at - received) * 1000.0 + t.queue_ms
-                    total = (time.perf_counter() - received) * 1000.0
-                    self._put_frame(
-                        LiveFrame(
-                            seq=live_input.seq,
-                            image=event.images[0].image,
-                            unchanged=False,
-                            seed=event.images[0].seed,
-                            skipped=skipped,
-                            timings=Timings(queue_ms, t.model_ms, t.encode_ms, total),
-                        )
-                    )
+                    if event.images:
+                        self._put_frame(self._frame(event, handle, live_input.seq, skipped))
         finally:
             self._in_flight = None
+
+    async def _signature(
+        self, image: EncodedImage | None, settings: GenerationRequest
+    ) -> tuple[DecodedInputs | None, similarity.Signature | None]:
+        """With the similar-frame skip on: the input decoded (off the event loop, once: the
+        job reuses it) and its signature."""
+        if image is None or self.similar_skip_threshold <= 0.0:
+            return None, None
+        limits = self._engine.config.limits
+        request = replace(settings, init_image=image, mask=None)
+        return await asyncio.to_thread(_decode_with_signature, request, limits)
+
+    def _similar(self, sig: similarity.Signature, settings_key: bytes) -> bool:
+        if self._last_signature is None or settings_key != self._last_settings_key:
+            return False
+        if self._held or (self.similar_skip_max and self._similar_run >= self.similar_skip_max):
+            return False
+        return similarity.difference(sig, self._last_signature) < self.similar_skip_threshold
+
+    def _frame(self, result: Result, handle: JobHandle, seq: int, skipped: int) -> LiveFrame:
+        """The frame for a result: with stream batch, the input it answers may be earlier."""
+        prefix = f"{self.id}:"
+        if result.answers.startswith(prefix) and result.answers[len(prefix) :].isdigit():
+            seq = int(result.answers[len(prefix) :])
+        now = time.perf_counter()
+        received, self._shown_key = self._sent.pop(seq, (now, None))
+        for old in [k for k in self._sent if k < seq]:
+            del self._sent[old]
+        t = result.timings
+        queue_ms = (handle.job.submitted_at - received) * 1000.0 + t.queue_ms
+        image = result.images[0]
+        return LiveFrame(
+            seq=seq,
+            image=image.image,
+            unchanged=False,
+            seed=image.seed,
+            skipped=skipped,
+            timings=Timings(queue_ms, t.model_ms, t.encode_ms, (now - received) * 1000.0),
+            stream_batch="stream_batch" in result.applied,
+            tiny_autoencoder="tiny_autoencoder" in result.applied,
+        )
+
+
+def _decode_with_signature(
+    request: GenerationRequest, limits: Limits
+) -> tuple[DecodedInputs, similarity.Signature]:
+    decoded = validation.decode_inputs(request, limits)
+    assert decoded.init_rgb is not None
+    return decoded, similarity.signature(decoded.init_rgb)
 
 
 def _as_named(name: str) -> str:
