@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -26,7 +28,7 @@ from pixelkiln_server.backends import registry as backend_registry
 from pixelkiln_server.engine import similarity
 from pixelkiln_server.types import DecodedInputs, GenerationRequest
 
-from .conftest import decode, png_bytes, running_daemon
+from .conftest import ROOT, decode, png_bytes, running_daemon
 from .test_websocket import MAX, send, until
 
 RNG = np.random.default_rng(19)
@@ -234,3 +236,30 @@ async def test_stream_batch_frames_name_the_input_they_come_from(
     # Ran: the two inputs and the flush; then the plain session's one input.
     assert [c.split(":")[1] for c in CALLS] == ["1", "2", "3", "1"]
     assert off.seq == 1 and off.image is not None and not off.stream_batch
+
+
+def _cli_live(served: str, tmp_path: Any, *flags: str) -> subprocess.CompletedProcess[str]:
+    sketch = tmp_path / "sketch.png"
+    sketch.write_bytes(png_bytes(BASE))
+    return subprocess.run(
+        [sys.executable, "-m", "pixelkiln.cli", "live", "bricks", "--watch", str(sketch)]
+        + ["-o", str(tmp_path / "live.png"), "--steps", "2", "--frames", "1"]
+        + ["--address", served, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def test_cli_live_takes_the_new_flags(served: str, tmp_path: Any) -> None:
+    """--stream-batch (the CLI re-sends a still file once, so its frame comes out),
+    --similar-skip and --similar-skip-max reach the daemon; a bad threshold is a usage error."""
+    flags = ("--stream-batch", "--similar-skip", "0.01", "--similar-skip-max", "3")
+    proc = _cli_live(served, tmp_path, *flags)
+    assert proc.returncode == 0, proc.stderr
+    assert "frame 1:" in proc.stdout
+    assert decode((tmp_path / "live.png").read_bytes()).shape == (64, 64, 3)
+    bad = _cli_live(served, tmp_path, "--similar-skip", "2")
+    assert bad.returncode != 0
+    assert "--similar-skip: must be between 0 and 1" in bad.stderr

@@ -178,12 +178,23 @@ def cmd_live(args: argparse.Namespace) -> int:
     positive("--frames", args.frames, zero_ok=True)
     unsigned([("--steps", args.steps), ("--size", args.size)])
     unsigned([("--seed", args.seed)], bits=64)
+    unsigned([("--similar-skip-max", args.similar_skip_max)])
+    if not 0.0 <= args.similar_skip <= 1.0:
+        raise UsageError(f"--similar-skip: must be between 0 and 1; got {args.similar_skip:g}")
     settings: dict[str, Any] = {
         "prompt": args.prompt,
         "strength": args.strength,
         "seed": args.seed,
         "output_encoding": encoding,
     }
+    if args.stream_batch:
+        settings["stream_batch"] = True
+    if args.tiny_autoencoder:
+        settings["tiny_autoencoder"] = True
+    if args.similar_skip:
+        settings["similar_skip_threshold"] = args.similar_skip
+    if args.similar_skip_max is not None:
+        settings["similar_skip_max"] = args.similar_skip_max
     if args.steps:
         settings["steps"] = args.steps
     if args.size:
@@ -195,7 +206,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         stop = threading.Event()
 
         def watcher() -> None:
-            last, data, sent_at = None, b"", 0.0
+            last, data, sent_at, flush = None, b"", 0.0, False
             while not stop.is_set():
                 try:
                     info = watch.stat()
@@ -204,7 +215,12 @@ def cmd_live(args: argparse.Namespace) -> int:
                         data = watch.read_bytes()
                         last = stamp
                         session.send(data)
-                        sent_at = time.monotonic()
+                        sent_at, flush = time.monotonic(), args.stream_batch
+                    elif flush:
+                        # Stream batch answers one input late: the same input again brings
+                        # out the frame of the last change.
+                        session.send(data)
+                        sent_at, flush = time.monotonic(), False
                     elif last is not None and time.monotonic() - sent_at >= LIVE_KEEPALIVE_S:
                         session.send(data)  # the same input: the daemon answers "unchanged"
                         sent_at = time.monotonic()
@@ -437,6 +453,29 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--model", default="")
     live.add_argument("--interval", type=float, default=0.05, help="poll interval in seconds")
     live.add_argument("--frames", type=int, default=0, help="stop after N frames (0: never)")
+    live.add_argument(
+        "--stream-batch",
+        action="store_true",
+        help="batch the denoising steps of consecutive frames (faster; one frame of lag)",
+    )
+    live.add_argument(
+        "--tiny-autoencoder", action="store_true", help="encode/decode with the tiny autoencoder"
+    )
+    live.add_argument(
+        "--similar-skip",
+        type=float,
+        default=0.0,
+        metavar="THRESHOLD",
+        help="skip inputs differing from the last processed one by less than this mean "
+        "fraction of full scale (0..1; 0: only exact repeats)",
+    )
+    live.add_argument(
+        "--similar-skip-max",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run at least every N+1th similar input (daemon default 10; 0: no limit)",
+    )
     live.set_defaults(func=cmd_live)
 
     client_parser("models", help_text="list models").set_defaults(func=cmd_models)
