@@ -40,6 +40,14 @@ class StepHooks(Protocol):
         """Hand over previews: one uint8 RGB (h, w, 3) array per image of the request."""
         ...
 
+    def on_note(self, key: str, value: str) -> None:
+        """What the backend did with a live request's options (backends/live_path.py):
+        ``lean``, ``stream_batch``, ``tiny_autoencoder`` = "applied" or "not applied: <why>";
+        with stream batch ``held`` (frames in flight) and ``answers`` (the client_request_id
+        of the input the image comes from; stream_batch.py). Backends call it through
+        ``live_path.note``, which skips hooks that lack it."""
+        ...
+
 
 class NoHooks:
     """StepHooks that want nothing: no previews, never cancelled (warm-up, benchmarks)."""
@@ -48,6 +56,9 @@ class NoHooks:
         return False
 
     def on_preview(self, step: int, images: list[np.ndarray]) -> None:
+        pass
+
+    def on_note(self, key: str, value: str) -> None:
         pass
 
 
