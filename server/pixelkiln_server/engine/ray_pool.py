@@ -4,7 +4,9 @@
 The front keeps what it keeps with local runners (the queue with its priorities and fairness,
 live sessions, tokens, both carriers) and hands jobs out as replicas can take them: one job is
 one streamed call of the replica's ``run`` with ``multiplexed_model_id`` = its model, so Serve
-sends it to a replica that holds the model (a live session's frames stay where the model is).
+sends it to a replica that holds the model. A live session's later frames carry the id of the
+replica that served its first (``@name``, which each replica holds from its start), so they
+stay there while it lives and is not busy with another client's job.
 Cancel is ``cancel()`` on that call's response: the replica's generator gets
 ``CancelledError`` and the job stops at its next step.
 
@@ -83,6 +85,11 @@ class _Stream:
         self.job = job
         self.response: Any = None
         self.replica: ReplicaView | None = None
+        # The result (or error), held until the call has ended: a client that sends its next
+        # request on the result must find the replica free again in Serve's count, or Serve
+        # sends that request to another replica (the model's holder would look busy).
+        self.outcome: port.Message | None = None
+        self.sent = time.perf_counter()
 
     def cancel(self, job_id: str, reason: str) -> None:
         if self.response is not None:
@@ -118,6 +125,7 @@ class RayPool:
         self.on_health = on_health
         self._replicas: dict[str, ReplicaView] = {}
         self._streams: dict[str, _Stream] = {}
+        self._pins: dict[str, str] = {}  # live session -> the replica of its first frame
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._first: asyncio.Future[None] | None = None
@@ -186,7 +194,8 @@ class RayPool:
             self._owns_ray = True
         app = self.options.app
         found = serve.status().applications.get(app)
-        if found is not None and str(found.status) in ("RUNNING", "DEPLOYING"):
+        state = str(getattr(found, "status", ""))
+        if state.rpartition(".")[2] in ("RUNNING", "DEPLOYING"):
             log.info("Ray runner: attaching to the running application %s", app)
         else:
             from ..runners.ray_replica import RunnerReplica
@@ -211,7 +220,9 @@ class RayPool:
             }
         deployment = serve.deployment(cls, name="runner").options(
             ray_actor_options=actor,
-            max_ongoing_requests=4,  # one job runs; the rest wait, or are state/load calls
+            # One job (or load) at a time: a busy holder of a model makes Serve send the
+            # next job to another replica. Broadcasts (state, unload) are not limited.
+            max_ongoing_requests=1,
             health_check_period_s=2,
             health_check_timeout_s=10,
             **scaling,
@@ -287,7 +298,7 @@ class RayPool:
         self._wake.set()
 
     def release_pin(self, affinity: str) -> None:
-        """Live sessions stay with their model's holder through Serve's multiplexing."""
+        self._pins.pop(affinity, None)
 
     def runner_of(self, job: Job) -> _Stream | None:
         return self._streams.get(job.id)
@@ -313,11 +324,10 @@ class RayPool:
         job = stream.job
         job.dispatches += 1
         job.heard = False
-        sent = time.perf_counter()
         try:
-            handle = self._handle.options(
-                stream=True, method_name="run", multiplexed_model_id=job.spec.name
-            )
+            pin = self._pins.get(job.affinity) if job.affinity else None
+            key = f"@{pin}" if pin in self._replicas else job.spec.name
+            handle = self._handle.options(stream=True, method_name="run", multiplexed_model_id=key)
             stream.response = handle.remote(port.pack(run_message([job])))
             if job.cancelled:
                 stream.response.cancel()
@@ -327,7 +337,7 @@ class RayPool:
                     data = await asyncio.wait_for(events.__anext__(), self.hang_timeout_s)
                 except StopAsyncIteration:
                     break
-                self._heard(stream, port.unpack(data), sent)
+                self._heard(stream, port.unpack(data))
             self._lost(stream, "it ended the job's stream without a result")
         except asyncio.CancelledError:
             self._lost(stream, "cancelled")
@@ -344,7 +354,7 @@ class RayPool:
                 stream.replica.inflight.pop(job.id, None)
             self._wake.set()
 
-    def _heard(self, stream: _Stream, message: port.Message, sent: float) -> None:
+    def _heard(self, stream: _Stream, message: port.Message) -> None:
         ev = message.get("ev")
         job = stream.job
         if ev == "replica":
@@ -354,15 +364,21 @@ class RayPool:
             view.heard(message)
             view.inflight[job.id] = job
             stream.replica = view
+            if job.affinity:
+                self._pins[job.affinity] = view.name
         elif ev == "state" and stream.replica is not None:
             stream.replica.heard(message)
         elif ev == "started":
             job.heard = True
-        elif ev in ("progress", "preview", "result", "error"):
-            deliver(job, message, sent)
+        elif ev in ("progress", "preview"):
+            deliver(job, message, stream.sent)
+        elif ev in ("result", "error"):
+            stream.outcome = message
 
     def _lost(self, stream: _Stream, cause: str) -> None:
         job = stream.job
+        if stream.outcome is not None:  # the call ended (or broke) after the job did
+            deliver(job, stream.outcome, stream.sent)
         if job.finished:
             return
         if job.cancelled:
@@ -424,9 +440,12 @@ class RayPool:
             raise Unavailable(f"the Ray replicas did not answer unload in {CALL_S:g} s") from None
         unloaded, freed = False, 0
         for answer in answers:
-            if isinstance(answer, bytes) and (reply := port.unpack(answer)).get("ok"):
-                result = port.build(UnloadResult, reply.get("value"))
-                unloaded = unloaded or result.unloaded
-                freed += result.freed_bytes
+            reply = port.unpack(answer) if isinstance(answer, bytes) else {"error": answer}
+            if not reply.get("ok"):
+                log.warning("Ray runner: a replica did not unload %s: %s", name, reply["error"])
+                continue
+            result = port.build(UnloadResult, reply.get("value"))
+            unloaded = unloaded or result.unloaded
+            freed += result.freed_bytes
         await self._poll()
         return UnloadResult(unloaded=unloaded, freed_bytes=freed)

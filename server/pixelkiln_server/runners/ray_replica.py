@@ -9,7 +9,9 @@ domain objects. The methods:
                    job's port events out (``replica`` first, then started, progress, preview,
                    result or error, state, done; ``alive`` every HEARTBEAT_S while it waits
                    for the model or runs). Called with ``multiplexed_model_id`` = the model,
-                   so Serve sends a model's jobs to a replica that holds it.
+                   so Serve sends a model's jobs to a replica that holds it; or ``@name``,
+                   the replica's own id, which only that replica holds from its start (a
+                   live session's frames after its first).
     call(request)  load / unload / status: the host's ``reply`` message.
     state()        what the replica holds (``state`` fields) and who it is (``replica``
                    fields); the front broadcasts it to list the replicas as runners.
@@ -37,7 +39,7 @@ from .host import HostConfig, RunnerHost
 
 # Model ids Serve keeps as routing hints per replica; the host's own budget and LRU decide
 # what stays loaded (a hint for an evicted model only costs a reload).
-MAX_MODEL_HINTS = 16
+MAX_MODEL_HINTS = 64
 
 _ALIVE = port.pack({"ev": "alive", "busy": True})
 
@@ -57,7 +59,9 @@ class RunnerReplica:
     replicas, CPUs and GPUs). ``warm``: port messages run once before the replica takes
     work (load the default model, one generation); a failure fails the replica's start."""
 
-    def __init__(self, config: dict[str, Any], warm: list[bytes]) -> None:
+    async def __init__(self, config: dict[str, Any], warm: list[bytes]) -> None:  # type: ignore[misc]
+        # Serve awaits an async constructor: the warm-up's load goes through the multiplexed
+        # loader, so Serve knows from the start that this replica holds the default model.
         context = serve.get_replica_context()
         self.name = f"ray:{context.replica_id.unique_id}"
         host_config = HostConfig(**{**config, "name": self.name})
@@ -75,10 +79,18 @@ class RunnerReplica:
             "actor": runtime.get_actor_name() or "",
         }
         for data in warm:
-            for message in self._exchange(port.unpack(data)):
-                error = message.get("error")
-                if message.get("ev") in ("error", "reply") and error:
+            message = port.unpack(data)
+            if message.get("op") == "load":
+                replies = [await self._ensure(message["spec"])]
+            else:
+                replies = await asyncio.to_thread(self._exchange, message)
+            for reply in replies:
+                error = reply.get("error")
+                if reply.get("ev") in ("error", "reply") and error:
                     raise RuntimeError(f"warm-up failed: {error.get('message')}")
+        # Its own id, so the front can send a call to this replica (Serve routes by ids).
+        self._loads[f"@{self.name}"] = {"op": "status", "call": 0}
+        await self._model(f"@{self.name}")
 
     def _send(self, data: bytes) -> None:
         self._sink(data)
@@ -98,20 +110,22 @@ class RunnerReplica:
                 self._sink = _drop
 
     @serve.multiplexed(max_num_models_per_replica=MAX_MODEL_HINTS)
-    async def _model(self, name: str) -> str:
-        """Load ``name`` (Serve then routes its jobs here). Raises on failure, so Serve
-        does not take the replica for a holder of a model it could not load."""
-        replies = await asyncio.to_thread(self._exchange, self._loads[name])
+    async def _model(self, key: str) -> str:
+        """Load the model of ``key`` (Serve then routes calls with that id here; a call for
+        another replica's id lands here only when that one is gone or busy, and runs). Raises
+        on failure, so Serve does not take the replica for a holder of what it could not load."""
+        replies = await asyncio.to_thread(self._exchange, self._loads[key])
         reply = next(m for m in replies if m.get("ev") == "reply")
         if not reply.get("ok"):
             raise _LoadFailed(reply)
-        return name
+        return key
 
     async def _ensure(self, spec: dict[str, Any]) -> port.Message:
-        name = str(spec["name"])
-        self._loads[name] = {"op": "load", "call": 0, "spec": spec}
+        # The call's multiplexed id: the model's name, or a replica's own id.
+        key = serve.get_multiplexed_model_id() or str(spec["name"])
+        self._loads[key] = {"op": "load", "call": 0, "spec": spec}
         try:
-            await self._model(name)
+            await self._model(key)
         except _LoadFailed as failed:
             return failed.reply
         return {"ev": "reply", "call": 0, "ok": True, "value": {}}
@@ -158,7 +172,8 @@ class RunnerReplica:
         message = port.unpack(request)
         if message.get("op") == "load":
             reply = await self._ensure(message["spec"])
-        else:
+        if message.get("op") != "load" or reply.get("ok"):
+            # A load again, too: Serve's hint may name a model the host's LRU let go.
             replies = await asyncio.to_thread(self._exchange, message)
             reply = next(m for m in replies if m.get("ev") == "reply")
         return port.pack(reply)
