@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -115,6 +116,9 @@ def watch_stdin(
     A blocking read on a daemon thread: it works for pipes on Windows, macOS and Linux alike
     (the Proactor loop cannot watch a console or pipe handle for reading). Whatever the launcher
     writes is read and ignored. Returns None where there is no standard input (pythonw).
+    The read goes to the file descriptor, past the buffered reader: a daemon thread blocked in
+    a buffered read holds its lock, and an exit while the pipe is still open (a port in use,
+    a signal) then ends in "Fatal Python error: _enter_buffered_busy" and SIGABRT.
     """
     if stream is None:
         stream = sys.stdin.buffer if sys.stdin is not None else None
@@ -123,9 +127,15 @@ def watch_stdin(
         return None
     source = stream
 
+    def read(size: int) -> bytes:
+        try:
+            return os.read(source.fileno(), size)
+        except (AttributeError, io.UnsupportedOperation):  # no descriptor (an in-memory stream)
+            return source.read1(size) if hasattr(source, "read1") else source.read(size)
+
     def run() -> None:
         try:
-            while source.read1(65536) if hasattr(source, "read1") else source.read(65536):
+            while read(65536):
                 pass
         except (OSError, ValueError):
             pass  # a broken or closed pipe ends the same way as an orderly close
