@@ -283,3 +283,34 @@ async def test_a_live_frame_replays_through_generate(aclient: Any) -> None:
     generated = decode(result.image.data).astype(int)
     assert live_pixels.shape == generated.shape == (64, 64, 3)
     assert np.abs(live_pixels - generated).max() <= 1
+
+
+async def test_stream_batch_through_the_daemon(daemon: Any, aclient: Any) -> None:
+    """A live session with stream batch on the real backend: the first input gives no frame,
+    the second gives the first's image (seq 1), re-sending the second flushes its own (seq 2);
+    each equals the plain live frame of its input."""
+    import asyncio
+
+    from tests.conftest import decode, png_bytes, runner_models, wait_until
+
+    sketches = [png_bytes(sketch(64, 20 + i)) for i in range(2)]
+    settings = {"prompt": "stone", "strength": 0.5, "steps": 4, "seed": 5, "size": 64}
+    plain = []
+    async with aclient.live(**settings) as session:
+        frames = session.__aiter__()
+        for png in sketches:
+            await session.send(png)
+            plain.append(decode((await frames.__anext__()).image.data).astype(int))
+    m = runner_models(daemon)[0]
+    async with aclient.live(stream_batch=True, **settings) as session:
+        frames = session.__aiter__()
+        await session.send(sketches[0])
+        await asyncio.to_thread(wait_until, lambda: m._lean.streams.held() > 0, 30)
+        await session.send(sketches[1])
+        first = await frames.__anext__()
+        await session.send(sketches[1])  # the input stops changing: flush
+        second = await frames.__anext__()
+    assert first.seq == 1 and first.stream_batch and first.image is not None
+    assert second.seq == 2 and second.image is not None and not second.unchanged
+    assert np.abs(decode(first.image.data).astype(int) - plain[0]).max() <= 1
+    assert np.abs(decode(second.image.data).astype(int) - plain[1]).max() <= 1

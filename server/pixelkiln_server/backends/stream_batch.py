@@ -67,7 +67,10 @@ class StreamBatch:
         self._streams: dict[str, _Stream] = {}
         self.dropped = 0  # frames dropped by settings changes (their inputs got no image)
 
-    def held(self, request: GenerationRequest) -> int:
+    def held(self, request: GenerationRequest | None = None) -> int:
+        """Frames in flight in ``request``'s stream, or in every stream."""
+        if request is None:
+            return sum(len(stream.tags) for stream in self._streams.values())
         stream = self._streams.get(stream_id(request))
         return len(stream.tags) if stream is not None else 0
 
