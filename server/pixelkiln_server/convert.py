@@ -367,18 +367,24 @@ def live_input_from_pb(msg: gen_pb.LiveInput) -> LiveInput:
     return LiveInput(seq=msg.seq, image=image, settings=update)
 
 
-def live_frame_to_pb(frame: LiveFrame) -> gen_pb.LiveFrame:
-    msg = gen_pb.LiveFrame(
-        seq=frame.seq,
-        unchanged=frame.unchanged,
-        seed=frame.seed,
-        skipped=frame.skipped,
-        similar=frame.similar,
-        stream_batch=frame.stream_batch,
-        tiny_autoencoder=frame.tiny_autoencoder,
-    )
+def live_frame_to_pb(frame: LiveFrame, into: gen_pb.LiveFrame | None = None) -> gen_pb.LiveFrame:
+    """The frame as protobuf, filled ``into`` a message in place when given (an Envelope's
+    live_frame: no second copy of the image bytes)."""
+    msg = gen_pb.LiveFrame() if into is None else into
+    msg.seq = frame.seq
+    msg.unchanged = frame.unchanged
+    msg.seed = frame.seed
+    msg.skipped = frame.skipped
+    msg.similar = frame.similar
+    msg.stream_batch = frame.stream_batch
+    msg.tiny_autoencoder = frame.tiny_autoencoder
     if frame.image is not None:
-        msg.image.CopyFrom(image_to_pb(frame.image))
+        # Set in place: image_to_pb + CopyFrom copied the bytes twice.
+        image = frame.image
+        msg.image.data = image.data
+        msg.image.encoding = _ENCODING_TO_PB[image.encoding]
+        msg.image.width = image.width
+        msg.image.height = image.height
     t = frame.timings
     msg.timings.queue_ms = t.queue_ms
     msg.timings.model_ms = t.model_ms

@@ -175,9 +175,8 @@ class _Connection:
     async def stream_frames(self, rid: str, session: LiveSession) -> None:
         try:
             async for frame in session.frames():
-                envelope = env_pb.Envelope(
-                    request_id=rid, live_frame=convert.live_frame_to_pb(frame)
-                )
+                envelope = env_pb.Envelope(request_id=rid)
+                convert.live_frame_to_pb(frame, into=envelope.live_frame)
                 await self.send(envelope)
             await self.send(env_pb.Envelope(request_id=rid, live_end=env_pb.LiveEnd()))
         except Exception as exc:  # noqa: BLE001 - answered like over gRPC
