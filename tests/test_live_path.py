@@ -314,3 +314,16 @@ async def test_stream_batch_through_the_daemon(daemon: Any, aclient: Any) -> Non
     assert second.seq == 2 and second.image is not None and not second.unchanged
     assert np.abs(decode(first.image.data).astype(int) - plain[0]).max() <= 1
     assert np.abs(decode(second.image.data).astype(int) - plain[1]).max() <= 1
+
+
+def test_lean_frame_keeps_a_channels_last_model_in_its_format() -> None:
+    from pixelkiln_server.catalogue import ModelOptions
+
+    spec = replace(PRESETS["tiny-random"], options=ModelOptions(channels_last=True))
+    m = registry.get(spec.backend).load(spec, LoadOptions(device="cpu", home=home_dir()))
+    inputs = DecodedInputs(init_rgb=sketch(64, 4))
+    request = live("tiny-random", 64)
+    lean = m.generate(request, inputs, Notes())[0]
+    assert str(m._lean.plan(request, Notes()).memory_format) == "torch.channels_last"
+    piped = m.generate(replace(request, priority=Priority.INTERACTIVE), inputs, Notes())[0]
+    assert_close(lean, piped)

@@ -82,6 +82,7 @@ class Plan:
     dtype: Any  # the latents' dtype (the prompt embeddings', as the pipeline takes it)
     scaling: float
     tiny: bool  # encode and decode with the tiny autoencoder
+    memory_format: Any  # the UNet's: torch.channels_last or torch.contiguous_format
     # SDXL: the UNet's added conditioning, (text_embeds, time_ids), rows as ``embeds``; the
     # VAE in float32 around encode and decode (force_upcast in fp16), latents mean and std.
     added: tuple[Any, Any] | None = None
@@ -254,6 +255,7 @@ class LeanPath:
             dtype=dtype,
             scaling=float(vae.config.scaling_factor),
             tiny=tiny,
+            memory_format=_memory_format(pipe.unet),
             added=added,
             upcast=upcast,
             latents_mean=mean,
@@ -315,9 +317,9 @@ class LeanPath:
                 "text_embeds": _rows(text, rows, plan.cfg),
                 "time_ids": _rows(time_ids, rows, plan.cfg),
             }
-        out = unet(x.to(unet.dtype), t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[
-            0
-        ]
+        # The model's own memory format (channels_last on CUDA, accel.py): no conversion inside.
+        x = x.to(dtype=unet.dtype, memory_format=plan.memory_format)
+        out = unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0]
         if plan.cfg:
             uncond, cond = out.chunk(2)
             out = uncond + plan.guidance * (cond - uncond)
@@ -371,6 +373,15 @@ class LeanPath:
             return tiling.circular_padding([], False, False)
         modules = [m for m in (pipe.unet, pipe.vae, self.model.tiny_vae) if m is not None]
         return tiling.circular_padding(modules, mode.wrap_x, mode.wrap_y)
+
+
+def _memory_format(unet: Any) -> Any:
+    import torch
+
+    w = unet.conv_in.weight
+    if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def _rows(tensor: Any, rows: int, cfg: bool) -> Any:
