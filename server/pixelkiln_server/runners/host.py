@@ -28,7 +28,7 @@ from ..catalogue import ModelSpec
 from ..engine.registry import ModelRegistry
 from ..errors import Cancelled, Internal, PixelKilnError
 from ..imaging import codec
-from ..types import DecodedInputs, GenerationRequest, Result, Timings
+from ..types import DecodedInputs, Encoding, GenerationRequest, Result, Timings
 from . import port
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,9 @@ class RunnerHost:
                 job.request, model.spec.revision, model.device, model.dtype, batch_images
             )
             recipe = replace(recipe, init_image_sha256=job.shas[0], mask_sha256=job.shas[1])
-            text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)}
+            # The recipe rides in PNG text chunks only (results and atlases), not raw/JPEG frames.
+            png = job.request.output_encoding is Encoding.PNG or job.request.atlas
+            text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)} if png else {}
             outputs, atlas = assets.build_outputs(job.request, images, text)
         except PixelKilnError as exc:
             self._fail(job, exc)
