@@ -88,6 +88,59 @@ def replica_running(d: Daemon) -> Any:
     return next((r for r in d.engine.runners if r.inflight), None)
 
 
+def serve_config(*argv: str) -> Any:
+    import argparse
+
+    from pixelkiln_server.cli import add_serve_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    return config_from_args(parser.parse_args(list(argv)))
+
+
+def test_serve_flags_make_the_ray_options() -> None:
+    config = serve_config(
+        "--runner", "ray", "--ray-address", "10.0.0.5:6379", "--ray-app", "studio",
+        "--ray-min-replicas", "1", "--ray-max-replicas", "4", "--ray-gpus-per-replica", "0.5",
+    )  # fmt: skip
+    assert config.runner == "ray"
+    assert config.ray == RayOptions(
+        address="10.0.0.5:6379", app="studio", min_replicas=1, max_replicas=4,
+        gpus_per_replica=0.5,
+    )  # fmt: skip
+    assert serve_config().runner == "process"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--ray-replicas", "0"], "--ray-replicas: must be >= 1; got 0"),
+        (["--ray-gpus-per-replica", "-1"], "--ray-gpus-per-replica: must be >= 0"),
+        (
+            ["--ray-min-replicas", "3", "--ray-max-replicas", "2"],
+            "--ray-min-replicas: must be <= --ray-max-replicas (2); got 3",
+        ),
+    ],
+)
+def test_bad_ray_flags_name_the_flag(argv: list[str], expected: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        serve_config("--runner", "ray", *argv)
+    assert expected in str(info.value)
+
+
+def test_a_refused_token_says_how_to_connect() -> None:
+    from pixelkiln_server.engine.ray_pool import _auth_hint
+
+    try:
+        try:
+            raise ray.exceptions.AuthenticationError("InvalidAuthToken")
+        except Exception as auth:
+            raise ConnectionError("Failed to connect to Ray cluster") from auth
+    except ConnectionError as exc:
+        assert "RAY_AUTH_MODE=token" in _auth_hint(exc)
+        assert _auth_hint(ConnectionError("refused")) == ""
+
+
 async def test_generates_through_a_replica(front: Daemon) -> None:
     async with AsyncClient(front.address, timeout=60) as client:
         result = await client.generate("anything", seed=11, width=128, height=64)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -103,6 +104,22 @@ def ray_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
+def _auth_hint(exc: BaseException) -> str:
+    """Ray 2.60's `ray start` turns token authentication on; a driver connects with it only
+    when told (its own default is off), and then says only that it could not connect."""
+    chain: list[str] = []
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and len(chain) < 5:
+        chain.append(type(cause).__name__ + str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if any("Auth" in text for text in chain) and "RAY_AUTH_MODE" not in os.environ:
+        return (
+            "; the cluster wants Ray's token authentication: set RAY_AUTH_MODE=token for "
+            "pixelkiln serve (the token: ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+        )
+    return ""
+
+
 class RayPool:
     """Used by the Engine like RunnerPool: start, wait_ready, wake, runner_of, stop; plus
     load and unload, which Serve places (a model's holder first) or broadcasts."""
@@ -169,7 +186,7 @@ class RayPool:
                 log.exception("the Ray runner could not start")
                 exc = Unavailable(
                     f"the Ray runner could not start (--ray-address {self.options.address}): "
-                    f"{ray_cause(exc)}"
+                    f"{ray_cause(exc)}{_auth_hint(exc)}"
                 )
             if not self._first.done():
                 self._first.set_exception(exc)
