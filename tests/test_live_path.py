@@ -255,6 +255,13 @@ def test_tiny_autoencoder_from_the_model_folder(with_tiny: Any) -> None:
     out = with_tiny.generate(streamed, inputs, hooks)
     assert hooks.notes["tiny_autoencoder"] == "applied" and hooks.notes["stream_batch"] == "applied"
     assert_close(out[0], tiny)
+    # Its recipe replayed through Generate (not live; stream batch is live only) decodes with
+    # the tiny autoencoder too, frame alone.
+    hooks = Notes()
+    replay = replace(streamed, priority=Priority.INTERACTIVE, stream_id="")
+    replayed = with_tiny.generate(replay, inputs, hooks)
+    assert hooks.notes["stream_batch"] == "not applied: not a live request"
+    assert_close(replayed[0], tiny)
 
 
 def test_families_the_lean_path_cannot_serve_fall_back_to_the_pipeline() -> None:

@@ -172,8 +172,9 @@ class DiffusersModel(LoadedModel):
     def generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> list[np.ndarray]:
-        if request.priority is Priority.LIVE:
-            # Live frames: the lean path (live_path.py), or None when the pipeline serves it.
+        if LeanPath.serves(request):
+            # Live frames (and tiny-autoencoder replays): the lean path (live_path.py), or
+            # None when the pipeline serves it.
             if self._lean is None:
                 self._lean = LeanPath(self)
             lean = self._lean.generate(request, inputs, hooks)

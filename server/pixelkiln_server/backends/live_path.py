@@ -149,12 +149,21 @@ class LeanPath:
             return "strength * steps < 1: no denoising step"
         return None
 
+    @staticmethod
+    def serves(request: GenerationRequest) -> bool:
+        """Whether ``request`` is for this path at all (see :meth:`generate`)."""
+        return request.priority is Priority.LIVE or request.tiny_autoencoder
+
     def generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> list[np.ndarray] | None:
         """A live frame's images, or None when the pipeline must serve the request (noted).
-        With stream batch, ``[]`` means "no frame yet" (stream_batch.py)."""
-        if request.priority is not Priority.LIVE:
+        With stream batch, ``[]`` means "no frame yet" (stream_batch.py).
+
+        Live requests, and any img2img request that asks for the tiny autoencoder (a live
+        frame's recipe replayed through Generate: only this path decodes with it). Stream
+        batch applies to live requests only: a replay runs its frame alone."""
+        if not self.serves(request):
             return None
         reason = self.why_not(request, inputs)
         if reason is not None:
@@ -169,9 +178,10 @@ class LeanPath:
         try:
             with torch.inference_mode(), self._tiled(request.tiling):
                 plan = self.plan(request, hooks)
-                if request.stream_batch:
+                if request.stream_batch and request.priority is Priority.LIVE:
                     return self.streams.push(request, plan, inputs, hooks)
-                note(hooks, "stream_batch", "not applied: off")
+                note(hooks, "stream_batch", "not applied: off" if not request.stream_batch
+                     else "not applied: not a live request")  # fmt: skip
                 return [self.frame(request, plan, inputs, hooks)]
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
