@@ -1,8 +1,18 @@
-"""Live mode under a 30 fps sketch source, over gRPC and over the WebSocket carrier.
+"""Live mode: frames/s of the default model, and latency under a 30 fps sketch source.
 
     python benchmarks/live.py [--seconds 10] [--fps 30] [--quick] [--out ...]
+                              [--rate-model pixelkiln-textures] [--rate-sizes 64,128]
+                              [--runtimes torch,onnx] [--skip-latency] [--skip-rate]
 
-A synthetic sketch (a stroke that moves every frame, so no input repeats) is sent at --fps
+Frames/s (issue #18 item 9; goal >= 15 frames/s at 64x64 on 2 cores): the default model
+(``pixelkiln-textures``) served by ``pixelkiln serve`` (runner in a child process), a live
+session over gRPC fed closed-loop (the next sketch goes out when the last frame arrives, so
+nothing is skipped or queued), raw RGBA8 frames, the model's own steps and guidance at the
+session's default strength (0.5), for each size and runtime: torch (the diffusers backend,
+its lean live path) and ONNX Runtime (the model exported once with ``pixelkiln export-onnx``
+into $PIXELKILN_HOME/onnx/, then served from that folder). frames/s = frames / wall time.
+
+Latency: a synthetic sketch (a stroke that moves every frame, so no input repeats) is sent at --fps
 for --seconds to a tiny-random daemon in a child process, sized so one frame takes about
 50 ms of model time. Per processed input: input-to-frame latency. With latest-wins the
 floor for a processed input is the model time plus, on average, half the input interval.
@@ -15,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -118,6 +129,73 @@ async def run_ws(
     return summarize(lat, len(frames))
 
 
+async def run_rate(address: str, frames: list[bytes], settings: dict[str, Any]) -> dict[str, Any]:
+    """Closed loop: send a sketch, wait for its frame, send the next; the first 3 warm up."""
+    from pixelkiln import AsyncClient
+
+    wall, model, lags = [], [], []
+    async with AsyncClient(address, timeout=600) as client, client.live(**settings) as session:
+        frames_in = session.__aiter__()
+        for i, data in enumerate(frames):
+            t0 = time.perf_counter()
+            seq = await session.send(data)
+            frame = await frames_in.__anext__()
+            if getattr(frame, "stream_batch", False) and frame.seq != seq:
+                lags.append(seq - frame.seq)
+            if i >= 3:
+                wall.append((time.perf_counter() - t0) * 1000)
+                model.append(frame.timings["model_ms"])
+    total_s = sum(wall) / 1000
+    return {
+        "frames": len(wall),
+        "frames_per_s": len(wall) / total_s if total_s else math.nan,
+        "latency_p50_ms": percentile(wall, 50),
+        "latency_p99_ms": percentile(wall, 99),
+        "model_p50_ms": percentile(model, 50),
+    }
+
+
+def onnx_folder(model: str) -> Path:
+    """``model`` exported to ONNX under $PIXELKILN_HOME/onnx/<model> (once)."""
+    from pixelkiln_server.catalogue import ONNX_MANIFEST
+    from pixelkiln_server.config import default_home
+
+    home = default_home()
+    out = home / "onnx" / model
+    if not (out / ONNX_MANIFEST).is_file():
+        from pixelkiln_server.onnx_export import run_export
+
+        args = argparse.Namespace(model=model, dir=out, fp16=False, home=home, offline=True)
+        if run_export(args) != 0:
+            raise SystemExit(f"export of {model} to {out} failed")
+    return out
+
+
+def rate_block(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    rows, goals = [], []
+    for runtime in args.runtimes.split(","):
+        source = args.rate_model if runtime == "torch" else str(onnx_folder(args.rate_model))
+        with ChildDaemon("--model", source) as daemon:
+            for size in (int(x) for x in args.rate_sizes.split(",")):
+                settings: dict[str, Any] = {"prompt": args.rate_prompt, "size": size, "seed": 1}
+                settings["output_encoding"] = "raw"
+                if args.rate_steps:
+                    settings["steps"] = args.rate_steps
+                n = 3 + (10 if args.quick else args.rate_frames)
+                r = asyncio.run(run_rate(daemon.address, sketches(n, size), settings))
+                results[f"{runtime} {size}"] = r
+                rows.append([runtime, size, r["frames"], r["frames_per_s"], r["latency_p50_ms"],
+                             r["latency_p99_ms"], r["model_p50_ms"]])  # fmt: skip
+                if size == 64:
+                    goals.append((f"{runtime} 64x64: 15 / frames per s", 15 / r["frames_per_s"], 1))
+    print(f"\nframes/s, {args.rate_model}, closed loop, raw frames, strength 0.5")
+    print_table(["runtime", "size", "frames", "frames/s", "p50 ms", "p99 ms", "model p50"], rows)
+    print("\ngoals (issue #18 item 9: >= 15 frames/s at 64x64)")
+    results["goals"] = print_goals(goals)
+    return results
+
+
 def summarize(lat: list[tuple[float, float, float]], inputs: int) -> dict[str, Any]:
     latencies = [x[1] for x in lat]
     third = max(1, len(lat) // 3)
@@ -141,6 +219,14 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="2 s per transport (CI smoke)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "live.json")
+    parser.add_argument("--rate-model", default="pixelkiln-textures")
+    parser.add_argument("--rate-sizes", default="64,128")
+    parser.add_argument("--rate-frames", type=int, default=60, help="timed frames per row")
+    parser.add_argument("--rate-steps", type=int, default=0, help="0: the model's default")
+    parser.add_argument("--rate-prompt", default="red brick wall")
+    parser.add_argument("--runtimes", default="torch,onnx")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-rate", action="store_true")
     args = parser.parse_args()
     seconds = 2.0 if args.quick else args.seconds
     frames = sketches(int(seconds * args.fps), args.size)
@@ -155,6 +241,11 @@ def main() -> int:
     env = environment()
     print(env_line(env))
     results: dict[str, Any] = {"environment": env, "settings": settings, "fps": args.fps}
+    if not args.skip_rate:
+        results["rate"] = rate_block(args)
+    if args.skip_latency:
+        print(f"\nwrote {write_json(args.out, results)}")
+        return 0
     with ChildDaemon("--ws-port", str(ws_port)) as daemon:
         url = f"ws://127.0.0.1:{ws_port}/v1"
         asyncio.run(run_grpc(daemon.address, frames[:10], args.fps, settings))  # warm
