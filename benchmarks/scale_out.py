@@ -3,17 +3,17 @@ to a request's latency over the local process runner, side by side in one run.
 
     python benchmarks/scale_out.py [--requests N] [--clients N] [--runs N] [--out PATH]
 
-Starts a private Ray head on loopback (`ray start --head`, dashboard off, 4 logical CPUs on
-this 2-core machine) and three daemons: `--runner process` (the default local runner), and
-two `--runner ray` fronts with their own Serve applications on that head, one replica of 2
-CPUs ("ray x1") and two replicas of 1 CPU each ("ray x2"; Ray gives each replica as many
-torch threads as CPUs).
+Starts a private Ray on loopback in this process (`ray.init`, 4 logical CPUs, dashboard off)
+and three daemons: `--runner process` (the default local runner), and two `--runner ray`
+fronts with their own Serve applications on that Ray: one replica ("ray x1") and two
+("ray x2"), one CPU each. Every runner has one torch thread (the process runner by
+OMP_NUM_THREADS=1, a replica of one CPU by Ray), so the arms differ only in how they run.
 
 - throughput: tiny-random 64x64, 4 steps, ``--clients`` clients each sending ``--requests``,
   for process, ray x1 and ray x2, alternated for ``--rounds`` rounds;
 - latency: a 64x64 1-step txt2img and an img2img with a 1 MiB raw RGBA8 init image (512x512,
   raw output), process against ray x1, interleaved (``--runs`` each);
-- cost: `ray start` time, the RSS of Ray's processes, a Ray front's start to SERVING (app
+- cost: Ray's start time, the RSS of Ray's processes, a Ray front's start to SERVING (app
   deployment and replicas warmed up), the installed size of the ray package.
 
 Measured, never asserted. The machine is noisy: read the ratios, not the absolute times.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,26 +41,15 @@ from pixelkiln.v1 import image_pb2 as pb
 PROMPT, SEED, MODEL = "mossy cobblestone", 1234, "tiny-random"
 
 
-def ray_cli() -> str:
-    return str(Path(sys.executable).with_name("ray"))
+def start_ray() -> tuple[str, float]:
+    """A private Ray on loopback, owned by this process (ray.shutdown() ends it, and only it):
+    4 logical CPUs, dashboard off, Ray's token auth off (loopback; the fronts inherit it)."""
+    import ray
 
-
-def start_head() -> tuple[str, float]:
-    port = bench.free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    env["RAY_AUTH_MODE"] = "disabled"  # a private head on loopback (Ray's token auth is for LANs)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     t0 = time.perf_counter()
-    subprocess.run(
-        [ray_cli(), "start", "--head", f"--port={port}", "--num-cpus=4",
-         "--include-dashboard=false", "--node-ip-address=127.0.0.1", "--disable-usage-stats"],
-        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return f"127.0.0.1:{port}", time.perf_counter() - t0
-
-
-def stop_head() -> None:
-    subprocess.run([ray_cli(), "stop", "--force"], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    return ray.get_runtime_context().gcs_address, time.perf_counter() - t0
 
 
 def ray_rss_mb() -> float:
@@ -77,10 +65,11 @@ def ray_rss_mb() -> float:
     return total / 1024
 
 
-def ray_front(address: str, app: str, replicas: int, cpus: int) -> bench.ChildDaemon:
+def ray_front(address: str, app: str, replicas: int) -> bench.ChildDaemon:
+    """One CPU per replica: Ray gives each one torch thread."""
     return bench.ChildDaemon(
         "--runner", "ray", "--ray-address", address, "--ray-app", app,
-        "--ray-replicas", str(replicas), "--ray-cpus-per-replica", str(cpus),
+        "--ray-replicas", str(replicas), "--ray-cpus-per-replica", "1",
     )  # fmt: skip
 
 
@@ -136,20 +125,19 @@ def main() -> int:
     args = parser.parse_args()
     if importlib.util.find_spec("ray") is None:
         raise SystemExit("needs the ray extra: pip install -c constraints.txt -e '.[ray]'")
-    bench.pin_threads()  # the process runner's torch threads: every core, as a replica of 2
+    bench.pin_threads(1)  # as a replica of one CPU: one torch thread, here and in every child
     env = bench.environment()
     print(bench.env_line(env), flush=True)
-    stop_head()
-    address, head_s = start_head()
-    cost: dict[str, Any] = {"ray_start_head_s": head_s, "ray_rss_mb_idle": ray_rss_mb()}
+    address, head_s = start_ray()
+    cost: dict[str, Any] = {"ray_start_s": head_s, "ray_rss_mb_idle": ray_rss_mb()}
     try:
         t0 = time.perf_counter()
         with (
             bench.ChildDaemon("--runner", "process") as local,
-            ray_front(address, "bench-x1", 1, 2) as one,
+            ray_front(address, "bench-x1", 1) as one,
         ):
             cost["ray_front_start_to_serving_s"] = time.perf_counter() - t0
-            with ray_front(address, "bench-x2", 2, 1) as two:
+            with ray_front(address, "bench-x2", 2) as two:
                 cost["ray_rss_mb_with_3_replicas"] = ray_rss_mb()
                 fronts = {"process": local, "ray x1": one, "ray x2": two}
                 rates: dict[str, list[float]] = {name: [] for name in fronts}
@@ -162,7 +150,9 @@ def main() -> int:
             with Client(local.address, timeout=300) as a, Client(one.address, timeout=300) as b:
                 lat = latency({"process": a, "ray x1": b}, args.runs)
     finally:
-        stop_head()
+        import ray
+
+        ray.shutdown()
     median = {name: statistics.median(v) for name, v in rates.items()}
     print(f"\nthroughput: tiny-random 64x64, 4 steps, {args.clients} clients x {args.requests}")
     rows = [[name, " ".join(f"{v:.2f}" for v in values), f"{median[name]:.2f}"]
@@ -191,7 +181,6 @@ def main() -> int:
         "ratio_x2_over_x1": median["ray x2"] / median["ray x1"],
         "latency": lat,
         "cost": cost,
-        "ray_cli": shutil.which("ray") or ray_cli(),
     }
     print(f"wrote {bench.write_json(args.out, data)}")
     return 0
