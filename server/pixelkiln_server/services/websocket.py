@@ -164,7 +164,9 @@ class _Connection:
                 if isinstance(event, Failed):
                     await self.send(error_envelope(rid, event.error, "Generate"))
                     return
-                envelope = env_pb.Envelope(request_id=rid, event=convert.event_to_pb(job.id, event))
+                envelope = env_pb.Envelope(request_id=rid)
+                # CopyFrom, not the event= keyword: that one copied the images' bytes again.
+                envelope.event.CopyFrom(convert.event_to_pb(job.id, event))
                 await self.send(envelope)
         except Exception as exc:  # noqa: BLE001 - answered like over gRPC
             job.cancel("the daemon failed to deliver this request's events")
