@@ -263,3 +263,50 @@ def test_cli_live_takes_the_new_flags(served: str, tmp_path: Any) -> None:
     bad = _cli_live(served, tmp_path, "--similar-skip", "2")
     assert bad.returncode != 0
     assert "--similar-skip: must be between 0 and 1" in bad.stderr
+
+
+async def test_an_input_is_decoded_once_with_the_skip_on(
+    aclient: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session decodes the input for its signature; the job reuses those pixels."""
+    from pixelkiln_server.imaging import codec
+
+    decodes: list[str] = []
+    real = codec.decode
+
+    def counting(image: Any, field: str, **kwargs: Any) -> Any:
+        decodes.append(field)
+        return real(image, field, **kwargs)
+
+    monkeypatch.setattr(codec, "decode", counting)
+    async with aclient.live(prompt="moss", steps=2, similar_skip_threshold=0.02) as s:
+        frames = s.__aiter__()
+        ran = await step(s, frames, png_bytes(BASE))
+        skipped = await step(s, frames, nudged(BASE, 1))
+    assert ran.image is not None and skipped.similar
+    assert decodes == ["init_image", "init_image"]
+
+
+def test_runner_notes_become_result_fields() -> None:
+    from pixelkiln_server.runners.host import _noted
+
+    asked = GenerationRequest(stream_batch=True, tiny_autoencoder=True)
+    notes = {
+        "lean": "applied",
+        "stream_batch": "applied",
+        "tiny_autoencoder": "not applied: no vae_tiny/ in the model folder",
+        "answers": "s:3",
+        "held": "2",
+    }
+    fields = _noted(asked, notes)
+    assert fields["applied"] == ("lean", "stream_batch")
+    assert fields["warnings"] == ("tiny_autoencoder not applied: no vae_tiny/ in the model folder",)
+    assert (fields["answers"], fields["held"]) == ("s:3", 2)
+    # Not asked for: no warning; no notes at all: nothing applied, nothing held.
+    assert _noted(GenerationRequest(), notes)["warnings"] == ()
+    assert _noted(GenerationRequest(), {}) == {
+        "applied": (),
+        "warnings": (),
+        "answers": "",
+        "held": 0,
+    }
