@@ -1,6 +1,6 @@
 """Pieces of the ``pixelkiln`` command: argument checks, the progress bar, tables.
 
-Not vendored into the Blender add-on (like cli.py)."""
+Left out of the client wheel the Blender add-on bundles (like cli.py)."""
 
 from __future__ import annotations
 
