@@ -151,6 +151,7 @@ async def test_generates_through_a_replica(front: Daemon) -> None:
     names = [r.name for r in status.runners]
     assert len(names) == 2 and all(n.startswith("ray:") for n in names)
     assert all(r.state == "ready" and "fake" in r.loaded_models for r in status.runners)
+    assert {r.device for r in status.runners} == {"cpu"}  # "auto" as it turned out there
 
 
 async def jobs_by_replica(d: Daemon) -> dict[str, int]:

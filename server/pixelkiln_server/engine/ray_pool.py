@@ -77,6 +77,8 @@ class ReplicaView:
         if "models" in message:
             self.models = [port.model_status_from_wire(m) for m in message["models"] or []]
             self.budget_bytes = int(message.get("budget") or 0)
+        if self.device == "auto" and self.models:  # what "auto" turned out to be there
+            self.device = self.models[0].device
 
 
 class _Stream:
