@@ -83,6 +83,7 @@ class Plan:
     scaling: float
     tiny: bool  # encode and decode with the tiny autoencoder
     memory_format: Any  # the UNet's: torch.channels_last or torch.contiguous_format
+    unet_dtype: Any  # read once: ModelMixin.dtype walks every parameter
     # SDXL: the UNet's added conditioning, (text_embeds, time_ids), rows as ``embeds``; the
     # VAE in float32 around encode and decode (force_upcast in fp16), latents mean and std.
     added: tuple[Any, Any] | None = None
@@ -266,6 +267,7 @@ class LeanPath:
             scaling=float(vae.config.scaling_factor),
             tiny=tiny,
             memory_format=_memory_format(pipe.unet),
+            unet_dtype=pipe.unet.dtype,
             added=added,
             upcast=upcast,
             latents_mean=mean,
@@ -285,7 +287,7 @@ class LeanPath:
             rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
         if not rgb.flags.writeable or not rgb.flags.c_contiguous:
             rgb = np.array(rgb)  # read-only arrays arrive from the runner port
-        pixels = torch.from_numpy(rgb).to(pipe._execution_device)
+        pixels = torch.from_numpy(rgb).to(plan.noise.device)  # (_execution_device walks modules)
         x = pixels.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
         x = (2.0 * x - 1.0).to(plan.dtype)
         if plan.tiny:
@@ -328,7 +330,7 @@ class LeanPath:
                 "time_ids": _rows(time_ids, rows, plan.cfg),
             }
         # The model's own memory format (channels_last on CUDA, accel.py): no conversion inside.
-        x = x.to(dtype=unet.dtype, memory_format=plan.memory_format)
+        x = x.to(dtype=plan.unet_dtype, memory_format=plan.memory_format)
         out = unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0]
         if plan.cfg:
             uncond, cond = out.chunk(2)

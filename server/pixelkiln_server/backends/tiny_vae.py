@@ -35,17 +35,24 @@ def _factors(vae: Any) -> tuple[float, float]:
     return scale, shift
 
 
+def _placement(vae: Any) -> tuple[Any, Any]:
+    """The module's device and dtype from its first weight (``vae.device`` and ``vae.dtype``
+    walk every parameter: milliseconds per frame)."""
+    weight = next(vae.parameters())
+    return weight.device, weight.dtype
+
+
 def encode(vae: Any, pixels: Any) -> Any:
     """Pixels (B, 3, H, W) in [-1, 1] -> latents (B, C, h, w) as the denoiser sees them."""
     scale, shift = _factors(vae)
-    z = vae.encode(pixels.to(vae.device, vae.dtype)).latents
+    z = vae.encode(pixels.to(*_placement(vae))).latents
     return (z - shift) * scale if (scale, shift) != (1.0, 0.0) else z
 
 
 def decode(vae: Any, latents: Any) -> Any:
     """Latents as the denoiser sees them -> pixels (B, 3, H, W) in [-1, 1] (unclamped)."""
     scale, shift = _factors(vae)
-    z = latents.to(vae.device, vae.dtype)
+    z = latents.to(*_placement(vae))
     if (scale, shift) != (1.0, 0.0):
         z = z / scale + shift
     return vae.decode(z).sample
