@@ -275,6 +275,20 @@ async def test_a_second_front_shares_the_application(cluster: Cluster, front: Da
     assert sorted(r.name for r in front.engine.runners) == names
 
 
+async def test_health_turns_not_serving_when_the_application_is_gone(cluster: Cluster) -> None:
+    app = "pixelkiln-runners-doomed"
+    options = RayOptions(address=cluster.address, app=app, replicas=1, cpus_per_replica=0)
+    async with ray_front(cluster, ray=options) as d, AsyncClient(d.address, timeout=30) as client:
+        assert await client.health() == "SERVING"
+        await asyncio.to_thread(serve.delete, app)
+        await wait_for(lambda: not d.engine.pool.serving)
+        assert await client.health() == "NOT_SERVING"
+        with pytest.raises(PixelKilnError) as info:
+            await client.generate("nobody home", seed=1)
+        assert info.value.code is grpc.StatusCode.UNAVAILABLE
+        assert f"no replica of the Ray application {app}" in info.value.message
+
+
 async def test_a_killed_replica_fails_its_job_unavailable_and_the_next_is_served(
     front: Daemon,
 ) -> None:

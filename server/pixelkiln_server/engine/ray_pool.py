@@ -47,6 +47,7 @@ POLL_S = 1.0
 STARTUP_S = 300.0  # connect, deploy, replicas built and warmed up
 CALL_S = 120.0  # a load (a model can take a minute to load on a GPU)
 STATE_S = 5.0
+LOST_AFTER_POLLS = 3  # failed state broadcasts in a row: no replica is listed (NOT_SERVING)
 
 
 @dataclass
@@ -152,6 +153,7 @@ class RayPool:
         self._owns_ray = False
         self._closing = False
         self._serving = False
+        self._failed_polls = 0
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -288,8 +290,13 @@ class RayPool:
                 timeout_s=STATE_S, return_exceptions=True
             )
         except Exception as exc:  # noqa: BLE001 - the next poll tries again
-            log.debug("Ray runner: state broadcast failed: %s", ray_cause(exc))
+            self._failed_polls += 1
+            log.warning("Ray runner: no replica answered (%s)", ray_cause(exc))
+            if self._failed_polls >= LOST_AFTER_POLLS:  # the cluster or the app is gone
+                self._replicas = {n: v for n, v in self._replicas.items() if v.inflight}
+                self._health_changed()
             return
+        self._failed_polls = 0
         seen = {}
         for answer in answers:
             if isinstance(answer, bytes):
@@ -403,7 +410,7 @@ class RayPool:
         if job.cancelled:
             job.finish(Failed(Cancelled(job.cancel_reason or "cancelled")))
             return
-        name = stream.replica.name if stream.replica else f"of {self.options.app}"
+        name = stream.replica.name if stream.replica else self.options.app
         if stream.replica is not None:
             stream.replica.last_error = cause
         log.error("Ray replica %s lost request %s: %s", name, job.id, cause)
@@ -412,11 +419,14 @@ class RayPool:
                 self.scheduler.put(job)
                 log.info("request %s goes back to the queue", job.id)
                 return
+        if stream.replica is None:
+            text = f"no replica of the Ray application {self.options.app} took the request"
+        else:
+            text = f"Ray replica {name} stopped"
         job.finish(
             Failed(
                 Unavailable(
-                    f"Ray replica {name} stopped: {cause}; the request was not completed "
-                    "and retrying it is safe"
+                    f"{text}: {cause}; the request was not completed and retrying it is safe"
                 )
             )
         )
