@@ -42,19 +42,20 @@ _MODELS: dict[str, Any] = {}
 class Notes:
     """StepHooks that listen to the backend's notes and can cancel at a chosen step."""
 
-    def __init__(self, cancel: bool = False) -> None:
+    def __init__(self, cancel: bool = False, previews: bool = False) -> None:
         self.notes: dict[str, str] = {}
         self.steps: list[tuple[int, int]] = []
-        self.cancel = cancel
+        self.cancel, self.previews = cancel, previews
+        self.preview_images: list[tuple[int, list[np.ndarray]]] = []
 
     def on_step(self, step: int, total: int) -> bool:
         self.steps.append((step, total))
         if self.cancel:
             raise Cancelled("test")
-        return False
+        return self.previews
 
     def on_preview(self, step: int, images: list[np.ndarray]) -> None:
-        pass
+        self.preview_images.append((step, images))
 
     def on_note(self, key: str, value: str) -> None:
         self.notes[key] = value
@@ -334,3 +335,18 @@ def test_lean_frame_keeps_a_channels_last_model_in_its_format() -> None:
     assert str(m._lean.plan(request, Notes()).memory_format) == "torch.channels_last"
     piped = m.generate(replace(request, priority=Priority.INTERACTIVE), inputs, Notes())[0]
     assert_close(lean, piped)
+
+
+def test_lean_frames_send_previews_and_stop_before_the_decode_on_cancel() -> None:
+    m = model("tiny-random")
+    inputs = DecodedInputs(init_rgb=sketch(64, 6))
+    hooks = Notes(previews=True)
+    m.generate(live("tiny-random", 64, steps=8, strength=0.5), inputs, hooks)
+    assert [step for step, _ in hooks.preview_images] == [1, 2, 3, 4]
+    assert all(
+        len(images) == 1 and images[0].dtype == np.uint8 for _, images in hooks.preview_images
+    )
+    cancelled = Notes(cancel=True)
+    with pytest.raises(Cancelled):
+        m.generate(live("tiny-random", 64), inputs, cancelled)
+    assert cancelled.steps == [(1, 2)]  # stopped at the first step's report
