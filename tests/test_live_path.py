@@ -350,3 +350,16 @@ def test_lean_frames_send_previews_and_stop_before_the_decode_on_cancel() -> Non
     with pytest.raises(Cancelled):
         m.generate(live("tiny-random", 64), inputs, cancelled)
     assert cancelled.steps == [(1, 2)]  # stopped at the first step's report
+
+
+def test_stream_batch_on_sdxl_with_guidance_keeps_each_frames_image() -> None:
+    """SDXL's added conditioning and guidance rows line up with the stacked frames."""
+    m = model("tiny-sdxl")
+    frames = [DecodedInputs(init_rgb=sketch(64, 30 + i)) for i in range(2)]
+    base = live("tiny-sdxl", 64, guidance_scale=3.0, stream_batch=True, stream_id="xl")
+    alone = m.generate(replace(base, stream_batch=False), frames[0], Notes())[0]
+    assert m.generate(replace(base, client_request_id="x0"), frames[0], Notes()) == []
+    hooks = Notes()
+    out = m.generate(replace(base, client_request_id="x1"), frames[1], hooks)
+    assert hooks.notes["answers"] == "x0"
+    assert_close(out[0], alone)
