@@ -363,3 +363,17 @@ def test_stream_batch_on_sdxl_with_guidance_keeps_each_frames_image() -> None:
     out = m.generate(replace(base, client_request_id="x1"), frames[1], hooks)
     assert hooks.notes["answers"] == "x0"
     assert_close(out[0], alone)
+
+
+def test_lean_frame_tiles_like_the_pipeline() -> None:
+    """A tiled request (circular padding switched on per call) gives the pipeline's pixels."""
+    from pixelkiln_server.types import Tiling
+
+    m = model("tiny-random")
+    inputs = DecodedInputs(init_rgb=sketch(64, 8))
+    request = live("tiny-random", 64, tiling=Tiling.XY)
+    lean = m.generate(request, inputs, Notes())[0]
+    piped = m.generate(replace(request, priority=Priority.INTERACTIVE), inputs, Notes())[0]
+    assert_close(lean, piped)
+    untiled = m.generate(replace(request, tiling=Tiling.NONE), inputs, Notes())[0]
+    assert np.abs(untiled - lean).mean() > 10 * MEAN_TOLERANCE
