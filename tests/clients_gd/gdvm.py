@@ -12,7 +12,8 @@ what the GDScript client needs, following Godot 4's rules where the client depen
   in effect). ``await signal`` suspends until the signal is emitted and resumes inside that
   ``emit()`` call, as Godot does; ``await f()`` waits for coroutine ``f``; awaiting anything
   else returns it at once. A coroutine that never awaits returns its value directly.
-- ``x as T``, enum and engine class names as type hints, ``res://`` preloads mapped to a
+- ``static var`` as one value per class, made at first use (mutated in place, never assigned);
+  ``x as T``, enum and engine class names as type hints, ``res://`` preloads mapped to a
   project folder, and a few engine functions (``mini``, ``error_string``, ``push_warning``).
 
 The engine objects (``Time``, ``Engine.get_main_loop()``, ``WebSocketPeer``) are in
@@ -39,7 +40,7 @@ FRAME_S = 0.002  # the pause between frames: a 500 fps main loop that leaves the
 NATIVE_TYPES = {
     "Object", "RefCounted", "Node", "Callable", "Signal", "SceneTree", "MainLoop", "Image",
     "WebSocketPeer", "Texture2D", "ImageTexture", "StringName", "NodePath", "PackedStringArray",
-    "TLSOptions", "HTTPClient", "X509Certificate",
+    "TLSOptions", "HTTPClient", "X509Certificate", "FileAccess",
 }  # fmt: skip
 INT_TYPES = {"Error", "int"}
 
@@ -217,6 +218,9 @@ class GodotVM(VM):
                 signals.append(str(st.children[0]))
             elif st.data == "docstr_stmt":
                 continue
+            elif st.data == "static_class_var_stmt":  # one value per class, made at first use
+                var = st.children[0].children[0]
+                cls.const_nodes[str(var.children[0])] = var.children[-1]
             else:
                 rest.append(st)
         super()._build(cls, rest)
@@ -319,6 +323,20 @@ class GodotVM(VM):
         if isinstance(want, str) and want in NATIVE_TYPES:
             return value if godot_natives.is_native_instance(value, want) else None
         return value
+
+    def _e_asless_type_test(self, node: Tree, fr: Frame) -> bool:
+        """``value is T`` for the builtin types, script classes and engine classes."""
+        value = self.eval(node.children[0], fr)
+        hint = str(node.children[-1])
+        builtin = {"Dictionary": dict, "Array": list, "String": str, "float": float}
+        if hint in builtin:
+            return isinstance(value, builtin[hint])
+        if hint in ("int", "bool"):
+            return type(value) is (int if hint == "int" else bool)
+        want = self.resolve_type(hint, fr.cls)
+        if isinstance(want, GDClass):
+            return isinstance(value, Instance) and value.cls is want
+        return value is not None and godot_natives.is_native_instance(value, hint)
 
     def _e_await_expr(self, node: Tree, fr: Frame) -> Any:
         awaits = sum(1 for c in node.children if isinstance(c, Token) and str(c) == "await")

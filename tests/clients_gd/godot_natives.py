@@ -321,6 +321,7 @@ class Natives:
         self.vm = vm
         self.tree = SceneTree(vm)
         self.peers: list[WebSocketPeer] = []
+        self.processes = Processes(vm)
         self.start = time.monotonic()
 
     def ticks_msec(self) -> int:
@@ -329,6 +330,7 @@ class Natives:
     def close_all(self) -> None:
         for peer in self.peers:
             peer.shutdown()
+        self.processes.close_all()
 
     def globals(self) -> dict[str, Any]:
         vm = self.vm
@@ -361,7 +363,9 @@ class Natives:
             """res:// in the project; an absolute OS path as it is (the launcher's lookups)."""
             return real(path) if path.startswith("res://") else Path(path)
 
-        def open_file(path: str, mode: int) -> FileHandle | None:
+        def open_file(path: str, mode: int) -> NativeObject | None:
+            if not path.startswith("res://"):
+                return open_real(vm, path, mode)
             if mode != FILE_WRITE:
                 raise GDScriptError("only FileAccess.WRITE is modelled")
             if not real(path).parent.is_dir():
@@ -375,7 +379,7 @@ class Natives:
             return OK
 
         def make_dirs(path: str) -> int:
-            real(path).mkdir(parents=True, exist_ok=True)
+            anywhere(path).mkdir(parents=True, exist_ok=True)
             return OK
 
         def remove(path: str) -> int:
@@ -383,21 +387,26 @@ class Natives:
             return OK
 
         file_access = {
-            "open": open_file, "WRITE": FILE_WRITE, "get_open_error": lambda: FAILED,
+            "open": open_file, "WRITE": FILE_WRITE, "READ": 1, "get_open_error": lambda: FAILED,
             "file_exists": lambda path: anywhere(path).is_file(),
         }  # fmt: skip
         dir_access = {
             "make_dir_recursive_absolute": make_dirs, "rename_absolute": rename,
             "remove_absolute": remove, "dir_exists_absolute": lambda p: anywhere(p).is_dir(),
         }  # fmt: skip
+        system = os_globals(vm, self.processes)
+        net = net_globals(vm, web=getattr(vm, "web", False))
+        system["OS"].members.update(net["OS"].members)  # has_feature: per VM (web or not)
         return {
             **errors,
-            **net_globals(vm, web=getattr(vm, "web", False)),
+            **net,
+            "OS": system["OS"],
+            "ProjectSettings": system["ProjectSettings"],
             "FileAccess": Native("FileAccess", file_access),
             "DirAccess": Native("DirAccess", dir_access),
             "var_to_str": var_to_str,
             "WebSocketPeer": Native("WebSocketPeer", ws_members),
-            "Time": Native("Time", {"get_ticks_msec": self.ticks_msec}),
+            "Time": Native("Time", {"get_ticks_msec": self.ticks_msec, **system["time"]}),
             "Engine": Native("Engine", {"get_main_loop": lambda: self.tree}),
             "error_string": lambda code: ERROR_NAMES.get(code, f"Error {code}"),
             "push_warning": push_warning,
@@ -460,3 +469,4 @@ def container_method(obj: Any, name: str, args: list[Any]) -> tuple[bool, Any]:
 _MISSING = object()
 
 from .godot_net_natives import STR_METHODS, net_globals, ssl_context  # noqa: E402 (imports us)
+from .godot_os_natives import Processes, open_real, os_globals  # noqa: E402 (imports us)

@@ -16,8 +16,10 @@ The editor cannot run here, so the launcher is checked in three parts:
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ def test_closing_stdin_and_stdout_together_stops_gracefully() -> None:
 
 pytest.importorskip("gdtoolkit", reason="pip install gdtoolkit (Godot 4 GDScript parser)")
 from .gdvm import GodotVM  # noqa: E402 - the interpreter parses with gdtoolkit
+from .godot_natives import NativeObject  # noqa: E402
 
 ADDON = Path(__file__).resolve().parents[2] / "engine_plugins" / "godot" / "addons" / "pixelkiln"
 # A project and a PixelKiln checkout in folders with spaces and non-ASCII names.
@@ -287,3 +290,167 @@ def test_only_this_editors_own_start_may_be_signalled(command: Callable[..., Any
     assert command("is_ours", record, 4243, 100) is False
     assert command("is_ours", {}, 4242, 100) is False
     assert command("is_ours", record, -1, 100) is False
+
+
+# ---- daemon_launcher.gd on the interpreter, with Godot's process API modelled ---------------
+# godot_os_natives.py models OS.execute_with_pipe and friends as Godot 4.6 implements them on
+# macOS/Linux; the launcher starts, pumps, stops and kills real processes through it.
+
+
+class EditorSettingsStandIn(NativeObject):
+    """The project metadata half of EditorSettings."""
+
+    def __init__(self, vm: Any) -> None:
+        super().__init__(vm)
+        self.metadata: dict[str, Any] = {}
+
+    def gd_get_project_metadata(self, section: str, key: str, default: Any = None) -> Any:
+        return self.metadata.get(f"{section}/{key}", default)
+
+    def gd_set_project_metadata(self, section: str, key: str, value: Any) -> None:
+        self.metadata[f"{section}/{key}"] = value
+
+
+class Launcher:
+    """One daemon_launcher.gd instance; its methods called from Python."""
+
+    def __init__(self, project: Path) -> None:
+        self.vm = GodotVM(res_root=project)
+        self.cls = self.vm.load(ADDON / "daemon_launcher.gd")
+        self.settings = EditorSettingsStandIn(self.vm)
+        self.inst = self.vm.new(self.cls, [self.settings])
+        self.exits: list[tuple[bool, str]] = []
+        self.vm.signal_of(self.inst, "exited").connect(lambda *a: self.exits.append(a))
+
+    def __call__(self, name: str, *args: Any) -> Any:
+        value = self.vm.call(self.cls.funcs[name], self.inst, list(args))
+        assert not self.vm.engine_errors, self.vm.engine_errors
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        return self.inst.vals[name]
+
+    def pump_until(self, done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"not within {timeout} s: {self.log()}"
+            self("pump")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        path = self["log_path"]
+        return Path(path).read_text("utf-8", errors="replace") if path else ""
+
+
+@pytest.fixture
+def game(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project inside a 'checkout' whose .venv/bin/pixelkiln is this repository's."""
+    monkeypatch.setenv("PIXELKILN_HOME", str(home_dir()))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    project = tmp_path / PROJECT
+    project.mkdir(parents=True)
+    venv_bin = tmp_path / CHECKOUT / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "pixelkiln").symlink_to(Path(sys.executable).parent / "pixelkiln")
+    yield project
+
+
+@pytest.mark.timeout(300)
+def test_launcher_starts_logs_and_stops_a_real_daemon(game: Path) -> None:
+    launcher = Launcher(game)
+    port, ws_port = free_port(), free_port()
+    extra = f"--port {port} --model tiny-random --grace 30"
+    assert launcher("start", "", f"ws://127.0.0.1:{ws_port}/v1", extra) == ""
+    pid = launcher["pid"]
+    assert pid > 0 and launcher("is_running") is True
+    executable = launcher["executable"]
+    assert executable.endswith(f"{CHECKOUT}/.venv/bin/pixelkiln")  # spaces and non-ASCII
+    assert list(launcher["arguments"])[:4] == [
+        "serve", "--ws-port", str(ws_port), "--stop-on-stdin-close",
+    ]  # fmt: skip
+    record = launcher.settings.metadata["pixelkiln/daemon_process"]
+    assert record["pid"] == pid and record["editor_pid"] == os.getpid()
+    assert "PYTHONIOENCODING" not in os.environ  # set for the child only
+    # The daemon's stdout and stderr reach the log while the dock pumps (readiness is asked).
+    launcher.pump_until(lambda: "health SERVING" in launcher.log(), 120)
+    log = launcher.log()
+    assert log.startswith("# ") and executable in log.splitlines()[0]  # UTF-8 path in the log
+    assert " INFO pixelkiln_server." in log  # stderr (logging) as well as stdout
+    # Stop during a request: the request finishes, the daemon exits 0, nothing is killed.
+    outcome = stop_during_a_request(f"127.0.0.1:{port}", lambda: launcher("stop", 60.0))
+    launcher.pump_until(lambda: bool(launcher.exits), 90)
+    assert "result" in outcome, (outcome, launcher.log())
+    assert launcher.exits == [(True, "the daemon stopped (code 0)")], launcher.log()
+    log = launcher.log()
+    assert "stop asked: standard input closed" in log and "SIGTERM sent" in log
+    assert "pixelkiln_server.app: stopped" in log and "killed" not in log
+    assert launcher("is_running") is False and launcher["pid"] == -1
+    assert launcher.settings.metadata["pixelkiln/daemon_process"] == {}
+    assert "standard input closed" in launcher("log_tail")
+    launcher.vm.shutdown()
+
+
+@pytest.mark.timeout(300)
+def test_launcher_shows_why_the_daemon_exited(game: Path) -> None:
+    launcher = Launcher(game)
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # a port in use
+        ws_port = taken.getsockname()[1]
+        url = f"ws://127.0.0.1:{ws_port}/v1"
+        assert launcher("start", "", url, f"--port {free_port()} --model tiny-random") == ""
+        launcher.pump_until(lambda: bool(launcher.exits), 120)
+    [(asked, message)] = launcher.exits
+    assert asked is False
+    assert message.startswith("the daemon exited with code 2:\n# "), message
+    assert "address already in use; choose free ports with --port/--ws-port" in message
+    assert launcher("log_tail") in message
+    launcher.vm.shutdown()
+
+
+def test_launcher_says_when_pixelkiln_cannot_run(tmp_path: Path) -> None:
+    launcher = Launcher(tmp_path)  # no .venv anywhere up: the bare name, and not on PATH
+    assert launcher("start", "pixelkiln-not-installed", "ws://127.0.0.1:1/v1", "") == ""
+    launcher.pump_until(lambda: bool(launcher.exits), 60)
+    [(asked, message)] = launcher.exits
+    assert asked is False
+    assert message.startswith("'pixelkiln-not-installed' could not be started"), message
+    assert "Editor Settings > PixelKiln > Daemon > Executable" in message
+    assert "Could not create child process: pixelkiln-not-installed" in launcher.log()
+    # Starting twice is refused while one runs; nothing to stop now.
+    launcher("stop", 1.0)
+    assert launcher("is_running") is False
+    launcher.vm.shutdown()
+
+
+def test_launcher_kills_only_after_the_grace(tmp_path: Path) -> None:
+    # A "daemon" that ignores its closed stdin and SIGTERM: the kill after the grace ends it.
+    stubborn = tmp_path / "bin dir ü" / "stubborn"
+    stubborn.parent.mkdir()
+    stubborn.write_text("#!/bin/sh\ntrap '' TERM\necho started\nwhile :; do sleep 0.05; done\n")
+    stubborn.chmod(0o755)
+    launcher = Launcher(tmp_path)
+    assert launcher("start", stubborn.as_posix(), "ws://127.0.0.1:1/v1", "") == ""
+    launcher.pump_until(lambda: "started" in launcher.log(), 30)
+    again = launcher("start", stubborn.as_posix(), "ws://127.0.0.1:1/v1", "")
+    assert again.startswith("the daemon started from the editor is running already")
+    launcher("stop", 0.5)
+    launcher.pump_until(lambda: bool(launcher.exits), 30)
+    assert launcher.exits == [(True, "the daemon stopped (code 9)")]
+    assert "still running after the grace period: killed" in launcher.log()
+    launcher.vm.shutdown()
+
+
+def test_an_earlier_sessions_start_is_reported_never_signalled(tmp_path: Path) -> None:
+    with subprocess.Popen(["sleep", "30"]) as bystander:  # a process that got the old pid
+        launcher = Launcher(tmp_path)
+        earlier = {"pid": bystander.pid, "started": 1796500000.0, "editor_pid": os.getpid() + 1}
+        launcher.settings.metadata["pixelkiln/daemon_process"] = earlier
+        note = launcher("take_previous_note")
+        assert f"(pid {bystander.pid}) stopped when that editor or its dock closed" in note
+        assert launcher.settings.metadata["pixelkiln/daemon_process"] == {}
+        assert launcher("take_previous_note") == ""
+        launcher("stop", 0.0)
+        launcher("pump")
+        launcher("release")
+        assert bystander.poll() is None  # untouched
+        bystander.kill()
+    launcher.vm.shutdown()

@@ -243,6 +243,7 @@ func _drain(pipe: FileAccess) -> void:
 			return
 		_log.store_string("# (log restarted at " + str(LOG_LIMIT_BYTES) + " bytes)\n")
 	_log.store_buffer(pipe.get_buffer(available))
+	_log.flush()  # the file is current for whoever opens it
 
 
 func _note(text: String) -> void:
