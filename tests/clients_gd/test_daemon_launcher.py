@@ -1,16 +1,17 @@
 """The Godot dock's daemon launcher (engine_plugins/godot/addons/pixelkiln/daemon_*.gd).
 
-The editor cannot run here, so the launcher is checked in three parts:
+The editor cannot run here, so the launcher is checked in parts:
 
-- the stop it does, simulated with a real ``pixelkiln serve``: Godot's ``OS.execute_with_pipe``
+- the stop it does, with a real ``pixelkiln serve`` from Python: Godot's ``OS.execute_with_pipe``
   gives one handle for the child's stdin and stdout, so the dock's graceful stop closes both at
   once; the daemon must still finish in-flight work and exit 0;
 - daemon_command.gd's pure logic (which executable per OS, the arguments, the URL's port, the
   Windows command-line rules, the log's tail) on the GDScript interpreter, against real folders
-  with spaces and non-ASCII names;
-- what only the editor can run (OS.execute_with_pipe, OS.kill, the dock's buttons) is checked
-  statically: it parses and lints (test_gdscript_client.py), and the calls it makes exist in
-  Godot 4.3+ with these signatures (see the addon README, "Starting the daemon from the dock").
+  with spaces and non-ASCII names (test_godot_web.py runs the same calls in the real Godot 4.6);
+- daemon_launcher.gd on the interpreter with Godot 4.6's Unix process API modelled from its
+  source (godot_os_natives.py): real daemons and processes started, logged, stopped, killed.
+  Windows and macOS, and the editor itself, are not run: the dock's wiring (dock_daemon.gd,
+  dock.gd) parses and lints, and the panel builds in the real Godot's web build.
 """
 
 from __future__ import annotations
