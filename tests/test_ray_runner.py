@@ -26,12 +26,12 @@ import ray  # noqa: E402
 from ray import serve  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from pixelkiln import AsyncClient, PixelKilnError, Progress  # noqa: E402
+from pixelkiln import AsyncClient, Client, PixelKilnError, Progress  # noqa: E402
 from pixelkiln_server.app import Daemon  # noqa: E402
 from pixelkiln_server.backends.fake import FAKE_SPEC, fake_image  # noqa: E402
 from pixelkiln_server.config import RayOptions  # noqa: E402
 
-from .conftest import decode, png_bytes, running_daemon  # noqa: E402
+from .conftest import decode, png_bytes, running_daemon, start_served  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Ray's cluster_utils")
 
@@ -139,6 +139,22 @@ def test_a_refused_token_says_how_to_connect() -> None:
     except ConnectionError as exc:
         assert "RAY_AUTH_MODE=token" in _auth_hint(exc)
         assert _auth_hint(ConnectionError("refused")) == ""
+
+
+def test_serve_with_a_private_ray_in_a_child_process() -> None:
+    """`pixelkiln serve --runner ray --ray-address local`: its own Ray, one replica; it stops
+    on SIGTERM without Ray's stack dump."""
+    proc, address = start_served("--runner", "ray", "--ray-address", "local")
+    try:
+        with Client(address, timeout=60) as client:
+            assert client.generate("x", seed=3, model="tiny-random", steps=1).image.data
+            (runner,) = client.status().runners
+            assert runner.name.startswith("ray:") and "tiny-random" in runner.loaded_models
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=60)[0].decode(errors="replace")
+    assert proc.returncode == 0, out[-3000:]
+    assert "SIGTERM received" not in out and "Traceback" not in out, out[-3000:]
 
 
 async def test_generates_through_a_replica(front: Daemon) -> None:

@@ -203,6 +203,8 @@ class RayPool:
 
     def _connect(self, warm: list[bytes]) -> Any:
         """On a thread: join the cluster, then attach to the application or deploy it."""
+        # Before Ray loads: its core would answer the daemon's stop signal with a stack dump.
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         import ray
         from ray import serve
 
