@@ -149,6 +149,7 @@ class LiveArm:
 
     def __init__(self, client: Any, settings: dict[str, Any]) -> None:
         self.session = client.live(**settings)
+        self.lagged = bool(settings.get("stream_batch"))
         self.frames: queue.Queue[Any] = queue.Queue()
         self.lags: list[int] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -164,9 +165,9 @@ class LiveArm:
         t0 = time.perf_counter()
         seq = self.session.send(png)
         try:
-            got = self.frames.get(timeout=5.0 if first else FRAME_TIMEOUT_S)
+            got = self.frames.get(timeout=15.0 if first and self.lagged else FRAME_TIMEOUT_S)
         except queue.Empty:
-            if first:  # stream batch: the first input's frame comes with the next input
+            if first and self.lagged:  # the first input's frame comes with the next input
                 return float("nan")
             raise SystemExit("no live frame within a minute") from None
         if isinstance(got, Exception):
@@ -322,9 +323,16 @@ def main() -> int:
     parser.add_argument("--evals", default="1,2", help="UNet evaluations per frame")
     parser.add_argument("--threads", type=int, default=0, help="torch threads, every arm")
     parser.add_argument("--quick", action="store_true", help="8 rounds, 64 px, 1 eval")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE in every arm (a loaded machine: spinning OpenMP threads "
+        "slowed 2-thread torch 20-60x here at load 10+)",
+    )
     parser.add_argument("--out", type=Path, default=bench.RESULTS_DIR / "peer_streamdiffusion.json")
     args = parser.parse_args()
-    threads = bench.pin_threads(args.threads)  # before torch loads, inherited by the children
+    # Before torch loads; the daemon and the StreamDiffusion worker inherit it.
+    threads = bench.pin_threads(args.threads, args.omp_passive)
     if args.quick:
         args.rounds, args.warmup, args.sizes, args.evals = 8, 3, "64", "1"
     python = setup_peer()
@@ -357,7 +365,9 @@ def main() -> int:
             if loaded["checksums"] != ours:
                 raise SystemExit(f"weights differ: {loaded['checksums']} vs {ours}")
             print(f"peer: {loaded['versions']}; weights' checksums equal", flush=True)
-            with bench.ChildDaemon(threads=threads) as daemon, Client(daemon.address) as client:
+            # A slow arm must not end the others' sessions between two of their inputs.
+            daemon = bench.ChildDaemon("--live-idle-timeout", "3600", threads=threads)
+            with daemon, Client(daemon.address) as client:
                 for size in (int(s) for s in args.sizes.split(",")):
                     for evals in (int(e) for e in args.evals.split(",")):
                         block = run_block(
