@@ -42,6 +42,7 @@ from _common import (  # noqa: E402
     environment,
     free_port,
     percentile,
+    pin_threads,
     print_goals,
     print_table,
     write_json,
@@ -185,6 +186,7 @@ def rate_block(args: argparse.Namespace) -> dict[str, Any]:
                 n = 3 + (10 if args.quick else args.rate_frames)
                 r = asyncio.run(run_rate(daemon.address, sketches(n, size), settings))
                 results[f"{runtime} {size}"] = r
+                print(f"{runtime} {size}: {r['frames_per_s']:.2f} frames/s", file=sys.stderr)
                 rows.append([runtime, size, r["frames"], r["frames_per_s"], r["latency_p50_ms"],
                              r["latency_p99_ms"], r["model_p50_ms"]])  # fmt: skip
                 if size == 64:
@@ -227,7 +229,14 @@ def main() -> int:
     parser.add_argument("--runtimes", default="torch,onnx")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-rate", action="store_true")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for the daemons (on a loaded machine spinning OpenMP "
+        "threads slowed 2-thread torch 20-60x here)",
+    )
     args = parser.parse_args()
+    pin_threads(0, args.omp_passive)  # the child daemons inherit it
     seconds = 2.0 if args.quick else args.seconds
     frames = sketches(int(seconds * args.fps), args.size)
     settings = {
