@@ -129,7 +129,7 @@ def test_bad_ray_flags_name_the_flag(argv: list[str], expected: str) -> None:
 
 
 def test_a_refused_token_says_how_to_connect() -> None:
-    from pixelkiln_server.engine.ray_pool import _auth_hint
+    from pixelkiln_server.engine.ray_deploy import auth_hint
 
     try:
         try:
@@ -137,8 +137,8 @@ def test_a_refused_token_says_how_to_connect() -> None:
         except Exception as auth:
             raise ConnectionError("Failed to connect to Ray cluster") from auth
     except ConnectionError as exc:
-        assert "RAY_AUTH_MODE=token" in _auth_hint(exc)
-        assert _auth_hint(ConnectionError("refused")) == ""
+        assert "RAY_AUTH_MODE=token" in auth_hint(exc)
+        assert auth_hint(ConnectionError("refused")) == ""
 
 
 def test_serve_with_a_private_ray_in_a_child_process() -> None:

@@ -24,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalogue import ModelSpec
@@ -36,8 +35,10 @@ from ..errors import Cancelled, PixelKilnError, Unavailable
 from ..runners import port
 from ..runners.host import HostConfig
 from ..types import Failed, LoadedModelStatus, UnloadResult
+from . import ray_deploy
 from .jobs import Job
 from .pool import deliver
+from .ray_deploy import ray_cause
 from .runner_client import READY, run_message
 from .scheduler import Scheduler
 
@@ -100,29 +101,6 @@ class _Stream:
             self.response.cancel()
 
 
-def ray_cause(exc: BaseException) -> str:
-    """A Ray error in one line: its type and the first line of its text."""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
-
-
-def _auth_hint(exc: BaseException) -> str:
-    """Ray 2.60's `ray start` turns token authentication on; a driver connects with it only
-    when told (its own default is off), and then says only that it could not connect."""
-    chain: list[str] = []
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and len(chain) < 5:
-        chain.append(type(cause).__name__ + str(cause))
-        cause = cause.__cause__ or cause.__context__
-    if any("Auth" in text for text in chain) and "RAY_AUTH_MODE" not in os.environ:
-        return (
-            "; the cluster wants Ray's token authentication: set RAY_AUTH_MODE=token for "
-            "pixelkiln serve (the token: ~/.ray/auth_token or RAY_AUTH_TOKEN)"
-        )
-    return ""
-
-
 class RayPool:
     """Used by the Engine like RunnerPool: start, wait_ready, wake, runner_of, stop; plus
     load and unload, which Serve places (a model's holder first) or broadcasts."""
@@ -177,8 +155,8 @@ class RayPool:
         assert self._first is not None
         try:
             warm = [port.pack(m) for m in self._warm()]
-            connect = asyncio.to_thread(self._connect, warm)
-            self._handle = await asyncio.wait_for(connect, STARTUP_S)
+            connect = asyncio.to_thread(ray_deploy.connect, self.options, self.host, warm)
+            self._handle, self._owns_ray = await asyncio.wait_for(connect, STARTUP_S)
             deadline = time.monotonic() + STARTUP_S
             while not self.serving:
                 if time.monotonic() > deadline:
@@ -190,7 +168,7 @@ class RayPool:
                 log.exception("the Ray runner could not start")
                 exc = Unavailable(
                     f"the Ray runner could not start (--ray-address {self.options.address}): "
-                    f"{ray_cause(exc)}{_auth_hint(exc)}"
+                    f"{ray_cause(exc)}{ray_deploy.auth_hint(exc)}"
                 )
             if not self._first.done():
                 self._first.set_exception(exc)
@@ -200,57 +178,6 @@ class RayPool:
         self._spawn(self._dispatch_loop())
         self._spawn(self._poll_loop())
         self._wake.set()
-
-    def _connect(self, warm: list[bytes]) -> Any:
-        """On a thread: join the cluster, then attach to the application or deploy it."""
-        # Before Ray loads: its core would answer the daemon's stop signal with a stack dump.
-        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
-        import ray
-        from ray import serve
-
-        if not ray.is_initialized():
-            address = None if self.options.address == "local" else self.options.address
-            kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-            if address is None:
-                kwargs["include_dashboard"] = False
-            ray.init(address=address, **kwargs)
-            self._owns_ray = True
-        app = self.options.app
-        found = serve.status().applications.get(app)
-        state = str(getattr(found, "status", ""))
-        if state.rpartition(".")[2] in ("RUNNING", "DEPLOYING"):
-            log.info("Ray runner: attaching to the running application %s", app)
-        else:
-            from ..runners.ray_replica import RunnerReplica
-
-            log.info("Ray runner: deploying %s", app)
-            serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
-            serve.run(self._application(serve, RunnerReplica, warm), name=app,
-                      route_prefix=f"/{app}")  # fmt: skip
-        return serve.get_app_handle(app)
-
-    def _application(self, serve: Any, cls: type, warm: list[bytes]) -> Any:
-        opts = self.options
-        actor = {"num_cpus": opts.cpus_per_replica, "num_gpus": opts.gpus_per_replica}
-        scaling: dict[str, Any] = {"num_replicas": opts.replicas}
-        if opts.max_replicas > 0:
-            scaling = {
-                "autoscaling_config": {
-                    "min_replicas": opts.min_replicas,
-                    "max_replicas": opts.max_replicas,
-                    "target_ongoing_requests": 1,
-                }
-            }
-        deployment = serve.deployment(cls, name="runner").options(
-            ray_actor_options=actor,
-            # One job (or load) at a time: a busy holder of a model makes Serve send the
-            # next job to another replica. Broadcasts (state, unload) are not limited.
-            max_ongoing_requests=1,
-            health_check_period_s=2,
-            health_check_timeout_s=10,
-            **scaling,
-        )
-        return deployment.bind(asdict(self.host), warm)
 
     async def stop(self, timeout: float) -> None:
         """End this front's jobs; the application stays for the other fronts."""
