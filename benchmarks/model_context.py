@@ -8,7 +8,8 @@ tiny-random txt2img call (prompt embeddings precomputed, as the runner's cache h
 this process's main thread (the baseline), through the diffusers backend's ``generate`` (the
 runner's wrapper: embedding cache, generators, step callback), on a worker thread of this
 process (``--runner thread``), and in a spawned child process on its main thread and on a
-worker thread while the main thread blocks reading a pipe (what the runner host does). Each
+worker thread while the main thread blocks reading a pipe (what the runner host does), that
+again with the other OpenMP wait policy (PASSIVE if this process's is not). Each
 arm times the call where it runs (no transport in the numbers); arms interleaved, the order
 rotated each round; the torch thread counts of each context are printed. Never asserted.
 """
@@ -100,11 +101,17 @@ class ThreadArm:
 
 
 class ChildArm:
-    def __init__(self, threads: int, on_thread: bool) -> None:
+    def __init__(self, threads: int, on_thread: bool, env: dict[str, str] | None = None) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_child, args=(child, threads, on_thread), daemon=True)
-        self.proc.start()
+        saved = dict(os.environ)
+        os.environ.update(env or {})  # the spawned child starts with this environment
+        try:
+            self.proc.start()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         self.info = self.conn.recv()
 
     def __call__(self, size: int, steps: int) -> float:
@@ -148,16 +155,19 @@ def main() -> int:
         return (time.perf_counter() - t0) * 1000.0
 
     closers = [ThreadArm(pipe, embeds), ChildArm(threads, False), ChildArm(threads, True)]
+    other = "ACTIVE" if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" else "PASSIVE"
+    closers.append(ChildArm(threads, True, {"OMP_WAIT_POLICY": other}))
     arms = {
         "main thread (baseline)": lambda s, n: call(pipe, embeds, s, n),
         "backend.generate, main thread": backend,
         "worker thread": closers[0],
         "child process, main thread": closers[1],
         "child process, worker thread (runner host)": closers[2],
+        f"same, OMP_WAIT_POLICY={other}": closers[3],
     }
     contexts = {"this process": [torch.get_num_threads(), torch.get_num_interop_threads()]}
-    for arm in closers[1:]:
-        contexts[f"child (worker thread: {arm is closers[2]})"] = arm.info
+    for n, arm in enumerate(closers[1:]):
+        contexts[f"child {n + 1}"] = arm.info
     print(f"torch threads: {contexts}")
     cases = []
     for size, steps, runs in ((64, 1, args.runs), (256, 4, args.runs_large)):
