@@ -39,6 +39,7 @@ SPEC_OF_BACKEND = {
     "tiny-sdxl": "tiny-sdxl",
     "tiny-flux": "tiny-flux",
     "tiny-z-image": "tiny-z-image",
+    "tiny-flux2-klein": "tiny-flux2-klein",
     "onnx": "",
     "fake": "",
 }

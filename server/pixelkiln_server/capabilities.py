@@ -68,6 +68,11 @@ def _diffusers(spec: ModelSpec) -> Capabilities:
     it after Accepted)."""
     from .catalogue import DIT_FAMILIES
 
+    if spec.family == "flux2":
+        # FLUX.2 [klein] edits from reference images, not by img2img strength: not wired yet.
+        return Capabilities(
+            img2img=False, inpainting=False, tiling=(), lora=False, batching=True, side_multiple=16
+        )
     return Capabilities(
         tiling=(spec.tiling_method,),
         lora=True,
@@ -91,6 +96,7 @@ DECLARATIONS: dict[str, Callable[[ModelSpec], Capabilities]] = {
     "tiny-sdxl": _diffusers,
     "tiny-flux": _diffusers,
     "tiny-z-image": _diffusers,
+    "tiny-flux2-klein": _diffusers,
     "onnx": _onnx,
     # Tests (backends/fake.py): text-to-image only.
     "fake": lambda spec: Capabilities(img2img=False, inpainting=False, tiling=()),

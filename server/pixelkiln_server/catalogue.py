@@ -17,7 +17,7 @@ TINY_RANDOM_SOURCE = "builtin:tiny-random"
 SHIPPED_MODEL = "pixelkiln-textures"
 SHIPPED_FOLDER = Path(__file__).resolve().parent / "weights" / SHIPPED_MODEL
 ONNX_MANIFEST = "pixelkiln_onnx.json"
-DIT_FAMILIES = ("flux", "z-image")
+DIT_FAMILIES = ("flux", "z-image", "flux2")
 
 # diffusers pipeline class -> family
 _FAMILY_BY_CLASS = {
@@ -28,6 +28,7 @@ _FAMILY_BY_CLASS = {
     "StableDiffusionXLImg2ImgPipeline": "sdxl",
     "FluxPipeline": "flux",
     "ZImagePipeline": "z-image",
+    "Flux2KleinPipeline": "flux2",
 }
 
 
@@ -143,6 +144,10 @@ class ModelSpec:
     # weights' memory in GB at the dtype the daemon picks on a GPU (activations come on top).
     pipeline: str = ""
     memory_gb: float = 0.0
+    # Seed variations of txt2img (backends/variation.py): a per-seed global share of the
+    # initial noise, and a per-seed mirror for models trained on randomly mirrored samples.
+    variation_low_freq: float = 0.0
+    variation_mirror: bool = False
     # Speed and memory options (compile, quantize, tiny VAE, offload, LoRA adapters, ...).
     options: ModelOptions = field(default_factory=ModelOptions)
 
@@ -207,6 +212,18 @@ PRESETS: dict[str, ModelSpec] = {
             pipeline="FluxPipeline",
         ),
         ModelSpec(
+            name="tiny-flux2-klein",
+            family="flux2",
+            source="builtin:tiny-flux2-klein",
+            backend="tiny-flux2-klein",
+            native_width=64,
+            native_height=64,
+            default_steps=2,
+            default_guidance=1.0,
+            revision="tiny-flux2-v1-seed0",
+            pipeline="Flux2KleinPipeline",
+        ),
+        ModelSpec(
             name="tiny-z-image",
             family="z-image",
             source="builtin:tiny-z-image",
@@ -231,6 +248,9 @@ PRESETS: dict[str, ModelSpec] = {
             max_steps=50,
             pipeline="StableDiffusionPipeline",
             memory_gb=0.03,
+            # Its variations collapsed (4-7/255 apart for sprites): see backends/variation.py.
+            variation_low_freq=0.35,
+            variation_mirror=True,
         ),
         ModelSpec(
             name="sd-turbo",
@@ -293,6 +313,24 @@ PRESETS: dict[str, ModelSpec] = {
             pipeline="ZImagePipeline",
             memory_gb=20.5,
         ),
+        # FLUX.2 [klein] 4B (2026-01, Apache-2.0): Flux2KleinPipeline (diffusers 0.37+),
+        # step- and guidance-distilled, 4 steps, 1024x1024; a Qwen3-4B text encoder (three of
+        # its hidden layers stacked), a 32-channel VAE, latents packed 2x2 to 128 channels.
+        # Served here for text-to-image only: its editing takes reference images (``image=``),
+        # not PixelKiln's img2img strength, and is not wired yet. bf16 weights: transformer
+        # about 3.9B (7.8 GB), Qwen3-4B (8.0 GB), VAE 0.08B.
+        ModelSpec(
+            name="flux.2-klein",
+            family="flux2",
+            source="black-forest-labs/FLUX.2-klein-4B",
+            native_width=1024,
+            native_height=1024,
+            default_steps=4,
+            default_guidance=1.0,
+            max_steps=50,
+            pipeline="Flux2KleinPipeline",
+            memory_gb=16.0,
+        ),
     )
 }
 
@@ -341,7 +379,7 @@ def spec_for_source(name: str, source: str) -> ModelSpec:
             f"model {source!r} is not a preset ({', '.join(sorted(PRESETS))}), "
             "a folder, a .safetensors file or a hub id"
         )
-    native = 1024 if family in ("sdxl", "flux", "z-image") else 512
+    native = 1024 if family in ("sdxl", *DIT_FAMILIES) else 512
     spec = ModelSpec(
         name=name,
         family=family,
@@ -391,6 +429,8 @@ _ONNX_SPEC_FIELDS = frozenset(
 
 def _family_of_hub_id(source: str) -> str:
     lowered = source.lower()
+    if "flux.2" in lowered or "flux2" in lowered:
+        return "flux2"
     if "flux" in lowered:
         return "flux"
     if "z-image" in lowered:

@@ -18,7 +18,7 @@ from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
 from ..errors import FailedPrecondition, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import accel, inpaint, load_errors, lora, tiling, tiny_vae
+from . import accel, inpaint, load_errors, lora, tiling, tiny_vae, variation
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
 from .diffusers_load import (
     apply_padding,
@@ -214,15 +214,12 @@ class DiffusersModel(LoadedModel):
     def _prompt_args(self, pipe: Any, items: list[BatchItem], cfg: bool) -> dict[str, Any]:
         reqs = [item.request for item in items]
         if self.spec.family != "sd":
-            negatives = any(r.negative_prompt for r in reqs)
-            return {
-                "prompt": [r.prompt for r in reqs for _ in range(r.num_images)],
-                "negative_prompt": (
-                    [r.negative_prompt for r in reqs for _ in range(r.num_images)]
-                    if negatives
-                    else None
-                ),
-            }
+            args: dict[str, Any] = {"prompt": [r.prompt for r in reqs for _ in range(r.num_images)]}
+            if any(r.negative_prompt for r in reqs):  # FLUX.2 [klein] takes no negative_prompt
+                args["negative_prompt"] = [
+                    r.negative_prompt for r in reqs for _ in range(r.num_images)
+                ]
+            return args
         import torch
 
         pairs = [self._embeds(pipe, r.prompt, r.negative_prompt, cfg) for r in reqs]
@@ -280,6 +277,14 @@ class DiffusersModel(LoadedModel):
                 args.update(self._prompt_args(pipe, items, cfg))
                 if mode != "txt2img":
                     args.update(self._image_args(request, inputs))
+                elif self.spec.variation_low_freq:
+                    args["latents"] = variation.initial_latents(
+                        pipe,
+                        generators,
+                        request.height,
+                        request.width,
+                        self.spec.variation_low_freq,
+                    )
                 if mode == "img2img" and self.spec.family not in DIT_FAMILIES:
                     # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
                     del args["width"], args["height"]
@@ -288,6 +293,16 @@ class DiffusersModel(LoadedModel):
                 if tiny_decode:
                     out = self._tiny_decode(spatial_latents(out, request, pipe.vae_scale_factor))
                 images = [np.asarray(img, dtype=np.float32) for img in out]
+                if self.spec.variation_mirror and mode == "txt2img":
+                    seeds = [
+                        (it.request.seed or 0) + i
+                        for it in items
+                        for i in range(it.request.num_images)
+                    ]
+                    images = [
+                        np.ascontiguousarray(img[:, ::-1]) if variation.mirrored(s) else img
+                        for img, s in zip(images, seeds, strict=True)
+                    ]
                 if self.wraps and mode == "txt2img" and request.tiling is Tiling.NONE:
                     images = [torus.center_subject(img) for img in images]
                 if seam_pass:

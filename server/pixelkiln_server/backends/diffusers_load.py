@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import ModelSpec
+from ..catalogue import DIT_FAMILIES, ModelSpec
 from ..errors import NotFound, PermissionDenied
 from ..folder_meta import FolderMeta, read_meta
 from . import tiling
@@ -80,11 +80,11 @@ def pick_dtype(device: str, family: str, preference: str = "auto") -> Any:
             raise ValueError(f"dtype must be one of auto, {', '.join(named)}; got {preference!r}")
         return named[preference]
     if device.startswith("cuda"):
-        if family in ("flux", "z-image") and torch.cuda.is_bf16_supported():
+        if family in DIT_FAMILIES and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float16
     if device == "mps":
-        if family in ("flux", "z-image"):
+        if family in DIT_FAMILIES:
             return torch.bfloat16 if mps_supports_bf16() else torch.float32
         return torch.float16
     return torch.float32

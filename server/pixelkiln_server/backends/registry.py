@@ -14,6 +14,7 @@ _BACKENDS: dict[str, str] = {
     "tiny-sdxl": "pixelkiln_server.backends.tiny_families:TinySDXLBackend",
     "tiny-flux": "pixelkiln_server.backends.tiny_families:TinyFluxBackend",
     "tiny-z-image": "pixelkiln_server.backends.tiny_families:TinyZImageBackend",
+    "tiny-flux2-klein": "pixelkiln_server.backends.tiny_families:TinyFlux2KleinBackend",
     "onnx": "pixelkiln_server.backends.onnx_backend:OnnxBackend",
     # Tests: deterministic, no torch (scheduling, placement, crash and restart in milliseconds).
     "fake": "pixelkiln_server.backends.fake:FakeBackend",

@@ -1,7 +1,8 @@
 """Tiny random-weight pipelines of the other families: ``tiny-sdxl``, ``tiny-flux``,
-``tiny-z-image``. Like ``tiny-random``, each is built in code from a fixed seed (tokenizers
-included, nothing is downloaded), saved once to a cache folder and loaded from there like any
-diffusers model folder, so CI runs every family's real code path on the CPU::
+``tiny-z-image``, ``tiny-flux2-klein``. Like ``tiny-random``, each is built in code from a
+fixed seed (tokenizers included, nothing is downloaded), saved once to a cache folder and
+loaded from there like any diffusers model folder, so CI runs every family's real code path
+on the CPU::
 
     folder = ensure_tiny_family("flux")  # $PIXELKILN_HOME/models/tiny-flux-v1-seed0
     pipe = FluxPipeline.from_pretrained(folder, local_files_only=True)
@@ -39,7 +40,7 @@ from .tiny_random import (
 
 # Part of each cache folder's name; bump when an architecture or the weight draw changes.
 TINY_FAMILIES_VERSION = "1"
-FAMILIES = ("sdxl", "flux", "z-image")
+FAMILIES = ("sdxl", "flux", "z-image", "flux2")
 # The text encoders' sequence lengths (the real ones: 77 CLIP, 256/512 T5, 512 Qwen).
 T5_MAX_LENGTH = 512
 QWEN_CHAT_TEMPLATE = (
@@ -291,10 +292,85 @@ def build_tiny_z_image(seed: int = 0) -> Any:
     )
 
 
+def build_tiny_flux2_klein(seed: int = 0) -> Any:
+    """FLUX.2 [klein]'s shape, shrunk: ``Flux2Transformer2DModel`` (one double, one single
+    block, 128 = 32 x 2 x 2 packed latent channels, no guidance embedding: distilled), a Qwen3
+    causal LM of 27 layers (the pipeline stacks hidden layers 9, 18 and 27, so the joint
+    attention width is 3 x 16), the 32-channel ``AutoencoderKLFlux2`` with its batch-norm
+    latent statistics, flow matching with dynamic shifting as in the real repo."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = build_qwen_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = Flux2Transformer2DModel(
+            patch_size=1,
+            in_channels=128,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=48,
+            timestep_guidance_channels=32,
+            axes_dims_rope=(4, 4, 4, 4),
+            guidance_embeds=False,
+        )
+        torch.manual_seed(seed)
+        text_encoder = Qwen3ForCausalLM(
+            Qwen3Config(
+                vocab_size=len(tokenizer),
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=27,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                head_dim=8,
+                max_position_embeddings=1024,
+                pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            )
+        )
+        torch.manual_seed(seed)
+        vae = AutoencoderKLFlux2(
+            block_out_channels=(8, 16, 16, 16),
+            layers_per_block=1,
+            latent_channels=32,
+            norm_num_groups=8,
+            sample_size=64,
+            mid_block_add_attention=False,
+        )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+    return Flux2KleinPipeline(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        is_distilled=True,
+    )
+
+
 BUILDERS: dict[str, Callable[[int], Any]] = {
     "sdxl": build_tiny_sdxl,
     "flux": build_tiny_flux,
     "z-image": build_tiny_z_image,
+    "flux2": build_tiny_flux2_klein,
 }
 
 
@@ -343,3 +419,8 @@ class TinyFluxBackend(_TinyFamilyBackend):
 class TinyZImageBackend(_TinyFamilyBackend):
     family = "z-image"
     name = "tiny-z-image"
+
+
+class TinyFlux2KleinBackend(_TinyFamilyBackend):
+    family = "flux2"
+    name = "tiny-flux2-klein"

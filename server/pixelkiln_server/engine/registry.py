@@ -26,7 +26,9 @@ from ..types import LoadedModelStatus, ModelInfo, UnloadResult
 from .memory import GIB, MemoryTracker, default_vram_budget, gib, pick_victims
 
 # Backends that apply ModelOptions (the tiny ones load through the diffusers backend).
-OPTION_BACKENDS = frozenset({"diffusers", "tiny-random", "tiny-sdxl", "tiny-flux", "tiny-z-image"})
+OPTION_BACKENDS = frozenset(
+    {"diffusers", "tiny-random", "tiny-sdxl", "tiny-flux", "tiny-z-image", "tiny-flux2-klein"}
+)
 
 log = logging.getLogger(__name__)
 
