@@ -377,3 +377,23 @@ def test_lean_frame_tiles_like_the_pipeline() -> None:
     assert_close(lean, piped)
     untiled = m.generate(replace(request, tiling=Tiling.NONE), inputs, Notes())[0]
     assert np.abs(untiled - lean).mean() > 10 * MEAN_TOLERANCE
+
+
+def test_the_tiny_vae_decode_option_still_decodes_live_frames(with_tiny: Any) -> None:
+    """``--tiny-vae-decode``: live frames decode with the tiny autoencoder (encode with the
+    full VAE), as the pipeline path did before the lean path took live frames."""
+    from pixelkiln_server.backends.base import BatchItem
+
+    inputs = DecodedInputs(init_rgb=sketch(64, 12))
+    request = live("tiny-random", 64, prompt="tiny decode option")
+    full = with_tiny.generate(request, inputs, Notes())[0]
+    with_tiny.tiny_vae_decode = True
+    try:
+        with_tiny._lean._plans.clear()  # the option is read when a plan is built
+        lean = with_tiny.generate(request, inputs, Notes())[0]
+        piped = with_tiny._run([BatchItem(request, inputs, Notes())])[0][0]
+    finally:
+        with_tiny.tiny_vae_decode = False
+        with_tiny._lean._plans.clear()
+    assert_close(lean, piped)
+    assert np.abs(lean - full).mean() > 0.01

@@ -82,6 +82,8 @@ class Plan:
     dtype: Any  # the latents' dtype (the prompt embeddings', as the pipeline takes it)
     scaling: float
     tiny: bool  # encode and decode with the tiny autoencoder
+    # Decode only with it: the model's --tiny-vae-decode, for live frames (as the pipeline did).
+    tiny_decode: bool
     memory_format: Any  # the UNet's: torch.channels_last or torch.contiguous_format
     unet_dtype: Any  # read once: ModelMixin.dtype walks every parameter
     # SDXL: the UNet's added conditioning, (text_embeds, time_ids), rows as ``embeds``; the
@@ -266,6 +268,7 @@ class LeanPath:
             dtype=dtype,
             scaling=float(vae.config.scaling_factor),
             tiny=tiny,
+            tiny_decode=tiny or (model.tiny_vae_decode and request.priority is Priority.LIVE),
             memory_format=_memory_format(pipe.unet),
             unet_dtype=pipe.unet.dtype,
             added=added,
@@ -343,7 +346,7 @@ class LeanPath:
 
     def decode(self, plan: Plan, latents: Any) -> np.ndarray:
         """Latents (B, C, h, w) -> float32 RGB (B, H, W, 3) in [0, 1]."""
-        if plan.tiny:
+        if plan.tiny_decode:
             image = tiny_vae.decode(self.model.tiny_vae, latents)
         elif plan.added is None:
             image = self.pipe.vae.decode(latents / plan.scaling, return_dict=False)[0]
