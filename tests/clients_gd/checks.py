@@ -32,6 +32,19 @@ def check_run(report: Any, png_size: Callable[[Any], tuple[int, int]]) -> None:
     assert [png_size(image) for image in live["images"]] == [(64, 64)] * 3
     assert live["end_code"] == "" and not live["active"]
 
+    options = report["live_options"]
+    frames = list(options["frames"])
+    assert [f["seq"] for f in frames] == [1, 2, 3]
+    assert [f["similar"] for f in frames] == [False, True, False]
+    assert [f["bytes"] for f in frames] == [64 * 64 * 4, 0, 64 * 64 * 4]  # raw RGBA8
+    assert frames[0]["encoding"] == frames[2]["encoding"] == 4  # ENCODING_RAW_RGBA8
+    assert list(frames[0]["size"]) == [64, 64]
+    if "decoded" in frames[0]:  # the real engine: Image.create_from_data
+        assert list(frames[0]["decoded"]) == [64, 64] and frames[0]["pixel"] == 255
+    assert options["similar_frames"] == 1
+    assert not any(f["stream_batch"] or f["tiny_autoencoder"] for f in frames)
+    assert options["stream_batch"] is False and options["tiny_autoencoder"] is False
+
     errors = report["errors"]
     assert errors["width_code"] == "INVALID_ARGUMENT"
     assert (

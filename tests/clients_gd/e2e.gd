@@ -49,6 +49,7 @@ func run(url: String) -> Dictionary:
 	await _generate(client)
 	await _cancel(client)
 	await _live(client)
+	await _live_options(client)
 	await _errors(client)
 	var disconnect_reason := []
 	client.disconnected.connect(_on_disconnected.bind(disconnect_reason))
@@ -284,6 +285,54 @@ func _live(client: Client) -> void:
 		"active": session.active,
 		"client_signal_frames": _live_frames,
 	}
+
+
+## Raw RGBA8 frames, similar-skip, and what the daemon says it applied (stream batch and the
+## tiny autoencoder: asked for, not supported by tiny-random, so reported off).
+func _live_options(client: Client) -> void:
+	var settings := PK.LiveSettingsMsg.new()
+	settings.prompt = "mossy stone"
+	settings.width = 64
+	settings.height = 64
+	settings.steps = 2
+	settings.seed = 3
+	settings.output_encoding = PK.Encoding.ENCODING_RAW_RGBA8
+	settings.similar_skip_threshold = 0.05
+	settings.similar_skip_max = 5
+	settings.stream_batch = true
+	settings.tiny_autoencoder = true
+	var session := client.start_live(settings)
+	var frames := []
+	for shade in [40, 42, 200]:  # 42 is within 5% of 40: skipped as similar
+		var pixels := PackedByteArray()
+		pixels.resize(64 * 64 * 4)
+		pixels.fill(shade)
+		session.send_rgba8(pixels, 64, 64)
+		var got: Array = await session.frame
+		var frame: PK.LiveFrameMsg = got[2]
+		var entry := {
+			"seq": frame.seq,
+			"bytes": got[1].size(),
+			"similar": frame.similar,
+			"stream_batch": frame.stream_batch,
+			"tiny_autoencoder": frame.tiny_autoencoder,
+		}
+		if frame.image != null:
+			entry["encoding"] = frame.image.encoding
+			entry["size"] = [frame.image.width, frame.image.height]
+		if OS.has_feature("web") and got[1].size() > 0:  # Image exists in the real engine only
+			var image := Client.decode_image(frame.image)
+			entry["decoded"] = [image.get_width(), image.get_height()] if image != null else []
+			entry["pixel"] = image.get_pixel(0, 0).a8 if image != null else -1
+		frames.append(entry)
+	report["live_options"] = {
+		"frames": frames,
+		"similar_frames": session.similar_frames,
+		"stream_batch": session.stream_batch,
+		"tiny_autoencoder": session.tiny_autoencoder,
+	}
+	session.end()
+	await session.ended
 
 
 func _errors(client: Client) -> void:

@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ADDON = ROOT / "engine_plugins" / "godot" / "addons" / "pixelkiln"
 TESTS = ROOT / "tests" / "clients_gd"
 ADDON_FILES = (
-    "client/pixelkiln_client.gd",
-    "client/handshake_probe.gd",
+    *sorted(f"client/{path.name}" for path in (ADDON / "client").glob("*.gd")),
     "generated/pixelkiln_v1.gd",
     "runtime/proto_codec.gd",
     "asset_writer.gd",

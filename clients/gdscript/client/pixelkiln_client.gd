@@ -70,18 +70,22 @@ enum State { DISCONNECTED, CONNECTING, CONNECTED, WAITING_TO_RECONNECT }
 
 const PK = preload("../generated/pixelkiln_v1.gd")
 const HandshakeProbe = preload("handshake_probe.gd")
+const Errors = preload("client_errors.gd")
+const PendingCalls = preload("pending_calls.gd")
+const Job = preload("client_job.gd")
+const LiveSession = preload("live_session.gd")
 const DEFAULT_URL := "ws://127.0.0.1:50052/v1"
 ## The daemon's default frame limit (65 MiB: a 4096x4096 RGBA8 image and its envelope).
 const DEFAULT_BUFFER_BYTES := 65 * 1024 * 1024
 const MAX_QUEUED_PACKETS := 4096
 ## gRPC status codes used by the client itself.
-const CANCELLED := 1
-const INVALID_ARGUMENT := 3
-const PERMISSION_DENIED := 7
-const UNAUTHENTICATED := 16
-const DEADLINE_EXCEEDED := 4
-const RESOURCE_EXHAUSTED := 8
-const UNAVAILABLE := 14
+const CANCELLED := Errors.CANCELLED
+const INVALID_ARGUMENT := Errors.INVALID_ARGUMENT
+const PERMISSION_DENIED := Errors.PERMISSION_DENIED
+const UNAUTHENTICATED := Errors.UNAUTHENTICATED
+const DEADLINE_EXCEEDED := Errors.DEADLINE_EXCEEDED
+const RESOURCE_EXHAUSTED := Errors.RESOURCE_EXHAUSTED
+const UNAVAILABLE := Errors.UNAVAILABLE
 
 ## Size of both WebSocket buffers, applied when a connection opens: at least the daemon's
 ## frame limit ([code]--max-message-mib[/code]; [code]status().response.max_message_bytes[/code]).
@@ -112,10 +116,8 @@ var last_error := ""
 
 var _peer: WebSocketPeer = null
 var _state: State = State.DISCONNECTED
-var _jobs := {}
-var _lives := {}
+var _calls := PendingCalls.new()
 var _outbox: Array[PackedByteArray] = []
-var _deferred: Array = []
 var _next_id := 0
 var _backoff_ms := 0
 var _retry_at_ms := 0
@@ -142,7 +144,7 @@ func _init(auto_poll := true) -> void:
 func connect_to_daemon(daemon_url := DEFAULT_URL) -> Error:
 	if _state != State.DISCONNECTED:
 		_close_peer()
-		_fail_all(UNAVAILABLE, "UNAVAILABLE", "reconnecting to " + daemon_url)
+		_calls.fail_all(self, UNAVAILABLE, "UNAVAILABLE", "reconnecting to " + daemon_url)
 	if not (daemon_url.begins_with("ws://") or daemon_url.begins_with("wss://")):
 		last_error = "not a WebSocket URL: " + daemon_url + " (expected ws://HOST:PORT/v1)"
 		_state = State.DISCONNECTED
@@ -157,7 +159,7 @@ func disconnect_from_daemon() -> void:
 	var was_down := _state == State.DISCONNECTED
 	_close_peer()
 	_state = State.DISCONNECTED
-	_fail_all(CANCELLED, "CANCELLED", "the client disconnected")
+	_calls.fail_all(self, CANCELLED, "CANCELLED", "the client disconnected")
 	if not was_down:
 		disconnected.emit("closed by the client")
 
@@ -235,7 +237,7 @@ func unload_model(model_name: String) -> Job:
 func start_live(settings: PK.LiveSettingsMsg = null) -> LiveSession:
 	_next_id += 1
 	var session := LiveSession.new("live" + str(_next_id), settings, _send_live)
-	_lives[session.session_id] = session
+	_calls.lives[session.session_id] = session
 	return session
 
 
@@ -256,10 +258,22 @@ static func decode(image_bytes: PackedByteArray) -> Image:
 	return image if err == OK else null
 
 
+## Decodes an [code]ImageMsg[/code] (a result, preview or live frame's [code]image[/code]): raw
+## RGBA8 by its width and height, else as [method decode] does; null when it cannot.
+static func decode_image(image: PK.ImageMsg) -> Image:
+	if image == null or image.data.is_empty():
+		return null
+	if image.encoding != PK.Encoding.ENCODING_RAW_RGBA8:
+		return decode(image.data)
+	if image.width <= 0 or image.height <= 0 or image.data.size() != image.width * image.height * 4:
+		return null
+	return Image.create_from_data(image.width, image.height, false, Image.FORMAT_RGBA8, image.data)
+
+
 ## Reads the socket and emits what arrived; connects, times out and reconnects. Called every
 ## frame by default (see [method _init]); cheap when idle.
 func poll() -> void:
-	_run_deferred()
+	_calls.run_deferred(self)
 	var now := Time.get_ticks_msec()
 	if _state == State.WAITING_TO_RECONNECT and now >= _retry_at_ms:
 		_open()
@@ -290,7 +304,7 @@ func poll() -> void:
 				push_warning("PixelKiln: ignored a text frame from the daemon")
 			else:
 				_dispatch(data)
-		_check_deadlines(now)
+		_calls.check_deadlines(self, now, request_timeout_ms)
 		return
 	if ready == WebSocketPeer.STATE_CLOSED:
 		if _state == State.CONNECTING and _peer.get_close_code() == -1 and not OS.has_feature("web"):
@@ -326,11 +340,7 @@ func _open() -> Error:
 		var ca := X509Certificate.new()
 		var loaded := ca.load(ca_path)
 		if loaded != OK:
-			return _bad_setting(
-				"tls_ca_path: cannot load the CA certificate '" + ca_path + "' ("
-				+ error_string(loaded) + "); give the PEM file of the CA that signed the"
-				+ " daemon's --tls-cert"
-			)
+			return _bad_setting(Errors.bad_ca(ca_path, loaded))
 		_tls = TLSOptions.client(ca)
 	var err := _peer.connect_to_url(url, _tls)
 	if err != OK:  # reported by the next poll(), like any other failed attempt
@@ -355,25 +365,12 @@ static func _setting(value: String, environment_variable: String) -> String:
 func _after_probe() -> void:
 	var probe := _probe
 	_probe = null
-	if probe.code == 401:
-		var hint := (
-			"; set the client's token (or PIXELKILN_TOKEN) to a token of the daemon's --token-file"
-			if _setting(token, "PIXELKILN_TOKEN").is_empty()
-			else "; check the token (client.token or PIXELKILN_TOKEN): `pixelkiln token create NAME`"
-		)
-		_refuse(UNAUTHENTICATED, "UNAUTHENTICATED", probe.text.trim_prefix("UNAUTHENTICATED: ") + hint)
-	elif probe.code == 403:
-		var why := probe.text.trim_prefix("PERMISSION_DENIED: ")
-		_refuse(PERMISSION_DENIED, "PERMISSION_DENIED", why + " (HTTP 403 on the handshake)")
-	elif probe.tls_failed:
-		_lost(
-			"the TLS handshake with "
-			+ url
-			+ " failed: the daemon's certificate is not trusted or does not name the host; set"
-			+ " tls_ca_path (or PIXELKILN_TLS_CA) to the PEM of the CA that signed its --tls-cert"
-		)
+	var has_token := not _setting(token, "PIXELKILN_TOKEN").is_empty()
+	var refusal := Errors.probe_refusal(probe, has_token)
+	if refusal.is_empty():
+		_lost(Errors.probe_lost(probe, url, _probe_reason))
 	else:
-		_lost(_probe_reason)
+		_refuse(refusal[0], refusal[1], refusal[2])
 
 
 ## A refusal that retrying cannot fix: fail everything, stay disconnected.
@@ -381,7 +378,7 @@ func _refuse(code: int, code_name: String, reason: String) -> void:
 	_close_peer()
 	last_error = code_name + ": " + reason
 	_state = State.DISCONNECTED
-	_fail_all(code, code_name, reason)
+	_calls.fail_all(self, code, code_name, reason)
 	disconnected.emit(last_error)
 
 
@@ -397,43 +394,15 @@ func _on_open() -> void:
 
 
 func _close_reason() -> String:
+	var connecting := _state == State.CONNECTING
 	var code := _peer.get_close_code()
-	var why := _peer.get_close_reason()
-	# A close code means the handshake got through (the close may come in the same poll),
-	# except 1006 (abnormal closure): the web build's WebSocket reports a refused connection so.
-	if _state == State.CONNECTING and (code == -1 or code == 1006):
-		return (
-			"cannot connect to the PixelKiln daemon at "
-			+ url
-			+ " (connection refused or no WebSocket handshake). Is `pixelkiln serve` running"
-			+ " with its WebSocket carrier on that port (--ws-port, default 50052; the gRPC port"
-			+ " 50051 does not speak WebSocket)?"
-			+ (" A daemon started with --tls-cert serves wss:// only." if url.begins_with("ws://") else "")
-			+ (
-				" On the web, a daemon with --token-file cannot be reached (browsers send no token)"
-				+ " and the page's origin must be allowed (--ws-allow-origin)."
-				if code == 1006
-				else ""
-			)
-		)
-	if code == 1009:
-		return (
-			"the daemon sent a frame larger than the client's inbound buffer ("
-			+ str(buffer_bytes)
-			+ " bytes); ask for a smaller or compressed image, or raise buffer_bytes"
-		)
-	if code == 1008:
-		return "the daemon refused the connection: " + why + " (check the URL path, /v1)"
-	if code == 1001:
-		return "the daemon at " + url + " is shutting down"
-	var detail := " (code " + str(code) + (", " + why if not why.is_empty() else "") + ")"
-	return "connection to the daemon at " + url + " lost" + detail
+	return Errors.close_reason(code, _peer.get_close_reason(), connecting, url, buffer_bytes)
 
 
 func _lost(reason: String) -> void:
 	_close_peer()
 	last_error = reason
-	_fail_all(UNAVAILABLE, "UNAVAILABLE", reason)
+	_calls.fail_all(self, UNAVAILABLE, "UNAVAILABLE", reason)
 	if auto_reconnect:
 		_backoff_ms = reconnect_min_ms if _backoff_ms == 0 else mini(_backoff_ms * 2, reconnect_max_ms)
 		_retry_at_ms = Time.get_ticks_msec() + _backoff_ms
@@ -452,7 +421,7 @@ func _close_peer() -> void:
 	_outbox = []
 
 
-# ---- sending ---------------------------------------------------------------------------
+# ---- sending and receiving -------------------------------------------------------------
 
 
 func _new_job(prefix: String) -> Job:
@@ -464,25 +433,25 @@ func _submit(job: Job, envelope: PK.EnvelopeMsg, timeout_ms: int) -> void:
 	envelope.request_id = job.request_id
 	var problem := _send(envelope.to_bytes())
 	if not problem.is_empty():
-		_deferred.append([job, problem[0], problem[1], problem[2]])
+		_calls.defer(job, problem[0], problem[1], problem[2])
 		return
 	if timeout_ms > 0:
 		job.deadline_ms = Time.get_ticks_msec() + timeout_ms
-	_jobs[job.request_id] = job
+	_calls.jobs[job.request_id] = job
 
 
 func _send_live(session: LiveSession, envelope: PK.EnvelopeMsg) -> bool:
 	envelope.request_id = session.session_id
 	if envelope.live_end != null and session.last_seq == 0:  # nothing was sent: end here
-		_lives.erase(session.session_id)
-		_deferred.append([session, 0, "", ""])
+		_calls.lives.erase(session.session_id)
+		_calls.defer(session, 0, "", "")
 		return true
 	var problem := _send(envelope.to_bytes())
 	if problem.is_empty():
 		return true
 	if problem[0] == UNAVAILABLE:
-		_lives.erase(session.session_id)
-		_deferred.append([session, problem[0], problem[1], problem[2]])
+		_calls.lives.erase(session.session_id)
+		_calls.defer(session, problem[0], problem[1], problem[2])
 	return false
 
 
@@ -495,8 +464,7 @@ func _send(data: PackedByteArray) -> Array:
 		_outbox.append(data)
 		return []
 	if _state != State.CONNECTED:
-		var why := last_error if not last_error.is_empty() else "call connect_to_daemon() first"
-		return [UNAVAILABLE, "UNAVAILABLE", "not connected to the PixelKiln daemon: " + why]
+		return Errors.not_connected(last_error)
 	var err := _peer.send(data, WebSocketPeer.WRITE_MODE_BINARY)
 	if err != OK:
 		var msg := "send failed (" + error_string(err) + "): outbound buffer full"
@@ -504,283 +472,9 @@ func _send(data: PackedByteArray) -> Array:
 	return []
 
 
-# ---- receiving -------------------------------------------------------------------------
-
-
 func _dispatch(data: PackedByteArray) -> void:
 	var envelope := PK.EnvelopeMsg.from_bytes(data)
 	if envelope == null:
 		push_warning("PixelKiln: ignored a malformed frame of " + str(data.size()) + " bytes")
 		return
-	var rid := envelope.request_id
-	var body := envelope.get_body_case()
-	if body == PK.EnvelopeMsg.BodyCase.EVENT:
-		_on_event(rid, envelope.event)
-	elif body == PK.EnvelopeMsg.BodyCase.LIVE_FRAME:
-		_on_live_frame(rid, envelope.live_frame)
-	elif body == PK.EnvelopeMsg.BodyCase.LIVE_END:
-		_end_live(rid, "", "")
-	elif body == PK.EnvelopeMsg.BodyCase.ERROR:
-		_on_error(rid, envelope.error)
-	elif _jobs.has(rid):
-		_complete(_jobs[rid], _response_of(envelope), 0, "", "")
-
-
-func _response_of(envelope: PK.EnvelopeMsg) -> RefCounted:
-	var body := envelope.get_body_case()
-	if body == PK.EnvelopeMsg.BodyCase.CANCEL_RESPONSE:
-		return envelope.cancel_response
-	if body == PK.EnvelopeMsg.BodyCase.LIST_MODELS_RESPONSE:
-		return envelope.list_models_response
-	if body == PK.EnvelopeMsg.BodyCase.STATUS_RESPONSE:
-		return envelope.status_response
-	if body == PK.EnvelopeMsg.BodyCase.MODEL_INFO:
-		return envelope.model_info
-	return envelope.unload_model_response
-
-
-func _on_event(rid: String, event: PK.GenerateEventMsg) -> void:
-	if not _jobs.has(rid):
-		return
-	var job: Job = _jobs[rid]
-	if event.accepted != null:
-		job.seed = event.accepted.seed
-		job.server_request_id = event.accepted.request_id
-		job.accepted.emit(job.seed)
-		accepted.emit(rid, job.seed)
-	elif event.queued != null:
-		job.queued.emit(event.queued.position, event.queued.queue_depth)
-		queued.emit(rid, event.queued.position, event.queued.queue_depth)
-	elif event.progress != null:
-		job.step = event.progress.step
-		job.total = event.progress.total
-		job.progress.emit(job.step, job.total)
-		progress.emit(rid, job.step, job.total)
-	elif event.preview != null and not event.preview.images.is_empty():
-		var bytes: PackedByteArray = event.preview.images[0].data
-		job.preview.emit(bytes)
-		preview.emit(rid, bytes)
-	elif event.result != null:
-		_complete(job, event.result, 0, "", "")
-
-
-func _on_live_frame(rid: String, frame: PK.LiveFrameMsg) -> void:
-	if not _lives.has(rid):
-		return
-	var session: LiveSession = _lives[rid]
-	var bytes := PackedByteArray() if frame.image == null else frame.image.data
-	session.frames += 1
-	live_frame.emit(rid, frame.seq, bytes, frame.timings)
-	session.frame.emit(frame.seq, bytes, frame)
-
-
-func _on_error(rid: String, error: PK.ErrorMsg) -> void:
-	if _jobs.has(rid):
-		_complete(_jobs[rid], null, error.code, error.code_name, error.message)
-	elif _lives.has(rid):
-		_close_live(_lives[rid], error.code_name, error.message)
-	else:
-		if rid.is_empty():
-			push_warning("PixelKiln: the daemon rejected a frame: " + error.message)
-		failed.emit(rid, error.code_name, error.message)
-
-
-func _end_live(rid: String, code_name: String, message: String) -> void:
-	if _lives.has(rid):
-		_close_live(_lives[rid], code_name, message)
-
-
-## Settles a job: the client-wide signal first, the job's own [signal Job.completed] last, so
-## whoever awaits the job finds every other effect done.
-func _complete(job: Job, answer: RefCounted, code: int, code_name: String, message: String) -> void:
-	_jobs.erase(job.request_id)
-	if not job.settle(answer, code, code_name, message):
-		return
-	if not code_name.is_empty():
-		failed.emit(job.request_id, code_name, message)
-	elif job.result != null:
-		result.emit(job.request_id, job.result.images)
-	job.completed.emit(job)
-
-
-func _close_live(session: LiveSession, code_name: String, message: String) -> void:
-	_lives.erase(session.session_id)
-	if not session.settle(code_name, message):
-		return
-	if not code_name.is_empty():
-		failed.emit(session.session_id, code_name, message)
-	session.ended.emit(code_name, message)
-
-
-func _check_deadlines(now: int) -> void:
-	for rid in _jobs.keys():
-		var job: Job = _jobs[rid]
-		if job.deadline_ms > 0 and now > job.deadline_ms:
-			var msg := "no answer within " + str(request_timeout_ms) + " ms"
-			_complete(job, null, DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", msg)
-
-
-func _fail_all(code: int, code_name: String, message: String) -> void:
-	var jobs := _jobs
-	var lives := _lives
-	_jobs = {}
-	_lives = {}
-	for rid in jobs:
-		_complete(jobs[rid], null, code, code_name, message)
-	for rid in lives:
-		_close_live(lives[rid], code_name, message)
-
-
-## Failures found inside a call are reported on the next poll, never inside the call, so the
-## caller can always connect to (or await) the job's signals first.
-func _run_deferred() -> void:
-	var due := _deferred
-	_deferred = []
-	for item in due:
-		if item[0] is Job:
-			_complete(item[0], null, item[1], item[2], item[3])
-		else:
-			_close_live(item[0], item[2], item[3])
-
-
-## One call to the daemon: a generation, or a call with one answer (cancel, models, status).
-class Job:
-	extends RefCounted
-
-	@warning_ignore("shadowed_global_identifier")
-	signal accepted(seed: int)
-	signal queued(position: int, queue_depth: int)
-	signal progress(step: int, total: int)
-	signal preview(image_bytes: PackedByteArray)
-	## The job is done, well or not ([member done] is true): check [method is_ok].
-	signal completed(job: RefCounted)
-
-	## The id this client gave the call (the envelope's request_id); use it to cancel.
-	var request_id := ""
-	## The daemon's own id of a generation (from Accepted).
-	var server_request_id := ""
-	var done := false
-	## Seed of the first image (from Accepted); image i used seed + i.
-	@warning_ignore("shadowed_global_identifier")
-	var seed := 0
-	var step := 0
-	var total := 0
-	## A generation's ResultMsg: images (with seeds, maps, seams), recipe, atlas, timings.
-	var result: PK.ResultMsg = null
-	## A one-answer call's response message.
-	var response: RefCounted = null
-	## gRPC status of a failure (0 and "" on success).
-	var error_code := 0
-	var error_code_name := ""
-	var error_message := ""
-	var deadline_ms := 0
-	var _cancel: Callable
-
-	func _init(id: String, cancel_call: Callable) -> void:
-		request_id = id
-		_cancel = cancel_call
-
-	func is_ok() -> bool:
-		return done and error_code_name.is_empty()
-
-	## Waits for the job (returns at once when it is done already): [code]await job.wait()[/code].
-	func wait() -> RefCounted:
-		if not done:
-			await completed
-		return self
-
-	## Asks the daemon to cancel this generation; returns the cancel call's own job.
-	func cancel() -> RefCounted:
-		return _cancel.call(request_id)
-
-	## The encoded bytes of result image [param index] (PNG unless the request said otherwise).
-	func image_bytes(index: int) -> PackedByteArray:
-		if result == null or index >= result.images.size():
-			return PackedByteArray()
-		return result.images[index].image.data
-
-	## "CODE_NAME: message" of a failed job, empty otherwise.
-	func error_text() -> String:
-		return "" if error_code_name.is_empty() else error_code_name + ": " + error_message
-
-	## Records the outcome (the client calls it); false when the job was done already.
-	func settle(answer: RefCounted, code: int, code_name: String, message: String) -> bool:
-		if done:
-			return false
-		done = true
-		if answer is PK.ResultMsg:
-			result = answer
-		else:
-			response = answer
-		error_code = code
-		error_code_name = code_name
-		error_message = message
-		return true
-
-
-## A live img2img session: send frames at any rate; the daemon answers the newest.
-class LiveSession:
-	extends RefCounted
-
-	## The daemon answered input [param seq] ([param image_bytes] empty when unchanged);
-	## [param message] is the LiveFrameMsg (seed, skipped, timings).
-	signal frame(seq: int, image_bytes: PackedByteArray, message: RefCounted)
-	## The session is over: [param code_name] is empty after [method end], else the failure.
-	signal ended(code_name: String, message: String)
-
-	var session_id := ""
-	var active := true
-	var last_seq := 0
-	var frames := 0
-	var error_code_name := ""
-	var error_message := ""
-	var _settings: PK.LiveSettingsMsg = null
-	var _send: Callable
-
-	func _init(id: String, settings: PK.LiveSettingsMsg, send_call: Callable) -> void:
-		session_id = id
-		_settings = settings
-		_send = send_call
-
-	## Sends one input (an encoded image, or null to keep the last one) with optional setting
-	## changes; returns its seq, or -1 when it could not be sent (see [signal ended]).
-	func send_image(image: PK.ImageMsg, settings: PK.LiveSettingsMsg = null) -> int:
-		if not active:
-			return -1
-		var input := PK.LiveInputMsg.new()
-		last_seq += 1
-		input.seq = last_seq
-		input.image = image
-		input.settings = settings if settings != null else _settings
-		_settings = null
-		var envelope := PK.EnvelopeMsg.new()
-		envelope.live_input = input
-		return last_seq if _send.call(self, envelope) else -1
-
-	## Sends tightly packed RGBA8 pixels (e.g. [code]Image.get_data()[/code] after
-	## [code]convert(Image.FORMAT_RGBA8)[/code]): no encoding cost on the main thread.
-	func send_rgba8(
-		pixels: PackedByteArray, width: int, height: int, settings: PK.LiveSettingsMsg = null
-	) -> int:
-		var image := PK.ImageMsg.new()
-		image.data = pixels
-		image.encoding = PK.Encoding.ENCODING_RAW_RGBA8
-		image.width = width
-		image.height = height
-		return send_image(image, settings)
-
-	## Ends the session: the daemon answers what is in flight, then [signal ended] follows.
-	func end() -> void:
-		if active:
-			var envelope := PK.EnvelopeMsg.new()
-			envelope.live_end = PK.LiveEndMsg.new()
-			_send.call(self, envelope)
-
-	## Records the end (the client calls it); false when the session had ended already.
-	func settle(code_name: String, message: String) -> bool:
-		if not active:
-			return false
-		active = false
-		error_code_name = code_name
-		error_message = message
-		return true
+	_calls.dispatch(self, envelope)
