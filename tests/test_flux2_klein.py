@@ -37,7 +37,11 @@ async def test_tiny_flux2_klein_generates_and_is_deterministic() -> None:
         again = await client.generate("a red gem", seed=7, num_images=2)
         with pytest.raises(PixelKilnError) as info:
             await client.generate("a red gem", init_image=first.images[0].data, strength=0.5)
+        with pytest.raises(PixelKilnError) as negative:
+            await client.generate("a red gem", negative_prompt="blurry")
     assert [i.data for i in first.images] == [i.data for i in again.images]
     pixels = [np.asarray(Image.open(io.BytesIO(i.data))) for i in first.images]
     assert pixels[0].shape[:2] == (64, 64) and not np.array_equal(pixels[0], pixels[1])
     assert info.value.code.name == "INVALID_ARGUMENT"
+    assert negative.value.code.name == "INVALID_ARGUMENT"
+    assert "negative_prompt" in negative.value.message

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
-from ..errors import FailedPrecondition, PixelKilnError, ResourceExhausted
+from ..errors import FailedPrecondition, InvalidArgument, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
 from . import accel, inpaint, load_errors, lora, tiling, tiny_vae, variation
@@ -215,7 +215,11 @@ class DiffusersModel(LoadedModel):
         reqs = [item.request for item in items]
         if self.spec.family != "sd":
             args: dict[str, Any] = {"prompt": [r.prompt for r in reqs for _ in range(r.num_images)]}
-            if any(r.negative_prompt for r in reqs):  # FLUX.2 [klein] takes no negative_prompt
+            if any(r.negative_prompt for r in reqs):
+                if self.spec.family == "flux2":  # its pipeline has no negative_prompt argument
+                    raise InvalidArgument(
+                        "negative_prompt", "FLUX.2 [klein] is guidance-distilled and takes none"
+                    )
                 args["negative_prompt"] = [
                     r.negative_prompt for r in reqs for _ in range(r.num_images)
                 ]
