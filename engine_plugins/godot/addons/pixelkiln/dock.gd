@@ -17,6 +17,7 @@ const AssetWriter = preload("asset_writer.gd")
 const DockSettings = preload("dock_settings.gd")
 const DaemonPanel = preload("dock_daemon.gd")
 const Widgets = preload("dock_widgets.gd")
+const LiveOptions = preload("dock_live_options.gd")
 const LIVE_INTERVAL_MS := 125
 const LIVE_MAX_IN_FLIGHT := 2
 const LIVE_DEFAULT_SIDE := 512
@@ -67,6 +68,7 @@ var _live_toggle: CheckButton
 var _live_source: OptionButton
 var _live_texture: EditorResourcePicker
 var _strength: HSlider
+var _live_options := LiveOptions.new()
 
 
 func _ready() -> void:
@@ -323,8 +325,11 @@ func _send_live_frame() -> void:
 func _on_live_frame(_seq: int, image_bytes: PackedByteArray, message: RefCounted) -> void:
 	var frame: PK.LiveFrameMsg = message
 	_live_in_flight = maxi(0, _live_in_flight - 1 - frame.skipped)
-	if not image_bytes.is_empty():
-		_show_image(image_bytes)
+	_live_options.show_applied(frame)
+	if not image_bytes.is_empty() and frame.image != null:
+		var image := Client.decode_image(frame.image)  # raw RGBA8 (fast frames), PNG or JPEG
+		if image != null:
+			_preview.texture = ImageTexture.create_from_image(image)
 
 
 func _on_live_ended(code_name: String, message: String) -> void:
@@ -343,6 +348,7 @@ func _live_settings() -> PK.LiveSettingsMsg:
 	settings.prompt = _prompt.text.strip_edges()
 	settings.negative_prompt = _negative.text.strip_edges()
 	settings.strength = _strength.value
+	_live_options.apply(settings)
 	return settings
 
 
@@ -454,6 +460,7 @@ func _build() -> void:
 	_strength.value = 0.5
 	_strength.value_changed.connect(_on_live_setting_changed)
 	Widgets.add_row(self, "Source / strength", [_live_texture, _strength])
+	_live_options.build(self, _on_live_setting_changed)
 
 	_preview = TextureRect.new()
 	_preview.custom_minimum_size = Vector2(0, 256)
