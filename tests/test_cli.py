@@ -144,8 +144,8 @@ def test_graceful_shutdown_finishes_in_flight_work(sig: signal.Signals) -> None:
                 outcome["result"] = client.generate(
                     "finish me",
                     seed=1,
-                    steps=12,
-                    size=128,
+                    steps=8,  # in flight when the stop arrives; more steps only wait longer
+                    size=64,
                     on_event=lambda e: started.set() if isinstance(e, Progress) else None,
                 )
             except PixelKilnError as err:

@@ -56,7 +56,7 @@ def _start_like_godot() -> tuple[subprocess.Popen[bytes], str]:
     return proc, address
 
 
-@pytest.mark.timeout(300)  # a busy machine: start-up and 12 steps on the CPU
+@pytest.mark.timeout(300)  # a busy machine: start-up and 8 steps on the CPU
 def test_closing_stdin_and_stdout_together_stops_gracefully() -> None:
     proc, address = _start_like_godot()
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
