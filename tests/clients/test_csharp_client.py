@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -186,6 +187,41 @@ def test_live_session_answers_the_last_input(
     assert one(out, "send_after_end") == "refused"
     frame = Image.open(tmp_path / one(out, "frame_file"))
     assert frame.size == (64, 64)
+
+
+def test_live_options_reach_the_daemon_and_raw_frames_are_top_down(
+    e2e_exe: Path, ws_daemon: tuple[str, int], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    pixels[0, 0] ^= 1  # one level in one pixel: similar under any threshold above 0
+    Image.fromarray(pixels).save(tmp_path / "b.png")
+    out = run_e2e(e2e_exe, "liveoptions", ws_daemon[0], str(tmp_path))
+    # Options given on a Send after open are merged with the open settings, not dropped.
+    assert one(out, "raw_seq") == "1" and one(out, "raw_encoding") == "RawRgba8"
+    assert one(out, "raw_size") == f"64x64:{64 * 64 * 4}"
+    # tiny-random has no tiny autoencoder: asked for, reported as not applied.
+    described = one(out, "raw_describe")
+    assert described.startswith("input 1, ") and described.endswith(" ms, applied: raw frames")
+    assert one(out, "similar_seq") == "2" and one(out, "similar") == "True:False"
+    assert "similar (skipped)" in one(out, "similar_describe")
+    # Stream batch: the frame with an image answers an earlier input than the last sent.
+    assert one(out, "stream_answers_earlier") == "True"
+    assert "applied: stream batch, raw frames" in one(out, "stream_describe")
+    # The raw frame, rows top to bottom, equals the Python client's frame of the same settings.
+    from pixelkiln import Client
+
+    with (
+        Client(f"127.0.0.1:{ws_daemon[1]}", timeout=60) as client,
+        client.live(prompt="moss", strength=0.5, steps=2, seed=3, output_encoding="png") as session,
+    ):
+        session.send(str(tmp_path / "a.png"))
+        frame = next(iter(session))
+    assert frame.image is not None
+    expected = np.asarray(Image.open(io.BytesIO(frame.image.data)).convert("RGBA"))
+    raw = np.frombuffer((tmp_path / "frame.rgba").read_bytes(), np.uint8).reshape(64, 64, 4)
+    assert np.array_equal(raw, expected)
 
 
 def test_errors_carry_code_name_and_field(e2e_exe: Path, ws_daemon: tuple[str, int]) -> None:

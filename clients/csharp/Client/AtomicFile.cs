@@ -26,35 +26,27 @@ namespace PixelKiln.Client
         /// <summary>Writes <paramref name="data"/> to <paramref name="path"/> atomically (creates the folder).</summary>
         public static void WriteAllBytes(string path, byte[] data)
         {
-            if (data == null) throw new ArgumentNullException("data");
-            string temp = Prepare(path);
-            try
-            {
-                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920))
-                {
-                    stream.Write(data, 0, data.Length);
-                    stream.Flush(true);
-                }
-                Commit(temp, path);
-            }
-            catch
-            {
-                DeleteQuietly(temp);
-                throw;
-            }
+            // Never awaits with useAsync false, so this completes before returning.
+            WriteAsync(path, data, false, CancellationToken.None).GetAwaiter().GetResult();
         }
 
         /// <summary>Writes <paramref name="data"/> to <paramref name="path"/> atomically without blocking the caller.</summary>
-        public static async Task WriteAllBytesAsync(string path, byte[] data,
+        public static Task WriteAllBytesAsync(string path, byte[] data,
             CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return WriteAsync(path, data, true, cancellationToken);
+        }
+
+        private static async Task WriteAsync(string path, byte[] data, bool useAsync, CancellationToken cancellationToken)
         {
             if (data == null) throw new ArgumentNullException("data");
             string temp = Prepare(path);
             try
             {
-                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, true))
+                using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync))
                 {
-                    await stream.WriteAsync(data, 0, data.Length, cancellationToken).ConfigureAwait(false);
+                    if (useAsync) await stream.WriteAsync(data, 0, data.Length, cancellationToken).ConfigureAwait(false);
+                    else stream.Write(data, 0, data.Length);
                     stream.Flush(true);
                 }
                 Commit(temp, path);

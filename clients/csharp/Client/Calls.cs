@@ -182,4 +182,31 @@ namespace PixelKiln.Client
             completion.TrySetException(error);
         }
     }
+
+    /// <summary>Routes a connection's envelopes for one live session to it.</summary>
+    internal sealed class LiveCall : PendingCall
+    {
+        private readonly LiveSession session;
+
+        public LiveCall(LiveSession session, Connection connection, string requestId)
+            : base(connection, requestId)
+        {
+            this.session = session;
+        }
+
+        public override void OnEnvelope(Envelope envelope)
+        {
+            session.OnEnvelope(envelope);
+        }
+
+        public override void Fail(Exception error)
+        {
+            session.Finish(error);
+        }
+
+        public void Done()
+        {
+            Unregister();
+        }
+    }
 }

@@ -123,13 +123,13 @@ namespace PixelKiln.Client
                 if (endRequested) throw new InvalidOperationException("End() was called on this live session");
                 number = ++seq;
                 var input = new LiveInput { Seq = number, Image = image };
-                LiveSettings merged = Merge(unsentSettings, settings);
+                LiveSettings merged = LiveOptions.Merge(unsentSettings, settings);
                 unsentSettings = null;
                 if (pending != null)
                 {
                     // Not on the wire yet: the newest input replaces it, keeping what it would lose.
                     if (input.Image == null) input.Image = pending.Image;
-                    merged = Merge(pending.Settings, merged);
+                    merged = LiveOptions.Merge(pending.Settings, merged);
                 }
                 input.Settings = merged;
                 pending = input;
@@ -208,7 +208,7 @@ namespace PixelKiln.Client
         /// <summary>Ends the session without waiting (see <see cref="End"/>).</summary>
         public void Dispose()
         {
-            ObserveQuietly(End());
+            QuietTasks.Observe(End());
         }
 
         private void StartPump()
@@ -318,7 +318,7 @@ namespace PixelKiln.Client
             if (sayEnd)
             {
                 var end = new Envelope { RequestId = RequestId, LiveEnd = new LiveEnd() };
-                ObserveQuietly(client.SendAsync(connection, end, CancellationToken.None));
+                QuietTasks.Observe(client.SendAsync(connection, end, CancellationToken.None));
             }
             if (wake != null)
             {
@@ -333,58 +333,6 @@ namespace PixelKiln.Client
                 if (error == null) completion.TrySetResult(true);
                 else completion.TrySetException(error);
             });
-        }
-
-        private static void ObserveQuietly(Task task)
-        {
-            task.ContinueWith(t => { var ignored = t.Exception; }, TaskContinuationOptions.OnlyOnFaulted);
-        }
-
-        /// <summary>Settings of <paramref name="older"/> overridden by every field set in <paramref name="newer"/>.</summary>
-        internal static LiveSettings Merge(LiveSettings older, LiveSettings newer)
-        {
-            if (older == null) return newer;
-            if (newer == null) return older;
-            LiveSettings merged = older.Clone();
-            if (newer.HasModel) merged.Model = newer.Model;
-            if (newer.HasPrompt) merged.Prompt = newer.Prompt;
-            if (newer.HasNegativePrompt) merged.NegativePrompt = newer.NegativePrompt;
-            if (newer.HasStrength) merged.Strength = newer.Strength;
-            if (newer.HasSeed) merged.Seed = newer.Seed;
-            if (newer.HasSteps) merged.Steps = newer.Steps;
-            if (newer.HasWidth) merged.Width = newer.Width;
-            if (newer.HasHeight) merged.Height = newer.Height;
-            if (newer.HasGuidanceScale) merged.GuidanceScale = newer.GuidanceScale;
-            if (newer.HasTiling) merged.Tiling = newer.Tiling;
-            if (newer.HasOutputEncoding) merged.OutputEncoding = newer.OutputEncoding;
-            return merged;
-        }
-    }
-
-    /// <summary>Routes a connection's envelopes for one live session to it.</summary>
-    internal sealed class LiveCall : PendingCall
-    {
-        private readonly LiveSession session;
-
-        public LiveCall(LiveSession session, Connection connection, string requestId)
-            : base(connection, requestId)
-        {
-            this.session = session;
-        }
-
-        public override void OnEnvelope(Envelope envelope)
-        {
-            session.OnEnvelope(envelope);
-        }
-
-        public override void Fail(Exception error)
-        {
-            session.Finish(error);
-        }
-
-        public void Done()
-        {
-            Unregister();
         }
     }
 }

@@ -56,6 +56,7 @@ public static class E2E
             case "generate": return Generate(url, arg);
             case "cancel": return Cancel(url);
             case "live": return Live(url, arg);
+            case "liveoptions": return LiveOptionsScenario(url, arg);
             case "error": return Errors(url);
             case "down": return Down(url);
             case "wrongport": return WrongPort(url);
@@ -237,6 +238,61 @@ public static class E2E
             {
                 Print("send_after_end", "refused");
             }
+        }
+    }
+
+    // The live options set on a Send after open (merged with the open settings), raw frames, the
+    // similar skip, and stream batch with its flush by sending the last input again.
+    private static async Task LiveOptionsScenario(string url, string folder)
+    {
+        byte[] first = File.ReadAllBytes(Path.Combine(folder, "a.png"));
+        byte[] nearly = File.ReadAllBytes(Path.Combine(folder, "b.png"));
+        using (PixelKilnClient client = Connectable(url))
+        {
+            var open = new LiveSettings { Prompt = "moss", Strength = 0.5f, Steps = 2, Seed = 3 };
+            LiveSession live = await client.OpenLiveAsync(open);
+            live.Send(first, new LiveSettings
+            {
+                OutputEncoding = Encoding.RawRgba8, TinyAutoencoder = true, SimilarSkipThreshold = 0.5f, SimilarSkipMax = 3,
+            });
+            LiveFrame raw = await live.ReadFrameAsync();
+            Print("raw_seq", raw.Seq);
+            Print("raw_encoding", raw.Image.Encoding);
+            Print("raw_size", raw.Image.Width + "x" + raw.Image.Height + ":" + raw.Image.Data.Length);
+            Print("raw_describe", LiveOptions.Describe(raw));
+            File.WriteAllBytes(Path.Combine(folder, "frame.rgba"), raw.Image.Data);
+            live.Send(nearly);
+            LiveFrame similar = await live.ReadFrameAsync();
+            Print("similar_seq", similar.Seq);
+            Print("similar", similar.Similar + ":" + LiveOptions.HasImage(similar));
+            Print("similar_describe", LiveOptions.Describe(similar));
+            await live.End();
+        }
+        using (PixelKilnClient client = Connectable(url))
+        {
+            LiveSession live = await client.OpenLiveAsync(new LiveSettings { Prompt = "moss", Strength = 0.5f, Steps = 4, Seed = 3 });
+            live.Send(first, new LiveSettings { StreamBatch = true, OutputEncoding = Encoding.RawRgba8 });
+            // Two denoising steps to batch (one would run alone). The first input fills the stream;
+            // the same input again brings its frame out.
+            Task<LiveFrame> next = live.ReadFrameAsync();
+            LiveFrame streamed = null;
+            var seen = new List<string>();
+            while (streamed == null)
+            {
+                if (await Task.WhenAny(next, Task.Delay(500)) != next)
+                {
+                    live.Send(first);
+                    continue;
+                }
+                LiveFrame frame = await next;
+                seen.Add(frame.Seq + (LiveOptions.HasImage(frame) ? "i" : ""));
+                if (LiveOptions.HasImage(frame)) streamed = frame;
+                else next = live.ReadFrameAsync();
+            }
+            Print("stream_seen", string.Join(",", seen));
+            Print("stream_answers_earlier", streamed.Seq < live.LastSentSeq);
+            Print("stream_describe", LiveOptions.Describe(streamed));
+            await live.End();
         }
     }
 

@@ -32,7 +32,7 @@ namespace PixelKiln.Client
                     if (finished != connecting)
                     {
                         socket.Abort();
-                        ObserveQuietly(connecting);
+                        QuietTasks.Observe(connecting);
                         cancellationToken.ThrowIfCancellationRequested();
                         throw new TimeoutException("no WebSocket handshake within " + Options.ConnectTimeout.TotalSeconds + " s");
                     }
@@ -86,11 +86,6 @@ namespace PixelKiln.Client
                 socket.Abort();
                 socket.Dispose();
             }
-        }
-
-        private static void ObserveQuietly(Task task)
-        {
-            task.ContinueWith(t => { var ignored = t.Exception; }, TaskContinuationOptions.OnlyOnFaulted);
         }
     }
 }
