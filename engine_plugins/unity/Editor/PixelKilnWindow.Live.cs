@@ -22,6 +22,13 @@ namespace PixelKiln.Unity.Editor
             if (height > 0) settings.Height = (uint)height;
             if (!randomSeed) settings.Seed = (ulong)Math.Max(0, seed);
             settings.Tiling = tiling;
+            // Raw RGBA8 frames: no PNG encode on the daemon, no decode here (Kiln.Decode flips the
+            // rows into Unity's bottom-up order and loads them with LoadRawTextureData).
+            settings.OutputEncoding = liveRawFrames ? Encoding.RawRgba8 : Encoding.Png;
+            settings.StreamBatch = liveStreamBatch;
+            settings.TinyAutoencoder = liveTinyAutoencoder;
+            settings.SimilarSkipThreshold = liveSimilarSkip;
+            settings.SimilarSkipMax = (uint)Math.Max(0, liveSimilarSkipMax);
             return settings;
         }
 
@@ -69,13 +76,12 @@ namespace PixelKiln.Unity.Editor
 
         private void OnLiveFrame(LiveFrame frame)
         {
-            if (!frame.Unchanged && frame.Image != null && frame.Image.Data.Length > 0)
+            if (LiveOptions.HasImage(frame))
             {
                 liveTexture = Kiln.Decode(frame.Image, false, Tiling.None, liveTexture);
                 lastLiveImage = frame.Image;
             }
-            liveStats = "input " + frame.Seq + (frame.Unchanged ? " unchanged" : "") + ", skipped " + frame.Skipped
-                + (frame.Timings != null ? ", " + Math.Round(frame.Timings.TotalMs) + " ms" : "");
+            liveStats = LiveOptions.Describe(frame);
             Repaint();
         }
 
@@ -108,6 +114,11 @@ namespace PixelKiln.Unity.Editor
                 liveSource = (Texture)EditorGUILayout.ObjectField("Source texture", liveSource, typeof(Texture), false);
             liveStrength = EditorGUILayout.Slider(new GUIContent("Strength", "How much of the input to change"), liveStrength, 0.05f, 1f);
             liveFps = EditorGUILayout.Slider(new GUIContent("Max frames/s", "How often inputs are sent"), liveFps, 1f, 30f);
+            liveRawFrames = EditorGUILayout.Toggle(new GUIContent("Fast frames (raw)", "Raw RGBA8 frames: no PNG encode or decode"), liveRawFrames);
+            liveStreamBatch = EditorGUILayout.Toggle(new GUIContent("Stream batch", "Batch the steps of consecutive frames (a frame answers an earlier input)"), liveStreamBatch);
+            liveTinyAutoencoder = EditorGUILayout.Toggle(new GUIContent("Tiny autoencoder", "Encode and decode with the model's tiny autoencoder, when it has one"), liveTinyAutoencoder);
+            liveSimilarSkip = EditorGUILayout.Slider(new GUIContent("Similar skip", "Skip inputs differing by less than this fraction (0: exact repeats only)"), liveSimilarSkip, 0f, 0.2f);
+            liveSimilarSkipMax = EditorGUILayout.IntSlider(new GUIContent("Similar skip max", "At most this many skipped in a row (0: no limit)"), liveSimilarSkipMax, 0, 100);
             EditorGUILayout.BeginHorizontal();
             GUI.enabled = busy == null;
             if (live == null && GUILayout.Button("Start live")) Fire(StartLiveAsync());
@@ -124,7 +135,10 @@ namespace PixelKiln.Unity.Editor
         {
             try
             {
-                string path = await AssetSaver.SaveImageAsync(lastLiveImage, folder, prompt + "_live");
+                Image image = lastLiveImage.Encoding == Encoding.RawRgba8
+                    ? new Image { Data = liveTexture.EncodeToPNG(), Encoding = Encoding.Png }
+                    : lastLiveImage;
+                string path = await AssetSaver.SaveImageAsync(image, folder, prompt + "_live");
                 SetMessage("Saved " + path + ".", MessageType.Info);
             }
             catch (Exception e)

@@ -53,6 +53,11 @@ namespace PixelKiln.Unity.Editor
         [SerializeField] private Texture liveSource;
         [SerializeField] private float liveStrength = 0.5f;
         [SerializeField] private float liveFps = 8f;
+        [SerializeField] private bool liveRawFrames = true;
+        [SerializeField] private bool liveStreamBatch;
+        [SerializeField] private bool liveTinyAutoencoder;
+        [SerializeField] private float liveSimilarSkip;
+        [SerializeField] private int liveSimilarSkipMax = 10;
 
         // State of this editor session (not serialized).
         private string executable;
