@@ -22,6 +22,7 @@ from .client import (
     CLIENT_ID_HEADER,
     DEFAULT_ADDRESS,
     MAX_MESSAGE_BYTES,
+    STARTING,
     channel_options,
     load_recipe,
 )
@@ -138,7 +139,7 @@ class AsyncClient:
                 if await self.health() == "SERVING":
                     return
             except PixelKilnError as err:
-                if err.code is not grpc.StatusCode.UNAVAILABLE:
+                if err.code not in STARTING:
                     raise
             if time.monotonic() > deadline:
                 raise PixelKilnError(

@@ -34,6 +34,9 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 CLIENT_ID_HEADER = "pixelkiln-client-id"
 # Matches the daemon's default; a 1024x1024 raw RGBA image alone is 4 MiB, grpcio's default.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
+# Answers of a health poll that mean "not up yet": no listener, or a daemon too busy starting
+# (Ray joining, a model loading on a loaded machine) to answer one poll within the timeout.
+STARTING = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
@@ -175,14 +178,16 @@ class Client:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
 
     def wait_ready(self, timeout: float = 60.0, interval: float = 0.1) -> None:
-        """Poll health until SERVING (the default model is warm) or raise after ``timeout``."""
+        """Poll health until SERVING (the default model is warm) or raise after ``timeout``.
+        A poll refused (no listener yet) or unanswered within the call timeout (a daemon busy
+        starting) counts as not ready yet; any other error raises at once."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 if self.health() == "SERVING":
                     return
             except PixelKilnError as err:
-                if err.code is not grpc.StatusCode.UNAVAILABLE:
+                if err.code not in STARTING:
                     raise
             if time.monotonic() > deadline:
                 raise PixelKilnError(
