@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -155,6 +156,24 @@ def test_serve_with_a_private_ray_in_a_child_process() -> None:
         out = proc.communicate(timeout=60)[0].decode(errors="replace")
     assert proc.returncode == 0, out[-3000:]
     assert "SIGTERM received" not in out and "Traceback" not in out, out[-3000:]
+
+
+def test_a_private_head_ends_when_its_daemon_goes() -> None:
+    """`--ray-address local`'s head is a process of its own that ends when the daemon's pipe
+    to it closes (the daemon killed outright), taking Ray's processes with it."""
+    from pixelkiln_server.engine import ray_head
+
+    head = ray_head.start()
+    try:
+        host, port = head.address.rsplit(":", 1)
+        socket.create_connection((host, int(port)), timeout=5).close()  # its GCS is up
+        assert head.process.stdin is not None
+        head.process.stdin.close()  # all that a SIGKILLed daemon leaves behind
+        assert head.process.wait(120) is not None
+    finally:
+        head.stop()
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=5).close()
 
 
 async def test_generates_through_a_replica(front: Daemon) -> None:

@@ -6,31 +6,47 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from ..config import RayOptions
 from ..runners.host import HostConfig
+from . import ray_head
 
 log = logging.getLogger(__name__)
 
 
-def connect(options: RayOptions, host: HostConfig, warm: list[bytes]) -> tuple[Any, bool]:
-    """On a thread: the application's handle, and whether this call started Ray (``local``,
-    or an address this process joined) and so should shut it down."""
+def connect(
+    options: RayOptions, host: HostConfig, warm: list[bytes]
+) -> tuple[Any, Callable[[], None] | None]:
+    """On a thread: the application's handle, and what ends this process's part in Ray at
+    the daemon's stop (None when it joined nothing: Ray was already initialised here).
+    ``local`` starts a private head as its own process first (``ray_head``)."""
     # Before Ray loads: its core would answer the daemon's stop signal with a stack dump.
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    if options.address == "local":
+        # The private head (which inherits this environment) and its driver, this process,
+        # both with Ray's token authentication, read when Ray loads; an explicit
+        # RAY_AUTH_MODE of the user's is kept for both.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
     from ray import serve
 
-    owns = False
+    release: Callable[[], None] | None = None
     if not ray.is_initialized():
-        address = None if options.address == "local" else options.address
-        kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-        if address is None:
-            kwargs["include_dashboard"] = False
-        ray.init(address=address, **kwargs)
-        owns = True
+        head = None
+        address = options.address
+        if address == "local":
+            head = ray_head.start()
+            address = head.address
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except BaseException:
+            if head is not None:
+                head.stop()
+            raise
+        release = ray.shutdown if head is None else _leave_and_stop(ray, head)
     app = options.app
     found = serve.status().applications.get(app)
     state = str(getattr(found, "status", ""))
@@ -43,7 +59,17 @@ def connect(options: RayOptions, host: HostConfig, warm: list[bytes]) -> tuple[A
         serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
         serve.run(application(serve, RunnerReplica, options, host, warm), name=app,
                   route_prefix=f"/{app}")  # fmt: skip
-    return serve.get_app_handle(app), owns
+    return serve.get_app_handle(app), release
+
+
+def _leave_and_stop(ray: Any, head: ray_head.LocalHead) -> Callable[[], None]:
+    def release() -> None:
+        try:
+            ray.shutdown()
+        finally:
+            head.stop()
+
+    return release
 
 
 def application(

@@ -128,7 +128,7 @@ class RayPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._first: asyncio.Future[None] | None = None
         self._handle: Any = None
-        self._owns_ray = False
+        self._release_ray: Callable[[], None] | None = None  # set when this front joined Ray
         self._closing = False
         self._serving = False
         self._failed_polls = 0
@@ -156,7 +156,7 @@ class RayPool:
         try:
             warm = [port.pack(m) for m in self._warm()]
             connect = asyncio.to_thread(ray_deploy.connect, self.options, self.host, warm)
-            self._handle, self._owns_ray = await asyncio.wait_for(connect, STARTUP_S)
+            self._handle, self._release_ray = await asyncio.wait_for(connect, STARTUP_S)
             deadline = time.monotonic() + STARTUP_S
             while not self.serving:
                 if time.monotonic() > deadline:
@@ -188,11 +188,9 @@ class RayPool:
             stream.job.finish(Failed(Unavailable("the daemon is shutting down")))
         for task in list(self._tasks):
             task.cancel()
-        if self._owns_ray:
-            import ray
-
+        if self._release_ray is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.to_thread(ray.shutdown), timeout + 5)
+                await asyncio.wait_for(asyncio.to_thread(self._release_ray), timeout + 35)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
