@@ -214,10 +214,10 @@ async def test_a_live_session_that_is_never_read_ends_with_resource_exhausted() 
             (session,) = d.ops._lives
             await eventually(lambda: session.processed == 1)
             for seq in range(2, 10):
-                before = session._frames.qsize()
+                before = session.frames_out
                 await inputs.put(live_input(seq))
                 await eventually(
-                    lambda: session.error is not None or session._frames.qsize() > before  # noqa: B023
+                    lambda: session.error is not None or session.frames_out > before  # noqa: B023
                 )
                 if session.error is not None:
                     break
@@ -245,10 +245,10 @@ async def test_a_websocket_live_session_that_is_never_read_ends_with_resource_ex
             (session,) = d.ops._lives
             await eventually(lambda: session.processed == 1)  # noqa: B023
             for seq in range(2, 10):
-                before = session._frames.qsize()
+                before = session.frames_out
                 await send(ws, "live", live_input=gen_pb.LiveInput(seq=seq, settings=settings))
                 await eventually(
-                    lambda: session.error is not None or session._frames.qsize() > before  # noqa: B023
+                    lambda: session.error is not None or session.frames_out > before  # noqa: B023
                 )
                 if session.error is not None:
                     break

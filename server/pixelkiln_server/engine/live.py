@@ -94,7 +94,8 @@ class LiveSession:
         self._in_flight: JobHandle | None = None
         self._frames: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.processed = 0
+        self.processed = 0  # inputs that ran a job
+        self.frames_out = 0  # frames handed to the stream's queue (repeats and skips too)
         # The front's model policy: the name a client sent -> the name to load (or refuse).
         self.admit = _as_named
         # The error that ended the session, if one did; each frame as it is handed out.
@@ -189,6 +190,7 @@ class LiveSession:
         if self._frames.qsize() >= cap:
             raise ResourceExhausted(backlog_message(cap))
         self._frames.put_nowait(frame)
+        self.frames_out += 1
 
     async def _process(
         self,
