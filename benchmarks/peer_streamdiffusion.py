@@ -1,7 +1,8 @@
 """PixelKiln's live mode through the daemon against StreamDiffusion in-process (issue #19).
 
     python benchmarks/peer_streamdiffusion.py [--rounds 40] [--sizes 64,128] [--evals 1,2]
-                                              [--threads N] [--quick] [--out PATH]
+                                              [--threads N] [--quick] [--no-onnx]
+                                              [--out PATH]
 
 The peer: StreamDiffusion 0.1.1 from PyPI in its own venv (.cache/venv-streamdiffusion, made by
 tools/setup_streamdiffusion_venv.sh, run here first; it needs diffusers 0.24), driven as a
@@ -12,8 +13,12 @@ denoising batch: each UNet call carries every step, one per frame in flight) and
 PixelKiln: a live session through ``pixelkiln serve`` (a child process, its model runner in a
 child process of its own: the default) over loopback gRPC, timed by the client from sending
 an input to receiving its frame (PNG; more arms when the daemon has them: raw RGBA8 frames,
-stream batch). Plain diffusers: the img2img pipeline called in this process (diffusers of the
-project's venv) with the prompt embeddings computed once, PNG in, uint8 pixels out.
+stream batch). PixelKiln on ONNX Runtime (unless --no-onnx): the same tiny-random weights
+exported once with ``pixelkiln export-onnx`` ($PIXELKILN_HOME/onnx/tiny-random) and served by a
+second daemon from that folder, raw frames (the product's other runtime, not a torch arm; no
+stream batch or lean path there). Plain diffusers: the img2img pipeline called in this
+process (diffusers of the project's venv) with the prompt embeddings computed once, PNG in,
+uint8 pixels out.
 
 Same work in every arm: the tiny-random weights (the project's builder; the worker's loaded
 tensors are checksummed against this process's), CFG off, and for E UNet evaluations the
@@ -55,6 +60,9 @@ SD_BATCH, SD_SEQ, DIFFUSERS = (
 PK = "PixelKiln (PNG frames)"
 PK_RAW = "PixelKiln (raw frames)"
 PK_BATCH = "PixelKiln (raw frames, stream batch)"
+# The same weights exported with `pixelkiln export-onnx` and served from that folder by a
+# second daemon: what a PixelKiln user gets on this CPU with ONNX Runtime (not a torch arm).
+PK_ORT = "PixelKiln on ONNX Runtime (raw frames)"
 FRAME_TIMEOUT_S = 60.0
 
 
@@ -207,6 +215,7 @@ def run_block(
     plain: Plain,
     client: Any,
     folder: Path,
+    ort_client: Any = None,
 ) -> dict[str, Any]:
     steps = 2 * evals
     timesteps = pixelkiln_timesteps(folder, steps)
@@ -221,6 +230,8 @@ def run_block(
         live_arms[PK_BATCH] = LiveArm(
             client, {**common, "output_encoding": "raw", "stream_batch": True}
         )
+    if ort_client is not None:
+        live_arms[PK_ORT] = LiveArm(ort_client, {**common, "output_encoding": "raw"})
     for name, batch in ((SD_BATCH, True), (SD_SEQ, False)):
         peer.call(op="prepare", name=name, size=size, timesteps=timesteps, batch=batch,
                   prompt=PROMPT, seed=SEED)  # fmt: skip
@@ -266,7 +277,7 @@ def ratio(block: dict[str, Any], arm: str, base: str, stat: str) -> float:
 
 
 def report(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    arms = [a for a in (PK, PK_RAW, PK_BATCH) if any(a in b["ms"] for b in blocks)]
+    arms = [a for a in (PK, PK_RAW, PK_BATCH, PK_ORT) if any(a in b["ms"] for b in blocks)]
     print("\nper frame, ms (p50 / p99)")
     names = list(blocks[0]["ms"])
     rows = [
@@ -324,6 +335,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads, every arm")
     parser.add_argument("--quick", action="store_true", help="8 rounds, 64 px, 1 eval")
     parser.add_argument(
+        "--no-onnx", action="store_true", help="no arm of PixelKiln serving an ONNX export"
+    )
+    parser.add_argument(
         "--omp-passive",
         action="store_true",
         help="OMP_WAIT_POLICY=PASSIVE in every arm (a loaded machine: spinning OpenMP threads "
@@ -367,12 +381,25 @@ def main() -> int:
             print(f"peer: {loaded['versions']}; weights' checksums equal", flush=True)
             # A slow arm must not end the others' sessions between two of their inputs.
             daemon = bench.ChildDaemon("--live-idle-timeout", "3600", threads=threads)
-            with daemon, Client(daemon.address) as client:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(daemon)
+                client = stack.enter_context(Client(daemon.address))
+                ort_client = None
+                if not args.no_onnx:
+                    from live import onnx_folder  # benchmarks/live.py: exported once, kept
+
+                    exported = str(onnx_folder("tiny-random"))
+                    ort = bench.ChildDaemon(
+                        "--model", exported, "--live-idle-timeout", "3600", threads=threads
+                    )
+                    stack.enter_context(ort)
+                    ort_client = stack.enter_context(Client(ort.address))
                 for size in (int(s) for s in args.sizes.split(",")):
                     for evals in (int(e) for e in args.evals.split(",")):
                         block = run_block(
-                            size, evals, args.rounds, args.warmup, peer, plain, client, folder
-                        )
+                            size, evals, args.rounds, args.warmup, peer, plain, client, folder,
+                            ort_client,
+                        )  # fmt: skip
                         blocks.append(block)
                         print(f"{size}px, {evals} evals: done", file=sys.stderr, flush=True)
         finally:
