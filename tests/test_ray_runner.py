@@ -172,6 +172,7 @@ def test_a_private_head_ends_when_its_daemon_goes() -> None:
         assert head.process.wait(120) is not None
     finally:
         head.stop()
+        head.log.unlink(missing_ok=True)
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=5).close()
 

@@ -68,6 +68,7 @@ def _leave_and_stop(ray: Any, head: ray_head.LocalHead) -> Callable[[], None]:
             ray.shutdown()
         finally:
             head.stop()
+        head.log.unlink(missing_ok=True)  # a clean end; a failed start keeps it and names it
 
     return release
 

@@ -35,7 +35,7 @@ from ..errors import Cancelled, PixelKilnError, Unavailable
 from ..runners import port
 from ..runners.host import HostConfig
 from ..types import Failed, LoadedModelStatus, UnloadResult
-from . import ray_deploy
+from . import ray_deploy, ray_head
 from .jobs import Job
 from .pool import deliver
 from .ray_deploy import ray_cause
@@ -189,8 +189,10 @@ class RayPool:
         for task in list(self._tasks):
             task.cancel()
         if self._release_ray is not None:
+            # Ray's own shutdown, then a private head's stop (terminate, then kill if it lingers)
+            budget = timeout + 5 + ray_head.STOP_TIMEOUT_S
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.to_thread(self._release_ray), timeout + 35)
+                await asyncio.wait_for(asyncio.to_thread(self._release_ray), budget)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
