@@ -234,7 +234,9 @@ class ThreadDaemon:
 
 class ChildDaemon:
     """``python -m pixelkiln.cli serve`` in a child process on a free port, ready (health
-    SERVING) once entered. ``threads`` sets OMP/MKL threads, hence torch's, in the child."""
+    SERVING) once entered. ``threads`` sets OMP/MKL threads, hence torch's, in the child.
+    ``--runtime torch`` unless ``extra`` names one: the benchmarks compare the daemon with
+    torch in-process (serve's default, ``auto``, may pick ONNX Runtime)."""
 
     def __init__(self, *extra: str, threads: int | None = None, timeout: float = 300.0) -> None:
         self.port, self.extra, self.threads, self.timeout = free_port(), extra, threads, timeout
@@ -249,6 +251,8 @@ class ChildDaemon:
         cmd = [sys.executable, "-m", "pixelkiln.cli", "serve", "--port", str(self.port)]
         if "--model" not in self.extra:  # the benchmarks are sized for tiny-random
             cmd += ["--model", "tiny-random"]
+        if "--runtime" not in self.extra:  # what the benchmarks compare with in-process torch
+            cmd += ["--runtime", "torch"]
         if "--ws-port" not in self.extra:  # never the fixed default: a daemon may hold it
             cmd += ["--ws-port", "-1"]
         cmd += ["--log-level", "WARNING", *self.extra]

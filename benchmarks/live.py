@@ -2,15 +2,16 @@
 
     python benchmarks/live.py [--seconds 10] [--fps 30] [--quick] [--out ...]
                               [--rate-model pixelkiln-textures] [--rate-sizes 64,128]
-                              [--runtimes torch,onnx] [--skip-latency] [--skip-rate]
+                              [--runtimes auto,torch,onnx] [--skip-latency] [--skip-rate]
 
 Frames/s (issue #18 item 9; goal >= 15 frames/s at 64x64 on 2 cores): the default model
 (``pixelkiln-textures``) served by ``pixelkiln serve`` (runner in a child process), a live
 session over gRPC fed closed-loop (the next sketch goes out when the last frame arrives, so
 nothing is skipped or queued), raw RGBA8 frames, the model's own steps and guidance at the
-session's default strength (0.5), for each size and runtime: torch (the diffusers backend,
-its lean live path) and ONNX Runtime (the model exported once with ``pixelkiln export-onnx``
-into $PIXELKILN_HOME/onnx/, then served from that folder). frames/s = frames / wall time.
+session's default strength (0.5), for each size and runtime (``serve --runtime``): auto
+(serve's default: the runtime measured faster at load, named in the table), torch (the
+diffusers backend, its lean live path) and onnx (the model's ONNX export, made at load and
+cached in $PIXELKILN_HOME/onnx-cache). frames/s = frames / wall time.
 
 Latency: a synthetic sketch (a stroke that moves every frame, so no input repeats) is sent at --fps
 for --seconds to a tiny-random daemon in a child process, sized so one frame takes about
@@ -156,8 +157,20 @@ async def run_rate(address: str, frames: list[bytes], settings: dict[str, Any]) 
     }
 
 
+def served_runtime(address: str, model: str) -> str:
+    """The runtime the daemon serves ``model`` on, as Status reports it ("onnx (measured...)")."""
+    from pixelkiln import Client
+
+    with Client(address, timeout=60) as client:
+        for loaded in client.status().models:
+            if loaded.name == model:
+                return str(loaded.options.get("runtime", "?"))
+    return "?"
+
+
 def onnx_folder(model: str) -> Path:
-    """``model`` exported to ONNX under $PIXELKILN_HOME/onnx/<model> (once)."""
+    """``model`` exported to ONNX under $PIXELKILN_HOME/onnx/<model> (once), for
+    peer_streamdiffusion.py's ONNX arm (a folder served by the onnx backend)."""
     from pixelkiln_server.catalogue import ONNX_MANIFEST
     from pixelkiln_server.config import default_home
 
@@ -176,8 +189,8 @@ def rate_block(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rows, goals = [], []
     for runtime in args.runtimes.split(","):
-        source = args.rate_model if runtime == "torch" else str(onnx_folder(args.rate_model))
-        with ChildDaemon("--model", source) as daemon:
+        with ChildDaemon("--model", args.rate_model, "--runtime", runtime) as daemon:
+            served = served_runtime(daemon.address, args.rate_model)
             for size in (int(x) for x in args.rate_sizes.split(",")):
                 settings: dict[str, Any] = {"prompt": args.rate_prompt, "size": size, "seed": 1}
                 settings["output_encoding"] = "raw"
@@ -185,14 +198,18 @@ def rate_block(args: argparse.Namespace) -> dict[str, Any]:
                     settings["steps"] = args.rate_steps
                 n = 3 + (10 if args.quick else args.rate_frames)
                 r = asyncio.run(run_rate(daemon.address, sketches(n, size), settings))
+                r["served"] = served
                 results[f"{runtime} {size}"] = r
                 print(f"{runtime} {size}: {r['frames_per_s']:.2f} frames/s", file=sys.stderr)
-                rows.append([runtime, size, r["frames"], r["frames_per_s"], r["latency_p50_ms"],
-                             r["latency_p99_ms"], r["model_p50_ms"]])  # fmt: skip
+                timing = [r["latency_p50_ms"], r["latency_p99_ms"], r["model_p50_ms"]]
+                rows.append([runtime, served.split(" ")[0], size, r["frames"], r["frames_per_s"],
+                             *timing])  # fmt: skip
                 if size == 64:
                     goals.append((f"{runtime} 64x64: 15 / frames per s", 15 / r["frames_per_s"], 1))
+        print(f"{runtime}: {served}", file=sys.stderr)
     print(f"\nframes/s, {args.rate_model}, closed loop, raw frames, strength 0.5")
-    print_table(["runtime", "size", "frames", "frames/s", "p50 ms", "p99 ms", "model p50"], rows)
+    header = ["--runtime", "served on", "size", "frames", "frames/s", "p50 ms", "p99 ms"]
+    print_table([*header, "model p50"], rows)
     print("\ngoals (issue #18 item 9: >= 15 frames/s at 64x64)")
     results["goals"] = print_goals(goals)
     return results
@@ -226,7 +243,7 @@ def main() -> int:
     parser.add_argument("--rate-frames", type=int, default=60, help="timed frames per row")
     parser.add_argument("--rate-steps", type=int, default=0, help="0: the model's default")
     parser.add_argument("--rate-prompt", default="red brick wall")
-    parser.add_argument("--runtimes", default="torch,onnx")
+    parser.add_argument("--runtimes", default="auto,torch,onnx")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-rate", action="store_true")
     parser.add_argument(

@@ -121,6 +121,9 @@ def test_models_and_status_commands(served: str) -> None:
     )
     assert runner.endswith("models tiny-random)")
     assert "ready         yes" in status.stdout and "cpu" in status.stdout
+    # serve's default --runtime auto: measured (or cached) at load, and said which and why.
+    (runtime,) = [line for line in status.stdout.splitlines() if line.startswith("runtime")]
+    assert re.fullmatch(r"runtime +tiny-random: (onnx|torch) \(measured: .*\)", runtime)
 
 
 def test_unreachable_daemon_is_a_clear_error() -> None:

@@ -177,7 +177,9 @@ def test_serve_flags_become_the_default_models_options(tmp_path: Path) -> None:
     args = parser.parse_args(["--lora", "ink=C:/l/ink.st:0.5", "--lora", "wood=/l/wood"])
     options = cli.config_from_args(args).model_options["pixelkiln-textures"]  # the default model
     assert options.loras == (LoraAdapter("ink", "C:/l/ink.st", 0.5), LoraAdapter("wood", "/l/wood"))
-    assert cli.config_from_args(parser.parse_args([])).model_options == {}
+    # serve's one default that differs from ModelOptions(): the runtime (auto, measured).
+    defaults = cli.config_from_args(parser.parse_args([])).model_options
+    assert defaults == {"pixelkiln-textures": ModelOptions(runtime="auto")}
     with pytest.raises(SystemExit, match="--quantize: must be one of fp8-dynamic, int8-dynamic"):
         cli.config_from_args(parser.parse_args(["--quantize", "int4"]))
     with pytest.raises(SystemExit, match="--cuda-graphs: needs compile"):

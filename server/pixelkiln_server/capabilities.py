@@ -82,12 +82,16 @@ def _diffusers(spec: ModelSpec) -> Capabilities:
 
 
 def _onnx(spec: ModelSpec) -> Capabilities:
-    """ONNX Runtime exports: the padding is fixed in the graph (no tiling), no adapters;
+    """ONNX Runtime exports: the padding is fixed in the graph (no tiling, except for an
+    export of a model that wraps, whose manifest says ``tiling: circular``), no adapters;
     inpainting by latent blending; requests run one by one. The exported UNet cannot resize a
     skip connection as diffusers does for odd latent sizes, so each side must halve cleanly
     through every down block: a multiple of 64 for SD's four (tiny-random's export failed at
     72 with an ONNX Runtime Concat error after Accepted)."""
-    return Capabilities(tiling=(), lora=False, batching=False, side_multiple=64)
+    wraps = spec.tiling == "circular"
+    return Capabilities(
+        tiling=("circular",) if wraps else (), lora=False, batching=False, side_multiple=64
+    )
 
 
 DECLARATIONS: dict[str, Callable[[ModelSpec], Capabilities]] = {

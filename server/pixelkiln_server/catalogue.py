@@ -15,6 +15,7 @@ TINY_RANDOM_SOURCE = "builtin:tiny-random"
 # PixelKiln's own model, shipped inside the package (tools/train_texture_model.py made it):
 # the default, because it needs no download and makes real pictures on a CPU.
 SHIPPED_MODEL = "pixelkiln-textures"
+RUNTIMES = ("auto", "torch", "onnx")
 SHIPPED_FOLDER = Path(__file__).resolve().parent / "weights" / SHIPPED_MODEL
 ONNX_MANIFEST = "pixelkiln_onnx.json"
 DIT_FAMILIES = ("flux", "z-image", "flux2")
@@ -71,8 +72,31 @@ class ModelOptions:
     tiny_vae_decode: bool = False
     offload: str = ""
     loras: tuple[LoraAdapter, ...] = ()
+    # "torch"; "onnx": an ONNX export of the weights serves what it can; "auto": whichever
+    # of the two measures faster on this machine (backends/runtime_choice.py).
+    runtime: str = "torch"
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise InvalidArgument(
+                "runtime", f"must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}"
+            )
+        torch_only = [
+            name
+            for name, on in (
+                ("compile", self.compile),
+                ("quantize", self.quantize),
+                ("offload", self.offload),
+                ("lora", self.loras),
+            )
+            if on
+        ]
+        if self.runtime == "onnx" and torch_only:
+            raise InvalidArgument(
+                "runtime",
+                f"onnx cannot be combined with {', '.join(torch_only)} (torch options); "
+                "use runtime auto or torch",
+            )
         if self.quantize not in ("", *QUANTIZE_MODES):
             raise InvalidArgument(
                 "quantize",
@@ -423,7 +447,7 @@ def _onnx_spec(name: str, folder: Path) -> ModelSpec:
 
 _ONNX_SPEC_FIELDS = frozenset(
     {"native_width", "native_height", "default_steps", "default_guidance", "max_steps"}
-    | {"scheduler", "revision"}
+    | {"scheduler", "revision", "variation_mirror", "variation_low_freq", "tiling"}
 )
 
 

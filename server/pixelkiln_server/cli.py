@@ -8,7 +8,7 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
-from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, SHIPPED_MODEL, ModelOptions
+from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, RUNTIMES, SHIPPED_MODEL, ModelOptions
 from .config import MIB, Limits, RayOptions, ServerConfig, default_home
 from .errors import PixelKilnError
 from .logsetup import LEVELS, LOG_FORMATS, configure_logging
@@ -267,6 +267,13 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
         help="scaled-dot-product attention, AttnProcessor2_0 (default on)",
     )
     speed.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="auto (default): on the CPU, an SD-family model is exported to ONNX once (cached "
+        "in --home) and served on ONNX Runtime when that measures faster here; torch; onnx",
+    )
+    speed.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the denoiser, warmed up at the native size when the model loads "
@@ -340,6 +347,7 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
             tiny_vae_decode=args.tiny_vae_decode,
             offload=args.offload,
             loras=tuple(parse_cli(item) for item in args.lora),
+            runtime=args.runtime,
         )
     except PixelKilnError as exc:
         field = getattr(exc, "field", "")

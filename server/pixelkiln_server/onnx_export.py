@@ -8,6 +8,7 @@
     DIR/vae_decoder/model.onnx     latents (B, 4, h, w), already divided by the scaling factor
     DIR/vae_encoder/model.onnx     image (B, 3, H, W) in [-1, 1] -> moments (B, 8, h, w)
     DIR/tokenizer/                 the CLIP tokenizer, loaded offline
+    DIR/pixelkiln.json             the source folder's own, when it has one (vocabulary, ...)
 
 Batch and spatial axes are dynamic; opset 17; the TorchScript-based exporter
 (``dynamo=False``), which needs neither ``onnxscript`` nor a symbolic shape pass. The graphs
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import ONNX_MANIFEST, ModelSpec
+from .folder_meta import META_FILE
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ _SPEC_FIELDS = (
     "max_steps",
     "scheduler",
     "revision",
+    "variation_mirror",
+    "variation_low_freq",
 )
 
 
@@ -185,6 +189,17 @@ def export_onnx(
         for component in COMPONENTS:
             to_fp16(out_dir / component / "model.onnx")
     pipe.tokenizer.save_pretrained(out_dir / "tokenizer")
+    meta = Path(spec.source) / META_FILE if spec else None
+    if meta is not None and meta.is_file():  # vocabulary, preview factors, defaults
+        shutil.copyfile(meta, out_dir / META_FILE)
+    # Circular padding set on the source's convolutions is traced into the graphs: the export
+    # wraps on both axes, as the source does (its tiled and untiled requests alike).
+    wraps = any(
+        getattr(m, "padding_mode", "") == "circular" for c in (unet, vae) for m in c.modules()
+    )
+    spec_fields = {k: v for k, v in asdict(spec).items() if k in _SPEC_FIELDS} if spec else {}
+    if wraps:
+        spec_fields["tiling"] = "circular"
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "family": spec.family if spec else "sd",
@@ -200,7 +215,8 @@ def export_onnx(
         "scheduler": dict(pipe.scheduler.config),
         "tokenizer": "tokenizer",
         "components": {c: f"{c}/model.onnx" for c in COMPONENTS},
-        "spec": {k: v for k, v in asdict(spec).items() if k in _SPEC_FIELDS} if spec else {},
+        "padding": "circular" if wraps else "",
+        "spec": spec_fields,
     }
     path = out_dir / ONNX_MANIFEST
     path.write_text(json.dumps(manifest, indent=2, default=str) + "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -230,6 +231,18 @@ def cmd_live(args: argparse.Namespace) -> int:
 
         thread = threading.Thread(target=watcher, daemon=True)
         thread.start()
+        interrupted = threading.Event()
+
+        def on_interrupt(signum: int, frame: Any) -> None:
+            # Ctrl+C ends the stream from another thread, and the loop below then ends as the
+            # stream does: a KeyboardInterrupt raised inside gRPC's blocking iterator could
+            # stop it while it holds its lock, and exiting then hung (seen under load).
+            interrupted.set()
+            signal.signal(signal.SIGINT, previous)  # a second Ctrl+C interrupts at once
+            threading.Thread(target=session.cancel, daemon=True).start()
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
         try:
             for frame in session:
                 if frame.image is not None:
@@ -237,11 +250,13 @@ def cmd_live(args: argparse.Namespace) -> int:
                     written += 1
                     ms = frame.timings["total_ms"]
                     print(f"frame {frame.seq}: {out} ({ms:.0f} ms, {frame.skipped} skipped)")
-                if args.frames and written >= args.frames:
+                if interrupted.is_set() or (args.frames and written >= args.frames):
                     break
         finally:
             stop.set()
-    return 0
+            if main:
+                signal.signal(signal.SIGINT, previous)
+    return EXIT_INTERRUPTED if interrupted.is_set() else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -277,6 +292,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"device        {s.device} ({s.dtype})")
     print(f"memory        {s.memory_used_bytes / 2**20:.1f} MiB")
     print(f"models        {', '.join(s.loaded_models) or '-'} (default {s.default_model})")
+    for m in s.models:
+        if m.options.get("runtime"):  # torch, or onnx and why (serve --runtime)
+            print(f"runtime       {m.name}: {m.options['runtime']}")
     print(f"queue         {s.queue_depth}/{s.queue_capacity} waiting, {s.running} running")
     for r in s.runners:
         died = f", last stopped: {r.last_error}" if r.last_error else ""

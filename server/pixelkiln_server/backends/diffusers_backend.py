@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
 from ..errors import FailedPrecondition, InvalidArgument, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import accel, inpaint, load_errors, lora, tiling, tiny_vae, variation
+from . import accel, inpaint, load_errors, lora, runtime_choice, tiling, tiny_vae, variation
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
 from .diffusers_load import (
     apply_padding,
@@ -31,6 +32,7 @@ from .diffusers_load import (
 )
 from .diffusers_steps import StepReporter, spatial_latents
 from .live_path import LeanPath
+from .runtime_choice import OnnxRoute
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,9 @@ class DiffusersModel(LoadedModel):
         self._loras = lora.LoraScales(loras)
         self.compiled = False
         self._lean: LeanPath | None = None
+        # The requests its ONNX export serves, when that runtime was chosen (runtime_choice.py).
+        self._route: OnnxRoute | None = None
+        self._runtime = "torch"
         # CUDA: the allocator's growth over the load, measured by the backend.
         self.resident_bytes: int | None = None
 
@@ -98,7 +103,11 @@ class DiffusersModel(LoadedModel):
 
     def active_options(self) -> dict[str, str]:
         """The load's options, and the tiny autoencoder live frames may ask for ("none")."""
-        return {**self._options, "live_tiny_autoencoder": self._tiny_source or "none"}
+        return {
+            **self._options,
+            "live_tiny_autoencoder": self._tiny_source or "none",
+            "runtime": self._runtime,
+        }
 
     def _tensors(self) -> list[Any]:
         """Every distinct parameter and buffer of the pipeline's modules and the tiny VAE."""
@@ -119,7 +128,8 @@ class DiffusersModel(LoadedModel):
         bytes of the weights and buffers."""
         if self.resident_bytes is not None:
             return self.resident_bytes
-        return sum(_nbytes(t) for t in self._tensors())
+        routed = self._route.onnx.memory_bytes() if self._route is not None else 0
+        return routed + sum(_nbytes(t) for t in self._tensors())
 
     def release(self) -> int:
         """Drop every reference to the weights and measure what was freed: the CUDA
@@ -141,6 +151,9 @@ class DiffusersModel(LoadedModel):
         self._pipes.clear()
         self._embed_cache.clear()
         self._lean = None
+        if self._route is not None:
+            self._route.release()
+            self._route = None
         self.tiny_vae = None
         gc.collect()
         if cuda:
@@ -172,6 +185,8 @@ class DiffusersModel(LoadedModel):
     def generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> list[np.ndarray]:
+        if self._route is not None and self._route.serves(request):
+            return self._route.generate(request, inputs, hooks)
         if LeanPath.serves(request):
             # Live frames (and tiny-autoencoder replays): the lean path (live_path.py), or
             # None when the pipeline serves it.
@@ -189,6 +204,8 @@ class DiffusersModel(LoadedModel):
         first = items[0].request
         if (
             len(items) == 1
+            # ONNX Runtime runs one request at a time (faster than torch's batch here).
+            or (self._route is not None and all(self._route.serves(i.request) for i in items))
             or (first.tiling is not Tiling.NONE and self.spec.tiling_method != "circular")
             # LoRA scales and the decoder (tiny for live) are per call: run mixed ones alone.
             or len({(i.request.loras, i.request.priority) for i in items}) > 1
@@ -282,13 +299,16 @@ class DiffusersModel(LoadedModel):
                 if mode != "txt2img":
                     args.update(self._image_args(request, inputs))
                 elif self.spec.variation_low_freq:
-                    args["latents"] = variation.initial_latents(
-                        pipe,
-                        generators,
-                        request.height,
-                        request.width,
-                        self.spec.variation_low_freq,
+                    scale = int(pipe.vae_scale_factor)
+                    shape = (
+                        int(pipe.unet.config.in_channels),
+                        request.height // scale,
+                        request.width // scale,
                     )
+                    latents = variation.initial_latents(
+                        generators, shape, self.spec.variation_low_freq
+                    )
+                    args["latents"] = latents.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
                 if mode == "img2img" and self.spec.family not in DIT_FAMILIES:
                     # SD/SDXL img2img take the image's size; FLUX/Z-Image default to 1024.
                     del args["width"], args["height"]
@@ -396,6 +416,22 @@ def _nbytes(tensor: Any) -> int:
         return 0
 
 
+def _choose_runtime(model: DiffusersModel, home: Path) -> tuple[OnnxRoute | None, str]:
+    """runtime_choice.attach; with ``auto`` any failure of the export keeps torch (logged)."""
+    try:
+        return runtime_choice.attach(model, home)
+    except PixelKilnError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the exporter's and ONNX Runtime's many errors
+        if model.spec.options.runtime == "onnx":
+            raise FailedPrecondition(
+                f"runtime: exporting {model.spec.name} to ONNX failed ({type(exc).__name__}); "
+                "serve with --runtime torch"
+            ) from exc
+        log.warning("runtime of %s: torch (the ONNX export failed: %r)", model.spec.name, exc)
+        return None, f"torch (the ONNX export failed: {type(exc).__name__})"
+
+
 class DiffusersBackend:
     name = "diffusers"
 
@@ -462,6 +498,7 @@ class DiffusersBackend:
                         f"compile: torch.compile failed while warming up {spec.name!r} "
                         f"({type(exc).__name__}); serve without --compile"
                     ) from exc
+            model._route, model._runtime = _choose_runtime(model, options.home)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise load_errors.too_large(spec, dtype_name(dtype), free) from None

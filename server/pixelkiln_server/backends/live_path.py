@@ -49,6 +49,10 @@ from .base import StepHooks
 
 PLAN_CACHE_SIZE = 4
 APPLIED = "applied"
+NO_TINY = (
+    f"not applied: the model has no tiny autoencoder ({tiny_vae.SUBFOLDER}/ in its folder or "
+    "--tiny-vae)"
+)
 
 
 def note(hooks: StepHooks, key: str, value: str) -> None:
@@ -207,12 +211,7 @@ class LeanPath:
             self._plans.pop(next(iter(self._plans)))
         want_tiny = request.tiny_autoencoder
         if want_tiny and not plan.tiny:
-            note(
-                hooks,
-                "tiny_autoencoder",
-                f"not applied: the model has no tiny autoencoder ({tiny_vae.SUBFOLDER}/ in its "
-                "folder or --tiny-vae)",
-            )
+            note(hooks, "tiny_autoencoder", NO_TINY)
         else:
             note(hooks, "tiny_autoencoder", APPLIED if plan.tiny else "not applied: off")
         return plan

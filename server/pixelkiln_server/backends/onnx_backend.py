@@ -8,10 +8,13 @@ the diffusers backend, to float tolerance (tests/test_onnx.py measures it).
 
 Providers: ``CUDAExecutionProvider`` when onnxruntime has it (and the device is not forced to
 the CPU), with IO binding on torch CUDA tensors so latents never leave the GPU between the
-scheduler and the UNet; ``CPUExecutionProvider`` otherwise. Tiling (circular padding is fixed
-in the exported graph) is refused with INVALID_ARGUMENT; inpainting blends the latents under
-the mask at every step (``inpaint.LatentBlend``, as the diffusers backend does for UNets without
-mask inputs).
+scheduler and the UNet; ``CPUExecutionProvider`` otherwise. The padding is fixed in the
+exported graphs: an export of a model that wraps (``pixelkiln-textures``: circular padding on
+every convolution, its manifest's ``padding``) serves every tiling mode, as its source does,
+and centres untiled subjects and mirrors odd variations the same way; any other export refuses
+tiling with INVALID_ARGUMENT. Inpainting blends the latents under the mask at every step
+(``inpaint.LatentBlend``, as the diffusers backend does for UNets without mask inputs).
+Previews use the folder's own latent-to-RGB factors (its ``pixelkiln.json``) where it has them.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import numpy as np
 
 from ..catalogue import ONNX_MANIFEST, ModelSpec
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from ..imaging import preview
+from ..folder_meta import read_meta
+from ..imaging import preview, torus
 from ..types import DecodedInputs, GenerationRequest, Tiling
-from . import inpaint
+from . import inpaint, variation
 from .base import LoadedModel, LoadOptions, StepHooks
 
 log = logging.getLogger(__name__)
@@ -123,6 +127,14 @@ class OnnxModel(LoadedModel):
         self.scale = int(manifest["vae_scale_factor"])
         self.channels = int(manifest["latent_channels"])
         self.hidden = int(self.graphs["text_encoder"].session.get_outputs()[0].shape[-1])
+        self.wraps = manifest.get("padding") == "circular"
+        try:
+            meta = read_meta(folder)
+        except ValueError as exc:
+            raise InvalidArgument("model", str(exc)) from None
+        self.preview_factors = (
+            preview.factors_from(meta.preview_matrix, meta.preview_bias) if meta else None
+        )
 
     def memory_bytes(self) -> int:
         """The weights' size on disk (the sessions hold about as much)."""
@@ -148,13 +160,25 @@ class OnnxModel(LoadedModel):
     ) -> list[np.ndarray]:
         import torch
 
-        if request.tiling is not Tiling.NONE:
+        if request.tiling is not Tiling.NONE and not self.wraps:
             raise InvalidArgument("tiling", "not supported by the onnx backend (fixed padding)")
         try:
             with torch.inference_mode():
-                return self._generate(request, inputs, hooks)
+                images = self._generate(request, inputs, hooks)
         except MemoryError:
             raise ResourceExhausted("out of memory; try a smaller size or fewer images") from None
+        if request.mode != "txt2img":
+            return images
+        # What the diffusers backend does after a txt2img call of the same model.
+        if self.spec.variation_mirror:
+            seed = request.seed or 0
+            images = [
+                np.ascontiguousarray(img[:, ::-1]) if variation.mirrored(seed + i) else img
+                for i, img in enumerate(images)
+            ]
+        if self.wraps and request.tiling is Tiling.NONE:
+            images = [torus.center_subject(img) for img in images]
+        return images
 
     def _generate(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
@@ -187,6 +211,10 @@ class OnnxModel(LoadedModel):
             if inputs.mask is not None:  # inpainting: blend under the mask at every step
                 seeds = [request.seed + i for i in range(n)]
                 blend = inpaint.LatentBlend(mean, inputs.mask, seeds, then=None)
+        elif self.spec.variation_low_freq:  # as the diffusers backend draws them
+            low_freq = self.spec.variation_low_freq
+            latents = variation.initial_latents(generators, shape[1:], low_freq)
+            latents = latents * scheduler.init_noise_sigma
         else:
             latents = randn_tensor(shape, generator=generators, dtype=torch.float32)
             latents = latents * scheduler.init_noise_sigma
@@ -210,7 +238,9 @@ class OnnxModel(LoadedModel):
                 latents = blend.blend(scheduler, i, latents)
             if hooks.on_step(i + 1, total):  # raises Cancelled: no decode
                 side = request.preview.max_side
-                hooks.on_preview(i + 1, preview.project(latents.numpy(), self.spec.family, side))
+                own = self.preview_factors
+                latent = latents.numpy()
+                hooks.on_preview(i + 1, preview.project(latent, self.spec.family, side, own))
         image = self.graphs["vae_decoder"](
             (n, 3, request.height, request.width), latents=latents / self.scaling
         ).cpu()

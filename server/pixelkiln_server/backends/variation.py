@@ -20,23 +20,20 @@ from __future__ import annotations
 from typing import Any
 
 
-def initial_latents(
-    pipe: Any, generators: list[Any], height: int, width: int, low_freq: float
-) -> Any:
-    """(N, C, h, w) initial latents, one per generator, at unit variance; the pipeline scales
-    them by its scheduler's ``init_noise_sigma``. Draws from each generator: the white noise
-    (as diffusers would), then the per-channel component."""
+def initial_latents(generators: list[Any], shape: tuple[int, int, int], low_freq: float) -> Any:
+    """(N, C, h, w) float32 CPU latents of ``shape`` (C, h, w), one per generator, at unit
+    variance; the pipeline scales them by its scheduler's ``init_noise_sigma``. Draws from each
+    generator: the white noise (as diffusers would), then the per-channel component. The torch
+    and the onnx backends share it, so both start from the same noise."""
     import torch
 
-    channels = int(pipe.unet.config.in_channels)
-    scale = int(pipe.vae_scale_factor)
-    shape = (1, channels, height // scale, width // scale)
+    channels = shape[0]
     out = []
     for generator in generators:
-        z = torch.randn(shape, generator=generator, dtype=torch.float32)
+        z = torch.randn((1, *shape), generator=generator, dtype=torch.float32)
         low = torch.randn((1, channels, 1, 1), generator=generator, dtype=torch.float32)
         out.append((z + low_freq * low) / (1.0 + low_freq * low_freq) ** 0.5)
-    return torch.cat(out).to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+    return torch.cat(out)
 
 
 def mirrored(seed: int) -> bool:

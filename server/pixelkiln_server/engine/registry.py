@@ -149,7 +149,9 @@ class ModelRegistry:
             return model
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
-        if spec.options != ModelOptions() and spec.backend not in OPTION_BACKENDS:
+        # The runtime applies where it can (auto: diffusers models on the CPU), like a default.
+        options = replace(spec.options, runtime=ModelOptions().runtime)
+        if options != ModelOptions() and spec.backend not in OPTION_BACKENDS:
             raise InvalidArgument(
                 "options", f"speed/memory options apply to diffusers models, not {spec.backend}"
             )

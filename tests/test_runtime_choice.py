@@ -1,0 +1,296 @@
+"""The runtime choice (backends/runtime_choice.py): the shipped model served from its ONNX
+export gives what torch gives, to float tolerance, in every mode it routes (centred and
+mirrored txt2img, tiling, img2img, inpainting, live frames); what the export cannot serve stays
+on torch; ``auto`` measures once per machine and caches it; bad combinations are refused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pixelkiln import AsyncClient
+from pixelkiln_server.backends import registry, runtime_choice
+from pixelkiln_server.backends.base import LoadOptions, NoHooks
+from pixelkiln_server.capabilities import declared
+from pixelkiln_server.catalogue import SHIPPED_MODEL, ModelOptions, lookup
+from pixelkiln_server.errors import FailedPrecondition, InvalidArgument
+from pixelkiln_server.types import (
+    DecodedInputs,
+    EncodedImage,
+    Encoding,
+    GenerationRequest,
+    Priority,
+    Tiling,
+)
+
+from .conftest import home_dir, running_daemon
+
+# Measured: a mean |difference| of 2e-7 and a max of 6e-6 between the runtimes (fp32 both).
+TOLERANCE = 1e-4
+
+
+class Notes(NoHooks):
+    def __init__(self) -> None:
+        self.notes: dict[str, str] = {}
+
+    def on_note(self, key: str, value: str) -> None:
+        self.notes[key] = value
+
+
+def load(runtime: str, home: Path | None = None, name: str = SHIPPED_MODEL) -> Any:
+    spec = lookup(name)
+    spec = replace(spec, options=ModelOptions(runtime=runtime))
+    options = LoadOptions(device="cpu", offline=True, home=home or home_dir())
+    return registry.get(spec.backend).load(spec, options)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[Any, Any]:
+    return load("torch"), load("onnx")
+
+
+def image_input(size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (size, size, 3)).astype(np.uint8)
+
+
+def requests() -> list[tuple[str, GenerationRequest, DecodedInputs]]:
+    base = GenerationRequest(prompt="red brick wall", width=64, height=64, steps=4, seed=0)
+    base = replace(base, guidance_scale=4.0)
+    init = EncodedImage(b"", Encoding.PNG)
+    return [
+        # seeds 0 and 2: one mirrored variation, one not (variation.mirrored)
+        ("txt2img seed 0", base, DecodedInputs()),
+        ("txt2img seed 2, two images", replace(base, seed=2, num_images=2), DecodedInputs()),
+        ("tiled xy", replace(base, tiling=Tiling.XY), DecodedInputs()),
+        ("tiled x", replace(base, tiling=Tiling.X, seed=5), DecodedInputs()),
+        (
+            "img2img",
+            replace(base, init_image=init, strength=0.6),
+            DecodedInputs(init_rgb=image_input(64, 1)),
+        ),
+        (
+            "live frame",
+            replace(
+                base,
+                init_image=init,
+                strength=0.5,
+                steps=2,
+                guidance_scale=1.0,
+                priority=Priority.LIVE,
+            ),
+            DecodedInputs(init_rgb=image_input(64, 3)),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(requests())), ids=[c[0] for c in requests()])
+def test_the_export_serves_what_torch_serves_to_float_tolerance(pair: Any, case: int) -> None:
+    torch_model, onnx_model = pair
+    assert torch_model.active_options()["runtime"] == "torch"
+    assert onnx_model.active_options()["runtime"].startswith("onnx")
+    _, request, inputs = requests()[case]
+    hooks = Notes()
+    want = torch_model.generate(request, inputs, NoHooks())
+    got = onnx_model.generate(request, inputs, hooks)
+    assert len(got) == len(want) == request.num_images
+    for a, b in zip(want, got, strict=True):
+        assert a.shape == b.shape == (64, 64, 3)
+        assert float(np.abs(a - b).max()) < TOLERANCE
+    if request.priority is Priority.LIVE:
+        assert hooks.notes["lean"].startswith("not applied: ONNX Runtime")
+
+
+def test_mirroring_and_centring_are_applied_on_the_export(pair: Any) -> None:
+    """Without them the export would differ by whole pixels: a check that the tolerance test
+    above is not passing on two copies of one runtime."""
+    torch_model, onnx_model = pair
+    request = GenerationRequest(
+        prompt="gem", width=64, height=64, steps=2, seed=0, guidance_scale=4.0
+    )
+    raw = onnx_model._route.onnx._generate(request, DecodedInputs(), NoHooks())[0]
+    served = onnx_model.generate(request, DecodedInputs(), NoHooks())[0]
+    assert float(np.abs(raw - served).mean()) > 0.01
+    assert (
+        float(np.abs(torch_model.generate(request, DecodedInputs(), NoHooks())[0] - served).max())
+        < TOLERANCE
+    )
+
+
+def count_routed(model: Any) -> list[GenerationRequest]:
+    seen: list[GenerationRequest] = []
+    inner = model._route.onnx.generate
+
+    def counting(request: GenerationRequest, inputs: Any, hooks: Any) -> Any:
+        seen.append(request)
+        return inner(request, inputs, hooks)
+
+    model._route.onnx.generate = counting
+    return seen
+
+
+def test_what_the_export_cannot_serve_stays_on_torch(pair: Any) -> None:
+    _, model = pair
+    seen = count_routed(model)
+    try:
+        frame = GenerationRequest(
+            prompt="gem",
+            width=64,
+            height=64,
+            steps=2,
+            seed=1,
+            guidance_scale=1.0,
+            init_image=EncodedImage(b"", Encoding.PNG),
+            strength=0.5,
+            priority=Priority.LIVE,
+        )
+        inputs = DecodedInputs(init_rgb=image_input(64, 4))
+        model.generate(frame, inputs, NoHooks())
+        assert len(seen) == 1
+        hooks = Notes()
+        model.generate(replace(frame, stream_batch=True, stream_id="s"), inputs, hooks)
+        model.generate(replace(frame, stream_id="s", stream_batch=True), inputs, hooks)
+        assert hooks.notes["lean"] == "applied"  # torch's lean path has stream batch
+        # Inpainting decodes with the init image's GroupNorm statistics (torch only).
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+        inpaint = replace(frame, priority=Priority.INTERACTIVE, mask=frame.init_image)
+        model.generate(inpaint, DecodedInputs(init_rgb=inputs.init_rgb, mask=mask), NoHooks())
+        # 72 is a multiple of 8 (torch serves it) but the exported UNet (three down blocks:
+        # sides in multiples of 32) halves it unevenly.
+        odd = GenerationRequest(prompt="gem", width=72, height=64, steps=1, seed=1)
+        (image,) = model.generate(replace(odd, guidance_scale=4.0), DecodedInputs(), NoHooks())
+        assert image.shape == (64, 72, 3)
+        assert len(seen) == 1
+        square = replace(odd, width=96, guidance_scale=4.0)
+        model.generate(square, DecodedInputs(), NoHooks())
+        assert len(seen) == 2
+    finally:
+        del model._route.onnx.generate
+
+
+def test_the_export_of_a_wrapping_model_declares_tiling(pair: Any) -> None:
+    _, model = pair
+    folder = Path(model._route.onnx.folder)
+    manifest = json.loads((folder / "pixelkiln_onnx.json").read_text())
+    assert manifest["padding"] == "circular"
+    assert (folder / "pixelkiln.json").is_file()  # vocabulary and preview factors travel
+    spec = lookup(str(folder))
+    assert spec.backend == "onnx" and spec.variation_mirror and spec.variation_low_freq > 0
+    assert declared(spec).tiling == ("circular",)
+    assert model._route.onnx.preview_factors is not None
+
+
+def test_auto_measures_once_per_machine_and_caches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_choice, "FASTER", 100.0)  # any measurement picks ONNX
+    model = load("auto", tmp_path, "tiny-random")
+    first = model.active_options()["runtime"]
+    assert first.startswith("onnx (measured: ONNX Runtime takes")
+    (record,) = tmp_path.glob(f"{runtime_choice.CACHE_DIR}/*/measured-*.json")
+    saved = json.loads(record.read_text())
+    assert saved["runtime"] == "onnx"
+    assert set(saved["timings"]) == {"txt2img/torch", "txt2img/onnx", "live/torch", "live/onnx"}
+    assert all(v > 0 for v in saved["timings"].values())
+
+    def no_measuring(*args: Any) -> Any:
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(runtime_choice, "measure", no_measuring)
+    again = load("auto", tmp_path, "tiny-random")
+    assert again.active_options()["runtime"].endswith(", cached)")
+    assert again._route is not None
+    record.unlink()  # measured again, now in torch's favour
+    monkeypatch.undo()
+    monkeypatch.setattr(runtime_choice, "FASTER", 0.0)
+    third = load("auto", tmp_path, "tiny-random")
+    assert third._route is None and third.active_options()["runtime"].startswith("torch (")
+    assert json.loads(record.read_text())["runtime"] == "torch"
+
+
+def test_auto_keeps_torch_and_says_why_when_the_export_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("exporter bug")
+
+    monkeypatch.setattr("pixelkiln_server.onnx_export.export_onnx", broken)
+    model = load("auto", tmp_path, "tiny-random")
+    assert model._route is None
+    assert model.active_options()["runtime"] == "torch (the ONNX export failed: RuntimeError)"
+    with pytest.raises(FailedPrecondition, match="runtime: exporting tiny-random"):
+        load("onnx", tmp_path, "tiny-random")
+    assert not list(tmp_path.glob(f"{runtime_choice.CACHE_DIR}/*"))  # no half-written export
+
+
+def test_runtime_onnx_refuses_torch_options_by_name() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        ModelOptions(runtime="onnx", compile=True)
+    assert err.value.field == "runtime" and "compile" in str(err.value)
+    with pytest.raises(InvalidArgument, match="must be one of auto, torch, onnx"):
+        ModelOptions(runtime="tensorrt")
+
+
+def fake_model(**changes: Any) -> Any:
+    spec = replace(lookup("tiny-random"), options=ModelOptions(runtime="auto"))
+    euler = type("EulerDiscreteScheduler", (), {})()
+    pipe = SimpleNamespace(
+        scheduler=euler,
+        unet=SimpleNamespace(config=SimpleNamespace(in_channels=changes.pop("unet_in", 4))),
+        vae=SimpleNamespace(config=SimpleNamespace(latent_channels=4)),
+    )
+    values = {
+        "spec": spec,
+        "device": "cpu",
+        "dtype": "fp32",
+        "pipe": pipe,
+        "memory_bytes": lambda: 1,
+    }
+    if "scheduler" in changes:
+        pipe.scheduler = changes.pop("scheduler")
+    values.update(changes)
+    return SimpleNamespace(**values)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({}, None),
+        ({"device": "cuda:0"}, "runs on cuda:0"),
+        ({"dtype": "fp16"}, "float32"),
+        ({"unet_in": 9}, "inpainting inputs"),
+        ({"memory_bytes": lambda: 2**40}, "not exported at load"),
+        ({"scheduler": object()}, "Euler discrete"),
+    ],
+)
+def test_why_a_model_is_not_routed(changes: dict[str, Any], reason: str | None) -> None:
+    got = runtime_choice.why_not(fake_model(**changes), "auto")
+    assert got is None if reason is None else reason in (got or "")
+
+
+def test_sdxl_stays_on_torch_under_auto_and_is_refused_under_onnx() -> None:
+    model = fake_model(spec=replace(lookup("tiny-sdxl"), options=ModelOptions(runtime="onnx")))
+    with pytest.raises(FailedPrecondition, match="SD-family"):
+        runtime_choice.attach(model, home_dir())
+
+
+async def test_a_daemon_reports_the_runtime_and_serves_tiles_from_the_export() -> None:
+    options = {SHIPPED_MODEL: ModelOptions(runtime="onnx")}
+    async with running_daemon(default_model=SHIPPED_MODEL, model_options=options) as d:
+        client = AsyncClient(d.address, timeout=60)
+        try:
+            status = await client.status()
+            (loaded,) = [m for m in status.models if m.name == SHIPPED_MODEL]
+            assert loaded.options["runtime"] == "onnx (asked for)"
+            # The onnx backend refused tiling before it knew its export wraps.
+            result = await client.generate("red brick wall", tiling="xy", steps=2, seed=3)
+            assert result.images[0].seam is not None and result.images[0].width == 64
+        finally:
+            await client.close()
