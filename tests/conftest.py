@@ -18,7 +18,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# pytest-xdist (pyproject's addopts: one worker per core, at most 4): a worker and the daemons
+# it starts use one thread each for torch, ONNX Runtime's own pools aside, so the workers do
+# not fight over the cores (two threads each on two cores ran several times slower). Set
+# before anything imports torch; a developer's own setting wins.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 import pytest
 import pytest_asyncio
 from PIL import Image

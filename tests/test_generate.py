@@ -102,7 +102,11 @@ async def test_num_images_have_distinct_reproducible_seeds(aclient: AsyncClient)
     pixels = [decode(i.data) for i in result.images]
     assert not np.array_equal(pixels[0], pixels[1])
     alone = await aclient.generate("lava", steps=1, seed=51)
-    assert np.array_equal(decode(alone.image.data), pixels[1])
+    # Alone it is the same image, to the tolerance the recipe's batch_images documents: a
+    # batched kernel may sum in another order (seen with one torch thread: one level in a
+    # few pixels).
+    diff = np.abs(decode(alone.image.data).astype(int) - pixels[1])
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 
 async def test_img2img_follows_init_and_strength(aclient: AsyncClient) -> None:

@@ -29,7 +29,7 @@ from pixelkiln_server.types import (
     Tiling,
 )
 
-from .conftest import home_dir, running_daemon
+from .conftest import home_dir, png_bytes, running_daemon
 
 # Measured: a mean |difference| of 2e-7 and a max of 6e-6 between the runtimes (fp32 both).
 TOLERANCE = 1e-4
@@ -292,5 +292,17 @@ async def test_a_daemon_reports_the_runtime_and_serves_tiles_from_the_export() -
             # The onnx backend refused tiling before it knew its export wraps.
             result = await client.generate("red brick wall", tiling="xy", steps=2, seed=3)
             assert result.images[0].seam is not None and result.images[0].width == 64
+            assert json.loads(result.recipe_json)["runtime"] == "onnx"
+            # Inpainting stays on torch, and its recipe says nothing (torch is the default).
+            mask = np.zeros((64, 64), np.uint8)
+            mask[:32] = 255
+            inpainted = await client.generate(
+                "red brick wall",
+                init_image=png_bytes(image_input(64, 5)),
+                mask=png_bytes(mask),
+                steps=2,
+                seed=3,
+            )
+            assert "runtime" not in json.loads(inpainted.recipe_json)
         finally:
             await client.close()

@@ -41,7 +41,12 @@ def sha256(image: EncodedImage | None) -> str:
 
 
 def make_recipe(
-    request: GenerationRequest, revision: str, device: str, dtype: str, batch_images: int = 1
+    request: GenerationRequest,
+    revision: str,
+    device: str,
+    dtype: str,
+    batch_images: int = 1,
+    runtime: str = "torch",
 ) -> Recipe:
     return Recipe(
         request=replace(request, init_image=None, mask=None),
@@ -52,6 +57,7 @@ def make_recipe(
         init_image_sha256=sha256(request.init_image),
         mask_sha256=sha256(request.mask),
         batch_images=batch_images,
+        runtime=runtime,
     )
 
 
@@ -77,6 +83,8 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
     }
     if recipe.batch_images > 1:  # only micro-batched results carry it
         out["batch_images"] = recipe.batch_images
+    if recipe.runtime != "torch":  # only results of ONNX Runtime carry it
+        out["runtime"] = recipe.runtime
     return out
 
 
@@ -96,6 +104,7 @@ def from_dict(data: dict[str, Any]) -> Recipe:
         init_image_sha256=data.get("init_image_sha256", ""),
         mask_sha256=data.get("mask_sha256", ""),
         batch_images=int(data.get("batch_images", 1)),
+        runtime=str(data.get("runtime", "torch")),
     )
 
 

@@ -233,6 +233,9 @@ class Recipe:
     # Images computed in the same pipeline call (micro-batching). Above 1, batched kernels
     # summed in another order: a solo replay can differ by one level in rare pixels.
     batch_images: int = 1
+    # "torch" or "onnx" (ONNX Runtime, serve --runtime): the two agree to float rounding, so a
+    # replay on the other runtime can differ by one level in rare pixels.
+    runtime: str = "torch"
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ class StepHooks(Protocol):
         """What the backend did with a live request's options (backends/live_path.py):
         ``lean``, ``stream_batch``, ``tiny_autoencoder`` = "applied" or "not applied: <why>";
         with stream batch ``held`` (frames in flight) and ``answers`` (the client_request_id
-        of the input the image comes from; stream_batch.py). Backends call it through
-        ``live_path.note``, which skips hooks that lack it."""
+        of the input the image comes from; stream_batch.py); ``runtime`` = "onnx" when ONNX
+        Runtime served the request (runtime_choice.py; the recipe records it). Backends call it
+        through ``live_path.note``, which skips hooks that lack it."""
         ...
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -416,22 +415,6 @@ def _nbytes(tensor: Any) -> int:
         return 0
 
 
-def _choose_runtime(model: DiffusersModel, home: Path) -> tuple[OnnxRoute | None, str]:
-    """runtime_choice.attach; with ``auto`` any failure of the export keeps torch (logged)."""
-    try:
-        return runtime_choice.attach(model, home)
-    except PixelKilnError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the exporter's and ONNX Runtime's many errors
-        if model.spec.options.runtime == "onnx":
-            raise FailedPrecondition(
-                f"runtime: exporting {model.spec.name} to ONNX failed ({type(exc).__name__}); "
-                "serve with --runtime torch"
-            ) from exc
-        log.warning("runtime of %s: torch (the ONNX export failed: %r)", model.spec.name, exc)
-        return None, f"torch (the ONNX export failed: {type(exc).__name__})"
-
-
 class DiffusersBackend:
     name = "diffusers"
 
@@ -498,7 +481,7 @@ class DiffusersBackend:
                         f"compile: torch.compile failed while warming up {spec.name!r} "
                         f"({type(exc).__name__}); serve without --compile"
                     ) from exc
-            model._route, model._runtime = _choose_runtime(model, options.home)
+            model._route, model._runtime = runtime_choice.choose(model, options.home)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise load_errors.too_large(spec, dtype_name(dtype), free) from None

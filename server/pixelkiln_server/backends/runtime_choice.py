@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FailedPrecondition
+from ..errors import FailedPrecondition, PixelKilnError
 from ..types import DecodedInputs, EncodedImage, Encoding, GenerationRequest, Priority, Tiling
 from .base import LoadedModel, NoHooks, StepHooks
 
@@ -260,6 +260,7 @@ class OnnxRoute:
     ) -> list[np.ndarray]:
         from .live_path import NO_TINY, note
 
+        note(hooks, "runtime", "onnx")  # the recipe says so (host.py)
         if request.priority is Priority.LIVE or request.tiny_autoencoder:
             note(hooks, "lean", "not applied: ONNX Runtime serves this model (runtime)")
             note(hooks, "stream_batch", "not applied: off")
@@ -279,6 +280,23 @@ def describe(choice: Choice | None, reason: str | None) -> str:
     if choice is None:
         return f"torch ({reason})" if reason else "torch"
     return f"{choice.runtime} ({choice.why})"
+
+
+def choose(model: Any, home: Path) -> tuple[OnnxRoute | None, str]:
+    """:func:`attach`; under ``auto`` any failure of the export or of ONNX Runtime keeps
+    torch (logged, and said in Status); under ``onnx`` it refuses the load, naming it."""
+    try:
+        return attach(model, home)
+    except PixelKilnError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the exporter's and ONNX Runtime's many errors
+        if model.spec.options.runtime == "onnx":
+            raise FailedPrecondition(
+                f"runtime: exporting {model.spec.name} to ONNX failed ({type(exc).__name__}); "
+                "serve with --runtime torch"
+            ) from exc
+        log.warning("runtime of %s: torch (the ONNX export failed: %r)", model.spec.name, exc)
+        return None, f"torch (the ONNX export failed: {type(exc).__name__})"
 
 
 def attach(model: Any, home: Path) -> tuple[OnnxRoute | None, str]:

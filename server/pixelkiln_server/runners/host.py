@@ -318,8 +318,9 @@ class RunnerHost:
         try:
             self.raise_if_cancelled(job.id)
             self.fault("encode")
+            runtime = notes.get("runtime") or ("onnx" if model.spec.backend == "onnx" else "torch")
             recipe = recipes.make_recipe(
-                job.request, model.spec.revision, model.device, model.dtype, batch_images
+                job.request, model.spec.revision, model.device, model.dtype, batch_images, runtime
             )
             recipe = replace(recipe, init_image_sha256=job.shas[0], mask_sha256=job.shas[1])
             # The recipe rides in PNG text chunks only (results and atlases), not raw/JPEG frames.
