@@ -155,6 +155,7 @@ def request_from_pb(msg: gen_pb.GenerateRequest) -> GenerationRequest:
         map_settings=map_settings_from_pb(msg.map_settings),
         atlas=msg.atlas,
         loras=tuple(sorted(msg.loras.items())),
+        tiny_autoencoder=msg.tiny_autoencoder,
     )
 
 
@@ -186,6 +187,7 @@ def request_to_pb(req: GenerationRequest) -> gen_pb.GenerateRequest:
         map_settings=map_settings_to_pb(req.map_settings),
         atlas=req.atlas,
         loras=dict(req.loras),
+        tiny_autoencoder=req.tiny_autoencoder,
     )
     if req.guidance_scale is not None:
         msg.guidance_scale = req.guidance_scale

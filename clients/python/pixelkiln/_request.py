@@ -124,13 +124,16 @@ def build_request(
     ao_strength: float | None = None,
     atlas: bool = False,
     loras: dict[str, float] | None = None,
+    tiny_autoencoder: bool = False,
 ) -> gen_pb.GenerateRequest:
     """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
     width and height. Zero/None means the model's default.
 
     Assets: ``tiling`` "x" | "y" | "xy"; ``transparent=True`` for an RGBA sprite (``trim``
     and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
-    settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet."""
+    settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet.
+    ``tiny_autoencoder=True`` (img2img): the model's tiny autoencoder, as a live frame that
+    asked for it used (its recipe replays with it)."""
     if size is not None:
         width = height = size
     for field, number in (
@@ -170,6 +173,7 @@ def build_request(
         sprite=gen_pb.SpriteSettings(trim=trim, padding=padding),
         maps=map_kinds,
         atlas=atlas,
+        tiny_autoencoder=tiny_autoencoder,
     )
     settings = msg.map_settings
     settings.convention = convention

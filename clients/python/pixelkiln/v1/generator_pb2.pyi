@@ -66,7 +66,7 @@ class PreviewSettings(_message.Message):
     def __init__(self, every_n_steps: _Optional[int] = ..., max_side: _Optional[int] = ..., encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images", "init_image", "strength", "mask", "output_encoding", "preview", "client_request_id", "priority", "tiling", "background", "sprite", "maps", "map_settings", "atlas", "loras")
+    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images", "init_image", "strength", "mask", "output_encoding", "preview", "client_request_id", "priority", "tiling", "background", "sprite", "maps", "map_settings", "atlas", "tiny_autoencoder", "loras")
     class LorasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class GenerateRequest(_message.Message):
     MAPS_FIELD_NUMBER: _ClassVar[int]
     MAP_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     ATLAS_FIELD_NUMBER: _ClassVar[int]
+    TINY_AUTOENCODER_FIELD_NUMBER: _ClassVar[int]
     LORAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
@@ -119,8 +120,9 @@ class GenerateRequest(_message.Message):
     maps: _containers.RepeatedScalarFieldContainer[MapKind]
     map_settings: MapSettings
     atlas: bool
+    tiny_autoencoder: bool
     loras: _containers.ScalarMap[str, float]
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_images: _Optional[int] = ..., init_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., strength: _Optional[float] = ..., mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., preview: _Optional[_Union[PreviewSettings, _Mapping]] = ..., client_request_id: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., tiling: _Optional[_Union[Tiling, str]] = ..., background: _Optional[_Union[Background, str]] = ..., sprite: _Optional[_Union[SpriteSettings, _Mapping]] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., map_settings: _Optional[_Union[MapSettings, _Mapping]] = ..., atlas: _Optional[bool] = ..., loras: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_images: _Optional[int] = ..., init_image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., strength: _Optional[float] = ..., mask: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., output_encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., preview: _Optional[_Union[PreviewSettings, _Mapping]] = ..., client_request_id: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., tiling: _Optional[_Union[Tiling, str]] = ..., background: _Optional[_Union[Background, str]] = ..., sprite: _Optional[_Union[SpriteSettings, _Mapping]] = ..., maps: _Optional[_Iterable[_Union[MapKind, str]]] = ..., map_settings: _Optional[_Union[MapSettings, _Mapping]] = ..., atlas: _Optional[bool] = ..., tiny_autoencoder: _Optional[bool] = ..., loras: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class SpriteSettings(_message.Message):
     __slots__ = ("trim", "padding")

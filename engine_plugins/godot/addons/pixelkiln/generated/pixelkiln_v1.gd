@@ -683,6 +683,11 @@ class GenerateRequestMsg:
 
 	## Field numbers 23..39 are reserved for more asset options and 40..59 for live sessions;
 	## 60..79 are for model adapters and the like.
+	## img2img: encode and decode with the model's tiny autoencoder, as a live frame with
+	## LiveSettings.tiny_autoencoder did; a replay of such a frame's recipe sets it. A model
+	## without one serves the request with its full VAE and says so in Result.warnings.
+	var tiny_autoencoder: bool = false
+
 	## LoRA scales by adapter name, for adapters the daemon loaded with the model
 	## (`pixelkiln serve --lora NAME=PATH[:SCALE]`); unnamed adapters keep their load scale.
 	## Each within -10..10; 0 is the base model. An unknown name is INVALID_ARGUMENT. The
@@ -812,6 +817,9 @@ class GenerateRequestMsg:
 		if atlas:
 			pb_w.write_varint(176)
 			pb_w.write_bool(atlas)
+		if tiny_autoencoder:
+			pb_w.write_varint(320)
+			pb_w.write_bool(tiny_autoencoder)
 		for pb_k in loras:
 			var pb_e_60 := Codec.Writer.new()
 			pb_e_60.write_varint(10)
@@ -886,6 +894,8 @@ class GenerateRequestMsg:
 					pb_r.read_message(map_settings)
 				176:
 					atlas = pb_r.read_bool()
+				320:
+					tiny_autoencoder = pb_r.read_bool()
 				482:
 					var pb_end_60 := pb_r.read_length_end()
 					var pb_k_60: String = ""

@@ -369,10 +369,22 @@ namespace PixelKiln.V1
             set { atlas_ = value; }
         }
 
-        private readonly global::System.Collections.Generic.Dictionary<string, float> loras_ = new global::System.Collections.Generic.Dictionary<string, float>();
+        private bool tinyAutoencoder_ = false;
         /// <summary>
         /// Field numbers 23..39 are reserved for more asset options and 40..59 for live sessions;
         /// 60..79 are for model adapters and the like.
+        /// img2img: encode and decode with the model's tiny autoencoder, as a live frame with
+        /// LiveSettings.tiny_autoencoder did; a replay of such a frame's recipe sets it. A model
+        /// without one serves the request with its full VAE and says so in Result.warnings.
+        /// </summary>
+        public bool TinyAutoencoder
+        {
+            get { return tinyAutoencoder_; }
+            set { tinyAutoencoder_ = value; }
+        }
+
+        private readonly global::System.Collections.Generic.Dictionary<string, float> loras_ = new global::System.Collections.Generic.Dictionary<string, float>();
+        /// <summary>
         /// LoRA scales by adapter name, for adapters the daemon loaded with the model
         /// (`pixelkiln serve --lora NAME=PATH[:SCALE]`); unnamed adapters keep their load scale.
         /// Each within -10..10; 0 is the base model. An unknown name is INVALID_ARGUMENT. The
@@ -416,6 +428,7 @@ namespace PixelKiln.V1
             }
             if (mapSettings_ != null) size += 2 + global::PixelKiln.Protobuf.ProtoWriter.ComputeMessageSize(mapSettings_);
             if (atlas_) size += 2 + 1;
+            if (tinyAutoencoder_) size += 2 + 1;
             foreach (var entry in loras_)
             {
                 int entrySize = 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeStringSize(entry.Key) + 1 + 4;
@@ -538,6 +551,11 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(176);
                 output.WriteBool(atlas_);
+            }
+            if (tinyAutoencoder_)
+            {
+                output.WriteTag(320);
+                output.WriteBool(tinyAutoencoder_);
             }
             foreach (var entry in loras_)
             {
@@ -677,6 +695,11 @@ namespace PixelKiln.V1
                     case 176:
                     {
                         atlas_ = input.ReadBool();
+                        break;
+                    }
+                    case 320:
+                    {
+                        tinyAutoencoder_ = input.ReadBool();
                         break;
                     }
                     case 482:
