@@ -5,7 +5,9 @@ what the frames report (similar, stream_batch, tiny_autoencoder)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -230,6 +232,11 @@ async def test_stream_batch_frames_name_the_input_they_come_from(
     assert first.seq == 1 and first.image is not None
     assert first.stream_batch and not first.tiny_autoencoder
     assert np.array_equal(decode(first.image.data), decode(images[0]))
+    # Its recipe names the input it answers (the first), not the one that brought it out.
+    answered = json.loads(Image.open(io.BytesIO(first.image.data)).text["pixelkiln"])
+    assert answered["init_image_sha256"] == hashlib.sha256(images[0]).hexdigest()
+    flushed_recipe = json.loads(Image.open(io.BytesIO(flushed.image.data)).text["pixelkiln"])
+    assert flushed_recipe["init_image_sha256"] == hashlib.sha256(images[1]).hexdigest()
     assert flushed.seq == 2 and flushed.image is not None and not flushed.unchanged
     assert np.array_equal(decode(flushed.image.data), decode(images[1]))
     assert after.seq == 4 and after.unchanged and after.image is None

@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +53,11 @@ class HostConfig:
     allow_faults: bool = False
     # Load pickle-based weights (serve --allow-pickle); otherwise safetensors only.
     allow_pickle: bool = False
+
+
+# Stream-batch frames whose input hashes are kept: more than a stream holds in flight (its
+# steps - 1) times the live sessions a runner serves at once.
+STREAM_SHAS_KEPT = 256
 
 
 @dataclass
@@ -106,6 +112,9 @@ class RunnerHost:
         self._busy = False
         self._stopped = threading.Event()
         self._faults: dict[str, str] = {}
+        # Input hashes of recent stream-batch frames by client_request_id: a frame's image
+        # answers an earlier input, and its recipe names that input (see _finish).
+        self._stream_shas: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.registry = ModelRegistry(
             LoadOptions(
                 config.device,
@@ -301,6 +310,16 @@ class RunnerHost:
             else:
                 self._finish(job, model, outcome, model_ms, batch_images, hook.notes)
 
+    def _answered_shas(self, job: _RunJob, answers: str) -> tuple[str, str]:
+        """The input hashes of the frame whose image this is: with stream batch the image comes
+        from an earlier input (``answers``, its client_request_id), not from ``job``'s."""
+        if not job.request.stream_batch:
+            return job.shas
+        self._stream_shas[job.request.client_request_id] = job.shas
+        while len(self._stream_shas) > STREAM_SHAS_KEPT:
+            self._stream_shas.popitem(last=False)
+        return self._stream_shas.get(answers or job.request.client_request_id, job.shas)
+
     def _fail(self, job: _RunJob, exc: PixelKilnError) -> None:
         log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
         self.send({"ev": "error", "job": job.id, "error": port.error_to_wire(exc)})
@@ -322,7 +341,8 @@ class RunnerHost:
             recipe = recipes.make_recipe(
                 job.request, model.spec.revision, model.device, model.dtype, batch_images, runtime
             )
-            recipe = replace(recipe, init_image_sha256=job.shas[0], mask_sha256=job.shas[1])
+            shas = self._answered_shas(job, notes.get("answers", ""))
+            recipe = replace(recipe, init_image_sha256=shas[0], mask_sha256=shas[1])
             # The recipe rides in PNG text chunks only (results and atlases), not raw/JPEG frames.
             png = job.request.output_encoding is Encoding.PNG or job.request.atlas
             text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)} if png else {}
