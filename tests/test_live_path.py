@@ -266,13 +266,42 @@ def test_tiny_autoencoder_from_the_model_folder(with_tiny: Any) -> None:
 
 
 def test_families_the_lean_path_cannot_serve_fall_back_to_the_pipeline() -> None:
-    """FLUX (a DiT) runs its pipeline; the note says why."""
-    m = model("tiny-flux")
+    """Z-Image (a DiT with its own conditioning) runs its pipeline; the note says why."""
+    m = model("tiny-z-image")
     hooks = Notes()
-    out = m.generate(live("tiny-flux", 64), DecodedInputs(init_rgb=sketch(64)), hooks)
+    out = m.generate(live("tiny-z-image", 64), DecodedInputs(init_rgb=sketch(64)), hooks)
     assert len(out) == 1
-    assert hooks.notes["lean"].startswith("not applied: flux")
+    assert hooks.notes["lean"].startswith("not applied: z-image")
     assert hooks.notes["stream_batch"].startswith("not applied")
+
+
+@pytest.mark.parametrize(("size", "steps", "strength"), [(64, 4, 0.5), (128, 3, 0.5), (64, 2, 0.9)])
+def test_lean_flux_frame_equals_the_pipeline(size: int, steps: int, strength: float) -> None:
+    """FLUX (live_flux.py): packed latents, flow-matching Euler with the resolution's shift,
+    the pipeline's own strength rounding (3 steps at 0.5 run 2, where the UNet pipelines run
+    1), the VAE's shift factor; previews and progress per step."""
+    m = model("tiny-flux")
+    inputs = DecodedInputs(init_rgb=sketch(size, seed=3))
+    request = live("tiny-flux", size, steps=steps, strength=strength)
+    hooks = Notes(previews=True)
+    lean = m.generate(request, inputs, hooks)
+    assert hooks.notes["lean"] == "applied"
+    assert hooks.notes["stream_batch"] == "not applied: off"
+    run = steps - int(max(steps - steps * strength, 0))
+    assert hooks.steps == [(i, run) for i in range(1, run + 1)]
+    assert len(hooks.preview_images) == run
+    pipeline_hooks = Notes()
+    piped = m.generate(replace(request, priority=Priority.INTERACTIVE), inputs, pipeline_hooks)
+    assert pipeline_hooks.steps[-1] == (run, run)  # the pipeline ran as many steps
+    assert len(lean) == len(piped) == 1
+    assert_close(lean[0], piped[0])
+    other = m.generate(replace(request, seed=8), inputs, Notes())[0]
+    assert np.abs(other - piped[0]).mean() > 10 * MEAN_TOLERANCE
+    # Stream batch asked for: noted, and the frame is the same.
+    hooks = Notes()
+    streamed = m.generate(replace(request, stream_batch=True, stream_id="f"), inputs, hooks)
+    assert hooks.notes["stream_batch"].startswith("not applied: flux")
+    assert_close(streamed[0], lean[0])
 
 
 async def test_a_live_frame_replays_through_generate(aclient: Any) -> None:

@@ -21,11 +21,11 @@ Served: the UNet families, ``sd`` and ``sdxl`` (its pooled text embeddings and t
 VAE's upcast and latents statistics: live_sdxl.py), with epsilon, v-prediction or sample
 prediction and any latent channel count (e.g. the shipped ``pixelkiln-textures``: 8
 channels, v-prediction, circular padding set on its convolutions at load), LoRA scales,
-tiling by circular padding, classifier-free guidance. Falls back to the pipeline (the reason
-is noted, see below): DiT families (FLUX, Z-Image: flow-matching transformers with packed
-latents and their own conditioning), schedulers other than Euler discrete (ancestral and LCM
-schedulers draw noise per step), UNets with a guidance embedding (``time_cond_proj_dim``),
-more than one image per request, inpainting.
+tiling by circular padding, classifier-free guidance; and FLUX (live_flux.py: packed latents,
+flow-matching Euler; no stream batch or tiny autoencoder there). Falls back to the pipeline
+(the reason is noted, see below): Z-Image and FLUX.2 (their own conditionings), schedulers
+other than Euler discrete (ancestral and LCM schedulers draw noise per step), UNets with a
+guidance embedding (``time_cond_proj_dim``), more than one image per request, inpainting.
 
 Notes: a hooks object with an ``on_note(key, value)`` method hears, per live job, ``lean``,
 ``stream_batch``, ``tiny_autoencoder`` ("applied" or "not applied: <why>"), and with stream
@@ -44,7 +44,7 @@ from ..catalogue import DIT_FAMILIES
 from ..errors import ResourceExhausted
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import live_sdxl, tiling, tiny_vae
+from . import live_flux, live_sdxl, tiling, tiny_vae
 from .base import StepHooks
 
 PLAN_CACHE_SIZE = 4
@@ -119,7 +119,7 @@ class LeanPath:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self._plans: dict[GenerationRequest, Plan] = {}
+        self._plans: dict[GenerationRequest, Any] = {}  # Plan, or live_flux.FluxPlan
         self.plans_built = 0
         from .stream_batch import StreamBatch
 
@@ -136,6 +136,8 @@ class LeanPath:
             return f"{request.mode}: the lean path runs img2img frames only"
         if request.num_images != 1:
             return "num_images > 1"
+        if spec.family == "flux":
+            return live_flux.why_not(pipe, request)
         if spec.family in DIT_FAMILIES or getattr(pipe, "unet", None) is None:
             return f"{spec.family}: a DiT family; the pipeline serves it"
         if spec.family not in ("sd", "sdxl"):
@@ -182,6 +184,8 @@ class LeanPath:
         import torch
 
         self.model._loras.apply(self.pipe, request.loras)
+        if self.model.spec.family == "flux":
+            return [self._flux_frame(request, inputs, hooks)]
         try:
             with torch.inference_mode(), self._tiled(request.tiling):
                 plan = self.plan(request, hooks)
@@ -190,6 +194,34 @@ class LeanPath:
                 note(hooks, "stream_batch", "not applied: off" if not request.stream_batch
                      else "not applied: not a live request")  # fmt: skip
                 return [self.frame(request, plan, inputs, hooks)]
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise ResourceExhausted(
+                f"out of GPU memory for a {request.width}x{request.height} live frame; "
+                "try a smaller size"
+            ) from None
+
+    def _flux_frame(
+        self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
+    ) -> np.ndarray:
+        """A FLUX frame (live_flux.py): no stream batch, no tiny autoencoder (noted)."""
+        import torch
+
+        asked = {"stream_batch": request.stream_batch, "tiny_autoencoder": request.tiny_autoencoder}
+        for option, wanted in asked.items():
+            why = "flux (the lean FLUX path has none)" if wanted else "off"
+            note(hooks, option, f"not applied: {why}")
+        key = settings_key(request)
+        plan = self._plans.pop(key, None)
+        try:
+            with torch.inference_mode():
+                if plan is None:
+                    plan = live_flux.build(self.pipe, request)
+                    self.plans_built += 1
+                self._plans[key] = plan
+                while len(self._plans) > PLAN_CACHE_SIZE:
+                    self._plans.pop(next(iter(self._plans)))
+                return live_flux.frame(self.pipe, plan, request, inputs, hooks)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise ResourceExhausted(

@@ -1,0 +1,170 @@
+"""The lean live path for FLUX: an img2img frame without the pipeline wrapper.
+
+What diffusers 0.42's ``FluxImg2ImgPipeline`` does per call, split as live_path.py splits the
+UNet families. Per settings change (a :class:`FluxPlan`): the prompt's T5 and CLIP
+embeddings and text ids, the flow-matching sigmas for the steps with the resolution-dependent
+shift (``calculate_shift`` of the packed sequence length, ``set_timesteps(sigmas=..., mu=...)``),
+the strength's start (``t_start = int(max(steps - steps * strength, 0))``: not the UNet
+pipelines' rounding), the seed's draws (the VAE posterior's sample first, then the noise, from
+one generator, as ``prepare_latents`` takes them), the packed latents' position ids and the
+guidance embedding (FLUX.1 [dev]; none for [schnell]). Per frame: VAE encode, shift and scale,
+``scale_noise`` (``sigma * noise + (1 - sigma) * latents``), pack, one transformer call per
+step with the flow-matching Euler step (``x + (sigma_next - sigma) * v``, in float32), unpack,
+unscale, VAE decode. The frame equals the pipeline's image of the same request up to float
+rounding (tests/test_live_path.py), so its recipe replays through Generate.
+
+Not here (the pipeline serves them, noted): true CFG (a negative prompt with
+``true_cfg_scale``; the daemon never sets it), tiling (FLUX tiles by seam inpainting), stream
+batch and the tiny autoencoder (noted "not applied"), FLUX.2 and Z-Image (other conditionings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..types import DecodedInputs, GenerationRequest, Tiling
+from .base import StepHooks
+
+
+@dataclass
+class FluxPlan:
+    steps: int  # transformer calls per frame
+    timesteps: Any  # (N,) as the scheduler hands them out (x 1000)
+    sigmas: Any  # (N + 1,) float32: this frame's sigmas and the terminal 0
+    vae_draw: Any  # (1, C, h, w): the VAE posterior's standard normal draw
+    noise: Any  # (1, C, h, w)
+    embeds: Any  # (1, L, D) T5
+    pooled: Any  # (1, D) CLIP
+    text_ids: Any
+    image_ids: Any
+    guidance: Any  # (1,) float32, or None without a guidance embedding
+    dtype: Any
+    latent_height: int  # unpacked latent grid
+    latent_width: int
+
+
+def why_not(pipe: Any, request: GenerationRequest) -> str | None:
+    """None when this path serves ``request`` on a FLUX pipeline, else why the pipeline does."""
+    scheduler = pipe.scheduler
+    if type(scheduler).__name__ != "FlowMatchEulerDiscreteScheduler":
+        return f"scheduler {type(scheduler).__name__}: the lean FLUX step is flow-matching Euler"
+    if scheduler.config.get("stochastic_sampling", False):
+        return "stochastic sampling draws noise per step"
+    if request.tiling is not Tiling.NONE:
+        return "tiling by seam inpainting"
+    assert request.strength is not None
+    steps = request.steps
+    if steps - int(max(steps - steps * request.strength, 0)) < 1:
+        return "strength * steps < 1: no denoising step"
+    return None
+
+
+def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
+    import torch
+    from diffusers.pipelines.flux.pipeline_flux_img2img import calculate_shift
+    from diffusers.utils.torch_utils import randn_tensor
+
+    assert request.seed is not None and request.strength is not None
+    device = pipe._execution_device
+    embeds, pooled, text_ids = pipe.encode_prompt(
+        prompt=request.prompt, prompt_2=None, device=device, num_images_per_prompt=1
+    )
+    steps = request.steps
+    factor = pipe.vae_scale_factor
+    config = pipe.scheduler.config
+    seq_len = (request.height // factor // 2) * (request.width // factor // 2)
+    mu = calculate_shift(
+        seq_len,
+        config.get("base_image_seq_len", 256),
+        config.get("max_image_seq_len", 4096),
+        config.get("base_shift", 0.5),
+        config.get("max_shift", 1.15),
+    )
+    scheduler = type(pipe.scheduler).from_config(config)
+    scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu, device=device)
+    start = int(max(steps - min(steps * request.strength, steps), 0)) * scheduler.order
+    height = 2 * (request.height // (factor * 2))
+    width = 2 * (request.width // (factor * 2))
+    channels = pipe.transformer.config.in_channels // 4
+    shape = (1, channels, height, width)
+    dtype = embeds.dtype
+    generator = torch.Generator(device="cpu").manual_seed(request.seed % 2**64)
+    # prepare_latents' order: the VAE posterior's sample (in the VAE's dtype), then the noise.
+    vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=pipe.vae.dtype)
+    noise = randn_tensor(shape, generator=[generator], device=device, dtype=dtype)
+    guidance = None
+    if pipe.transformer.config.guidance_embeds:
+        guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)
+    return FluxPlan(
+        steps=len(scheduler.timesteps) - start,
+        timesteps=scheduler.timesteps[start:].to(device),
+        sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
+        vae_draw=vae_draw,
+        noise=noise,
+        embeds=embeds,
+        pooled=pooled,
+        text_ids=text_ids,
+        image_ids=pipe._prepare_latent_image_ids(1, height // 2, width // 2, device, dtype),
+        guidance=guidance,
+        dtype=dtype,
+        latent_height=height,
+        latent_width=width,
+    )
+
+
+def frame(
+    pipe: Any, plan: FluxPlan, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
+) -> np.ndarray:
+    """One frame, float32 RGB (H, W, 3) in [0, 1]; progress and cancel per step (previews
+    project the unpacked latents)."""
+    import torch
+
+    from ..imaging import preview
+
+    assert inputs.init_rgb is not None
+    rgb = inputs.init_rgb
+    if rgb.shape[:2] != (request.height, request.width):
+        from PIL import Image
+
+        size = (request.width, request.height)
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+    if not rgb.flags.writeable or not rgb.flags.c_contiguous:
+        rgb = np.array(rgb)  # read-only arrays arrive from the runner port
+    vae = pipe.vae
+    x = torch.from_numpy(rgb).to(plan.noise.device).permute(2, 0, 1).unsqueeze(0)
+    x = (2.0 * (x.to(torch.float32) / 255.0) - 1.0).to(plan.dtype)
+    dist = vae.encode(x.to(vae.dtype)).latent_dist
+    shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
+    z = ((dist.mean + dist.std * plan.vae_draw) - shift) * scaling
+    sigma0 = plan.sigmas[0].to(z.dtype)
+    latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
+    c, h, w = latents.shape[1], plan.latent_height, plan.latent_width
+    latents = pipe._pack_latents(latents, 1, c, h, w)
+    for i in range(plan.steps):
+        t = plan.timesteps[i].expand(1).to(latents.dtype)
+        velocity = pipe.transformer(
+            hidden_states=latents,
+            timestep=t / 1000,
+            guidance=None if plan.guidance is None else plan.guidance,
+            pooled_projections=plan.pooled,
+            encoder_hidden_states=plan.embeds,
+            txt_ids=plan.text_ids,
+            img_ids=plan.image_ids,
+            joint_attention_kwargs={},
+            return_dict=False,
+        )[0]
+        dt = plan.sigmas[i + 1] - plan.sigmas[i]
+        latents = (latents.to(torch.float32) + dt * velocity).to(velocity.dtype)
+        if hooks.on_step(i + 1, plan.steps):
+            grid = pipe._unpack_latents(
+                latents, request.height, request.width, pipe.vae_scale_factor
+            )
+            side = request.preview.max_side
+            hooks.on_preview(i + 1, preview.project(grid.float().cpu().numpy(), "flux", side))
+    grid = pipe._unpack_latents(latents, request.height, request.width, pipe.vae_scale_factor)
+    image = vae.decode((grid / scaling + shift).to(vae.dtype), return_dict=False)[0]
+    image = (image * 0.5 + 0.5).clamp(0, 1)
+    return np.asarray(image[0].permute(1, 2, 0).float().cpu().numpy(), dtype=np.float32)
