@@ -31,6 +31,7 @@ from pixelkiln_server.types import (
     Encoding,
     GenerationRequest,
     Priority,
+    Tiling,
 )
 from tests.conftest import home_dir
 
@@ -265,24 +266,39 @@ def test_tiny_autoencoder_from_the_model_folder(with_tiny: Any) -> None:
     assert_close(replayed[0], tiny)
 
 
-def test_families_the_lean_path_cannot_serve_fall_back_to_the_pipeline() -> None:
-    """Z-Image (a DiT with its own conditioning) runs its pipeline; the note says why."""
-    m = model("tiny-z-image")
+def test_what_the_lean_path_cannot_serve_falls_back_to_the_pipeline() -> None:
+    """A tiled FLUX frame (tiling by seam inpainting) runs its pipeline; the note says why."""
+    m = model("tiny-flux")
     hooks = Notes()
-    out = m.generate(live("tiny-z-image", 64), DecodedInputs(init_rgb=sketch(64)), hooks)
+    request = live("tiny-flux", 64, tiling=Tiling.XY)
+    out = m.generate(request, DecodedInputs(init_rgb=sketch(64)), hooks)
     assert len(out) == 1
-    assert hooks.notes["lean"].startswith("not applied: z-image")
+    assert hooks.notes["lean"] == "not applied: tiling by seam inpainting"
     assert hooks.notes["stream_batch"].startswith("not applied")
 
 
-@pytest.mark.parametrize(("size", "steps", "strength"), [(64, 4, 0.5), (128, 3, 0.5), (64, 2, 0.9)])
-def test_lean_flux_frame_equals_the_pipeline(size: int, steps: int, strength: float) -> None:
-    """FLUX (live_flux.py): packed latents, flow-matching Euler with the resolution's shift,
-    the pipeline's own strength rounding (3 steps at 0.5 run 2, where the UNet pipelines run
-    1), the VAE's shift factor; previews and progress per step."""
-    m = model("tiny-flux")
+@pytest.mark.parametrize(
+    ("name", "size", "steps", "strength", "guidance"),
+    [
+        ("tiny-flux", 64, 4, 0.5, None),
+        ("tiny-flux", 128, 3, 0.5, None),
+        ("tiny-flux", 64, 2, 0.9, None),
+        ("tiny-z-image", 64, 4, 0.5, None),
+        ("tiny-z-image", 128, 3, 0.5, 2.0),
+    ],
+)
+def test_lean_flow_frame_equals_the_pipeline(
+    name: str, size: int, steps: int, strength: float, guidance: float | None
+) -> None:
+    """FLUX (live_flux.py) and Z-Image (live_zimage.py): flow-matching Euler with the
+    resolution's shift, the pipelines' own strength rounding (3 steps at 0.5 run 2, where the
+    UNet pipelines run 1), the VAE's shift factor; FLUX's packed latents, Z-Image's list input,
+    negated prediction and guidance above 0; previews and progress per step."""
+    m = model(name)
     inputs = DecodedInputs(init_rgb=sketch(size, seed=3))
-    request = live("tiny-flux", size, steps=steps, strength=strength)
+    request = live(name, size, steps=steps, strength=strength)
+    if guidance is not None:
+        request = replace(request, guidance_scale=guidance)
     hooks = Notes(previews=True)
     lean = m.generate(request, inputs, hooks)
     assert hooks.notes["lean"] == "applied"
@@ -300,7 +316,7 @@ def test_lean_flux_frame_equals_the_pipeline(size: int, steps: int, strength: fl
     # Stream batch asked for: noted, and the frame is the same.
     hooks = Notes()
     streamed = m.generate(replace(request, stream_batch=True, stream_id="f"), inputs, hooks)
-    assert hooks.notes["stream_batch"].startswith("not applied: flux")
+    assert hooks.notes["stream_batch"].startswith(f"not applied: {m.spec.family}")
     assert_close(streamed[0], lean[0])
 
 

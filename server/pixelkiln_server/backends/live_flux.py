@@ -57,14 +57,60 @@ def why_not(pipe: Any, request: GenerationRequest) -> str | None:
         return "tiling by seam inpainting"
     assert request.strength is not None
     steps = request.steps
-    if steps - int(max(steps - steps * request.strength, 0)) < 1:
+    if steps - flow_start(steps, request.strength) < 1:
         return "strength * steps < 1: no denoising step"
     return None
 
 
+def flow_start(steps: int, strength: float) -> int:
+    """The flow-matching img2img pipelines' first step for ``strength`` (their rounding)."""
+    return int(max(steps - min(steps * strength, steps), 0))
+
+
+def shifted_mu(pipe: Any, request: GenerationRequest) -> float:
+    """The timestep shift of the packed sequence length (``calculate_shift``)."""
+    from diffusers.pipelines.flux.pipeline_flux_img2img import calculate_shift
+
+    factor = pipe.vae_scale_factor
+    config = pipe.scheduler.config
+    seq_len = (request.height // factor // 2) * (request.width // factor // 2)
+    return float(
+        calculate_shift(
+            seq_len,
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.15),
+        )
+    )
+
+
+def encode_init(
+    pipe: Any, vae_draw: Any, dtype: Any, request: GenerationRequest, inputs: DecodedInputs
+) -> Any:
+    """The decoded input (uint8 RGB) -> the VAE posterior's sample, shifted and scaled
+    (``_encode_vae_image``), (1, C, h, w)."""
+    import torch
+
+    assert inputs.init_rgb is not None
+    rgb = inputs.init_rgb
+    if rgb.shape[:2] != (request.height, request.width):
+        from PIL import Image
+
+        size = (request.width, request.height)
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+    if not rgb.flags.writeable or not rgb.flags.c_contiguous:
+        rgb = np.array(rgb)  # read-only arrays arrive from the runner port
+    vae = pipe.vae
+    x = torch.from_numpy(rgb).to(vae_draw.device).permute(2, 0, 1).unsqueeze(0)
+    x = (2.0 * (x.to(torch.float32) / 255.0) - 1.0).to(dtype)
+    dist = vae.encode(x.to(vae.dtype)).latent_dist
+    shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
+    return ((dist.mean + dist.std * vae_draw) - shift) * scaling
+
+
 def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
     import torch
-    from diffusers.pipelines.flux.pipeline_flux_img2img import calculate_shift
     from diffusers.utils.torch_utils import randn_tensor
 
     assert request.seed is not None and request.strength is not None
@@ -74,18 +120,10 @@ def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
     )
     steps = request.steps
     factor = pipe.vae_scale_factor
-    config = pipe.scheduler.config
-    seq_len = (request.height // factor // 2) * (request.width // factor // 2)
-    mu = calculate_shift(
-        seq_len,
-        config.get("base_image_seq_len", 256),
-        config.get("max_image_seq_len", 4096),
-        config.get("base_shift", 0.5),
-        config.get("max_shift", 1.15),
-    )
-    scheduler = type(pipe.scheduler).from_config(config)
-    scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu, device=device)
-    start = int(max(steps - min(steps * request.strength, steps), 0)) * scheduler.order
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    sigmas = np.linspace(1.0, 1 / steps, steps)
+    scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
+    start = flow_start(steps, request.strength) * scheduler.order
     height = 2 * (request.height // (factor * 2))
     width = 2 * (request.width // (factor * 2))
     channels = pipe.transformer.config.in_channels // 4
@@ -124,21 +162,9 @@ def frame(
 
     from ..imaging import preview
 
-    assert inputs.init_rgb is not None
-    rgb = inputs.init_rgb
-    if rgb.shape[:2] != (request.height, request.width):
-        from PIL import Image
-
-        size = (request.width, request.height)
-        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
-    if not rgb.flags.writeable or not rgb.flags.c_contiguous:
-        rgb = np.array(rgb)  # read-only arrays arrive from the runner port
     vae = pipe.vae
-    x = torch.from_numpy(rgb).to(plan.noise.device).permute(2, 0, 1).unsqueeze(0)
-    x = (2.0 * (x.to(torch.float32) / 255.0) - 1.0).to(plan.dtype)
-    dist = vae.encode(x.to(vae.dtype)).latent_dist
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    z = ((dist.mean + dist.std * plan.vae_draw) - shift) * scaling
+    z = encode_init(pipe, plan.vae_draw, plan.dtype, request, inputs)
     sigma0 = plan.sigmas[0].to(z.dtype)
     latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
     c, h, w = latents.shape[1], plan.latent_height, plan.latent_width

@@ -21,9 +21,10 @@ Served: the UNet families, ``sd`` and ``sdxl`` (its pooled text embeddings and t
 VAE's upcast and latents statistics: live_sdxl.py), with epsilon, v-prediction or sample
 prediction and any latent channel count (e.g. the shipped ``pixelkiln-textures``: 8
 channels, v-prediction, circular padding set on its convolutions at load), LoRA scales,
-tiling by circular padding, classifier-free guidance; and FLUX (live_flux.py: packed latents,
-flow-matching Euler; no stream batch or tiny autoencoder there). Falls back to the pipeline
-(the reason is noted, see below): Z-Image and FLUX.2 (their own conditionings), schedulers
+tiling by circular padding, classifier-free guidance; and the flow-matching DiTs, FLUX
+(live_flux.py: packed latents) and Z-Image (live_zimage.py), without stream batch or the tiny
+autoencoder. Falls back to the pipeline (the reason is noted, see below): FLUX.2 (no img2img
+yet), DiT tiling (seam inpainting), schedulers
 other than Euler discrete (ancestral and LCM schedulers draw noise per step), UNets with a
 guidance embedding (``time_cond_proj_dim``), more than one image per request, inpainting.
 
@@ -44,7 +45,7 @@ from ..catalogue import DIT_FAMILIES
 from ..errors import ResourceExhausted
 from ..imaging import preview
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import live_flux, live_sdxl, tiling, tiny_vae
+from . import live_flux, live_sdxl, live_zimage, tiling, tiny_vae
 from .base import StepHooks
 
 PLAN_CACHE_SIZE = 4
@@ -136,7 +137,7 @@ class LeanPath:
             return f"{request.mode}: the lean path runs img2img frames only"
         if request.num_images != 1:
             return "num_images > 1"
-        if spec.family == "flux":
+        if spec.family in ("flux", "z-image"):
             return live_flux.why_not(pipe, request)
         if spec.family in DIT_FAMILIES or getattr(pipe, "unet", None) is None:
             return f"{spec.family}: a DiT family; the pipeline serves it"
@@ -184,8 +185,8 @@ class LeanPath:
         import torch
 
         self.model._loras.apply(self.pipe, request.loras)
-        if self.model.spec.family == "flux":
-            return [self._flux_frame(request, inputs, hooks)]
+        if self.model.spec.family in ("flux", "z-image"):
+            return [self._flow_frame(request, inputs, hooks)]
         try:
             with torch.inference_mode(), self._tiled(request.tiling):
                 plan = self.plan(request, hooks)
@@ -201,27 +202,31 @@ class LeanPath:
                 "try a smaller size"
             ) from None
 
-    def _flux_frame(
+    def _flow_frame(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> np.ndarray:
-        """A FLUX frame (live_flux.py): no stream batch, no tiny autoencoder (noted)."""
+        """A FLUX or Z-Image frame (live_flux.py, live_zimage.py): no stream batch, no tiny
+        autoencoder (noted)."""
         import torch
 
+        family = self.model.spec.family
+        path: Any = live_flux if family == "flux" else live_zimage
         asked = {"stream_batch": request.stream_batch, "tiny_autoencoder": request.tiny_autoencoder}
         for option, wanted in asked.items():
-            why = "flux (the lean FLUX path has none)" if wanted else "off"
+            why = f"{family} (its lean path has none)" if wanted else "off"
             note(hooks, option, f"not applied: {why}")
         key = settings_key(request)
         plan = self._plans.pop(key, None)
         try:
             with torch.inference_mode():
                 if plan is None:
-                    plan = live_flux.build(self.pipe, request)
+                    plan = path.build(self.pipe, request)
                     self.plans_built += 1
                 self._plans[key] = plan
                 while len(self._plans) > PLAN_CACHE_SIZE:
                     self._plans.pop(next(iter(self._plans)))
-                return live_flux.frame(self.pipe, plan, request, inputs, hooks)
+                frame: np.ndarray = path.frame(self.pipe, plan, request, inputs, hooks)
+                return frame
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise ResourceExhausted(
