@@ -228,11 +228,14 @@ class RunnerPool:
         self.scheduler.busy = not free
         if not free:
             return False
-        taken = self.scheduler.take_compatible(lambda j: any(self._allowed(j, r) for r in free), 1)
+        # A job whose model a busy runner holds waits for it (unless more of them wait than
+        # the holders can take): placing it on a free runner loaded a second copy whenever
+        # the holder had not yet said "done" for its last batch.
+        taken = self.scheduler.take_compatible(lambda j: bool(self._candidates(j, free)), 1)
         if not taken:
             return False
         job = taken[0]
-        runner = self._choose(job, [r for r in free if self._allowed(job, r)])
+        runner = self._choose(job, self._candidates(job, free))
         if job.affinity:
             self._pins[job.affinity] = runner.name
         if job.cancelled:
