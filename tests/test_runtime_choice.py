@@ -230,6 +230,21 @@ def test_auto_keeps_torch_and_says_why_when_the_export_fails(
     assert not list(tmp_path.glob(f"{runtime_choice.CACHE_DIR}/*"))  # no half-written export
 
 
+def test_the_cache_key_follows_what_the_export_copies(pair: Any) -> None:
+    """The scheduler's config travels in the export's manifest: a change of it (a scheduler
+    preset) must not reuse an export made with the old one."""
+    _, model = pair
+    key = runtime_choice.weights_key(model)
+    pipe = model.pipe
+    original = pipe.scheduler
+    try:
+        pipe.scheduler = type(original).from_config(original.config, timestep_spacing="leading")
+        assert runtime_choice.weights_key(model) != key
+    finally:
+        pipe.scheduler = original
+    assert runtime_choice.weights_key(model) == key
+
+
 def test_runtime_onnx_refuses_torch_options_by_name() -> None:
     with pytest.raises(InvalidArgument) as err:
         ModelOptions(runtime="onnx", compile=True)

@@ -108,13 +108,19 @@ def why_not(model: Any, runtime: str) -> str | None:
 
 
 def weights_key(model: Any) -> str:
-    """Hash of everything the export depends on: the weights, the padding, torch, the format."""
+    """Hash of everything the export depends on: the weights, the padding, the scheduler's
+    config and the folder's pixelkiln.json (both copied into the export), torch, the format."""
     import torch
 
+    from ..folder_meta import META_FILE
     from ..onnx_export import OPSET
 
     digest = hashlib.sha256(f"{EXPORT_FORMAT}/{OPSET}/{torch.__version__}".encode())
     pipe = model.pipe
+    digest.update(json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str).encode())
+    meta = Path(model.spec.source) / META_FILE
+    if meta.is_file():
+        digest.update(meta.read_bytes())
     for component in (pipe.text_encoder, pipe.unet, pipe.vae):
         for name, tensor in component.state_dict().items():
             digest.update(name.encode())
