@@ -109,9 +109,28 @@ def encode_init(
     return ((dist.mean + dist.std * vae_draw) - shift) * scaling
 
 
-def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
+def seed_draws(
+    pipe: Any, seed: int, shape: tuple[int, ...], dtype: Any, device: Any
+) -> tuple[Any, Any]:
+    """The seed's draws in ``prepare_latents``' order: the VAE posterior's sample (in the
+    VAE's dtype), then the noise, from one CPU generator."""
     import torch
     from diffusers.utils.torch_utils import randn_tensor
+
+    generator = torch.Generator(device="cpu").manual_seed(seed % 2**64)
+    vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=pipe.vae.dtype)
+    noise = randn_tensor(shape, generator=[generator], device=device, dtype=dtype)
+    return vae_draw, noise
+
+
+def to_rgb(image: Any) -> np.ndarray:
+    """The VAE's decoded (1, 3, H, W) in [-1, 1] -> float32 RGB (H, W, 3) in [0, 1]."""
+    image = (image * 0.5 + 0.5).clamp(0, 1)
+    return np.asarray(image[0].permute(1, 2, 0).float().cpu().numpy(), dtype=np.float32)
+
+
+def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
+    import torch
 
     assert request.seed is not None and request.strength is not None
     device = pipe._execution_device
@@ -129,10 +148,7 @@ def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
     channels = pipe.transformer.config.in_channels // 4
     shape = (1, channels, height, width)
     dtype = embeds.dtype
-    generator = torch.Generator(device="cpu").manual_seed(request.seed % 2**64)
-    # prepare_latents' order: the VAE posterior's sample (in the VAE's dtype), then the noise.
-    vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=pipe.vae.dtype)
-    noise = randn_tensor(shape, generator=[generator], device=device, dtype=dtype)
+    vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
     guidance = None
     if pipe.transformer.config.guidance_embeds:
         guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)
@@ -191,6 +207,4 @@ def frame(
             side = request.preview.max_side
             hooks.on_preview(i + 1, preview.project(grid.float().cpu().numpy(), "flux", side))
     grid = pipe._unpack_latents(latents, request.height, request.width, pipe.vae_scale_factor)
-    image = vae.decode((grid / scaling + shift).to(vae.dtype), return_dict=False)[0]
-    image = (image * 0.5 + 0.5).clamp(0, 1)
-    return np.asarray(image[0].permute(1, 2, 0).float().cpu().numpy(), dtype=np.float32)
+    return to_rgb(vae.decode((grid / scaling + shift).to(vae.dtype), return_dict=False)[0])

@@ -36,6 +36,8 @@ stream_batch.py's docstring.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -187,20 +189,13 @@ class LeanPath:
         self.model._loras.apply(self.pipe, request.loras)
         if self.model.spec.family in ("flux", "z-image"):
             return [self._flow_frame(request, inputs, hooks)]
-        try:
-            with torch.inference_mode(), self._tiled(request.tiling):
-                plan = self.plan(request, hooks)
-                if request.stream_batch and request.priority is Priority.LIVE:
-                    return self.streams.push(request, plan, inputs, hooks)
-                note(hooks, "stream_batch", "not applied: off" if not request.stream_batch
-                     else "not applied: not a live request")  # fmt: skip
-                return [self.frame(request, plan, inputs, hooks)]
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise ResourceExhausted(
-                f"out of GPU memory for a {request.width}x{request.height} live frame; "
-                "try a smaller size"
-            ) from None
+        with _gpu_memory(request), torch.inference_mode(), self._tiled(request.tiling):
+            plan = self.plan(request, hooks)
+            if request.stream_batch and request.priority is Priority.LIVE:
+                return self.streams.push(request, plan, inputs, hooks)
+            note(hooks, "stream_batch", "not applied: off" if not request.stream_batch
+                 else "not applied: not a live request")  # fmt: skip
+            return [self.frame(request, plan, inputs, hooks)]
 
     def _flow_frame(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
@@ -215,42 +210,34 @@ class LeanPath:
         for option, wanted in asked.items():
             why = f"{family} (its lean path has none)" if wanted else "off"
             note(hooks, option, f"not applied: {why}")
-        key = settings_key(request)
-        plan = self._plans.pop(key, None)
-        try:
-            with torch.inference_mode():
-                if plan is None:
-                    plan = path.build(self.pipe, request)
-                    self.plans_built += 1
-                self._plans[key] = plan
-                while len(self._plans) > PLAN_CACHE_SIZE:
-                    self._plans.pop(next(iter(self._plans)))
-                frame: np.ndarray = path.frame(self.pipe, plan, request, inputs, hooks)
-                return frame
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise ResourceExhausted(
-                f"out of GPU memory for a {request.width}x{request.height} live frame; "
-                "try a smaller size"
-            ) from None
+        with _gpu_memory(request), torch.inference_mode():
+            plan = self._cached(request, lambda: path.build(self.pipe, request))
+            frame: np.ndarray = path.frame(self.pipe, plan, request, inputs, hooks)
+            return frame
 
     # -- per settings change -------------------------------------------------------------
 
     def plan(self, request: GenerationRequest, hooks: StepHooks) -> Plan:
         """The cached plan of ``request``'s settings (LRU of PLAN_CACHE_SIZE)."""
-        key = settings_key(request)
-        plan = self._plans.pop(key, None)
-        if plan is None:
-            plan = self._build(request)
-            self.plans_built += 1
-        self._plans[key] = plan
-        while len(self._plans) > PLAN_CACHE_SIZE:
-            self._plans.pop(next(iter(self._plans)))
+        plan: Plan = self._cached(request, lambda: self._build(request))
         want_tiny = request.tiny_autoencoder
         if want_tiny and not plan.tiny:
             note(hooks, "tiny_autoencoder", NO_TINY)
         else:
             note(hooks, "tiny_autoencoder", APPLIED if plan.tiny else "not applied: off")
+        return plan
+
+    def _cached(self, request: GenerationRequest, build: Callable[[], Any]) -> Any:
+        """The plan of ``request``'s settings from the LRU of PLAN_CACHE_SIZE, built on a
+        miss (a UNet Plan, or a flow-matching DiT's)."""
+        key = settings_key(request)
+        plan = self._plans.pop(key, None)
+        if plan is None:
+            plan = build()
+            self.plans_built += 1
+        self._plans[key] = plan
+        while len(self._plans) > PLAN_CACHE_SIZE:
+            self._plans.pop(next(iter(self._plans)))
         return plan
 
     def _build(self, request: GenerationRequest) -> Plan:
@@ -424,6 +411,21 @@ class LeanPath:
             return tiling.circular_padding([], False, False)
         modules = [m for m in (pipe.unet, pipe.vae, self.model.tiny_vae) if m is not None]
         return tiling.circular_padding(modules, mode.wrap_x, mode.wrap_y)
+
+
+@contextlib.contextmanager
+def _gpu_memory(request: GenerationRequest) -> Iterator[None]:
+    """A CUDA out-of-memory error of a live frame as RESOURCE_EXHAUSTED, the cache emptied."""
+    import torch
+
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise ResourceExhausted(
+            f"out of GPU memory for a {request.width}x{request.height} live frame; "
+            "try a smaller size"
+        ) from None
 
 
 def _memory_format(unet: Any) -> Any:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..types import DecodedInputs, GenerationRequest
 from .base import StepHooks
-from .live_flux import encode_init, flow_start, shifted_mu, why_not
+from .live_flux import encode_init, flow_start, seed_draws, shifted_mu, to_rgb, why_not
 
 __all__ = ["ZImagePlan", "build", "frame", "why_not"]
 
@@ -43,7 +43,6 @@ class ZImagePlan:
 
 def build(pipe: Any, request: GenerationRequest) -> ZImagePlan:
     import torch
-    from diffusers.utils.torch_utils import randn_tensor
 
     assert request.seed is not None and request.strength is not None
     device = pipe._execution_device
@@ -67,9 +66,7 @@ def build(pipe: Any, request: GenerationRequest) -> ZImagePlan:
         2 * (request.width // (factor * 2)),
     )
     dtype = positive[0].dtype
-    generator = torch.Generator(device="cpu").manual_seed(request.seed % 2**64)
-    vae_draw = randn_tensor(shape, generator=generator, device=device, dtype=pipe.vae.dtype)
-    noise = randn_tensor(shape, generator=[generator], device=device, dtype=dtype)
+    vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
     return ZImagePlan(
         steps=len(scheduler.timesteps) - start,
         timesteps=scheduler.timesteps[start:].to(device),
@@ -114,6 +111,4 @@ def frame(
             grid = latents.float().cpu().numpy()
             hooks.on_preview(i + 1, preview.project(grid, "z-image", side))
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    image = vae.decode(latents.to(vae.dtype) / scaling + shift, return_dict=False)[0]
-    image = (image * 0.5 + 0.5).clamp(0, 1)
-    return np.asarray(image[0].permute(1, 2, 0).float().cpu().numpy(), dtype=np.float32)
+    return to_rgb(vae.decode(latents.to(vae.dtype) / scaling + shift, return_dict=False)[0])
