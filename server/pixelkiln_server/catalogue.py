@@ -81,16 +81,7 @@ class ModelOptions:
             raise InvalidArgument(
                 "runtime", f"must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}"
             )
-        torch_only = [
-            name
-            for name, on in (
-                ("compile", self.compile),
-                ("quantize", self.quantize),
-                ("offload", self.offload),
-                ("lora", self.loras),
-            )
-            if on
-        ]
+        torch_only = self.torch_only
         if self.runtime == "onnx" and torch_only:
             raise InvalidArgument(
                 "runtime",
@@ -139,6 +130,17 @@ class ModelOptions:
                     f"scale of {adapter.name!r} must be within -{MAX_LORA_SCALE:g}.."
                     f"{MAX_LORA_SCALE:g}; got {adapter.scale}",
                 )
+
+    @property
+    def torch_only(self) -> list[str]:
+        """The options in effect that only the torch runtime applies (``runtime``)."""
+        options = (
+            ("compile", self.compile),
+            ("quantize", self.quantize),
+            ("offload", self.offload),
+            ("lora", self.loras),
+        )
+        return [name for name, on in options if on]
 
     @property
     def lora_scales(self) -> dict[str, float]:

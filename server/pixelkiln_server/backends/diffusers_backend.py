@@ -322,10 +322,7 @@ class DiffusersModel(LoadedModel):
                         for it in items
                         for i in range(it.request.num_images)
                     ]
-                    images = [
-                        np.ascontiguousarray(img[:, ::-1]) if variation.mirrored(s) else img
-                        for img, s in zip(images, seeds, strict=True)
-                    ]
+                    images = variation.mirror(images, seeds)
                 if self.wraps and mode == "txt2img" and request.tiling is Tiling.NONE:
                     images = [torus.center_subject(img) for img in images]
                 if seam_pass:

@@ -172,10 +172,7 @@ class OnnxModel(LoadedModel):
         # What the diffusers backend does after a txt2img call of the same model.
         if self.spec.variation_mirror:
             seed = request.seed or 0
-            images = [
-                np.ascontiguousarray(img[:, ::-1]) if variation.mirrored(seed + i) else img
-                for i, img in enumerate(images)
-            ]
+            images = variation.mirror(images, [seed + i for i in range(len(images))])
         if self.wraps and request.tiling is Tiling.NONE:
             images = [torus.center_subject(img) for img in images]
         return images

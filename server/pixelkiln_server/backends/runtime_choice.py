@@ -73,7 +73,6 @@ def why_not(model: Any, runtime: str) -> str | None:
     import importlib.util
 
     spec = model.spec
-    opts = spec.options
     pipe = model.pipe
     if spec.family != "sd":
         return f"the ONNX export handles SD-family models; {spec.name} is {spec.family}"
@@ -81,16 +80,7 @@ def why_not(model: Any, runtime: str) -> str | None:
         return f"runs on {model.device}; export with `pixelkiln export-onnx` and serve the folder"
     if model.dtype != "fp32":
         return f"ONNX Runtime on the CPU runs float32; this model loaded in {model.dtype}"
-    torch_only = [
-        name
-        for name, on in (
-            ("LoRA adapters", opts.loras),
-            ("compile", opts.compile),
-            ("quantize", opts.quantize),
-            ("offload", opts.offload),
-        )
-        if on
-    ]
+    torch_only = spec.options.torch_only
     if torch_only:
         return f"{', '.join(torch_only)} apply to torch"
     if type(pipe.scheduler).__name__ != "EulerDiscreteScheduler":

@@ -41,3 +41,14 @@ def mirrored(seed: int) -> bool:
     n and n+1 (a request's variations) are independent."""
     mixed = (seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64
     return bool((mixed >> 61) & 1)
+
+
+def mirror(images: list[Any], seeds: list[int]) -> list[Any]:
+    """``images`` (H, W, C arrays) with those whose seed is :func:`mirrored` flipped left to
+    right; the diffusers and the onnx backends apply it to a mirrored model's txt2img."""
+    import numpy as np
+
+    return [
+        np.ascontiguousarray(img[:, ::-1]) if mirrored(s) else img
+        for img, s in zip(images, seeds, strict=True)
+    ]
