@@ -7,7 +7,9 @@ Arms, interleaved round by round, on the same loaded model and the same frames (
 random sketches in turn), 2 denoising steps (steps 4, strength 0.5), CFG off by default:
 
 - ``pipeline``: the backend's ordinary img2img (a non-live request: diffusers' pipeline);
-- ``lean``: the lean live path (backends/live_path.py);
+- ``lean, eager``: the lean live path (backends/live_path.py), module calls eager;
+- ``lean``: the lean path as served: on the CPU its module calls replay recorded graphs
+  (backends/traced.py);
 - ``lean + stream batch``: one batched UNet call per frame (stream_batch.py), steady state;
 - ``lean + tiny AE``: encode and decode with a tiny random AutoencoderTiny in vae_tiny/
   (its size is TAESD's shape scaled down; the ratio says what skipping the KL VAE is worth
@@ -41,7 +43,7 @@ from _common import (  # noqa: E402
 )
 
 MODELS = ("tiny-random", "pixelkiln-textures")
-ARMS = ("pipeline", "lean", "lean + stream batch", "lean + tiny AE")
+ARMS = ("pipeline", "lean, eager", "lean", "lean + stream batch", "lean + tiny AE")
 
 
 def load(name: str, home: Path, tmp: Path, device: str) -> Any:
@@ -95,6 +97,7 @@ def arms_for(model: Any, name: str, size: int, guidance: float) -> dict[str, Any
     )
     requests = {
         "pipeline": replace(live, priority=Priority.INTERACTIVE),
+        "lean, eager": live,  # the lean path with its recorded graphs switched off
         "lean": live,
         "lean + stream batch": replace(live, stream_batch=True, stream_id=f"bench-{size}"),
         "lean + tiny AE": replace(live, tiny_autoencoder=True),
@@ -105,14 +108,18 @@ def arms_for(model: Any, name: str, size: int, guidance: float) -> dict[str, Any
     def arm(key: str) -> Any:
         def run() -> None:
             n = counters[key] = counters[key] + 1
-            model.generate(replace(requests[key], client_request_id=str(n)), frames[n % 4], hooks)
+            request = replace(requests[key], client_request_id=str(n))
+            graphs = model._lean.graphs if model._lean is not None else None
+            if graphs is not None:
+                graphs.enabled = key != "lean, eager"
+            model.generate(request, frames[n % 4], hooks)
 
         return run
 
     out = {key: arm(key) for key in requests}
-    for key in requests:  # warm-up; fills the stream batch's pipeline
-        out[key]()
-        out[key]()
+    for key in requests:  # warm-up: fills the stream batch's pipeline, records the graphs
+        for _ in range(4):
+            out[key]()
     return out
 
 

@@ -99,6 +99,10 @@ class Plan:
     upcast: bool = False
     latents_mean: Any = None
     latents_std: Any = None
+    # Module calls replayed from recorded graphs (traced.py): on the CPU, no LoRA adapters,
+    # no fp16 upcast; the tiling mode is part of each graph's key.
+    traced: bool = False
+    tiling: Tiling = Tiling.NONE
 
 
 def euler_coefficients(sigmas: Any, prediction: str) -> tuple[Any, Any]:
@@ -124,6 +128,9 @@ class LeanPath:
         self.model = model
         self._plans: dict[GenerationRequest, Any] = {}  # Plan, or live_flux.FluxPlan
         self.plans_built = 0
+        from .traced import Graphs  # imports torch
+
+        self.graphs = Graphs()
         from .stream_batch import StreamBatch
 
         self.streams = StreamBatch(self)
@@ -298,7 +305,14 @@ class LeanPath:
             upcast=upcast,
             latents_mean=mean,
             latents_std=std,
+            traced=device.type == "cpu" and not upcast and not model._loras.current,
+            tiling=request.tiling,
         )
+
+    def _call(self, plan: Plan, kind: str, module: Any, *args: Any) -> Any:
+        """``kind``'s call of ``module`` (traced.py's wrappers), from a recorded graph when
+        the plan allows one."""
+        return self.graphs.run(kind, module, args, plan.tiling, allowed=plan.traced)
 
     # -- per frame -------------------------------------------------------------------------
 
@@ -317,14 +331,16 @@ class LeanPath:
         x = pixels.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
         x = (2.0 * x - 1.0).to(plan.dtype)
         if plan.tiny:
-            z = tiny_vae.encode(self.model.tiny_vae, x).to(plan.dtype)
+            tiny = self.model.tiny_vae
+            z = tiny_vae.encode(tiny, x, lambda v, p: self._call(plan, "tiny_encode", v, p))
+            z = z.to(plan.dtype)
         elif plan.added is None:
-            dist = pipe.vae.encode(x).latent_dist
-            z = plan.scaling * (dist.mean + dist.std * plan.vae_draw)
+            mean, std = self._call(plan, "encode", pipe.vae, x)
+            z = plan.scaling * (mean + std * plan.vae_draw)
         else:  # SDXL img2img's prepare_latents
             with live_sdxl.Upcast(pipe.vae, plan):
-                dist = pipe.vae.encode(x.float() if plan.upcast else x).latent_dist
-                z = (dist.mean + dist.std * plan.vae_draw).to(plan.dtype)
+                mean, std = self._call(plan, "encode", pipe.vae, x.float() if plan.upcast else x)
+                z = (mean + std * plan.vae_draw).to(plan.dtype)
             if plan.latents_mean is not None:
                 z = (z - plan.latents_mean) * plan.scaling / plan.latents_std
             else:
@@ -348,16 +364,14 @@ class LeanPath:
             embeds = embeds.repeat_interleave(rows, dim=0)
         elif rows > 1:
             embeds = embeds.expand(rows, -1, -1)
-        kwargs = {}
-        if plan.added is not None:
-            text, time_ids = plan.added
-            kwargs["added_cond_kwargs"] = {
-                "text_embeds": _rows(text, rows, plan.cfg),
-                "time_ids": _rows(time_ids, rows, plan.cfg),
-            }
         # The model's own memory format (channels_last on CUDA, accel.py): no conversion inside.
         x = x.to(dtype=plan.unet_dtype, memory_format=plan.memory_format)
-        out = unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0]
+        if plan.added is None:
+            out = self._call(plan, "unet", unet, x, t, embeds)
+        else:
+            text, time_ids = plan.added
+            added = (_rows(text, rows, plan.cfg), _rows(time_ids, rows, plan.cfg))
+            out = self._call(plan, "unet_xl", unet, x, t, embeds, *added)
         if plan.cfg:
             uncond, cond = out.chunk(2)
             out = uncond + plan.guidance * (cond - uncond)
@@ -370,9 +384,12 @@ class LeanPath:
     def decode(self, plan: Plan, latents: Any) -> np.ndarray:
         """Latents (B, C, h, w) -> float32 RGB (B, H, W, 3) in [0, 1]."""
         if plan.tiny_decode:
-            image = tiny_vae.decode(self.model.tiny_vae, latents)
+            tiny = self.model.tiny_vae
+            image = tiny_vae.decode(
+                tiny, latents, lambda v, z: self._call(plan, "tiny_decode", v, z)
+            )
         elif plan.added is None:
-            image = self.pipe.vae.decode(latents / plan.scaling, return_dict=False)[0]
+            image = self._call(plan, "decode", self.pipe.vae, latents / plan.scaling)
         else:  # SDXL img2img's decode
             vae = self.pipe.vae
             with live_sdxl.Upcast(vae, plan):
@@ -382,7 +399,7 @@ class LeanPath:
                     z = z * std / plan.scaling + mean
                 else:
                     z = z / plan.scaling
-                image = vae.decode(z, return_dict=False)[0]
+                image = self._call(plan, "decode", vae, z)
         image = (image * 0.5 + 0.5).clamp(0, 1)
         return np.asarray(image.cpu().permute(0, 2, 3, 1).float().numpy(), dtype=np.float32)
 

@@ -13,6 +13,7 @@ autoencoder trained for a scaled space other than 1 still meets the denoiser's l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +43,24 @@ def _placement(vae: Any) -> tuple[Any, Any]:
     return weight.device, weight.dtype
 
 
-def encode(vae: Any, pixels: Any) -> Any:
-    """Pixels (B, 3, H, W) in [-1, 1] -> latents (B, C, h, w) as the denoiser sees them."""
+def encode(vae: Any, pixels: Any, call: Callable[[Any, Any], Any] | None = None) -> Any:
+    """Pixels (B, 3, H, W) in [-1, 1] -> latents (B, C, h, w) as the denoiser sees them.
+    ``call(vae, pixels)``: the module's call (the live path's recorded graphs), by default
+    ``vae.encode(pixels).latents``."""
     scale, shift = _factors(vae)
-    z = vae.encode(pixels.to(*_placement(vae))).latents
+    pixels = pixels.to(*_placement(vae))
+    z = call(vae, pixels) if call is not None else vae.encode(pixels).latents
     return (z - shift) * scale if (scale, shift) != (1.0, 0.0) else z
 
 
-def decode(vae: Any, latents: Any) -> Any:
-    """Latents as the denoiser sees them -> pixels (B, 3, H, W) in [-1, 1] (unclamped)."""
+def decode(vae: Any, latents: Any, call: Callable[[Any, Any], Any] | None = None) -> Any:
+    """Latents as the denoiser sees them -> pixels (B, 3, H, W) in [-1, 1] (unclamped).
+    ``call(vae, z)``: the module's call, by default ``vae.decode(z).sample``."""
     scale, shift = _factors(vae)
     z = latents.to(*_placement(vae))
     if (scale, shift) != (1.0, 0.0):
         z = z / scale + shift
-    return vae.decode(z).sample
+    return call(vae, z) if call is not None else vae.decode(z).sample
 
 
 def decode_rgb(vae: Any, latents: Any) -> np.ndarray:
