@@ -47,7 +47,8 @@ ARMS = ("pipeline", "lean, eager", "lean", "lean + stream batch", "lean + tiny A
 
 
 def load(name: str, home: Path, tmp: Path, device: str) -> Any:
-    """``name`` loaded from a copy of its folder that has a tiny random vae_tiny/."""
+    """``name`` loaded from a copy of its folder that has a tiny random vae_tiny/ (the
+    models of MODELS; others load as the daemon loads them)."""
     import json
 
     from pixelkiln_server.backends import tiny_vae
@@ -57,6 +58,11 @@ def load(name: str, home: Path, tmp: Path, device: str) -> Any:
     from pixelkiln_server.catalogue import PRESETS, SHIPPED_FOLDER
 
     spec = PRESETS[name]
+    if name not in MODELS:  # tiny-flux, tiny-z-image, ...: built in code, no vae_tiny/ (the
+        # DiT lean paths have no tiny autoencoder: that arm is the plain lean frame)
+        from pixelkiln_server.backends import registry
+
+        return registry.get(spec.backend).load(spec, LoadOptions(device=device, home=home))
     source = ensure_tiny_random(home / "models") if name == "tiny-random" else SHIPPED_FOLDER
     folder = tmp / name
     shutil.copytree(source, folder)

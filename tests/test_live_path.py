@@ -283,7 +283,9 @@ def test_what_the_lean_path_cannot_serve_falls_back_to_the_pipeline() -> None:
         ("tiny-flux", 64, 4, 0.5, None),
         ("tiny-flux", 128, 3, 0.5, None),
         ("tiny-flux", 64, 2, 0.9, None),
+        ("tiny-flux", 64, 4, 0.75, None),  # 3 steps: stream batch holds 2 frames
         ("tiny-z-image", 64, 4, 0.5, None),
+        ("tiny-z-image", 64, 4, 0.75, 2.0),
         ("tiny-z-image", 128, 3, 0.5, 2.0),
     ],
 )
@@ -313,11 +315,18 @@ def test_lean_flow_frame_equals_the_pipeline(
     assert_close(lean[0], piped[0])
     other = m.generate(replace(request, seed=8), inputs, Notes())[0]
     assert np.abs(other - piped[0]).mean() > 10 * MEAN_TOLERANCE
-    # Stream batch asked for: noted, and the frame is the same.
-    hooks = Notes()
-    streamed = m.generate(replace(request, stream_batch=True, stream_id="f"), inputs, hooks)
-    assert hooks.notes["stream_batch"].startswith(f"not applied: {m.spec.family}")
-    assert_close(streamed[0], lean[0])
+    # Stream batch: the frame comes out run - 1 calls later, batched with the next input's
+    # first step (per-row timesteps and step sizes; with guidance, the negative rows too),
+    # and its image is the sequential frame's.
+    streamed = replace(request, stream_batch=True, stream_id=f"flow-{name}-{size}")
+    later = DecodedInputs(init_rgb=sketch(size, seed=4))
+    outs = []
+    for i, frame in enumerate([inputs] + [later] * (run - 1)):
+        hooks = Notes()
+        outs.append(m.generate(replace(streamed, client_request_id=f"s{i}"), frame, hooks))
+        assert hooks.notes["stream_batch"] == "applied"
+    assert all(out == [] for out in outs[:-1]) and hooks.notes["answers"] == "s0"
+    assert_close(outs[-1][0], lean[0])
 
 
 async def test_a_live_frame_replays_through_generate(aclient: Any) -> None:

@@ -13,9 +13,14 @@ step with the flow-matching Euler step (``x + (sigma_next - sigma) * v``, in flo
 unscale, VAE decode. The frame equals the pipeline's image of the same request up to float
 rounding (tests/test_live_path.py), so its recipe replays through Generate.
 
+:class:`FluxSteps` splits a frame into encode, denoise and decode as the UNet path does, with
+a batch whose rows sit at different steps (per-row timesteps and step sizes): stream batch
+(stream_batch.py) runs on it as on the UNet families.
+
 Not here (the pipeline serves them, noted): true CFG (a negative prompt with
-``true_cfg_scale``; the daemon never sets it), tiling (FLUX tiles by seam inpainting), stream
-batch and the tiny autoencoder (noted "not applied"), FLUX.2 and Z-Image (other conditionings).
+``true_cfg_scale``; the daemon never sets it), tiling (FLUX tiles by seam inpainting), the
+tiny autoencoder (noted "not applied"), FLUX.2 and Z-Image (other conditionings; Z-Image is
+live_zimage.py).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .base import StepHooks
 @dataclass
 class FluxPlan:
     steps: int  # transformer calls per frame
+    index: Any  # (N,) long: arange(N), row indices into the per-step tensors
     timesteps: Any  # (N,) as the scheduler hands them out (x 1000)
     sigmas: Any  # (N + 1,) float32: this frame's sigmas and the terminal 0
     vae_draw: Any  # (1, C, h, w): the VAE posterior's standard normal draw
@@ -42,8 +48,8 @@ class FluxPlan:
     image_ids: Any
     guidance: Any  # (1,) float32, or None without a guidance embedding
     dtype: Any
-    latent_height: int  # unpacked latent grid
-    latent_width: int
+    height: int  # pixels
+    width: int
 
 
 def why_not(pipe: Any, request: GenerationRequest) -> str | None:
@@ -86,19 +92,16 @@ def shifted_mu(pipe: Any, request: GenerationRequest) -> float:
 
 
 def encode_init(
-    pipe: Any, vae_draw: Any, dtype: Any, request: GenerationRequest, inputs: DecodedInputs
+    pipe: Any, vae_draw: Any, dtype: Any, rgb: np.ndarray, width: int, height: int
 ) -> Any:
     """The decoded input (uint8 RGB) -> the VAE posterior's sample, shifted and scaled
     (``_encode_vae_image``), (1, C, h, w)."""
     import torch
 
-    assert inputs.init_rgb is not None
-    rgb = inputs.init_rgb
-    if rgb.shape[:2] != (request.height, request.width):
+    if rgb.shape[:2] != (height, width):
         from PIL import Image
 
-        size = (request.width, request.height)
-        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+        rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
     if not rgb.flags.writeable or not rgb.flags.c_contiguous:
         rgb = np.array(rgb)  # read-only arrays arrive from the runner port
     vae = pipe.vae
@@ -123,88 +126,126 @@ def seed_draws(
     return vae_draw, noise
 
 
-def to_rgb(image: Any) -> np.ndarray:
-    """The VAE's decoded (1, 3, H, W) in [-1, 1] -> float32 RGB (H, W, 3) in [0, 1]."""
-    image = (image * 0.5 + 0.5).clamp(0, 1)
-    return np.asarray(image[0].permute(1, 2, 0).float().cpu().numpy(), dtype=np.float32)
-
-
-def build(pipe: Any, request: GenerationRequest) -> FluxPlan:
-    import torch
-
-    assert request.seed is not None and request.strength is not None
-    device = pipe._execution_device
-    embeds, pooled, text_ids = pipe.encode_prompt(
-        prompt=request.prompt, prompt_2=None, device=device, num_images_per_prompt=1
-    )
-    steps = request.steps
-    factor = pipe.vae_scale_factor
-    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-    sigmas = np.linspace(1.0, 1 / steps, steps)
-    scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
-    start = flow_start(steps, request.strength) * scheduler.order
-    height = 2 * (request.height // (factor * 2))
-    width = 2 * (request.width // (factor * 2))
-    channels = pipe.transformer.config.in_channels // 4
-    shape = (1, channels, height, width)
-    dtype = embeds.dtype
-    vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
-    guidance = None
-    if pipe.transformer.config.guidance_embeds:
-        guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)
-    return FluxPlan(
-        steps=len(scheduler.timesteps) - start,
-        timesteps=scheduler.timesteps[start:].to(device),
-        sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
-        vae_draw=vae_draw,
-        noise=noise,
-        embeds=embeds,
-        pooled=pooled,
-        text_ids=text_ids,
-        image_ids=pipe._prepare_latent_image_ids(1, height // 2, width // 2, device, dtype),
-        guidance=guidance,
-        dtype=dtype,
-        latent_height=height,
-        latent_width=width,
-    )
-
-
-def frame(
-    pipe: Any, plan: FluxPlan, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
-) -> np.ndarray:
-    """One frame, float32 RGB (H, W, 3) in [0, 1]; progress and cancel per step (previews
-    project the unpacked latents)."""
-    import torch
-
-    from ..imaging import preview
-
+def vae_decode(pipe: Any, latents: Any) -> np.ndarray:
+    """Latents as the denoiser sees them (B, C, h, w) -> float32 RGB (B, H, W, 3) in [0, 1]:
+    unscaled, shifted, decoded by the VAE."""
     vae = pipe.vae
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    z = encode_init(pipe, plan.vae_draw, plan.dtype, request, inputs)
-    sigma0 = plan.sigmas[0].to(z.dtype)
-    latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
-    c, h, w = latents.shape[1], plan.latent_height, plan.latent_width
-    latents = pipe._pack_latents(latents, 1, c, h, w)
+    image = vae.decode((latents / scaling + shift).to(vae.dtype), return_dict=False)[0]
+    image = (image * 0.5 + 0.5).clamp(0, 1)
+    return np.asarray(image.permute(0, 2, 3, 1).float().cpu().numpy(), dtype=np.float32)
+
+
+def step_sizes(sigmas: Any, index: Any, rows_shape: tuple[int, ...]) -> Any:
+    """``sigma_next - sigma`` of each row's step, shaped to broadcast over its latents."""
+    return (sigmas[index + 1] - sigmas[index]).view(rows_shape)
+
+
+def run_frame(
+    steps: Any, request: GenerationRequest, plan: Any, inputs: DecodedInputs, hooks: StepHooks
+) -> np.ndarray:
+    """One frame of a flow path (FluxSteps, ZImageSteps), float32 RGB (H, W, 3) in [0, 1]:
+    encode, one denoise call per step (progress, cancel and previews per step), decode."""
+    assert inputs.init_rgb is not None
+    latents = steps.encode(plan, inputs.init_rgb, request.width, request.height)
     for i in range(plan.steps):
-        t = plan.timesteps[i].expand(1).to(latents.dtype)
-        velocity = pipe.transformer(
+        latents = steps.denoise(plan, latents, plan.index[i : i + 1])
+        if hooks.on_step(i + 1, plan.steps):
+            hooks.on_preview(i + 1, steps.preview(plan, latents, request.preview.max_side))
+    frame: np.ndarray = steps.decode(plan, latents)[0]
+    return frame
+
+
+class FluxSteps:
+    """A FLUX pipeline's lean frame in parts (stream_batch.py's protocol)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    def build(self, request: GenerationRequest) -> FluxPlan:
+        import torch
+
+        pipe = self.pipe
+        assert request.seed is not None and request.strength is not None
+        device = pipe._execution_device
+        embeds, pooled, text_ids = pipe.encode_prompt(
+            prompt=request.prompt, prompt_2=None, device=device, num_images_per_prompt=1
+        )
+        steps = request.steps
+        factor = pipe.vae_scale_factor
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        sigmas = np.linspace(1.0, 1 / steps, steps)
+        scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
+        start = flow_start(steps, request.strength) * scheduler.order
+        height = 2 * (request.height // (factor * 2))
+        width = 2 * (request.width // (factor * 2))
+        channels = pipe.transformer.config.in_channels // 4
+        shape = (1, channels, height, width)
+        dtype = embeds.dtype
+        vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
+        guidance = None
+        if pipe.transformer.config.guidance_embeds:
+            guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)
+        run = len(scheduler.timesteps) - start
+        return FluxPlan(
+            steps=run,
+            index=torch.arange(run, device=device),
+            timesteps=scheduler.timesteps[start:].to(device),
+            sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
+            vae_draw=vae_draw,
+            noise=noise,
+            embeds=embeds,
+            pooled=pooled,
+            text_ids=text_ids,
+            image_ids=pipe._prepare_latent_image_ids(1, height // 2, width // 2, device, dtype),
+            guidance=guidance,
+            dtype=dtype,
+            height=request.height,
+            width=request.width,
+        )
+
+    def encode(self, plan: FluxPlan, rgb: np.ndarray, width: int, height: int) -> Any:
+        """The decoded input -> packed latents noised to the first step, (1, seq, C * 4)."""
+        z = encode_init(self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+        sigma0 = plan.sigmas[0].to(z.dtype)
+        latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
+        _, c, h, w = latents.shape
+        return self.pipe._pack_latents(latents, 1, c, h, w)
+
+    def denoise(self, plan: FluxPlan, latents: Any, index: Any) -> Any:
+        """One transformer call over a batch whose row r sits at step ``index[r]``."""
+        import torch
+
+        rows = latents.shape[0]
+        t = plan.timesteps[index].to(latents.dtype)
+        velocity = self.pipe.transformer(
             hidden_states=latents,
             timestep=t / 1000,
-            guidance=None if plan.guidance is None else plan.guidance,
-            pooled_projections=plan.pooled,
-            encoder_hidden_states=plan.embeds,
+            guidance=None if plan.guidance is None else plan.guidance.expand(rows),
+            pooled_projections=plan.pooled.expand(rows, -1),
+            encoder_hidden_states=plan.embeds.expand(rows, -1, -1),
             txt_ids=plan.text_ids,
             img_ids=plan.image_ids,
             joint_attention_kwargs={},
             return_dict=False,
         )[0]
-        dt = plan.sigmas[i + 1] - plan.sigmas[i]
-        latents = (latents.to(torch.float32) + dt * velocity).to(velocity.dtype)
-        if hooks.on_step(i + 1, plan.steps):
-            grid = pipe._unpack_latents(
-                latents, request.height, request.width, pipe.vae_scale_factor
-            )
-            side = request.preview.max_side
-            hooks.on_preview(i + 1, preview.project(grid.float().cpu().numpy(), "flux", side))
-    grid = pipe._unpack_latents(latents, request.height, request.width, pipe.vae_scale_factor)
-    return to_rgb(vae.decode((grid / scaling + shift).to(vae.dtype), return_dict=False)[0])
+        dt = step_sizes(plan.sigmas, index, (rows, 1, 1))
+        return (latents.to(torch.float32) + dt * velocity).to(velocity.dtype)
+
+    def _grid(self, plan: FluxPlan, latents: Any) -> Any:
+        return self.pipe._unpack_latents(
+            latents, plan.height, plan.width, self.pipe.vae_scale_factor
+        )
+
+    def decode(self, plan: FluxPlan, latents: Any) -> np.ndarray:
+        return vae_decode(self.pipe, self._grid(plan, latents))
+
+    def preview(self, plan: FluxPlan, latents: Any, side: int) -> list[np.ndarray]:
+        from ..imaging import preview
+
+        return preview.project(self._grid(plan, latents).float().cpu().numpy(), "flux", side)
+
+    def frame(
+        self, request: GenerationRequest, plan: FluxPlan, inputs: DecodedInputs, hooks: StepHooks
+    ) -> np.ndarray:
+        return run_frame(self, request, plan, inputs, hooks)

@@ -22,8 +22,8 @@ VAE's upcast and latents statistics: live_sdxl.py), with epsilon, v-prediction o
 prediction and any latent channel count (e.g. the shipped ``pixelkiln-textures``: 8
 channels, v-prediction, circular padding set on its convolutions at load), LoRA scales,
 tiling by circular padding, classifier-free guidance; and the flow-matching DiTs, FLUX
-(live_flux.py: packed latents) and Z-Image (live_zimage.py), without stream batch or the tiny
-autoencoder. Falls back to the pipeline (the reason is noted, see below): FLUX.2 (no img2img
+(live_flux.py: packed latents) and Z-Image (live_zimage.py), with stream batch, without the
+tiny autoencoder. Falls back to the pipeline (the reason is noted, see below): FLUX.2 (no img2img
 yet), DiT tiling (seam inpainting), schedulers
 other than Euler discrete (ancestral and LCM schedulers draw noise per step), UNets with a
 guidance embedding (``time_cond_proj_dim``), more than one image per request, inpainting.
@@ -134,6 +134,7 @@ class LeanPath:
         from .stream_batch import StreamBatch
 
         self.streams = StreamBatch(self)
+        self._flow_steps: Any = None  # live_flux.FluxSteps or live_zimage.ZImageSteps
 
     @property
     def pipe(self) -> Any:
@@ -195,7 +196,7 @@ class LeanPath:
 
         self.model._loras.apply(self.pipe, request.loras)
         if self.model.spec.family in ("flux", "z-image"):
-            return [self._flow_frame(request, inputs, hooks)]
+            return self._flow_frame(request, inputs, hooks)
         with _gpu_memory(request), torch.inference_mode(), self._tiled(request.tiling):
             plan = self.plan(request, hooks)
             if request.stream_batch and request.priority is Priority.LIVE:
@@ -206,21 +207,25 @@ class LeanPath:
 
     def _flow_frame(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
-    ) -> np.ndarray:
-        """A FLUX or Z-Image frame (live_flux.py, live_zimage.py): no stream batch, no tiny
-        autoencoder (noted)."""
+    ) -> list[np.ndarray]:
+        """A FLUX or Z-Image frame (live_flux.py, live_zimage.py), with stream batch when
+        asked; no tiny autoencoder (noted)."""
         import torch
 
         family = self.model.spec.family
-        path: Any = live_flux if family == "flux" else live_zimage
-        asked = {"stream_batch": request.stream_batch, "tiny_autoencoder": request.tiny_autoencoder}
-        for option, wanted in asked.items():
-            why = f"{family} (its lean path has none)" if wanted else "off"
-            note(hooks, option, f"not applied: {why}")
+        steps = self._flow_steps
+        if steps is None or steps.pipe is not self.pipe:
+            kind = live_flux.FluxSteps if family == "flux" else live_zimage.ZImageSteps
+            steps = self._flow_steps = kind(self.pipe)
+        why = f"{family} (its lean path has none)" if request.tiny_autoencoder else "off"
+        note(hooks, "tiny_autoencoder", f"not applied: {why}")
         with _gpu_memory(request), torch.inference_mode():
-            plan = self._cached(request, lambda: path.build(self.pipe, request))
-            frame: np.ndarray = path.frame(self.pipe, plan, request, inputs, hooks)
-            return frame
+            plan = self._cached(request, lambda: steps.build(request))
+            if request.stream_batch and request.priority is Priority.LIVE:
+                return self.streams.push(request, plan, inputs, hooks, steps)
+            note(hooks, "stream_batch", "not applied: off" if not request.stream_batch
+                 else "not applied: not a live request")  # fmt: skip
+            return [steps.frame(request, plan, inputs, hooks)]
 
     # -- per settings change -------------------------------------------------------------
 

@@ -11,8 +11,11 @@ VAE encode, shift and scale, ``scale_noise``, one transformer call per step on t
 flow-matching Euler step (float32 throughout, as the pipeline asserts), VAE decode. No
 packing. Equal to the pipeline's image up to float rounding (tests/test_live_path.py).
 
+:class:`ZImageSteps` splits a frame into encode, denoise and decode with per-row steps, so
+stream batch (stream_batch.py) runs on it as on the UNet families.
+
 Not here: CFG normalisation and truncation (the daemon never sets them), tiling (seam
-inpainting), stream batch and the tiny autoencoder (noted "not applied").
+inpainting), the tiny autoencoder (noted "not applied").
 """
 
 from __future__ import annotations
@@ -24,91 +27,121 @@ import numpy as np
 
 from ..types import DecodedInputs, GenerationRequest
 from .base import StepHooks
-from .live_flux import encode_init, flow_start, seed_draws, shifted_mu, to_rgb, why_not
+from .live_flux import (
+    encode_init,
+    flow_start,
+    run_frame,
+    seed_draws,
+    shifted_mu,
+    step_sizes,
+    vae_decode,
+    why_not,
+)
 
-__all__ = ["ZImagePlan", "build", "frame", "why_not"]
+__all__ = ["ZImagePlan", "ZImageSteps", "why_not"]
 
 
 @dataclass
 class ZImagePlan:
     steps: int
+    index: Any  # (N,) long: arange(N)
     timesteps: Any  # (N,)
     sigmas: Any  # (N + 1,) float32
     vae_draw: Any
     noise: Any
-    embeds: list[Any]  # [positive] or [positive, negative]: the transformer's caption list
+    embeds: list[Any]  # [positive] or [positive, negative]: the transformer's captions
     guidance: float  # 0: no guidance
     dtype: Any
 
 
-def build(pipe: Any, request: GenerationRequest) -> ZImagePlan:
-    import torch
+class ZImageSteps:
+    """A Z-Image pipeline's lean frame in parts (stream_batch.py's protocol)."""
 
-    assert request.seed is not None and request.strength is not None
-    device = pipe._execution_device
-    guidance = float(request.guidance_scale or 0.0)
-    positive, negative = pipe.encode_prompt(
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt or None,
-        do_classifier_free_guidance=guidance > 0,
-        device=device,
-    )
-    steps = request.steps
-    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-    sigmas = torch.linspace(1.0, 1 / steps, steps).tolist()
-    scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
-    start = flow_start(steps, request.strength) * scheduler.order
-    factor = pipe.vae_scale_factor
-    shape = (
-        1,
-        pipe.transformer.in_channels,
-        2 * (request.height // (factor * 2)),
-        2 * (request.width // (factor * 2)),
-    )
-    dtype = positive[0].dtype
-    vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
-    return ZImagePlan(
-        steps=len(scheduler.timesteps) - start,
-        timesteps=scheduler.timesteps[start:].to(device),
-        sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
-        vae_draw=vae_draw,
-        noise=noise,
-        embeds=list(positive) + list(negative),
-        guidance=guidance,
-        dtype=dtype,
-    )
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
 
+    def build(self, request: GenerationRequest) -> ZImagePlan:
+        import torch
 
-def frame(
-    pipe: Any, plan: ZImagePlan, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
-) -> np.ndarray:
-    """One frame, float32 RGB (H, W, 3) in [0, 1]; progress, cancel and previews per step."""
-    import torch
+        pipe = self.pipe
+        assert request.seed is not None and request.strength is not None
+        device = pipe._execution_device
+        guidance = float(request.guidance_scale or 0.0)
+        positive, negative = pipe.encode_prompt(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            do_classifier_free_guidance=guidance > 0,
+            device=device,
+        )
+        steps = request.steps
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        sigmas = torch.linspace(1.0, 1 / steps, steps).tolist()
+        scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
+        start = flow_start(steps, request.strength) * scheduler.order
+        factor = pipe.vae_scale_factor
+        shape = (
+            1,
+            pipe.transformer.in_channels,
+            2 * (request.height // (factor * 2)),
+            2 * (request.width // (factor * 2)),
+        )
+        dtype = positive[0].dtype
+        vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
+        run = len(scheduler.timesteps) - start
+        return ZImagePlan(
+            steps=run,
+            index=torch.arange(run, device=device),
+            timesteps=scheduler.timesteps[start:].to(device),
+            sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
+            vae_draw=vae_draw,
+            noise=noise,
+            embeds=list(positive) + list(negative),
+            guidance=guidance,
+            dtype=dtype,
+        )
 
-    from ..imaging import preview
+    def encode(self, plan: ZImagePlan, rgb: np.ndarray, width: int, height: int) -> Any:
+        z = encode_init(self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+        sigma0 = plan.sigmas[0].to(z.dtype)
+        return sigma0 * plan.noise + (1.0 - sigma0) * z
 
-    vae, transformer = pipe.vae, pipe.transformer
-    z = encode_init(pipe, plan.vae_draw, plan.dtype, request, inputs)
-    sigma0 = plan.sigmas[0].to(z.dtype)
-    latents = sigma0 * plan.noise + (1.0 - sigma0) * z
-    cfg = plan.guidance > 0
-    for i in range(plan.steps):
-        t = (1000 - plan.timesteps[i].expand(1)) / 1000
+    def denoise(self, plan: ZImagePlan, latents: Any, index: Any) -> Any:
+        """One transformer call over a batch whose row r sits at step ``index[r]``; with
+        guidance the negative rows follow the positive ones in the same call."""
+        import torch
+
+        transformer, rows = self.pipe.transformer, latents.shape[0]
+        t = (1000 - plan.timesteps[index]) / 1000
         x = latents.to(transformer.dtype)
+        captions = [plan.embeds[0]] * rows
+        cfg = plan.guidance > 0
         if cfg:
-            x, t = x.repeat(2, 1, 1, 1), t.repeat(2)
-        out = transformer(list(x.unsqueeze(2).unbind(dim=0)), t, plan.embeds)[0]
+            x, t = torch.cat([x, x]), torch.cat([t, t])
+            captions += [plan.embeds[1]] * rows
+        out = transformer(list(x.unsqueeze(2).unbind(dim=0)), t, captions)[0]
         if cfg:
-            pos, neg = out[0].float(), out[1].float()
-            prediction = torch.stack([pos + plan.guidance * (pos - neg)], dim=0)
+            pos = torch.stack([o.float() for o in out[:rows]], dim=0)
+            neg = torch.stack([o.float() for o in out[rows:]], dim=0)
+            prediction = pos + plan.guidance * (pos - neg)
         else:
             prediction = torch.stack([o.float() for o in out], dim=0)
         velocity = -prediction.squeeze(2)
-        dt = plan.sigmas[i + 1] - plan.sigmas[i]
-        latents = latents.to(torch.float32) + dt * velocity
-        if hooks.on_step(i + 1, plan.steps):
-            side = request.preview.max_side
-            grid = latents.float().cpu().numpy()
-            hooks.on_preview(i + 1, preview.project(grid, "z-image", side))
-    shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    return to_rgb(vae.decode(latents.to(vae.dtype) / scaling + shift, return_dict=False)[0])
+        dt = step_sizes(plan.sigmas, index, (rows, 1, 1, 1))
+        return latents.to(torch.float32) + dt * velocity
+
+    def decode(self, plan: ZImagePlan, latents: Any) -> np.ndarray:
+        return vae_decode(self.pipe, latents.to(self.pipe.vae.dtype))
+
+    def preview(self, plan: ZImagePlan, latents: Any, side: int) -> list[np.ndarray]:
+        from ..imaging import preview
+
+        return preview.project(latents.float().cpu().numpy(), "z-image", side)
+
+    def frame(
+        self,
+        request: GenerationRequest,
+        plan: ZImagePlan,
+        inputs: DecodedInputs,
+        hooks: StepHooks,
+    ) -> np.ndarray:
+        return run_frame(self, request, plan, inputs, hooks)

@@ -1,4 +1,4 @@
-"""Stream batch: the denoising steps of consecutive live frames in one batched UNet call.
+"""Stream batch: the denoising steps of consecutive live frames in one batched denoiser call.
 
 With N denoising steps (``min(int(steps * strength), steps)``), a stream holds up to N - 1
 frames in flight, frame j having run j + 1 steps. Each arriving frame is encoded and noised,
@@ -8,6 +8,8 @@ out. So a frame's image comes out N - 1 frames later (one frame of lag at 2 step
 UNet runs once per frame, at batch N, instead of N times at batch 1. Each frame's trajectory
 is exactly the sequential one (same noise, timesteps and coefficients), so its image equals
 the sequential lean frame, and the pipeline's, up to float rounding: its recipe replays.
+The UNet families (live_path.py) and the flow-matching DiTs, FLUX and Z-Image (live_flux.py,
+live_zimage.py: per-row timesteps and step sizes) all run it, through :class:`Steps`.
 
 The contract with the live front (engine/live.py), per live request with ``stream_batch``:
 
@@ -32,18 +34,32 @@ The contract with the live front (engine/live.py), per live request with ``strea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..types import DecodedInputs, GenerationRequest
 from .base import StepHooks
-from .live_path import APPLIED, Plan, note, settings_key
+from .live_path import APPLIED, note, settings_key
 
 if TYPE_CHECKING:
     from .live_path import LeanPath
 
 MAX_STREAMS = 8
+
+
+class Steps(Protocol):
+    """A lean frame in parts, each over a batch of latents whose row r sits at step
+    ``index[r]``: the UNet path (live_path.LeanPath) and the flow-matching DiTs
+    (live_flux.FluxSteps, live_zimage.ZImageSteps). ``plan.steps`` and ``plan.index``
+    (arange) come with every plan."""
+
+    def encode(self, plan: Any, rgb: np.ndarray, width: int, height: int) -> Any: ...
+    def denoise(self, plan: Any, latents: Any, index: Any) -> Any: ...
+    def decode(self, plan: Any, latents: Any) -> np.ndarray: ...
+    def frame(
+        self, request: GenerationRequest, plan: Any, inputs: DecodedInputs, hooks: StepHooks
+    ) -> np.ndarray: ...
 
 
 def stream_id(request: GenerationRequest) -> str:
@@ -75,21 +91,28 @@ class StreamBatch:
         return len(stream.tags) if stream is not None else 0
 
     def push(
-        self, request: GenerationRequest, plan: Plan, inputs: DecodedInputs, hooks: StepHooks
+        self,
+        request: GenerationRequest,
+        plan: Any,
+        inputs: DecodedInputs,
+        hooks: StepHooks,
+        steps: Steps | None = None,
     ) -> list[np.ndarray]:
-        """Push one frame; returns the image that came out, or ``[]`` (no frame yet)."""
+        """Push one frame; returns the image that came out, or ``[]`` (no frame yet).
+        ``steps``: the frame's parts (:class:`Steps`), by default the UNet lean path's."""
         import torch
 
+        path: Steps = self.lean if steps is None else steps
         if plan.steps < 2:
             note(hooks, "stream_batch", "not applied: 1 denoising step (nothing to batch)")
-            return [self.lean.frame(request, plan, inputs, hooks)]
+            return [path.frame(request, plan, inputs, hooks)]
         note(hooks, "stream_batch", APPLIED)
         stream = self._stream(request)
         assert inputs.init_rgb is not None
-        fresh = self.lean.encode(plan, inputs.init_rgb, request.width, request.height)
+        fresh = path.encode(plan, inputs.init_rgb, request.width, request.height)
         batch = fresh if stream.latents is None else torch.cat([fresh, stream.latents])
         tags = (request.client_request_id, *stream.tags)
-        moved = self.lean.denoise(plan, batch, plan.index[: batch.shape[0]])
+        moved = path.denoise(plan, batch, plan.index[: batch.shape[0]])
         hooks.on_step(1, 1)  # raises Cancelled: the stream stays as it was
         if len(tags) < plan.steps:
             stream.latents, stream.tags = moved, tags
@@ -98,7 +121,7 @@ class StreamBatch:
         stream.latents, stream.tags = moved[:-1], tags[:-1]
         note(hooks, "held", str(len(stream.tags)))
         note(hooks, "answers", tags[-1])
-        return [self.lean.decode(plan, moved[-1:])[0]]
+        return [path.decode(plan, moved[-1:])[0]]
 
     def _stream(self, request: GenerationRequest) -> _Stream:
         sid, key = stream_id(request), settings_key(request)
