@@ -125,6 +125,8 @@ def eager_too() -> Iterator[Any]:
         ("tiny-random", {}),
         ("pixelkiln-textures", {"tiling": Tiling.XY}),  # v-prediction, 8 channels, circular
         ("tiny-sdxl", {"guidance_scale": 3.0}),  # added conditioning, guidance: batch 2
+        ("tiny-flux", {}),  # the transformer on packed latents, the 16-channel VAE
+        ("tiny-z-image", {"guidance_scale": 2.0}),  # the VAE only (a list-input transformer)
     ],
 )
 def test_replayed_frames_equal_eager_frames(

@@ -25,6 +25,7 @@ live_zimage.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,10 @@ import numpy as np
 
 from ..types import DecodedInputs, GenerationRequest, Tiling
 from .base import StepHooks
+
+# A module call by kind (traced.KINDS: "encode", "decode", "flux", ...): call(kind, module,
+# *tensors), the lean path's recorded graphs or the eager call (LeanPath._flow_call).
+Call = Callable[..., Any]
 
 
 @dataclass
@@ -92,10 +97,10 @@ def shifted_mu(pipe: Any, request: GenerationRequest) -> float:
 
 
 def encode_init(
-    pipe: Any, vae_draw: Any, dtype: Any, rgb: np.ndarray, width: int, height: int
+    call: Call, pipe: Any, vae_draw: Any, dtype: Any, rgb: np.ndarray, width: int, height: int
 ) -> Any:
     """The decoded input (uint8 RGB) -> the VAE posterior's sample, shifted and scaled
-    (``_encode_vae_image``), (1, C, h, w)."""
+    (``_encode_vae_image``), (1, C, h, w). ``call``: the module calls (:data:`Call`)."""
     import torch
 
     if rgb.shape[:2] != (height, width):
@@ -107,9 +112,9 @@ def encode_init(
     vae = pipe.vae
     x = torch.from_numpy(rgb).to(vae_draw.device).permute(2, 0, 1).unsqueeze(0)
     x = (2.0 * (x.to(torch.float32) / 255.0) - 1.0).to(dtype)
-    dist = vae.encode(x.to(vae.dtype)).latent_dist
+    mean, std = call("encode", vae, x.to(vae.dtype))
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    return ((dist.mean + dist.std * vae_draw) - shift) * scaling
+    return ((mean + std * vae_draw) - shift) * scaling
 
 
 def seed_draws(
@@ -126,12 +131,12 @@ def seed_draws(
     return vae_draw, noise
 
 
-def vae_decode(pipe: Any, latents: Any) -> np.ndarray:
+def vae_decode(call: Call, pipe: Any, latents: Any) -> np.ndarray:
     """Latents as the denoiser sees them (B, C, h, w) -> float32 RGB (B, H, W, 3) in [0, 1]:
     unscaled, shifted, decoded by the VAE."""
     vae = pipe.vae
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    image = vae.decode((latents / scaling + shift).to(vae.dtype), return_dict=False)[0]
+    image = call("decode", vae, (latents / scaling + shift).to(vae.dtype))
     image = (image * 0.5 + 0.5).clamp(0, 1)
     return np.asarray(image.permute(0, 2, 3, 1).float().cpu().numpy(), dtype=np.float32)
 
@@ -157,10 +162,11 @@ def run_frame(
 
 
 class FluxSteps:
-    """A FLUX pipeline's lean frame in parts (stream_batch.py's protocol)."""
+    """A FLUX pipeline's lean frame in parts (stream_batch.py's protocol); ``call`` makes its
+    module calls (:data:`Call`: the lean path's recorded graphs)."""
 
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
+    def __init__(self, pipe: Any, call: Call) -> None:
+        self.pipe, self.call = pipe, call
 
     def build(self, request: GenerationRequest) -> FluxPlan:
         import torch
@@ -206,7 +212,7 @@ class FluxSteps:
 
     def encode(self, plan: FluxPlan, rgb: np.ndarray, width: int, height: int) -> Any:
         """The decoded input -> packed latents noised to the first step, (1, seq, C * 4)."""
-        z = encode_init(self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+        z = encode_init(self.call, self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
         sigma0 = plan.sigmas[0].to(z.dtype)
         latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
         _, c, h, w = latents.shape
@@ -217,18 +223,16 @@ class FluxSteps:
         import torch
 
         rows = latents.shape[0]
-        t = plan.timesteps[index].to(latents.dtype)
-        velocity = self.pipe.transformer(
-            hidden_states=latents,
-            timestep=t / 1000,
-            guidance=None if plan.guidance is None else plan.guidance.expand(rows),
-            pooled_projections=plan.pooled.expand(rows, -1),
-            encoder_hidden_states=plan.embeds.expand(rows, -1, -1),
-            txt_ids=plan.text_ids,
-            img_ids=plan.image_ids,
-            joint_attention_kwargs={},
-            return_dict=False,
-        )[0]
+        t = plan.timesteps[index].to(latents.dtype) / 1000
+        pooled, embeds = plan.pooled.expand(rows, -1), plan.embeds.expand(rows, -1, -1)
+        ids = (plan.text_ids, plan.image_ids)
+        transformer = self.pipe.transformer
+        if plan.guidance is None:
+            velocity = self.call("flux", transformer, latents, t, pooled, embeds, *ids)
+        else:
+            guidance = plan.guidance.expand(rows)
+            velocity = self.call("flux_guided", transformer, latents, t, guidance, pooled,
+                                 embeds, *ids)  # fmt: skip
         dt = step_sizes(plan.sigmas, index, (rows, 1, 1))
         return (latents.to(torch.float32) + dt * velocity).to(velocity.dtype)
 
@@ -238,7 +242,7 @@ class FluxSteps:
         )
 
     def decode(self, plan: FluxPlan, latents: Any) -> np.ndarray:
-        return vae_decode(self.pipe, self._grid(plan, latents))
+        return vae_decode(self.call, self.pipe, self._grid(plan, latents))
 
     def preview(self, plan: FluxPlan, latents: Any, side: int) -> list[np.ndarray]:
         from ..imaging import preview

@@ -216,7 +216,7 @@ class LeanPath:
         steps = self._flow_steps
         if steps is None or steps.pipe is not self.pipe:
             kind = live_flux.FluxSteps if family == "flux" else live_zimage.ZImageSteps
-            steps = self._flow_steps = kind(self.pipe)
+            steps = self._flow_steps = kind(self.pipe, self._flow_call)
         why = f"{family} (its lean path has none)" if request.tiny_autoencoder else "off"
         note(hooks, "tiny_autoencoder", f"not applied: {why}")
         with _gpu_memory(request), torch.inference_mode():
@@ -313,6 +313,12 @@ class LeanPath:
             traced=device.type == "cpu" and not upcast and not model._loras.current,
             tiling=request.tiling,
         )
+
+    def _flow_call(self, kind: str, module: Any, *args: Any) -> Any:
+        """A flow path's module call (live_flux.Call), from a recorded graph on the CPU
+        without LoRA adapters."""
+        allowed = args[0].device.type == "cpu" and not self.model._loras.current
+        return self.graphs.run(kind, module, args, None, allowed=allowed)
 
     def _call(self, plan: Plan, kind: str, module: Any, *args: Any) -> Any:
         """``kind``'s call of ``module`` (traced.py's wrappers), from a recorded graph when

@@ -28,6 +28,7 @@ import numpy as np
 from ..types import DecodedInputs, GenerationRequest
 from .base import StepHooks
 from .live_flux import (
+    Call,
     encode_init,
     flow_start,
     run_frame,
@@ -57,8 +58,8 @@ class ZImagePlan:
 class ZImageSteps:
     """A Z-Image pipeline's lean frame in parts (stream_batch.py's protocol)."""
 
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
+    def __init__(self, pipe: Any, call: Call) -> None:
+        self.pipe, self.call = pipe, call
 
     def build(self, request: GenerationRequest) -> ZImagePlan:
         import torch
@@ -101,7 +102,7 @@ class ZImageSteps:
         )
 
     def encode(self, plan: ZImagePlan, rgb: np.ndarray, width: int, height: int) -> Any:
-        z = encode_init(self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+        z = encode_init(self.call, self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
         sigma0 = plan.sigmas[0].to(z.dtype)
         return sigma0 * plan.noise + (1.0 - sigma0) * z
 
@@ -130,7 +131,7 @@ class ZImageSteps:
         return latents.to(torch.float32) + dt * velocity
 
     def decode(self, plan: ZImagePlan, latents: Any) -> np.ndarray:
-        return vae_decode(self.pipe, latents.to(self.pipe.vae.dtype))
+        return vae_decode(self.call, self.pipe, latents.to(self.pipe.vae.dtype))
 
     def preview(self, plan: ZImagePlan, latents: Any, side: int) -> list[np.ndarray]:
         from ..imaging import preview

@@ -5,10 +5,13 @@ the tiny UNet walks hundreds of modules, and each op's dispatch costs more than 
 ``torch.jit.trace`` records a call once for its input shapes and replays it in TorchScript's
 C++ interpreter, parameters shared with the model (no copy). Measured on this 2-core CPU
 (benchmarks/live_path.py): the tiny-random UNet call at 64x64 2.2x faster, the VAE's encode
-and decode 1.1-1.3x. A large model's call is bound by its arithmetic and gains nothing, so
-a graph is recorded only from the second call of a given shape (:data:`TRACE_FROM`): a lone
-request (a live frame's recipe replayed through Generate) never pays for the recording, a
-live session pays once, one extra call, per shape.
+and decode 1.1-1.3x; tiny-flux's transformer 1.5x, its VAE decode 1.4x. Recorded: the UNet,
+FLUX's transformer, the KL VAE's encode and decode (every family) and the tiny autoencoder;
+not Z-Image's transformer (its input is a list of latents). A large model's call is bound by
+its arithmetic and gains nothing, so a graph is recorded only from the second call of a given
+shape (:data:`TRACE_FROM`): a lone request (a live frame's recipe replayed through Generate)
+never pays for the recording, a live session pays once, one extra call, per shape (0.4 s
+for the tiny UNet here: the second frame of a session comes that much later).
 
 What is recorded is fixed at recording: shapes and dtypes (the key), the padding mode
 (tiling: part of the key), LoRA scales (a model with LoRA adapters is never traced). Used on
@@ -78,8 +81,36 @@ class TinyDecode(Encode):
         return self.vae.decode(z).sample
 
 
+class Flux(Unet):
+    """FLUX.1's transformer on packed latents (schnell: no guidance embedding)."""
+
+    def forward(  # type: ignore[override]
+        self, x: Any, t: Any, pooled: Any, embeds: Any, text_ids: Any, image_ids: Any
+    ) -> Any:
+        return self.unet(
+            hidden_states=x, timestep=t, guidance=None, pooled_projections=pooled,
+            encoder_hidden_states=embeds, txt_ids=text_ids, img_ids=image_ids,
+            joint_attention_kwargs={}, return_dict=False,
+        )[0]  # fmt: skip
+
+
+class FluxGuided(Unet):
+    """FLUX.1 [dev]'s transformer: with its guidance embedding."""
+
+    def forward(  # type: ignore[override]
+        self, x: Any, t: Any, guidance: Any, pooled: Any, embeds: Any, text_ids: Any,
+        image_ids: Any,
+    ) -> Any:  # fmt: skip
+        return self.unet(
+            hidden_states=x, timestep=t, guidance=guidance, pooled_projections=pooled,
+            encoder_hidden_states=embeds, txt_ids=text_ids, img_ids=image_ids,
+            joint_attention_kwargs={}, return_dict=False,
+        )[0]  # fmt: skip
+
+
 KINDS: dict[str, Any] = {"unet": Unet, "unet_xl": UnetXL, "encode": Encode, "decode": Decode,
-                         "tiny_encode": TinyEncode, "tiny_decode": TinyDecode}  # fmt: skip
+                         "tiny_encode": TinyEncode, "tiny_decode": TinyDecode, "flux": Flux,
+                         "flux_guided": FluxGuided}  # fmt: skip
 
 
 class Graphs:
