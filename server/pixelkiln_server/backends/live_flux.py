@@ -19,7 +19,8 @@ a batch whose rows sit at different steps (per-row timesteps and step sizes): st
 
 Not here (the pipeline serves them, noted): true CFG (a negative prompt with
 ``true_cfg_scale``; the daemon never sets it), tiling (FLUX tiles by seam inpainting), the
-tiny autoencoder (noted "not applied"), FLUX.2 and Z-Image (other conditionings; Z-Image is
+tiny autoencoder's posterior (a TAEF1-style encoder gives the latents directly, as on the UNet
+path), FLUX.2 and Z-Image (other conditionings; Z-Image is
 live_zimage.py).
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..types import DecodedInputs, GenerationRequest, Tiling
+from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
 from .base import StepHooks
 
 # A module call by kind (traced.KINDS: "encode", "decode", "flux", ...): call(kind, module,
@@ -55,6 +56,8 @@ class FluxPlan:
     dtype: Any
     height: int  # pixels
     width: int
+    tiny: bool = False  # encode and decode with the tiny autoencoder (FlowSteps)
+    tiny_decode: bool = False
 
 
 def why_not(pipe: Any, request: GenerationRequest) -> str | None:
@@ -96,11 +99,9 @@ def shifted_mu(pipe: Any, request: GenerationRequest) -> float:
     )
 
 
-def encode_init(
-    call: Call, pipe: Any, vae_draw: Any, dtype: Any, rgb: np.ndarray, width: int, height: int
-) -> Any:
-    """The decoded input (uint8 RGB) -> the VAE posterior's sample, shifted and scaled
-    (``_encode_vae_image``), (1, C, h, w). ``call``: the module calls (:data:`Call`)."""
+def pixels(rgb: np.ndarray, width: int, height: int, device: Any, dtype: Any) -> Any:
+    """The decoded input (uint8 RGB, resized to ``width`` x ``height`` with Lanczos as the
+    pipelines' preprocessing does) -> (1, 3, H, W) in [-1, 1]."""
     import torch
 
     if rgb.shape[:2] != (height, width):
@@ -109,9 +110,17 @@ def encode_init(
         rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
     if not rgb.flags.writeable or not rgb.flags.c_contiguous:
         rgb = np.array(rgb)  # read-only arrays arrive from the runner port
+    x = torch.from_numpy(rgb).to(device).permute(2, 0, 1).unsqueeze(0)
+    return (2.0 * (x.to(torch.float32) / 255.0) - 1.0).to(dtype)
+
+
+def encode_init(
+    call: Call, pipe: Any, vae_draw: Any, dtype: Any, rgb: np.ndarray, width: int, height: int
+) -> Any:
+    """The decoded input (uint8 RGB) -> the VAE posterior's sample, shifted and scaled
+    (``_encode_vae_image``), (1, C, h, w). ``call``: the module calls (:data:`Call`)."""
     vae = pipe.vae
-    x = torch.from_numpy(rgb).to(vae_draw.device).permute(2, 0, 1).unsqueeze(0)
-    x = (2.0 * (x.to(torch.float32) / 255.0) - 1.0).to(dtype)
+    x = pixels(rgb, width, height, vae_draw.device, dtype)
     mean, std = call("encode", vae, x.to(vae.dtype))
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
     return ((mean + std * vae_draw) - shift) * scaling
@@ -136,7 +145,11 @@ def vae_decode(call: Call, pipe: Any, latents: Any) -> np.ndarray:
     unscaled, shifted, decoded by the VAE."""
     vae = pipe.vae
     shift, scaling = float(vae.config.shift_factor or 0.0), float(vae.config.scaling_factor)
-    image = call("decode", vae, (latents / scaling + shift).to(vae.dtype))
+    return to_rgb(call("decode", vae, (latents / scaling + shift).to(vae.dtype)))
+
+
+def to_rgb(image: Any) -> np.ndarray:
+    """A decoder's (B, 3, H, W) in [-1, 1] -> float32 RGB (B, H, W, 3) in [0, 1]."""
     image = (image * 0.5 + 0.5).clamp(0, 1)
     return np.asarray(image.permute(0, 2, 3, 1).float().cpu().numpy(), dtype=np.float32)
 
@@ -161,12 +174,50 @@ def run_frame(
     return frame
 
 
-class FluxSteps:
-    """A FLUX pipeline's lean frame in parts (stream_batch.py's protocol); ``call`` makes its
-    module calls (:data:`Call`: the lean path's recorded graphs)."""
+class FlowSteps:
+    """What the flow paths share: their module calls (``call``, :data:`Call`: the lean path's
+    recorded graphs), the autoencoders (the pipeline's KL VAE; the model's tiny one, a
+    TAEF1-style ``AutoencoderTiny`` whose latents are the denoiser's, when the request asks
+    for it, or for decoding live frames with ``--tiny-vae-decode``) and the frame loop."""
 
-    def __init__(self, pipe: Any, call: Call) -> None:
-        self.pipe, self.call = pipe, call
+    def __init__(self, pipe: Any, call: Call, tiny: Any = None, tiny_decode_live: bool = False):
+        self.pipe, self.call, self.tiny = pipe, call, tiny
+        self.tiny_decode_live = tiny_decode_live and tiny is not None
+
+    def tiny_flags(self, request: GenerationRequest) -> tuple[bool, bool]:
+        """(encode and decode with the tiny autoencoder, decode with it)."""
+        tiny = request.tiny_autoencoder and self.tiny is not None
+        return tiny, tiny or (self.tiny_decode_live and request.priority is Priority.LIVE)
+
+    def latents_of(self, plan: Any, rgb: np.ndarray, width: int, height: int) -> Any:
+        """The decoded input -> clean latents as the denoiser sees them, (1, C, h, w)."""
+        if plan.tiny:
+            from . import tiny_vae
+
+            x = pixels(rgb, width, height, plan.noise.device, plan.dtype)
+            z = tiny_vae.encode(self.tiny, x, lambda v, p: self.call("tiny_encode", v, p))
+            return z.to(plan.dtype)
+        return encode_init(self.call, self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+
+    def images_of(self, plan: Any, latents: Any) -> np.ndarray:
+        """Latents as the denoiser sees them (B, C, h, w) -> float32 RGB (B, H, W, 3)."""
+        if plan.tiny_decode:
+            from . import tiny_vae
+
+            call = self.call
+            return to_rgb(
+                tiny_vae.decode(self.tiny, latents, lambda v, z: call("tiny_decode", v, z))
+            )
+        return vae_decode(self.call, self.pipe, latents)
+
+    def frame(
+        self, request: GenerationRequest, plan: Any, inputs: DecodedInputs, hooks: StepHooks
+    ) -> np.ndarray:
+        return run_frame(self, request, plan, inputs, hooks)
+
+
+class FluxSteps(FlowSteps):
+    """A FLUX pipeline's lean frame in parts (stream_batch.py's protocol)."""
 
     def build(self, request: GenerationRequest) -> FluxPlan:
         import torch
@@ -193,6 +244,7 @@ class FluxSteps:
         if pipe.transformer.config.guidance_embeds:
             guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)
         run = len(scheduler.timesteps) - start
+        tiny, tiny_decode = self.tiny_flags(request)
         return FluxPlan(
             steps=run,
             index=torch.arange(run, device=device),
@@ -208,11 +260,13 @@ class FluxSteps:
             dtype=dtype,
             height=request.height,
             width=request.width,
+            tiny=tiny,
+            tiny_decode=tiny_decode,
         )
 
     def encode(self, plan: FluxPlan, rgb: np.ndarray, width: int, height: int) -> Any:
         """The decoded input -> packed latents noised to the first step, (1, seq, C * 4)."""
-        z = encode_init(self.call, self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+        z = self.latents_of(plan, rgb, width, height)
         sigma0 = plan.sigmas[0].to(z.dtype)
         latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
         _, c, h, w = latents.shape
@@ -242,14 +296,9 @@ class FluxSteps:
         )
 
     def decode(self, plan: FluxPlan, latents: Any) -> np.ndarray:
-        return vae_decode(self.call, self.pipe, self._grid(plan, latents))
+        return self.images_of(plan, self._grid(plan, latents))
 
     def preview(self, plan: FluxPlan, latents: Any, side: int) -> list[np.ndarray]:
         from ..imaging import preview
 
         return preview.project(self._grid(plan, latents).float().cpu().numpy(), "flux", side)
-
-    def frame(
-        self, request: GenerationRequest, plan: FluxPlan, inputs: DecodedInputs, hooks: StepHooks
-    ) -> np.ndarray:
-        return run_frame(self, request, plan, inputs, hooks)

@@ -22,8 +22,8 @@ VAE's upcast and latents statistics: live_sdxl.py), with epsilon, v-prediction o
 prediction and any latent channel count (e.g. the shipped ``pixelkiln-textures``: 8
 channels, v-prediction, circular padding set on its convolutions at load), LoRA scales,
 tiling by circular padding, classifier-free guidance; and the flow-matching DiTs, FLUX
-(live_flux.py: packed latents) and Z-Image (live_zimage.py), with stream batch, without the
-tiny autoencoder. Falls back to the pipeline (the reason is noted, see below): FLUX.2 (no img2img
+(live_flux.py: packed latents) and Z-Image (live_zimage.py), with stream batch and the tiny
+autoencoder. Falls back to the pipeline (the reason is noted, see below): FLUX.2 (no img2img
 yet), DiT tiling (seam inpainting), schedulers
 other than Euler discrete (ancestral and LCM schedulers draw noise per step), UNets with a
 guidance embedding (``time_cond_proj_dim``), more than one image per request, inpainting.
@@ -208,19 +208,20 @@ class LeanPath:
     def _flow_frame(
         self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
     ) -> list[np.ndarray]:
-        """A FLUX or Z-Image frame (live_flux.py, live_zimage.py), with stream batch when
-        asked; no tiny autoencoder (noted)."""
+        """A FLUX or Z-Image frame (live_flux.py, live_zimage.py), with stream batch and the
+        tiny autoencoder when asked."""
         import torch
 
         family = self.model.spec.family
         steps = self._flow_steps
         if steps is None or steps.pipe is not self.pipe:
             kind = live_flux.FluxSteps if family == "flux" else live_zimage.ZImageSteps
-            steps = self._flow_steps = kind(self.pipe, self._flow_call)
-        why = f"{family} (its lean path has none)" if request.tiny_autoencoder else "off"
-        note(hooks, "tiny_autoencoder", f"not applied: {why}")
+            model = self.model
+            steps = kind(self.pipe, self._flow_call, model.tiny_vae, model.tiny_vae_decode)
+            self._flow_steps = steps
         with _gpu_memory(request), torch.inference_mode():
             plan = self._cached(request, lambda: steps.build(request))
+            self._note_tiny(request, plan, hooks)
             if request.stream_batch and request.priority is Priority.LIVE:
                 return self.streams.push(request, plan, inputs, hooks, steps)
             note(hooks, "stream_batch", "not applied: off" if not request.stream_batch
@@ -232,12 +233,15 @@ class LeanPath:
     def plan(self, request: GenerationRequest, hooks: StepHooks) -> Plan:
         """The cached plan of ``request``'s settings (LRU of PLAN_CACHE_SIZE)."""
         plan: Plan = self._cached(request, lambda: self._build(request))
-        want_tiny = request.tiny_autoencoder
-        if want_tiny and not plan.tiny:
+        self._note_tiny(request, plan, hooks)
+        return plan
+
+    @staticmethod
+    def _note_tiny(request: GenerationRequest, plan: Any, hooks: StepHooks) -> None:
+        if request.tiny_autoencoder and not plan.tiny:
             note(hooks, "tiny_autoencoder", NO_TINY)
         else:
             note(hooks, "tiny_autoencoder", APPLIED if plan.tiny else "not applied: off")
-        return plan
 
     def _cached(self, request: GenerationRequest, build: Callable[[], Any]) -> Any:
         """The plan of ``request``'s settings from the LRU of PLAN_CACHE_SIZE, built on a

@@ -15,7 +15,7 @@ packing. Equal to the pipeline's image up to float rounding (tests/test_live_pat
 stream batch (stream_batch.py) runs on it as on the UNet families.
 
 Not here: CFG normalisation and truncation (the daemon never sets them), tiling (seam
-inpainting), the tiny autoencoder (noted "not applied").
+inpainting).
 """
 
 from __future__ import annotations
@@ -25,19 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..types import DecodedInputs, GenerationRequest
-from .base import StepHooks
-from .live_flux import (
-    Call,
-    encode_init,
-    flow_start,
-    run_frame,
-    seed_draws,
-    shifted_mu,
-    step_sizes,
-    vae_decode,
-    why_not,
-)
+from ..types import GenerationRequest
+from .live_flux import FlowSteps, flow_start, seed_draws, shifted_mu, step_sizes, why_not
 
 __all__ = ["ZImagePlan", "ZImageSteps", "why_not"]
 
@@ -53,13 +42,12 @@ class ZImagePlan:
     embeds: list[Any]  # [positive] or [positive, negative]: the transformer's captions
     guidance: float  # 0: no guidance
     dtype: Any
+    tiny: bool = False  # encode and decode with the tiny autoencoder (FlowSteps)
+    tiny_decode: bool = False
 
 
-class ZImageSteps:
+class ZImageSteps(FlowSteps):
     """A Z-Image pipeline's lean frame in parts (stream_batch.py's protocol)."""
-
-    def __init__(self, pipe: Any, call: Call) -> None:
-        self.pipe, self.call = pipe, call
 
     def build(self, request: GenerationRequest) -> ZImagePlan:
         import torch
@@ -89,6 +77,7 @@ class ZImageSteps:
         dtype = positive[0].dtype
         vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
         run = len(scheduler.timesteps) - start
+        tiny, tiny_decode = self.tiny_flags(request)
         return ZImagePlan(
             steps=run,
             index=torch.arange(run, device=device),
@@ -99,10 +88,12 @@ class ZImageSteps:
             embeds=list(positive) + list(negative),
             guidance=guidance,
             dtype=dtype,
+            tiny=tiny,
+            tiny_decode=tiny_decode,
         )
 
     def encode(self, plan: ZImagePlan, rgb: np.ndarray, width: int, height: int) -> Any:
-        z = encode_init(self.call, self.pipe, plan.vae_draw, plan.dtype, rgb, width, height)
+        z = self.latents_of(plan, rgb, width, height)
         sigma0 = plan.sigmas[0].to(z.dtype)
         return sigma0 * plan.noise + (1.0 - sigma0) * z
 
@@ -131,18 +122,11 @@ class ZImageSteps:
         return latents.to(torch.float32) + dt * velocity
 
     def decode(self, plan: ZImagePlan, latents: Any) -> np.ndarray:
-        return vae_decode(self.call, self.pipe, latents.to(self.pipe.vae.dtype))
+        if plan.tiny_decode:
+            return self.images_of(plan, latents)
+        return self.images_of(plan, latents.to(self.pipe.vae.dtype))  # the pipeline's order
 
     def preview(self, plan: ZImagePlan, latents: Any, side: int) -> list[np.ndarray]:
         from ..imaging import preview
 
         return preview.project(latents.float().cpu().numpy(), "z-image", side)
-
-    def frame(
-        self,
-        request: GenerationRequest,
-        plan: ZImagePlan,
-        inputs: DecodedInputs,
-        hooks: StepHooks,
-    ) -> np.ndarray:
-        return run_frame(self, request, plan, inputs, hooks)
