@@ -45,7 +45,7 @@ def test_a_flow_frame_encodes_and_decodes_with_the_tiny_autoencoder(flow_with_ti
     tiny = m.generate(replace(request, tiny_autoencoder=True), inputs, hooks)[0]
     assert hooks.notes["lean"] == "applied" and hooks.notes["tiny_autoencoder"] == "applied"
     assert tiny.shape == full.shape == (64, 64, 3) and tiny.dtype == np.float32
-    assert 0.0 <= tiny.min() and tiny.max() <= 1.0
+    assert tiny.min() >= 0.0 and tiny.max() <= 1.0
     assert np.abs(tiny - full).mean() > 0.01  # another autoencoder made it
     again = m.generate(replace(request, tiny_autoencoder=True), inputs, Notes())[0]
     assert_close(again, tiny)

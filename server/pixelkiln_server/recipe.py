@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields, is_dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -61,12 +61,24 @@ def make_recipe(
     )
 
 
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s form of one field's value (only what a recipe keeps is
+    converted: asdict of the whole request deep-copied its images and previews first)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, tuple | list):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def to_dict(recipe: Recipe) -> dict[str, Any]:
-    req = {
-        k: (v.value if isinstance(v, Enum) else list(v) if isinstance(v, tuple) else v)
-        for k, v in asdict(recipe.request).items()
-        if k not in _NOT_IN_RECIPE
-    }
+    request = recipe.request
+    req = {}
+    for f in fields(request):
+        if f.name in _NOT_IN_RECIPE:
+            continue
+        v = _plain(getattr(request, f.name))
+        req[f.name] = v.value if isinstance(v, Enum) else list(v) if isinstance(v, tuple) else v
     # LoRA scales by adapter name; absent when the model has no adapters (older recipes).
     req.pop("loras", None)
     if recipe.request.loras:

@@ -99,39 +99,55 @@ def _object_hook(obj: dict[str, Any]) -> object:
 
 def build(cls: type[Any], data: Any) -> Any:
     """Rebuild a value of type ``cls`` (a dataclass, enum, tuple, list, dict, optional or
-    primitive annotation) from its plain form."""
-    return _build(cls, data)
+    primitive annotation) from its plain form. Each type's builder is worked out once from
+    its annotations (:func:`_builder`): a result crosses per job, and reading the type hints
+    per value cost a third of a millisecond of the front's time per job."""
+    return _builder(typing.cast(Any, cls))(data)
 
 
-def _build(tp: Any, data: Any) -> Any:
-    if data is None:
-        return None
+Builder = typing.Callable[[Any], Any]
+
+
+def _identity(data: Any) -> Any:
+    return data
+
+
+def _optional(inner: Builder) -> Builder:
+    return lambda data: None if data is None else inner(data)
+
+
+@cache
+def _builder(tp: Any) -> Builder:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _build(args[0], data) if len(args) == 1 else data
+        return _builder(args[0]) if len(args) == 1 else _identity
     if origin is tuple:
         parts = typing.get_args(tp)
         if len(parts) == 2 and parts[1] is Ellipsis:
-            return tuple(_build(parts[0], v) for v in data)
-        return tuple(_build(a, v) for a, v in zip(parts, data, strict=True))
+            item = _builder(parts[0])
+            return _optional(lambda data: tuple(item(v) for v in data))
+        items = [_builder(a) for a in parts]
+        return _optional(lambda data: tuple(f(v) for f, v in zip(items, data, strict=True)))
     if origin is list:
-        (item,) = typing.get_args(tp)
-        return [_build(item, v) for v in data]
+        (arg,) = typing.get_args(tp)
+        element = _builder(arg)
+        return _optional(lambda data: [element(v) for v in data])
     if origin is dict:
         _, arg = typing.get_args(tp)
-        return {k: _build(arg, v) for k, v in data.items()}
+        value = _builder(arg)
+        return _optional(lambda data: {k: value(v) for k, v in data.items()})
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(data)
+        return _optional(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         hints = _hints(tp)
-        known = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _build(hints[k], v) for k, v in data.items() if k in known})
-    if tp is float and isinstance(data, int):
-        return float(data)
-    if tp is bytes and isinstance(data, memoryview | bytearray):
-        return bytes(data)
-    return data
+        known = {f.name: _builder(hints[f.name]) for f in dataclasses.fields(tp)}
+        return _optional(lambda data: tp(**{k: known[k](v) for k, v in data.items() if k in known}))
+    if tp is float:
+        return lambda data: float(data) if isinstance(data, int) else data
+    if tp is bytes:
+        return lambda data: bytes(data) if isinstance(data, memoryview | bytearray) else data
+    return _identity
 
 
 @cache
