@@ -40,14 +40,28 @@ APP = "pixelkiln-runners-test"
 SPECS = (FAKE_SPEC, replace(FAKE_SPEC, name="fake-b"))
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def _start_cluster() -> Cluster:
     c = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "include_dashboard": False},
     )
-    for _ in range(2):
-        c.add_node(num_cpus=1)
+    try:
+        for _ in range(2):
+            c.add_node(num_cpus=1)
+    except Exception:
+        c.shutdown()
+        raise
+    return c
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    # Ray waits a fixed 30 s for a node's raylet; on a 2-core machine that the other test
+    # workers load, a node once missed it. One more try before the module errors.
+    try:
+        c = _start_cluster()
+    except Exception:  # noqa: BLE001 - "The current node timed out during startup"
+        c = _start_cluster()
     ray.init(address=c.address, log_to_driver=False, configure_logging=False)
     yield c
     with contextlib.suppress(Exception):
