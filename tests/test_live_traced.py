@@ -175,13 +175,26 @@ def test_stream_batch_and_the_tiny_autoencoder_replay_too(with_tiny: Any, eager_
         assert_close(outs[i][0], eager_too(with_tiny, base, frames[i - 1]))
 
 
-def test_a_model_with_lora_adapters_is_never_traced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """LoRA scales are constants in a recorded graph: a model with adapters runs eagerly."""
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("loras", (("style", 0.8),)),  # LoRA scales are constants in a recorded graph
+        ("compile", "default"),  # torch.compile already optimised it
+        ("quantize", "int8-dynamic"),  # torchao's tensors do not trace
+    ],
+)
+def test_a_lora_compiled_or_quantized_model_is_never_traced(
+    attribute: str, value: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     m = model("tiny-random")
-    monkeypatch.setattr(m._loras, "current", (("style", 0.8),))
-    request = live("tiny-random", 64, prompt="lora model frames", width=96)
+    if attribute == "loras":
+        monkeypatch.setattr(m._loras, "current", value)
+    else:
+        monkeypatch.setitem(m._options, attribute, value)
+    request = live("tiny-random", 64, prompt=f"{attribute} model frames", width=96)
     recorded = m._lean.graphs.recorded if m._lean is not None else 0
     for seed in range(3):
         m.generate(request, DecodedInputs(init_rgb=sketch(64, seed)), Notes())
     assert m._lean.graphs.recorded == recorded
     assert m._lean.plan(request, Notes()).traced is False
+    m._lean._plans.clear()  # the next test's plans see the model as it loaded

@@ -314,15 +314,23 @@ class LeanPath:
             upcast=upcast,
             latents_mean=mean,
             latents_std=std,
-            traced=device.type == "cpu" and not upcast and not model._loras.current,
+            traced=device.type == "cpu" and not upcast and self._graphs_allowed(),
             tiling=request.tiling,
         )
 
     def _flow_call(self, kind: str, module: Any, *args: Any) -> Any:
         """A flow path's module call (live_flux.Call), from a recorded graph on the CPU
         without LoRA adapters."""
-        allowed = args[0].device.type == "cpu" and not self.model._loras.current
+        allowed = args[0].device.type == "cpu" and self._graphs_allowed()
         return self.graphs.run(kind, module, args, None, allowed=allowed)
+
+    def _graphs_allowed(self) -> bool:
+        """Recorded graphs (traced.py) for this model at all: not with LoRA adapters (their
+        scales would be constants), nor a compiled or quantized model (already optimised;
+        torchao's tensors do not trace)."""
+        options = self.model.active_options()
+        plain = options.get("compile", "false") == "false" and not options.get("quantize")
+        return plain and not self.model._loras.current
 
     def _call(self, plan: Plan, kind: str, module: Any, *args: Any) -> Any:
         """``kind``'s call of ``module`` (traced.py's wrappers), from a recorded graph when
