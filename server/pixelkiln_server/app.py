@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pixelkiln.v1 import generator_pb2, generator_pb2_grpc, models_pb2, models_pb2_grpc
 
+from . import heap
 from .config import ServerConfig
 from .engine.core import Engine
 from .metrics import Metrics, MetricsServer
@@ -233,6 +234,7 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
         status = 1
     else:
         took = time.monotonic() - started
+        heap.settle()  # the front's start-up objects out of later full collections
         say(f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING")
         await stopper
     say("pixelkiln: shutting down")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import assets
+from .. import assets, heap
 from .. import recipe as recipes
 from ..backends.base import BatchItem, LoadedModel, LoadOptions
 from ..catalogue import ModelSpec
@@ -102,8 +102,14 @@ class _Hooks:
 
 
 class RunnerHost:
-    def __init__(self, config: HostConfig, send: Callable[[bytes], None]) -> None:
+    """``own_process``: the host is its process's only tenant (a runner child, a Ray
+    replica), so it may freeze the heap after each load (heap.py)."""
+
+    def __init__(
+        self, config: HostConfig, send: Callable[[bytes], None], own_process: bool = False
+    ) -> None:
         self.config = config
+        self._own_process = own_process
         self._send_bytes = send
         self._send_lock = threading.Lock()
         self._work: queue.Queue[port.Message | None] = queue.Queue()
@@ -187,6 +193,18 @@ class RunnerHost:
         """Carry out one request (``run``, ``load``, ``unload``, ``status``) on the calling
         thread, its events and reply going to ``send`` (``serve`` calls it on its worker
         thread; a Ray Serve replica calls it for each job)."""
+        if not self._own_process:
+            self._handle(message)
+            return
+        loaded = {id(m) for m in self.registry.loaded()}
+        try:
+            self._handle(message)
+        finally:
+            now = {id(m) for m in self.registry.loaded()}
+            if now != loaded:  # a load, an unload, or both (an eviction to make room)
+                (heap.release if loaded - now else heap.settle)()
+
+    def _handle(self, message: port.Message) -> None:
         op = message.get("op")
         if op == "run":
             self._run([self._job(j) for j in message["jobs"]])

@@ -67,7 +67,7 @@ class RunnerReplica:
         host_config = HostConfig(**{**config, "name": self.name})
         self._lock = threading.Lock()  # one request on the models at a time
         self._sink: Callable[[bytes], None] = _drop
-        self.host = RunnerHost(host_config, self._send)
+        self.host = RunnerHost(host_config, self._send, own_process=True)
         self._loads: dict[str, port.Message] = {}
         self.jobs_run = 0
         runtime = ray.get_runtime_context()

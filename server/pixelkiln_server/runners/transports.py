@@ -154,4 +154,4 @@ def child_main(conn: Any, config: dict[str, Any]) -> None:
             return None
         return data
 
-    RunnerHost(host_config, conn.send_bytes).serve(recv)
+    RunnerHost(host_config, conn.send_bytes, own_process=True).serve(recv)
