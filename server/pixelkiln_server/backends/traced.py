@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 TRACE_FROM = 2  # record at the second call of a shape
 GRAPHS_KEPT = 16  # per model: an LRU of recorded graphs
+CALLS_KEPT = 1024  # keys counted towards TRACE_FROM before the count starts over
 
 
 class Unet(torch.nn.Module):
@@ -143,6 +144,8 @@ class Graphs:
             self._graphs.move_to_end(key)
             self.replays += 1
             return graph(*args)
+        if len(self._calls) >= CALLS_KEPT:  # shapes seen once, many sizes: start the count over
+            self._calls.clear()
         self._calls[key] += 1
         if key in self._failed or self._calls[key] < TRACE_FROM:
             return wrapper(*args)
