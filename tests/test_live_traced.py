@@ -89,6 +89,26 @@ def test_a_failed_recording_runs_eagerly_and_is_not_tried_again(
     assert sum("recording failed" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_a_call_bound_by_arithmetic_is_never_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    class Slow(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            time.sleep(0.02)
+            return x * 2
+
+    slow = Slow()
+    graphs = Graphs()
+    for _ in range(2):  # under the default limit it is recorded at its second call
+        unet_like(graphs, slow, torch.ones(2))
+    assert graphs.recorded == 1
+    monkeypatch.setattr(traced, "WORTH_MS", 5.0)
+    graphs = Graphs()
+    for _ in range(4):
+        assert torch.equal(unet_like(graphs, slow, torch.ones(2)), torch.full((2,), 2.0))
+    assert graphs.recorded == 0 and graphs.replays == 0
+
+
 def test_recorded_graphs_are_bounded() -> None:
     graphs, m = Graphs(), Scaled().eval()
     with torch.inference_mode():

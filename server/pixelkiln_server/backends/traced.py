@@ -8,8 +8,9 @@ C++ interpreter, parameters shared with the model (no copy). Measured on this 2-
 and decode 1.1-1.3x; tiny-flux's transformer 1.5x, its VAE decode 1.4x. Recorded: the UNet,
 FLUX's transformer, the KL VAE's encode and decode (every family) and the tiny autoencoder;
 not Z-Image's transformer (its input is a list of latents). A large model's call is bound by
-its arithmetic and gains nothing, so a graph is recorded only from the second call of a given
-shape (:data:`TRACE_FROM`): a lone request (a live frame's recipe replayed through Generate)
+its arithmetic and gains nothing: a call that took over :data:`WORTH_MS` eagerly is never
+recorded, and a graph is recorded only from the second call of a given shape
+(:data:`TRACE_FROM`): a lone request (a live frame's recipe replayed through Generate)
 never pays for the recording, a live session pays once, one extra call, per shape (0.4 s
 for the tiny UNet here: the second frame of a session comes that much later).
 
@@ -25,6 +26,7 @@ the eager call's to float rounding (tests/test_live_traced.py).
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections import Counter, OrderedDict
 from typing import Any
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 TRACE_FROM = 2  # record at the second call of a shape
 GRAPHS_KEPT = 16  # per model: an LRU of recorded graphs
 CALLS_KEPT = 1024  # keys counted towards TRACE_FROM before the count starts over
+# A call slower than this eagerly is bound by arithmetic (a full-size UNet on the CPU: seconds):
+# the Python overhead a graph removes is a few ms, and recording costs one more call. Far
+# above a small model's first (cold) call, even on a loaded machine.
+WORTH_MS = 1000.0
 
 
 class Unet(torch.nn.Module):
@@ -147,8 +153,14 @@ class Graphs:
         if len(self._calls) >= CALLS_KEPT:  # shapes seen once, many sizes: start the count over
             self._calls.clear()
         self._calls[key] += 1
-        if key in self._failed or self._calls[key] < TRACE_FROM:
+        if key in self._failed:
             return wrapper(*args)
+        if self._calls[key] < TRACE_FROM:
+            started = time.perf_counter()
+            out = wrapper(*args)
+            if (time.perf_counter() - started) * 1000.0 > WORTH_MS:
+                self._failed.add(key)  # bound by arithmetic: a recording would not pay
+            return out
         graph = self._record(key, wrapper, args)
         if graph is None:
             return wrapper(*args)
