@@ -162,8 +162,9 @@ def step_sizes(sigmas: Any, index: Any, rows_shape: tuple[int, ...]) -> Any:
 def run_frame(
     steps: Any, request: GenerationRequest, plan: Any, inputs: DecodedInputs, hooks: StepHooks
 ) -> np.ndarray:
-    """One frame of a flow path (FluxSteps, ZImageSteps), float32 RGB (H, W, 3) in [0, 1]:
-    encode, one denoise call per step (progress, cancel and previews per step), decode."""
+    """One frame of any lean path (live_path.LeanPath, FluxSteps, ZImageSteps), float32 RGB
+    (H, W, 3) in [0, 1]: encode, one denoise call per step (progress, cancel and previews per
+    step), decode."""
     assert inputs.init_rgb is not None
     latents = steps.encode(plan, inputs.init_rgb, request.width, request.height)
     for i in range(plan.steps):
@@ -183,6 +184,32 @@ class FlowSteps:
     def __init__(self, pipe: Any, call: Call, tiny: Any = None, tiny_decode_live: bool = False):
         self.pipe, self.call, self.tiny = pipe, call, tiny
         self.tiny_decode_live = tiny_decode_live and tiny is not None
+
+    def schedule(self, request: GenerationRequest, sigmas: Any) -> tuple[int, Any, Any, Any]:
+        """The img2img steps of ``request`` on the pipeline's flow-matching schedule with
+        these base ``sigmas`` (each pipeline makes them its own way) shifted for the size:
+        (steps run, arange(steps), their timesteps, their sigmas and the terminal 0)."""
+        import torch
+
+        pipe = self.pipe
+        device = pipe._execution_device
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
+        assert request.strength is not None
+        start = flow_start(request.steps, request.strength) * scheduler.order
+        run = len(scheduler.timesteps) - start
+        return (
+            run,
+            torch.arange(run, device=device),
+            scheduler.timesteps[start:].to(device),
+            scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
+        )
+
+    def noised(self, plan: Any, rgb: np.ndarray, width: int, height: int) -> Any:
+        """The decoded input -> latents noised to the first step (``scale_noise``)."""
+        z = self.latents_of(plan, rgb, width, height)
+        sigma0 = plan.sigmas[0].to(z.dtype)
+        return sigma0 * plan.noise + (1.0 - sigma0) * z
 
     def tiny_flags(self, request: GenerationRequest) -> tuple[bool, bool]:
         """(encode and decode with the tiny autoencoder, decode with it)."""
@@ -230,10 +257,7 @@ class FluxSteps(FlowSteps):
         )
         steps = request.steps
         factor = pipe.vae_scale_factor
-        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-        sigmas = np.linspace(1.0, 1 / steps, steps)
-        scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
-        start = flow_start(steps, request.strength) * scheduler.order
+        run, index, timesteps, sigmas = self.schedule(request, np.linspace(1.0, 1 / steps, steps))
         height = 2 * (request.height // (factor * 2))
         width = 2 * (request.width // (factor * 2))
         channels = pipe.transformer.config.in_channels // 4
@@ -243,13 +267,12 @@ class FluxSteps(FlowSteps):
         guidance = None
         if pipe.transformer.config.guidance_embeds:
             guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)
-        run = len(scheduler.timesteps) - start
         tiny, tiny_decode = self.tiny_flags(request)
         return FluxPlan(
             steps=run,
-            index=torch.arange(run, device=device),
-            timesteps=scheduler.timesteps[start:].to(device),
-            sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
+            index=index,
+            timesteps=timesteps,
+            sigmas=sigmas,
             vae_draw=vae_draw,
             noise=noise,
             embeds=embeds,
@@ -266,9 +289,7 @@ class FluxSteps(FlowSteps):
 
     def encode(self, plan: FluxPlan, rgb: np.ndarray, width: int, height: int) -> Any:
         """The decoded input -> packed latents noised to the first step, (1, seq, C * 4)."""
-        z = self.latents_of(plan, rgb, width, height)
-        sigma0 = plan.sigmas[0].to(z.dtype)
-        latents = (sigma0 * plan.noise + (1.0 - sigma0) * z).to(plan.dtype)
+        latents = self.noised(plan, rgb, width, height).to(plan.dtype)
         _, c, h, w = latents.shape
         return self.pipe._pack_latents(latents, 1, c, h, w)
 

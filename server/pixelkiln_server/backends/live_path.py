@@ -215,9 +215,14 @@ class LeanPath:
         family = self.model.spec.family
         steps = self._flow_steps
         if steps is None or steps.pipe is not self.pipe:
-            kind = live_flux.FluxSteps if family == "flux" else live_zimage.ZImageSteps
+            parts = live_flux.FluxSteps if family == "flux" else live_zimage.ZImageSteps
             model = self.model
-            steps = kind(self.pipe, self._flow_call, model.tiny_vae, model.tiny_vae_decode)
+            allowed = self.pipe._execution_device.type == "cpu" and self._graphs_allowed()
+
+            def call(kind: str, module: Any, *args: Any) -> Any:  # live_flux.Call
+                return self.graphs.run(kind, module, args, None, allowed=allowed)
+
+            steps = parts(self.pipe, call, model.tiny_vae, model.tiny_vae_decode)
             self._flow_steps = steps
         with _gpu_memory(request), torch.inference_mode():
             plan = self._cached(request, lambda: steps.build(request))
@@ -318,12 +323,6 @@ class LeanPath:
             tiling=request.tiling,
         )
 
-    def _flow_call(self, kind: str, module: Any, *args: Any) -> Any:
-        """A flow path's module call (live_flux.Call), from a recorded graph on the CPU
-        without LoRA adapters."""
-        allowed = args[0].device.type == "cpu" and self._graphs_allowed()
-        return self.graphs.run(kind, module, args, None, allowed=allowed)
-
     def _graphs_allowed(self) -> bool:
         """Recorded graphs (traced.py) for this model at all: not with LoRA adapters (their
         scales would be constants), nor a compiled or quantized model (already optimised;
@@ -341,18 +340,10 @@ class LeanPath:
 
     def encode(self, plan: Plan, rgb: np.ndarray, width: int, height: int) -> Any:
         """The decoded input (uint8 RGB) -> noised latents at the first step, (1, C, h, w)."""
-        import torch
 
         pipe = self.pipe
-        if rgb.shape[:2] != (height, width):
-            from PIL import Image
-
-            rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
-        if not rgb.flags.writeable or not rgb.flags.c_contiguous:
-            rgb = np.array(rgb)  # read-only arrays arrive from the runner port
-        pixels = torch.from_numpy(rgb).to(plan.noise.device)  # (_execution_device walks modules)
-        x = pixels.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
-        x = (2.0 * x - 1.0).to(plan.dtype)
+        # On the noise's device: _execution_device walks the modules.
+        x = live_flux.pixels(rgb, width, height, plan.noise.device, plan.dtype)
         if plan.tiny:
             tiny = self.model.tiny_vae
             z = tiny_vae.encode(tiny, x, lambda v, p: self._call(plan, "tiny_encode", v, p))
@@ -423,24 +414,16 @@ class LeanPath:
                 else:
                     z = z / plan.scaling
                 image = self._call(plan, "decode", vae, z)
-        image = (image * 0.5 + 0.5).clamp(0, 1)
-        return np.asarray(image.cpu().permute(0, 2, 3, 1).float().numpy(), dtype=np.float32)
+        return live_flux.to_rgb(image)
 
     def frame(
         self, request: GenerationRequest, plan: Plan, inputs: DecodedInputs, hooks: StepHooks
     ) -> np.ndarray:
         """One frame, steps one after another; progress, cancel and previews per step."""
-        assert inputs.init_rgb is not None
-        latents = self.encode(plan, inputs.init_rgb, request.width, request.height)
-        for i in range(plan.steps):
-            latents = self.denoise(plan, latents, plan.index[i : i + 1])
-            if hooks.on_step(i + 1, plan.steps):
-                hooks.on_preview(i + 1, self.preview(request, latents))
-        return self.decode(plan, latents)[0]
+        return live_flux.run_frame(self, request, plan, inputs, hooks)
 
-    def preview(self, request: GenerationRequest, latents: Any) -> list[np.ndarray]:
+    def preview(self, plan: Plan, latents: Any, side: int) -> list[np.ndarray]:
         model = self.model
-        side = request.preview.max_side
         return preview.project(
             latents.float().cpu().numpy(), model.spec.family, side, model.preview_factors
         )

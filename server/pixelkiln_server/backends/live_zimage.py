@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..types import GenerationRequest
-from .live_flux import FlowSteps, flow_start, seed_draws, shifted_mu, step_sizes, why_not
+from .live_flux import FlowSteps, seed_draws, step_sizes, why_not
 
 __all__ = ["ZImagePlan", "ZImageSteps", "why_not"]
 
@@ -63,10 +63,10 @@ class ZImageSteps(FlowSteps):
             device=device,
         )
         steps = request.steps
-        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-        sigmas = torch.linspace(1.0, 1 / steps, steps).tolist()
-        scheduler.set_timesteps(sigmas=sigmas, mu=shifted_mu(pipe, request), device=device)
-        start = flow_start(steps, request.strength) * scheduler.order
+        # Z-Image's base sigmas are torch's linspace in float32, not numpy's.
+        run, index, timesteps, sigmas = self.schedule(
+            request, torch.linspace(1.0, 1 / steps, steps).tolist()
+        )
         factor = pipe.vae_scale_factor
         shape = (
             1,
@@ -76,13 +76,12 @@ class ZImageSteps(FlowSteps):
         )
         dtype = positive[0].dtype
         vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
-        run = len(scheduler.timesteps) - start
         tiny, tiny_decode = self.tiny_flags(request)
         return ZImagePlan(
             steps=run,
-            index=torch.arange(run, device=device),
-            timesteps=scheduler.timesteps[start:].to(device),
-            sigmas=scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
+            index=index,
+            timesteps=timesteps,
+            sigmas=sigmas,
             vae_draw=vae_draw,
             noise=noise,
             embeds=list(positive) + list(negative),
@@ -93,9 +92,7 @@ class ZImageSteps(FlowSteps):
         )
 
     def encode(self, plan: ZImagePlan, rgb: np.ndarray, width: int, height: int) -> Any:
-        z = self.latents_of(plan, rgb, width, height)
-        sigma0 = plan.sigmas[0].to(z.dtype)
-        return sigma0 * plan.noise + (1.0 - sigma0) * z
+        return self.noised(plan, rgb, width, height)
 
     def denoise(self, plan: ZImagePlan, latents: Any, index: Any) -> Any:
         """One transformer call over a batch whose row r sits at step ``index[r]``; with
