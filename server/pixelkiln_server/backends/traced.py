@@ -88,21 +88,8 @@ class TinyDecode(Encode):
         return self.vae.decode(z).sample
 
 
-class Flux(Unet):
-    """FLUX.1's transformer on packed latents (schnell: no guidance embedding)."""
-
-    def forward(  # type: ignore[override]
-        self, x: Any, t: Any, pooled: Any, embeds: Any, text_ids: Any, image_ids: Any
-    ) -> Any:
-        return self.unet(
-            hidden_states=x, timestep=t, guidance=None, pooled_projections=pooled,
-            encoder_hidden_states=embeds, txt_ids=text_ids, img_ids=image_ids,
-            joint_attention_kwargs={}, return_dict=False,
-        )[0]  # fmt: skip
-
-
 class FluxGuided(Unet):
-    """FLUX.1 [dev]'s transformer: with its guidance embedding."""
+    """FLUX.1 [dev]'s transformer on packed latents, with its guidance embedding."""
 
     def forward(  # type: ignore[override]
         self, x: Any, t: Any, guidance: Any, pooled: Any, embeds: Any, text_ids: Any,
@@ -113,6 +100,15 @@ class FluxGuided(Unet):
             encoder_hidden_states=embeds, txt_ids=text_ids, img_ids=image_ids,
             joint_attention_kwargs={}, return_dict=False,
         )[0]  # fmt: skip
+
+
+class Flux(FluxGuided):
+    """FLUX.1 [schnell]'s: no guidance embedding (None is no graph input)."""
+
+    def forward(  # type: ignore[override]
+        self, x: Any, t: Any, pooled: Any, embeds: Any, text_ids: Any, image_ids: Any
+    ) -> Any:
+        return super().forward(x, t, None, pooled, embeds, text_ids, image_ids)
 
 
 KINDS: dict[str, Any] = {"unet": Unet, "unet_xl": UnetXL, "encode": Encode, "decode": Decode,
