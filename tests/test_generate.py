@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pixelkiln import Accepted, AsyncClient, Preview, Progress, Queued, Result
+from pixelkiln._request import build_request
 from pixelkiln.events import Event
 from pixelkiln_server.imaging.codec import RECIPE_PNG_KEY, read_png_text
 
@@ -48,6 +49,22 @@ async def test_txt2img_event_order_and_previews(aclient: AsyncClient) -> None:
 async def test_no_previews_unless_asked(aclient: AsyncClient) -> None:
     events = await collect(aclient, "stone", steps=2, seed=1)
     assert not [e for e in events if isinstance(e, Preview)]
+
+
+async def test_progress_can_be_left_out_and_generate_asks_for_none_without_on_event(
+    aclient: AsyncClient,
+) -> None:
+    quiet = await collect(aclient, "stone", steps=3, seed=1, preview_every=3, progress=False)
+    kinds = [type(e).__name__ for e in quiet if not isinstance(e, Queued)]
+    assert kinds == ["Accepted", "Preview", "Result"]  # previews still come
+    seen: list[Event] = []
+    await aclient.generate("stone", steps=3, seed=1, on_event=seen.append)
+    assert [e.step for e in seen if isinstance(e, Progress)] == [1, 2, 3]
+    # Without on_event nothing would see them: the request asks for none (same image).
+    request = build_request("stone", steps=3, seed=1, progress=False)
+    assert request.preview.no_progress and not build_request("stone").preview.no_progress
+    result = await aclient.generate("stone", steps=3, seed=1)
+    assert result.image.data == next(e for e in seen if isinstance(e, Result)).image.data
 
 
 async def test_preview_size_and_encoding(aclient: AsyncClient) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pixelkiln import Accepted, AsyncClient, PixelKilnError, Progress
+from pixelkiln import Accepted, AsyncClient, PixelKilnError, Progress, Queued
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.fake import FAKE_SPEC, fake_image
 from pixelkiln_server.engine.runner_client import READY, RunnerClient
@@ -63,6 +63,32 @@ async def test_generates_through_a_child_process() -> None:
         expected = (fake_image(11, 128, 64) * 255.0 + 0.5).astype(np.uint8)
         assert np.abs(decode(result.image.data).astype(int) - expected).max() <= 1
         assert result.recipe["request"]["seed"] == 11
+
+
+async def test_a_batch_ends_with_its_last_result_and_the_runner_is_free_as_it_arrives() -> None:
+    async with fake_daemon() as d:
+        r = runner(d)
+        seen: list[dict[str, object]] = []
+        free_on_result: list[bool] = []
+        deliver = r.on_message
+
+        def spy(rc: RunnerClient, message: dict[str, object]) -> None:
+            seen.append(dict(message))
+            deliver(rc, message)
+            if message.get("ev") == "result":
+                free_on_result.append(not rc.busy)
+
+        r.on_message = spy  # type: ignore[assignment]
+        async with AsyncClient(d.address, timeout=30) as client:
+            for seed in range(3):
+                events = [e async for e in client.stream("anything", seed=seed)]
+                assert not [e for e in events if isinstance(e, Queued)]
+        # One message per batch end: the result carries done and the runner's state.
+        ends = [m for m in seen if m.get("ev") == "result"]
+        assert len(ends) == 3 and all(m.get("done") is True for m in ends)
+        assert all([s["name"] for s in m["models"]] == ["fake"] for m in ends)  # type: ignore[index,union-attr]
+        assert not [m for m in seen if m.get("ev") in ("done", "state")]
+        assert free_on_result == [True, True, True]
 
 
 async def test_two_runners_work_at_once_and_a_held_model_goes_to_its_holder() -> None:

@@ -79,6 +79,7 @@ class PreviewOptions:
     every_n_steps: int = 0
     max_side: int = 256
     encoding: Encoding = Encoding.JPEG
+    progress: bool = True  # Progress events (PreviewSettings.no_progress turns them off)
 
 
 @dataclass(frozen=True)

@@ -539,7 +539,8 @@ class ErrorMsg:
 			pb_r.fail()
 
 
-## Step previews: a cheap latent-to-RGB projection, no extra weights, no VAE decode.
+## What the stream carries while the model runs. Step previews: a cheap latent-to-RGB
+## projection, no extra weights, no VAE decode.
 class PreviewSettingsMsg:
 	extends RefCounted
 
@@ -553,6 +554,11 @@ class PreviewSettingsMsg:
 
 	## ENCODING_JPEG (default) or ENCODING_WEBP or ENCODING_PNG.
 	var encoding: int = 0
+
+	## Leave out Progress events: for a caller that waits only for the result. One streamed
+	## message less per step, and less work beside the model on a busy machine. Accepted,
+	## Queued, Preview and Result events still come.
+	var no_progress: bool = false
 
 
 	func to_bytes() -> PackedByteArray:
@@ -581,6 +587,9 @@ class PreviewSettingsMsg:
 		if encoding != 0:
 			pb_w.write_varint(24)
 			pb_w.write_enum(encoding)
+		if no_progress:
+			pb_w.write_varint(32)
+			pb_w.write_bool(no_progress)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -593,6 +602,8 @@ class PreviewSettingsMsg:
 					max_side = pb_r.read_uint32()
 				24:
 					encoding = pb_r.read_enum()
+				32:
+					no_progress = pb_r.read_bool()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

@@ -110,6 +110,7 @@ def build_request(
     preview_every: int = 0,
     preview_max_side: int = 0,
     preview_encoding: str = "jpeg",
+    progress: bool = True,
     client_request_id: str = "",
     priority: str = "interactive",
     tiling: str = "none",
@@ -133,7 +134,8 @@ def build_request(
     and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
     settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet.
     ``tiny_autoencoder=True`` (img2img): the model's tiny autoencoder, as a live frame that
-    asked for it used (its recipe replays with it)."""
+    asked for it used (its recipe replays with it). ``progress=False``: no Progress events
+    (``Client.generate`` asks for none when it has no ``on_event`` to show them to)."""
     if size is not None:
         width = height = size
     for field, number in (
@@ -164,7 +166,10 @@ def build_request(
         num_images=num_images,
         output_encoding=encoding,
         preview=gen_pb.PreviewSettings(
-            every_n_steps=preview_every, max_side=preview_max_side, encoding=preview_enc
+            every_n_steps=preview_every,
+            max_side=preview_max_side,
+            encoding=preview_enc,
+            no_progress=not progress,
         ),
         client_request_id=client_request_id,
         priority=prio,

@@ -90,6 +90,9 @@ class AsyncClient:
     async def generate(
         self, prompt: str = "", *, on_event: Callable[[Event], None] | None = None, **options: Any
     ) -> Result:
+        """As ``Client.generate``: without ``on_event``, no Progress events."""
+        if on_event is None:
+            options.setdefault("progress", False)
         async for event in self.stream(prompt, **options):
             if on_event is not None:
                 on_event(event)

@@ -142,7 +142,10 @@ class Client:
         on_event: Callable[[Event], None] | None = None,
         **options: Any,
     ) -> Result:
-        """Generate and wait for the result; ``on_event`` sees every event on the way."""
+        """Generate and wait for the result; ``on_event`` sees every event on the way. Without
+        ``on_event`` the daemon sends no Progress events (unless ``progress=True``)."""
+        if on_event is None:
+            options.setdefault("progress", False)
         for event in self.stream(prompt, **options):
             if on_event is not None:
                 on_event(event)

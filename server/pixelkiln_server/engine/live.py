@@ -36,6 +36,7 @@ from ..types import (
     LiveFrame,
     LiveInput,
     LiveUpdate,
+    PreviewOptions,
     Priority,
     Result,
     Timings,
@@ -68,8 +69,13 @@ class LiveSession:
         self.id = uuid.uuid4().hex
         self.client_id = client_id
         self.idle_timeout_s = idle_timeout_s
+        # A frame's progress would reach nobody (a session sends frames, not events).
         self.settings = GenerationRequest(
-            strength=DEFAULT_STRENGTH, seed=0, priority=Priority.LIVE, stream_id=self.id
+            strength=DEFAULT_STRENGTH,
+            seed=0,
+            priority=Priority.LIVE,
+            stream_id=self.id,
+            preview=PreviewOptions(progress=False),
         )
         # Similar-frame skip (LiveSettings.similar_skip_threshold / similar_skip_max).
         self.similar_skip_threshold = 0.0

@@ -296,20 +296,17 @@ class RunnerPool:
     # -- what runners report -------------------------------------------------------------
 
     def _message(self, runner: RunnerClient, message: port.Message) -> None:
-        ev = message.get("ev")
-        if ev == "done":
+        job = runner.inflight.get(str(message.get("job")))
+        if job is not None:
+            job.heard = True
+            if message.get("ev") in ("result", "error"):
+                del runner.inflight[job.id]
+            deliver(job, message, runner.batch_started)
+        if message.get("done"):  # the batch is over (on its last job's event, or alone)
             runner.batch_open = False
             self._batch_over.set()
             self._fail_inflight(runner, Unavailable(f"runner {runner.name} dropped the request"))
             self._wake.set()
-            return
-        job = runner.inflight.get(str(message.get("job")))
-        if job is None:
-            return
-        job.heard = True
-        if ev in ("result", "error"):
-            del runner.inflight[job.id]
-        deliver(job, message, runner.batch_started)
 
     def _fail_inflight(self, runner: RunnerClient, error: PixelKilnError) -> None:
         jobs, runner.inflight = list(runner.inflight.values()), {}

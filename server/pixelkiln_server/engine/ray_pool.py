@@ -321,9 +321,9 @@ class RayPool:
             stream.replica = view
             if job.affinity:
                 self._pins[job.affinity] = view.name
-        elif ev == "state" and stream.replica is not None:
+        elif "models" in message and stream.replica is not None:  # the replica's state
             stream.replica.heard(message)
-        elif ev == "started":
+        if ev == "started":
             job.heard = True
         elif ev in ("progress", "preview"):
             deliver(job, message, stream.sent)

@@ -103,6 +103,9 @@ class RunnerClient:
         if generation != self._generation:
             return
         self.last_seen = time.monotonic()
+        if "models" in message:  # the runner's state, on a batch's end and on replies
+            self.models = [port.model_status_from_wire(m) for m in message["models"] or []]
+            self.budget_bytes = int(message.get("budget") or 0)
         ev = message.get("ev")
         if ev == "reply":
             future = self._calls.pop(int(message.get("call") or 0), None)
@@ -111,10 +114,7 @@ class RunnerClient:
                     future.set_result(message.get("value"))
                 else:
                     future.set_exception(port.error_from_wire(message.get("error") or {}))
-        elif ev == "state":
-            self.models = [port.model_status_from_wire(m) for m in message.get("models") or []]
-            self.budget_bytes = int(message.get("budget") or 0)
-        elif ev != "alive":
+        elif ev not in ("state", "alive"):
             self.on_message(self, message)
 
     def _ended(self, generation: int, cause: str) -> None:

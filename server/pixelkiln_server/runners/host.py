@@ -77,6 +77,7 @@ class _Hooks:
         self.job = job
         self.started = started
         self.every = job.request.preview.every_n_steps
+        self.progress = job.request.preview.progress
         self.notes: dict[str, str] = {}
 
     def on_step(self, step: int, total: int) -> bool:
@@ -84,11 +85,12 @@ class _Hooks:
         self.host.fault("step")
         if step == total:
             self.host.fault("decode")
-        elapsed = (time.perf_counter() - self.started) * 1000.0
-        self.host.send(
-            {"ev": "progress", "job": self.job.id, "step": step, "total": total,
-             "elapsed_ms": elapsed}
-        )  # fmt: skip
+        if self.progress:
+            elapsed = (time.perf_counter() - self.started) * 1000.0
+            self.host.send(
+                {"ev": "progress", "job": self.job.id, "step": step, "total": total,
+                 "elapsed_ms": elapsed}
+            )  # fmt: skip
         return self.every > 0 and (step % self.every == 0 or step == total)
 
     def on_note(self, key: str, value: str) -> None:
@@ -115,6 +117,7 @@ class RunnerHost:
         self._work: queue.Queue[port.Message | None] = queue.Queue()
         self._cancelled: dict[str, str] = {}
         self._current: list[_RunJob] = []
+        self._held: port.Message | None = None  # see _end
         self._busy = False
         self._stopped = threading.Event()
         self._faults: dict[str, str] = {}
@@ -207,9 +210,13 @@ class RunnerHost:
     def _handle(self, message: port.Message) -> None:
         op = message.get("op")
         if op == "run":
+            self._held = None
             self._run([self._job(j) for j in message["jobs"]])
-            self._send_state()
-            self.send({"ev": "done"})
+            # The batch's last event, its end and the runner's state go as one message: the
+            # front frees the runner as it delivers the last result, so a client's next
+            # request finds it free (one pipe message and one wake-up of the front, not three).
+            last, self._held = self._held or {"ev": "done"}, None
+            self.send({**last, "done": True, **self.state()})
             return
         call = message.get("call")
         try:
@@ -222,8 +229,8 @@ class RunnerHost:
             reply = {"ok": False, "error": port.error_to_wire(error)}
         else:
             reply = {"ok": True, "value": value}
-        self._send_state()  # first, so the front knows the new state when the reply lands
-        self.send({"ev": "reply", "call": call, **reply})
+        # With the runner's state: the front knows it when the reply lands.
+        self.send({"ev": "reply", "call": call, **reply, **self.state()})
 
     def _call(self, op: Any, message: port.Message) -> Any:
         if op == "load":
@@ -242,9 +249,6 @@ class RunnerHost:
             "models": self.registry.statuses(),
             "budget": self.registry.budget_bytes or 0,
         }
-
-    def _send_state(self) -> None:
-        self.send({"ev": "state", **self.state()})
 
     def _job(self, data: dict[str, Any]) -> _RunJob:
         shas = data.get("shas") or ("", "")
@@ -340,7 +344,14 @@ class RunnerHost:
 
     def _fail(self, job: _RunJob, exc: PixelKilnError) -> None:
         log.info("request %s ended: %s %s", job.id, exc.code.value, exc.message)
-        self.send({"ev": "error", "job": job.id, "error": port.error_to_wire(exc)})
+        self._end({"ev": "error", "job": job.id, "error": port.error_to_wire(exc)})
+
+    def _end(self, message: port.Message) -> None:
+        """A job's last event (result or error): held until the next one, so that the batch's
+        last goes out with its end (see ``_handle``)."""
+        if self._held is not None:
+            self.send(self._held)
+        self._held = message
 
     def _finish(
         self,
@@ -377,7 +388,7 @@ class RunnerHost:
             Result(images=outputs, recipe=recipe, timings=Timings(), atlas=atlas),
             **_noted(job.request, notes),
         )
-        self.send(
+        self._end(
             {"ev": "result", "job": job.id, "result": result, "model_ms": model_ms,
              "encode_ms": encode_ms}
         )  # fmt: skip

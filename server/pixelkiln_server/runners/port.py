@@ -26,6 +26,10 @@ Runner -> front (``ev``)::
     done     {}                          (the batch is over: the runner takes work again)
     reply    {call, ok, value | error}
     alive    {busy}                      (heartbeat, every HEARTBEAT_S from its own thread)
+
+A batch's last event carries its end: ``done: true`` and the runner's state (``models``,
+``budget``) ride on the last job's result or error, in one message; a batch with no job left
+to report ends with a bare ``done``. A reply carries the state too.
 """
 
 from __future__ import annotations

@@ -7,11 +7,12 @@ domain objects. The methods:
 
     run(request)   an async generator per job: ``{"op": "run", "jobs": [job]}`` in, the
                    job's port events out (``replica`` first, then started, progress, preview,
-                   result or error, state, done; ``alive`` every HEARTBEAT_S while it waits
-                   for the model or runs). Called with ``multiplexed_model_id`` = the model,
-                   so Serve sends a model's jobs to a replica that holds it; or ``@name``,
-                   the replica's own id, which only that replica holds from its start (a
-                   live session's frames after its first).
+                   result or error with ``done`` and the host's state; ``alive`` every
+                   HEARTBEAT_S while it waits for the model or runs). Called with
+                   ``multiplexed_model_id`` = the model, so Serve sends a model's jobs to a
+                   replica that holds it; or ``@name``, the replica's own id, which only
+                   that replica holds from its start (a live session's frames after its
+                   first).
     call(request)  load / unload / status: the host's ``reply`` message.
     state()        what the replica holds (``state`` fields) and who it is (``replica``
                    fields); the front broadcasts it to list the replicas as runners.
