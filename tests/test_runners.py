@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from dataclasses import replace
 
 import grpc
@@ -89,6 +90,9 @@ async def test_a_batch_ends_with_its_last_result_and_the_runner_is_free_as_it_ar
         assert all([s["name"] for s in m["models"]] == ["fake"] for m in ends)  # type: ignore[index,union-attr]
         assert not [m for m in seen if m.get("ev") in ("done", "state")]
         assert free_on_result == [True, True, True]
+        # On POSIX the event loop reads the runner's pipe itself: no reader thread.
+        readers = [t.name for t in threading.enumerate() if t.name.endswith("-reader")]
+        assert readers == ([] if os.name == "posix" else [f"{r.name}-reader"])
 
 
 async def test_two_runners_work_at_once_and_a_held_model_goes_to_its_holder() -> None:
@@ -147,6 +151,19 @@ async def test_a_runner_dying_mid_job_fails_that_job_unavailable_and_is_replaced
             # The next request waits for the restarted, warmed-up runner and is served.
             result = await client.generate("next", seed=2)
             assert result.image.data
+        assert runner(d).pid != first_pid and runner(d).restarts == 1
+
+
+async def test_a_runner_that_sends_an_unreadable_message_is_killed_and_replaced() -> None:
+    async with fake_daemon() as d:
+        first_pid = runner(d).pid
+        runner(d).send({"op": "fault", "point": "step", "action": "garble"})
+        async with AsyncClient(d.address, timeout=30) as client:
+            with pytest.raises(PixelKilnError) as info:
+                await client.generate("doomed", seed=1, steps=3)
+            assert info.value.code is grpc.StatusCode.UNAVAILABLE
+            assert "SIGKILL" in info.value.message
+            assert (await client.generate("next", seed=2)).image.data
         assert runner(d).pid != first_pid and runner(d).restarts == 1
 
 

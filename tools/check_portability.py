@@ -55,6 +55,8 @@ OS_FUNCTIONS = {
     "pipe2": "os.pipe",
     "wait3": "subprocess / multiprocessing",
     "wait4": "subprocess / multiprocessing",
+    "readv": "no Windows twin: os.read",
+    "writev": "no Windows twin: os.write",
 }
 POSIX_SIGNALS = {
     "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGCHLD", "SIGALRM",
@@ -74,6 +76,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     # browser processes must be killed as one group); its test skips where Chromium is missing.
     ("tools/godot_web/runner.py", "os.killpg"): "Linux-only CI tool (Debian's Chromium)",
     ("tools/godot_web/runner.py", "signal.SIGKILL"): "Linux-only CI tool (Debian's Chromium)",
+    # Frames are read and written only where transports.FRAMED (os.name == "posix"); Windows
+    # keeps multiprocessing's named pipes and a reader thread.
+    ("server/pixelkiln_server/runners/frames.py", "os.readv"): "POSIX only (transports.FRAMED)",
+    ("server/pixelkiln_server/runners/frames.py", "os.writev"): "POSIX only (transports.FRAMED)",
 }
 
 

@@ -1,9 +1,10 @@
 """The front's handle on one runner: sends port messages, turns what comes back into job
 events, and notices when the runner is gone.
 
-Everything here runs on the event loop except one reader thread per runner, which hands each
-message to the loop. The front keeps only what the runner told it (its loaded models, its
-budget, when it last spoke); it never touches the runner's objects.
+Everything here runs on the event loop, which reads a child runner's messages itself where the
+platform allows (runners/frames.py); elsewhere one reader thread per runner hands each message
+to the loop. The front keeps only what the runner told it (its loaded models, its budget,
+when it last spoke); it never touches the runner's objects.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from ..catalogue import ModelSpec
 from ..errors import Unavailable
 from ..runners import port
+from ..runners.frames import GarbledFrame, LoopReader
 from ..runners.transports import Transport
 from ..types import LoadedModelStatus
 from .jobs import Job
@@ -56,6 +58,8 @@ class RunnerClient:
         self._call_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = 0
+        self._reader: LoopReader | None = None
+        self._end_task: asyncio.Future[None] | None = None
 
     @property
     def busy(self) -> bool:
@@ -79,11 +83,38 @@ class RunnerClient:
         self.state = STARTING
         self.last_seen = time.monotonic()
         self.transport.start()
-        generation = self._generation
+        generation, transport = self._generation, self.transport
+        fd = transport.take_fd()
+        if fd is not None:
+            self._reader = LoopReader(
+                fd,
+                self._loop,
+                lambda data: self._frame(transport, generation, data),
+                lambda: self._spawn_end(transport, generation),
+            )
+            return
         threading.Thread(
-            target=self._read, args=(self.transport, generation), name=f"{self.name}-reader",
+            target=self._read, args=(transport, generation), name=f"{self.name}-reader",
             daemon=True,
         ).start()  # fmt: skip
+
+    def _frame(self, transport: Transport, generation: int, data: bytearray) -> None:
+        """One message read by the event loop (see ``start``)."""
+        try:
+            message = port.unpack(data)
+        except Exception as exc:  # a garbled message ends the runner, not the front
+            log.exception("runner %s sent a message the front cannot read", self.name)
+            transport.kill()
+            raise GarbledFrame("unreadable message") from exc
+        self._received(generation, message)
+
+    def _spawn_end(self, transport: Transport, generation: int) -> None:
+        """The runner's pipe ended: find out why off the loop (``cause`` waits for the exit)."""
+
+        async def ended() -> None:
+            self._ended(generation, await asyncio.to_thread(transport.cause))
+
+        self._end_task = asyncio.ensure_future(ended())
 
     def _read(self, transport: Transport, generation: int) -> None:
         loop = self._loop
@@ -174,6 +205,8 @@ class RunnerClient:
     async def stop(self, timeout: float) -> None:
         self.state = STOPPED
         await asyncio.to_thread(self.transport.close, timeout)
+        if self._reader is not None:  # the child is gone; its pipe's end may not be read yet
+            self._reader.close()
 
 
 def run_message(jobs: list[Job]) -> port.Message:

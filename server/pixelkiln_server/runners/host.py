@@ -261,8 +261,9 @@ class RunnerHost:
         )
 
     def fault(self, point: str) -> None:
-        """Tests: die here if a ``fault`` message asked for it (points: load, step, decode
-        (after the last denoising step, as the VAE decode starts), encode)."""
+        """Tests: fail here if a ``fault`` message asked for it (points: load, step, decode
+        (after the last denoising step, as the VAE decode starts), encode; actions: exit,
+        segfault, raise, garble: send the front a message it cannot read)."""
         action = self._faults.pop(point, None)
         if action == "exit":
             os._exit(3)
@@ -270,6 +271,9 @@ class RunnerHost:
             faulthandler._sigsegv()  # type: ignore[attr-defined]
         elif action == "raise":
             raise RuntimeError(f"fault injected at {point}")
+        elif action == "garble":  # a message the front cannot read (not msgpack)
+            with self._send_lock:
+                self._send_bytes(b"\xc1 garbled")
 
     def raise_if_cancelled(self, job_id: str) -> None:
         reason = self._cancelled.get(job_id)

@@ -71,7 +71,7 @@ def pack(message: Message) -> bytes:
     return msgpack.packb(message, default=_default, use_bin_type=True)
 
 
-def unpack(data: bytes | memoryview) -> Message:
+def unpack(data: bytes | bytearray | memoryview) -> Message:
     message = msgpack.unpackb(data, raw=False, object_hook=_object_hook)
     if not isinstance(message, dict):
         raise ValueError("a port message must be a map")

@@ -2,21 +2,28 @@
 
 Both carry the same bytes (port messages), so both pass the same tests. A transport is
 ``start``, ``send``, a blocking ``recv`` (None once the runner is gone), ``kill``, ``close``
-and ``cause`` (why it ended). Only primitives that exist on Linux, Windows and macOS are
-used: ``multiprocessing`` with the spawn start method and its duplex ``Pipe`` (a socket pair
-on Unix, a named pipe on Windows).
+and ``cause`` (why it ended); ``take_fd`` hands the event loop the read end instead of
+``recv`` where it can watch it (frames.py). Only primitives that exist on Linux, Windows and
+macOS are used: ``multiprocessing`` with the spawn start method and two one-way ``Pipe``s
+(POSIX pipes; named pipes on Windows).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 import queue
 import signal
 import threading
 from typing import Any, Protocol
 
+from .frames import frame_writer
 from .host import HostConfig, RunnerHost
+
+# A runner child's messages reach the front as frames its event loop reads (frames.py) on
+# POSIX; Windows' proactor loop cannot watch a pipe, so a thread reads them there.
+FRAMED = os.name == "posix"
 
 
 class Transport(Protocol):
@@ -25,6 +32,7 @@ class Transport(Protocol):
     def start(self) -> None: ...
     def send(self, data: bytes) -> None: ...
     def recv(self) -> bytes | None: ...
+    def take_fd(self) -> int | None: ...
     def kill(self) -> None: ...
     def close(self, timeout: float) -> None: ...
     def cause(self) -> str: ...
@@ -57,6 +65,9 @@ class ThreadTransport:
     def recv(self) -> bytes | None:
         return self._to_front.get()
 
+    def take_fd(self) -> int | None:
+        return None
+
     def kill(self) -> None:
         self._to_host.put(None)
 
@@ -73,32 +84,47 @@ class ProcessTransport:
 
     def __init__(self, config: HostConfig) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe(duplex=True)
-        self._child_conn: Any = child
+        # One pipe each way: the front's writes block (as they should) while its read end
+        # can be non-blocking for the event loop.
+        self._from_child, child_out = ctx.Pipe(duplex=False)
+        child_in, self._to_child = ctx.Pipe(duplex=False)
+        self._child_ends: tuple[Any, ...] = (child_in, child_out)
         self._process = ctx.Process(
             target=child_main,
-            args=(child, dataclasses.asdict(config)),
+            args=(child_in, child_out, dataclasses.asdict(config), FRAMED),
             name=f"pixelkiln-{config.name}",
             daemon=True,
         )
         self._send_lock = threading.Lock()
+        self._taken = False
         self.pid: int | None = None
 
     def start(self) -> None:
         self._process.start()
-        self._child_conn.close()
+        for end in self._child_ends:  # the child has them now: EOF comes when it exits
+            end.close()
         self.pid = self._process.pid
 
     def send(self, data: bytes) -> None:
         with self._send_lock:
-            self._conn.send_bytes(data)
+            self._to_child.send_bytes(data)
 
     def recv(self) -> bytes | None:
         try:
-            data: bytes = self._conn.recv_bytes()
+            data: bytes = self._from_child.recv_bytes()
         except (EOFError, OSError):
             return None
         return data
+
+    def take_fd(self) -> int | None:
+        """The read end as a file descriptor the caller owns and reads frames from (see
+        frames.LoopReader); None where the runner sends through ``recv`` (Windows)."""
+        if not FRAMED:
+            return None
+        fd = os.dup(self._from_child.fileno())
+        self._from_child.close()
+        self._taken = True
+        return fd
 
     def kill(self) -> None:
         if self._process.is_alive():
@@ -115,7 +141,9 @@ class ProcessTransport:
         if self._process.is_alive():
             self._process.kill()
             self._process.join(timeout)
-        self._conn.close()
+        self._to_child.close()
+        if not self._taken:
+            self._from_child.close()
 
     def cause(self) -> str:
         self._process.join(1.0)
@@ -130,8 +158,9 @@ class ProcessTransport:
         return f"exited with status {code}"
 
 
-def child_main(conn: Any, config: dict[str, Any]) -> None:
-    """Entry point of a runner child process."""
+def child_main(conn_in: Any, conn_out: Any, config: dict[str, Any], framed: bool) -> None:
+    """Entry point of a runner child process: messages come in on ``conn_in`` and go out on
+    ``conn_out``, as frames (frames.py) when ``framed``."""
     # Ctrl+C in a terminal reaches the whole process group: the front decides when runners
     # stop (after its grace), so the child ignores the console's interrupts.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -149,9 +178,10 @@ def child_main(conn: Any, config: dict[str, Any]) -> None:
 
     def recv() -> bytes | None:
         try:
-            data: bytes = conn.recv_bytes()
+            data: bytes = conn_in.recv_bytes()
         except (EOFError, OSError):
             return None
         return data
 
-    RunnerHost(host_config, conn.send_bytes, own_process=True).serve(recv)
+    send = frame_writer(conn_out.fileno()) if framed else conn_out.send_bytes
+    RunnerHost(host_config, send, own_process=True).serve(recv)
