@@ -93,6 +93,9 @@ async def test_determinism_and_recipe_in_png(aclient: AsyncClient) -> None:
     text = read_png_text(a.image.data)
     recipe = json.loads(text[RECIPE_PNG_KEY])
     assert recipe == a.recipe
+    assert a.recipe_json == text[RECIPE_PNG_KEY]  # made once by the runner, sent as it is
+    jpeg = await aclient.generate("mossy cobblestone", seed=1234, steps=2, output_encoding="jpeg")
+    assert jpeg.recipe["request"]["seed"] == 1234  # no PNG to carry it: the result does
     req = recipe["request"]
     assert req["prompt"] == "mossy cobblestone" and req["seed"] == 1234
     assert (req["width"], req["height"], req["steps"]) == (96, 64, 2)

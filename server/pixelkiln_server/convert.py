@@ -204,7 +204,8 @@ def request_to_pb(req: GenerationRequest) -> gen_pb.GenerateRequest:
     return msg
 
 
-def recipe_to_pb(recipe: Recipe) -> gen_pb.Recipe:
+def recipe_to_pb(recipe: Recipe, json_text: str = "") -> gen_pb.Recipe:
+    """``json_text``: the recipe's JSON when the runner already made it (Result.recipe_json)."""
     return gen_pb.Recipe(
         request=request_to_pb(recipe.request),
         model_revision=recipe.model_revision,
@@ -213,7 +214,7 @@ def recipe_to_pb(recipe: Recipe) -> gen_pb.Recipe:
         dtype=recipe.dtype,
         init_image_sha256=recipe.init_image_sha256,
         mask_sha256=recipe.mask_sha256,
-        json=recipes.to_json(recipe),
+        json=json_text or recipes.to_json(recipe),
     )
 
 
@@ -259,7 +260,7 @@ def event_to_pb(request_id: str, event: Event) -> gen_pb.GenerateEvent:
         if event.atlas is not None:
             result.atlas.image.CopyFrom(image_to_pb(event.atlas.image))
             result.atlas.frames_json = event.atlas.frames_json
-        result.recipe.CopyFrom(recipe_to_pb(event.recipe))
+        result.recipe.CopyFrom(recipe_to_pb(event.recipe, event.recipe_json))
         result.warnings.extend(event.warnings)
         t = event.timings
         result.timings.queue_ms = t.queue_ms

@@ -254,6 +254,8 @@ class Result:
     # own), and how many inputs the stream still holds. No images: no frame yet.
     answers: str = ""
     held: int = 0
+    # The recipe as JSON, as the runner wrote it into the PNG (made once, sent as it is).
+    recipe_json: str = ""
 
 
 @dataclass(frozen=True)

@@ -378,7 +378,8 @@ class RunnerHost:
             recipe = replace(recipe, init_image_sha256=shas[0], mask_sha256=shas[1])
             # The recipe rides in PNG text chunks only (results and atlases), not raw/JPEG frames.
             png = job.request.output_encoding is Encoding.PNG or job.request.atlas
-            text = {codec.RECIPE_PNG_KEY: recipes.to_json(recipe)} if png else {}
+            recipe_json = recipes.to_json(recipe)
+            text = {codec.RECIPE_PNG_KEY: recipe_json} if png else {}
             outputs, atlas = assets.build_outputs(job.request, images, text)
         except PixelKilnError as exc:
             self._fail(job, exc)
@@ -389,7 +390,13 @@ class RunnerHost:
             return
         encode_ms = (time.perf_counter() - encode_started) * 1000.0
         result = replace(
-            Result(images=outputs, recipe=recipe, timings=Timings(), atlas=atlas),
+            Result(
+                images=outputs,
+                recipe=recipe,
+                timings=Timings(),
+                atlas=atlas,
+                recipe_json=recipe_json,
+            ),
             **_noted(job.request, notes),
         )
         self._end(
