@@ -4,8 +4,8 @@ Both carry the same bytes (port messages), so both pass the same tests. A transp
 ``start``, ``send``, a blocking ``recv`` (None once the runner is gone), ``kill``, ``close``
 and ``cause`` (why it ended); ``take_fd`` hands the event loop the read end instead of
 ``recv`` where it can watch it (frames.py). Only primitives that exist on Linux, Windows and
-macOS are used: ``multiprocessing`` with the spawn start method and two one-way ``Pipe``s
-(POSIX pipes; named pipes on Windows).
+macOS are used: ``multiprocessing`` with the spawn start method and two ``Pipe``s, each
+used one way (socket pairs on POSIX, named pipes on Windows).
 """
 
 from __future__ import annotations
@@ -84,10 +84,11 @@ class ProcessTransport:
 
     def __init__(self, config: HostConfig) -> None:
         ctx = multiprocessing.get_context("spawn")
-        # One pipe each way: the front's writes block (as they should) while its read end
-        # can be non-blocking for the event loop.
-        self._from_child, child_out = ctx.Pipe(duplex=False)
-        child_in, self._to_child = ctx.Pipe(duplex=False)
+        # One connection each way: the front's writes block (as they should) while its read
+        # end can be non-blocking for the event loop. Socket pairs, not POSIX pipes: a pipe's
+        # 64 KiB buffer made a 1 MiB image 1.7x slower to cross (benchmarks/runners.py).
+        self._from_child, child_out = ctx.Pipe()
+        child_in, self._to_child = ctx.Pipe()
         self._child_ends: tuple[Any, ...] = (child_in, child_out)
         self._process = ctx.Process(
             target=child_main,
