@@ -77,8 +77,7 @@ class ReplicaView:
             if key in message:
                 setattr(self, key, message[key])
         if "models" in message:
-            self.models = [port.model_status_from_wire(m) for m in message["models"] or []]
-            self.budget_bytes = int(message.get("budget") or 0)
+            self.models, self.budget_bytes = port.state_from_wire(message)
         if self.device == "auto" and self.models:  # what "auto" turned out to be there
             self.device = self.models[0].device
 

@@ -98,14 +98,21 @@ class RunnerClient:
             daemon=True,
         ).start()  # fmt: skip
 
-    def _frame(self, transport: Transport, generation: int, data: bytearray) -> None:
-        """One message read by the event loop (see ``start``)."""
+    def _decode(self, transport: Transport, data: bytes | bytearray) -> port.Message | None:
+        """A runner's message, or None for one the front cannot read: that ends the runner
+        (it is killed), not the front."""
         try:
-            message = port.unpack(data)
-        except Exception as exc:  # a garbled message ends the runner, not the front
+            return port.unpack(data)
+        except Exception:  # noqa: BLE001
             log.exception("runner %s sent a message the front cannot read", self.name)
             transport.kill()
-            raise GarbledFrame("unreadable message") from exc
+            return None
+
+    def _frame(self, transport: Transport, generation: int, data: bytearray) -> None:
+        """One message read by the event loop (see ``start``)."""
+        message = self._decode(transport, data)
+        if message is None:
+            raise GarbledFrame("unreadable message")  # the reader stops; the exit follows
         self._received(generation, message)
 
     def _spawn_end(self, transport: Transport, generation: int) -> None:
@@ -120,12 +127,9 @@ class RunnerClient:
         loop = self._loop
         assert loop is not None
         while (data := transport.recv()) is not None:
-            try:
-                message = port.unpack(data)
-            except Exception:  # noqa: BLE001 - a garbled message ends the runner, not the front
-                log.exception("runner %s sent a message the front cannot read", self.name)
-                transport.kill()
-                continue
+            message = self._decode(transport, data)
+            if message is None:
+                continue  # read on until the killed runner's end of file
             if not _call_soon(loop, self._received, generation, message):
                 return
         _call_soon(loop, self._ended, generation, transport.cause())
@@ -135,8 +139,7 @@ class RunnerClient:
             return
         self.last_seen = time.monotonic()
         if "models" in message:  # the runner's state, on a batch's end and on replies
-            self.models = [port.model_status_from_wire(m) for m in message["models"] or []]
-            self.budget_bytes = int(message.get("budget") or 0)
+            self.models, self.budget_bytes = port.state_from_wire(message)
         ev = message.get("ev")
         if ev == "reply":
             future = self._calls.pop(int(message.get("call") or 0), None)
@@ -145,7 +148,7 @@ class RunnerClient:
                     future.set_result(message.get("value"))
                 else:
                     future.set_exception(port.error_from_wire(message.get("error") or {}))
-        elif ev not in ("state", "alive"):
+        elif ev != "alive":
             self.on_message(self, message)
 
     def _ended(self, generation: int, cause: str) -> None:

@@ -196,6 +196,12 @@ def model_status_from_wire(data: dict[str, Any]) -> LoadedModelStatus:
     return status
 
 
+def state_from_wire(message: Message) -> tuple[list[LoadedModelStatus], int]:
+    """A runner's state as a message carries it (``models``, ``budget``)."""
+    models = [model_status_from_wire(m) for m in message.get("models") or []]
+    return models, int(message.get("budget") or 0)
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 _ERRORS: dict[Code, type[PixelKilnError]] = {

@@ -97,7 +97,6 @@ class ProcessTransport:
             daemon=True,
         )
         self._send_lock = threading.Lock()
-        self._taken = False
         self.pid: int | None = None
 
     def start(self) -> None:
@@ -124,7 +123,6 @@ class ProcessTransport:
             return None
         fd = os.dup(self._from_child.fileno())
         self._from_child.close()
-        self._taken = True
         return fd
 
     def kill(self) -> None:
@@ -143,8 +141,7 @@ class ProcessTransport:
             self._process.kill()
             self._process.join(timeout)
         self._to_child.close()
-        if not self._taken:
-            self._from_child.close()
+        self._from_child.close()  # a no-op once take_fd closed it
 
     def cause(self) -> str:
         self._process.join(1.0)
