@@ -205,6 +205,19 @@ class FlowSteps:
             scheduler.sigmas[start:].to(device=device, dtype=torch.float32),
         )
 
+    def draws(
+        self, request: GenerationRequest, channels: int, dtype: Any
+    ) -> tuple[tuple[int, int, int, int], Any, Any]:
+        """The latents' shape (1, ``channels``, h, w; even h and w, as both pipelines pack
+        2x2 patches) and the seed's draws for it (:func:`seed_draws`)."""
+        assert request.seed is not None
+        factor = self.pipe.vae_scale_factor
+        height = 2 * (request.height // (factor * 2))
+        width = 2 * (request.width // (factor * 2))
+        shape = (1, channels, height, width)
+        device = self.pipe._execution_device
+        return (shape, *seed_draws(self.pipe, request.seed, shape, dtype, device))
+
     def noised(self, plan: Any, rgb: np.ndarray, width: int, height: int) -> Any:
         """The decoded input -> latents noised to the first step (``scale_noise``)."""
         z = self.latents_of(plan, rgb, width, height)
@@ -256,14 +269,10 @@ class FluxSteps(FlowSteps):
             prompt=request.prompt, prompt_2=None, device=device, num_images_per_prompt=1
         )
         steps = request.steps
-        factor = pipe.vae_scale_factor
         run, index, timesteps, sigmas = self.schedule(request, np.linspace(1.0, 1 / steps, steps))
-        height = 2 * (request.height // (factor * 2))
-        width = 2 * (request.width // (factor * 2))
-        channels = pipe.transformer.config.in_channels // 4
-        shape = (1, channels, height, width)
         dtype = embeds.dtype
-        vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
+        channels = pipe.transformer.config.in_channels // 4
+        (_, _, height, width), vae_draw, noise = self.draws(request, channels, dtype)
         guidance = None
         if pipe.transformer.config.guidance_embeds:
             guidance = torch.full([1], float(request.guidance_scale or 0.0), device=device)

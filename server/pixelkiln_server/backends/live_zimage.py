@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..types import GenerationRequest
-from .live_flux import FlowSteps, seed_draws, step_sizes, why_not
+from .live_flux import FlowSteps, step_sizes, why_not
 
 __all__ = ["ZImagePlan", "ZImageSteps", "why_not"]
 
@@ -67,15 +67,8 @@ class ZImageSteps(FlowSteps):
         run, index, timesteps, sigmas = self.schedule(
             request, torch.linspace(1.0, 1 / steps, steps).tolist()
         )
-        factor = pipe.vae_scale_factor
-        shape = (
-            1,
-            pipe.transformer.in_channels,
-            2 * (request.height // (factor * 2)),
-            2 * (request.width // (factor * 2)),
-        )
         dtype = positive[0].dtype
-        vae_draw, noise = seed_draws(pipe, request.seed, shape, dtype, device)
+        _, vae_draw, noise = self.draws(request, pipe.transformer.in_channels, dtype)
         tiny, tiny_decode = self.tiny_flags(request)
         return ZImagePlan(
             steps=run,
