@@ -163,6 +163,12 @@ def generate_cases() -> list[Case]:
     for side in (1, 4, 7, 1025, 5000, MAX_U32):
         preview = gen_pb.PreviewSettings(every_n_steps=1, max_side=side)
         add(f"preview.max_side {side}", gen(preview=preview), ("preview.max_side", "1024"))
+    preview = gen_pb.PreviewSettings(every_n_steps=2, result_only=True)
+    add(
+        "result_only with previews",
+        gen(preview=preview),
+        ("preview.result_only", "preview.every_n_steps"),
+    )
     add("mask without init_image", gen(mask=_image(MASK64)), ("mask", "init_image"))
     other = _encode(np.zeros((72, 64), np.uint8), "PNG")
     add(

@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from pixelkiln import Accepted, AsyncClient, Preview, Progress, Queued, Result
-from pixelkiln._request import build_request
+from pixelkiln._request import build_request, quiet_defaults
 from pixelkiln.events import Event
+from pixelkiln_server.app import Daemon
 from pixelkiln_server.imaging.codec import RECIPE_PNG_KEY, read_png_text
+from pixelkiln_server.services.access import RequestRecord
+from pixelkiln_server.types import GenerationRequest, PreviewOptions
+from pixelkiln_server.validation import resolve
 
 from .conftest import decode, png_bytes
 
@@ -65,6 +69,44 @@ async def test_progress_can_be_left_out_and_generate_asks_for_none_without_on_ev
     assert request.preview.no_progress and not build_request("stone").preview.no_progress
     result = await aclient.generate("stone", steps=3, seed=1)
     assert result.image.data == next(e for e in seen if isinstance(e, Result)).image.data
+
+
+async def test_result_only_streams_one_message_and_generate_asks_for_it_without_on_event(
+    aclient: AsyncClient, daemon: Daemon
+) -> None:
+    events = await collect(aclient, "stone", steps=3, seed=2, result_only=True)
+    assert [type(e).__name__ for e in events] == ["Result"]
+    full = await collect(aclient, "stone", steps=3, seed=2)
+    assert full[-1].image.data == events[0].image.data  # the same image, events or not
+    assert isinstance(full[0], Accepted)
+    # The access record still has the resolved request (it came from Accepted before).
+    records: list[RequestRecord] = []
+    daemon.ops.request_listeners.append(records.append)
+    try:
+        result = await aclient.generate("stone", steps=3, seed=2)  # width/height: the model's
+    finally:
+        daemon.ops.request_listeners.remove(records.append)
+    (record,) = [r for r in records if r.method == "Generate"]
+    size = (result.image.width, result.image.height)
+    assert (record.model, record.steps, record.width, record.height) == ("tiny-random", 3, *size)
+    assert record.code == "OK" and record.timings is not None
+    # The runner is asked for no Progress messages either: no one would see them.
+    spec = daemon.engine.registry.spec("tiny-random")
+    quiet = GenerationRequest(prompt="stone", preview=PreviewOptions(result_only=True))
+    resolved, _ = resolve(quiet, spec, daemon.engine.config.limits)
+    assert resolved.preview.result_only and not resolved.preview.progress
+    # generate() without on_event asks for the Result alone, unless it was asked for more.
+    asked = {}
+    for options in ({}, {"progress": True}, {"preview_every": 2}, {"result_only": False}):
+        opts = dict(options)
+        quiet_defaults(opts)
+        asked[str(options)] = build_request("stone", **opts).preview.result_only
+    assert asked == {
+        "{}": True,
+        "{'progress': True}": False,
+        "{'preview_every': 2}": False,
+        "{'result_only': False}": False,
+    }
 
 
 async def test_preview_size_and_encoding(aclient: AsyncClient) -> None:

@@ -49,13 +49,19 @@ async def until(ws: Any, request_id: str, *kinds: str) -> list[env_pb.Envelope]:
 async def test_generate_over_websocket_matches_grpc(daemon: Daemon, aclient: AsyncClient) -> None:
     request = gen_pb.GenerateRequest(prompt="red brick wall", seed=42, steps=2)
     request.preview.every_n_steps = 1
+    quiet = gen_pb.GenerateRequest(prompt="red brick wall", seed=42, steps=2)
+    quiet.preview.result_only = True
     async with connect(daemon.ws_url, max_size=MAX) as ws:
         await send(ws, "g1", generate=request)
         envs = await until(ws, "g1", "result")
+        await send(ws, "g2", generate=quiet)
+        (only,) = await until(ws, "g2", "result")  # result_only: one envelope, as over gRPC
     kinds = [e.event.WhichOneof("event") for e in envs]
     assert kinds[0] == "accepted" and kinds[-1] == "result"
     assert kinds.count("progress") == 2 and kinds.count("preview") == 2
     ws_png = envs[-1].event.result.images[0].image.data
+    assert only.event.WhichOneof("event") == "result" and only.event.request_id
+    assert only.event.result.images[0].image.data == ws_png
     grpc_result = await aclient.generate("red brick wall", seed=42, steps=2)
     assert np.array_equal(decode(ws_png), decode(grpc_result.image.data))
 

@@ -80,6 +80,7 @@ class PreviewOptions:
     max_side: int = 256
     encoding: Encoding = Encoding.JPEG
     progress: bool = True  # Progress events (PreviewSettings.no_progress turns them off)
+    result_only: bool = False  # only the Result (or the error) goes to the caller
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,15 @@ def _resolve_preview(preview: PreviewOptions, limits: Limits) -> PreviewOptions:
         )
     if preview.every_n_steps < 0:
         raise InvalidArgument("preview.every_n_steps", "must be >= 0")
+    if preview.result_only:
+        if preview.every_n_steps:
+            raise InvalidArgument(
+                "preview.result_only",
+                "cannot be combined with preview.every_n_steps > 0: previews are events, and "
+                "result_only sends none",
+            )
+        # No Progress messages from the runner either: no one would see them.
+        return replace(preview, max_side=side, progress=False)
     return replace(preview, max_side=side)
 
 

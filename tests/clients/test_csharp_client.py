@@ -145,6 +145,9 @@ def test_generate_streams_events_and_saves_decodable_pngs(
     assert one(out, "first_id").startswith("cs-gen-")
     assert one(out, "first_images") == "1" and one(out, "second_images") == "2"
     assert one(out, "first_seed") == "7" and one(out, "first_recipe_has_json") == "True"
+    # GenerateAsync without handlers asks for the Result alone: the same image comes.
+    assert one(out, "quiet_result_only") == "True:False" and one(out, "quiet_same_image") == "True"
+    assert one(out, "heard_events").split(",")[0] == "accepted"  # with handlers: every event
     # Saved with temp file + rename: nothing half-written or temporary is left.
     assert out["saved"] == ["stone.png", "coin_0.png", "coin_1.png"]
     assert one(out, "leftover_temp") == "0"

@@ -19,7 +19,11 @@ namespace PixelKiln.Client
         /// The request. When its <c>ClientRequestId</c> is empty one is assigned (and written into
         /// the request), so <see cref="CancelAsync"/> can be called with it.
         /// </param>
-        /// <param name="events">Optional; called on the callback context, in order.</param>
+        /// <param name="events">
+        /// Optional; called on the callback context, in order. Without it (and without previews
+        /// asked for) the request asks for the Result alone (<c>Preview.ResultOnly</c>, written
+        /// into the request): the daemon sends one envelope, not one per event.
+        /// </param>
         /// <param name="cancellationToken">
         /// Cancelling sends a cancel envelope: the daemon stops at the next step and skips the VAE
         /// decode; the task then ends cancelled (or after <see cref="PixelKilnClientOptions.CancelGrace"/>
@@ -47,6 +51,11 @@ namespace PixelKiln.Client
             if (request == null) throw new ArgumentNullException("request");
             cancellationToken.ThrowIfCancellationRequested();
             if (request.ClientRequestId.Length == 0) request.ClientRequestId = NewId("gen");
+            if (events == null && (request.Preview == null || request.Preview.EveryNSteps == 0))
+            {
+                if (request.Preview == null) request.Preview = new PreviewSettings();
+                request.Preview.ResultOnly = true;
+            }
             string requestId = request.ClientRequestId;
             byte[] frame = new Envelope { RequestId = requestId, Generate = request }.ToByteArray();
             Connection connection = await EnsureConnectedAsync(cancellationToken).ConfigureAwait(false);

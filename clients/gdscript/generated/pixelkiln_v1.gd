@@ -560,6 +560,12 @@ class PreviewSettingsMsg:
 	## Queued, Preview and Result events still come.
 	var no_progress: bool = false
 
+	## Send only the Result (or the error status): no Accepted, Queued, Progress or Preview
+	## events, so the stream carries one message. For a caller that waits for the result and
+	## nothing else (the Python client's generate() without on_event). Implies no_progress;
+	## refused with every_n_steps > 0 (previews are events).
+	var result_only: bool = false
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -590,6 +596,9 @@ class PreviewSettingsMsg:
 		if no_progress:
 			pb_w.write_varint(32)
 			pb_w.write_bool(no_progress)
+		if result_only:
+			pb_w.write_varint(40)
+			pb_w.write_bool(result_only)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -604,6 +613,8 @@ class PreviewSettingsMsg:
 					encoding = pb_r.read_enum()
 				32:
 					no_progress = pb_r.read_bool()
+				40:
+					result_only = pb_r.read_bool()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

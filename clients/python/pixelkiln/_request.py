@@ -91,6 +91,14 @@ def choice(field: str, value: str, table: dict[str, Any]) -> Any:
         raise ValueError(f"{field}: unknown value {value!r}; allowed: {allowed}") from None
 
 
+def quiet_defaults(options: dict[str, Any]) -> None:
+    """What ``generate()`` asks for when it has no ``on_event`` to show events to: no Progress
+    events and, unless progress or previews were asked for, the Result alone (one message)."""
+    options.setdefault("progress", False)
+    if not options["progress"] and not options.get("preview_every"):
+        options.setdefault("result_only", True)
+
+
 def build_request(
     prompt: str = "",
     *,
@@ -111,6 +119,7 @@ def build_request(
     preview_max_side: int = 0,
     preview_encoding: str = "jpeg",
     progress: bool = True,
+    result_only: bool = False,
     client_request_id: str = "",
     priority: str = "interactive",
     tiling: str = "none",
@@ -134,8 +143,8 @@ def build_request(
     and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
     settings; ``atlas=True`` with ``num_images`` >= 2 packs a sprite sheet.
     ``tiny_autoencoder=True`` (img2img): the model's tiny autoencoder, as a live frame that
-    asked for it used (its recipe replays with it). ``progress=False``: no Progress events
-    (``Client.generate`` asks for none when it has no ``on_event`` to show them to)."""
+    asked for it used (its recipe replays with it). ``progress=False``: no Progress events;
+    ``result_only=True``: no events at all but the Result (see :func:`quiet_defaults`)."""
     if size is not None:
         width = height = size
     for field, number in (
@@ -170,6 +179,7 @@ def build_request(
             max_side=preview_max_side,
             encoding=preview_enc,
             no_progress=not progress,
+            result_only=result_only,
         ),
         client_request_id=client_request_id,
         priority=prio,

@@ -90,9 +90,9 @@ class AsyncClient:
     async def generate(
         self, prompt: str = "", *, on_event: Callable[[Event], None] | None = None, **options: Any
     ) -> Result:
-        """As ``Client.generate``: without ``on_event``, no Progress events."""
+        """As ``Client.generate``: without ``on_event``, the Result alone."""
         if on_event is None:
-            options.setdefault("progress", False)
+            _request.quiet_defaults(options)
         async for event in self.stream(prompt, **options):
             if on_event is not None:
                 on_event(event)

@@ -143,9 +143,10 @@ class Client:
         **options: Any,
     ) -> Result:
         """Generate and wait for the result; ``on_event`` sees every event on the way. Without
-        ``on_event`` the daemon sends no Progress events (unless ``progress=True``)."""
+        ``on_event`` the daemon sends the Result alone (unless ``progress=True`` or previews
+        are asked for): one message, nothing beside the model to write or read."""
         if on_event is None:
-            options.setdefault("progress", False)
+            _request.quiet_defaults(options)
         for event in self.stream(prompt, **options):
             if on_event is not None:
                 on_event(event)

@@ -234,7 +234,9 @@ class Engine:
         if resolved.loras or spec.options.loras:
             loras = lora.resolve_scales(resolved.loras, spec.options.loras, spec.name)
             resolved = replace(resolved, loras=loras)
-        channel = EventChannel(asyncio.get_running_loop(), self.config.stream_backlog)
+        channel = EventChannel(
+            asyncio.get_running_loop(), self.config.stream_backlog, resolved.preview.result_only
+        )
 
         def emit(event: Event) -> None:
             if isinstance(event, Result | Failed):

@@ -24,16 +24,22 @@ def backlog_message(cap: int) -> str:
 
 
 class EventChannel:
-    """Carries events from any thread to one asyncio consumer, in order.
+    """Carries events from any thread to one asyncio consumer, in order (a job's events all
+    come from one thread: the loop's, in the daemon).
 
     At most ``cap`` events wait for a consumer that falls behind (a client that does not
     read): previews are dropped first, oldest first; when the rest still exceed the cap the
     channel ends with RESOURCE_EXHAUSTED and ``on_overflow`` runs (the engine cancels the job).
+    ``result_only``: only the Result or Failed event is carried (PreviewSettings.result_only);
+    the others are dropped as they are emitted, so the consumer wakes once.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, cap: int = 0) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, cap: int = 0, result_only: bool = False
+    ) -> None:
         self._loop = loop
         self._cap = cap
+        self._result_only = result_only
         self._events: deque[Event] = deque()
         self._ready = asyncio.Event()
         self._overflowed = False
@@ -41,7 +47,14 @@ class EventChannel:
         self.on_overflow: Callable[[], None] | None = None
 
     def emit(self, event: Event) -> None:
-        if self._loop.is_closed():
+        if self._loop.is_closed() or (self._result_only and not isinstance(event, Result | Failed)):
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:  # the daemon's case (the runner pool reads on the loop): no hand-off
+            self._put(event)
             return
         with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
             self._loop.call_soon_threadsafe(self._put, event)

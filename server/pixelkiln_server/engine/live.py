@@ -69,13 +69,13 @@ class LiveSession:
         self.id = uuid.uuid4().hex
         self.client_id = client_id
         self.idle_timeout_s = idle_timeout_s
-        # A frame's progress would reach nobody (a session sends frames, not events).
+        # A frame's events besides its result would reach nobody (a session sends frames).
         self.settings = GenerationRequest(
             strength=DEFAULT_STRENGTH,
             seed=0,
             priority=Priority.LIVE,
             stream_id=self.id,
-            preview=PreviewOptions(progress=False),
+            preview=PreviewOptions(result_only=True),  # frames need the result alone
         )
         # Similar-frame skip (LiveSettings.similar_skip_threshold / similar_skip_max).
         self.similar_skip_threshold = 0.0

@@ -34,7 +34,6 @@ from ..errors import (
     Unavailable,
 )
 from ..types import (
-    Accepted,
     DaemonStatus,
     Event,
     GenerationRequest,
@@ -104,10 +103,7 @@ class OwnedJob:
         record = self.record
         try:
             async for event in self.handle:
-                if isinstance(event, Accepted):
-                    record.model, record.steps = event.model, event.steps
-                    record.width, record.height = event.width, event.height
-                elif isinstance(event, Result):
+                if isinstance(event, Result):
                     self.finished = True
                     record.timings = event.timings
                     self._ops._finish(record, None)
@@ -189,6 +185,9 @@ class Operations:
             self._finish(record, exc)
             raise
         record.request_id = handle.id
+        resolved = handle.job.request  # what Accepted reports (a result_only caller gets none)
+        record.model, record.steps = handle.job.spec.name, resolved.steps
+        record.width, record.height = resolved.width, resolved.height
         keys = [handle.id]
         if request.client_request_id:
             keys.append(request.client_request_id)

@@ -111,6 +111,17 @@ public static class E2E
             Print("second_images", results[1].Images.Count);
             Print("first_seed", results[0].Images[0].Seed);
             Print("first_recipe_has_json", results[0].Recipe != null && results[0].Recipe.Json.Length > 0);
+            // No events handler: the request asks for the Result alone, and it comes.
+            var quiet = new GenerateRequest { Prompt = "gold coin", Width = 64, Height = 64, Steps = 2 };
+            quiet.Seed = 11;
+            Result quietResult = await client.GenerateAsync(quiet);
+            var heard = new GenerateRequest { Prompt = "gold coin", Width = 64, Height = 64, Steps = 2 };
+            heard.Seed = 11;
+            var heardEvents = new List<string>();
+            Result heardResult = await client.GenerateAsync(heard, Recorder(heardEvents));
+            Print("quiet_result_only", quiet.Preview.ResultOnly + ":" + (heard.Preview != null && heard.Preview.ResultOnly));
+            Print("heard_events", string.Join(",", heardEvents));
+            Print("quiet_same_image", quietResult.Images[0].Image.Data.SequenceEqual(heardResult.Images[0].Image.Data));
 
             IList<SavedFile> saved = ResultFiles.Save(results[0], outDir, "stone");
             foreach (SavedFile file in saved) Print("saved", Path.GetFileName(file.Path));

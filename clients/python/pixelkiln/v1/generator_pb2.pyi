@@ -56,16 +56,18 @@ NORMAL_CONVENTION_OPENGL: NormalConvention
 NORMAL_CONVENTION_DIRECTX: NormalConvention
 
 class PreviewSettings(_message.Message):
-    __slots__ = ("every_n_steps", "max_side", "encoding", "no_progress")
+    __slots__ = ("every_n_steps", "max_side", "encoding", "no_progress", "result_only")
     EVERY_N_STEPS_FIELD_NUMBER: _ClassVar[int]
     MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     NO_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ONLY_FIELD_NUMBER: _ClassVar[int]
     every_n_steps: int
     max_side: int
     encoding: _image_pb2.Encoding
     no_progress: bool
-    def __init__(self, every_n_steps: _Optional[int] = ..., max_side: _Optional[int] = ..., encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., no_progress: _Optional[bool] = ...) -> None: ...
+    result_only: bool
+    def __init__(self, every_n_steps: _Optional[int] = ..., max_side: _Optional[int] = ..., encoding: _Optional[_Union[_image_pb2.Encoding, str]] = ..., no_progress: _Optional[bool] = ..., result_only: _Optional[bool] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images", "init_image", "strength", "mask", "output_encoding", "preview", "client_request_id", "priority", "tiling", "background", "sprite", "maps", "map_settings", "atlas", "tiny_autoencoder", "loras")

@@ -104,6 +104,19 @@ namespace PixelKiln.V1
             set { noProgress_ = value; }
         }
 
+        private bool resultOnly_ = false;
+        /// <summary>
+        /// Send only the Result (or the error status): no Accepted, Queued, Progress or Preview
+        /// events, so the stream carries one message. For a caller that waits for the result and
+        /// nothing else (the Python client's generate() without on_event). Implies no_progress;
+        /// refused with every_n_steps &gt; 0 (previews are events).
+        /// </summary>
+        public bool ResultOnly
+        {
+            get { return resultOnly_; }
+            set { resultOnly_ = value; }
+        }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public PreviewSettings Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -117,6 +130,7 @@ namespace PixelKiln.V1
             if (maxSide_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(maxSide_);
             if ((int)encoding_ != 0) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeEnumSize((int)encoding_);
             if (noProgress_) size += 1 + 1;
+            if (resultOnly_) size += 1 + 1;
             return size;
         }
 
@@ -141,6 +155,11 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(32);
                 output.WriteBool(noProgress_);
+            }
+            if (resultOnly_)
+            {
+                output.WriteTag(40);
+                output.WriteBool(resultOnly_);
             }
         }
 
@@ -169,6 +188,11 @@ namespace PixelKiln.V1
                     case 32:
                     {
                         noProgress_ = input.ReadBool();
+                        break;
+                    }
+                    case 40:
+                    {
+                        resultOnly_ = input.ReadBool();
                         break;
                     }
                     default:
