@@ -1,9 +1,11 @@
 """The runner host: the model side of the runner port, one per device.
 
 It owns the loaded models (a :class:`ModelRegistry` with its own memory budget and LRU), runs
-one batch of jobs at a time and reports every step as port messages. It reads messages on
-one thread (so a ``cancel`` lands while a batch runs), works on another, and proves it is
-alive from a third. It knows nothing of the front: only messages come in and go out.
+one batch of jobs at a time and reports every step as port messages. One thread reads and
+works: it waits for a message when idle, and while a batch runs it reads what has arrived
+at each point where a job can stop (each step, the encode), so a ``cancel`` lands there.
+A second thread proves it is alive. It knows nothing of the front: only messages come in
+and go out.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
-import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -114,7 +115,10 @@ class RunnerHost:
         self._own_process = own_process
         self._send_bytes = send
         self._send_lock = threading.Lock()
-        self._work: queue.Queue[port.Message | None] = queue.Queue()
+        # Requests read while a batch runs wait here (serve); None until serve starts.
+        self._work: deque[port.Message] = deque()
+        self._recv: Callable[[], bytes | None] | None = None
+        self._waiting: Callable[[], bool] = lambda: False
         self._cancelled: dict[str, str] = {}
         self._current: list[_RunJob] = []
         self._held: port.Message | None = None  # see _end
@@ -138,45 +142,62 @@ class RunnerHost:
             in_use=lambda: {job.spec.name for job in self._current},
         )
 
-    # -- the three threads ---------------------------------------------------------------
+    # -- the two threads -----------------------------------------------------------------
 
-    def serve(self, recv: Callable[[], bytes | None]) -> None:
-        """Run until ``shutdown`` or the front goes away: this thread reads, a worker thread
-        runs, a heartbeat thread reports."""
-        worker = threading.Thread(target=self._work_loop, name="runner-work", daemon=True)
+    def serve(self, recv: Callable[[], bytes | None], waiting: Callable[[], bool]) -> None:
+        """Run until ``shutdown`` or the front goes away, on the calling thread; a heartbeat
+        thread reports. ``recv`` blocks for the next message (None: the front is gone);
+        ``waiting()`` says whether one has arrived, without blocking.
+
+        The thread that reads a ``run`` runs it: no hand-off to another thread between the
+        message and the model (a wake-up on the path of every request). While it runs, the
+        messages that arrive are read at each point where a job can stop (``_read_waiting``):
+        a cancel or fault takes effect there, other requests wait their turn."""
+        self._recv, self._waiting = recv, waiting
         beat = threading.Thread(target=self._heartbeat, name="runner-beat", daemon=True)
-        worker.start()
         beat.start()
         try:
-            while True:
-                data = recv()
-                if data is None:
-                    break
-                message = port.unpack(data)
-                if message.get("op") == "cancel":
-                    self.cancel(str(message["job"]), str(message.get("reason", "")))
-                elif message.get("op") == "fault" and self.config.allow_faults:
-                    self._faults[str(message["point"])] = str(message["action"])
-                elif message.get("op") == "shutdown":
-                    break
-                else:
-                    self._work.put(message)
+            while not self._stopped.is_set():
+                if not self._work:
+                    data = recv()
+                    if data is None:
+                        break
+                    self._take(port.unpack(data))
+                    continue
+                self._busy = True
+                try:
+                    self.handle(self._work.popleft())
+                finally:
+                    self._busy = False
         finally:
             self._stopped.set()
-            self._work.put(None)
-            worker.join()
+
+    def _take(self, message: port.Message) -> None:
+        """A message read by ``serve``: control at once, requests into the work queue."""
+        op = message.get("op")
+        if op == "cancel":
+            self.cancel(str(message["job"]), str(message.get("reason", "")))
+        elif op == "fault":
+            if self.config.allow_faults:
+                self._faults[str(message["point"])] = str(message["action"])
+        elif op == "shutdown":
+            self._stopped.set()
+        else:
+            self._work.append(message)
+
+    def _read_waiting(self) -> None:
+        """While a batch runs: read every message that has arrived, without blocking."""
+        recv = self._recv
+        while recv is not None and not self._stopped.is_set() and self._waiting():
+            data = recv()
+            if data is None:  # the front is gone: the batch has no one to report to
+                self._stopped.set()
+                return
+            self._take(port.unpack(data))
 
     def _heartbeat(self) -> None:
         while not self._stopped.wait(port.HEARTBEAT_S):
             self.send({"ev": "alive", "busy": self._busy})
-
-    def _work_loop(self) -> None:
-        while (message := self._work.get()) is not None:
-            self._busy = True
-            try:
-                self.handle(message)
-            finally:
-                self._busy = False
 
     # -- messages ------------------------------------------------------------------------
 
@@ -189,13 +210,13 @@ class RunnerHost:
                 self._stopped.set()  # the front is gone; nothing left to tell it
 
     def cancel(self, job_id: str, reason: str) -> None:
-        """Stop ``job_id`` at its next step (any thread)."""
+        """Stop ``job_id`` at its next step (any thread: a Ray replica's, or serve's)."""
         self._cancelled[job_id] = reason
 
     def handle(self, message: port.Message) -> None:
         """Carry out one request (``run``, ``load``, ``unload``, ``status``) on the calling
-        thread, its events and reply going to ``send`` (``serve`` calls it on its worker
-        thread; a Ray Serve replica calls it for each job)."""
+        thread, its events and reply going to ``send`` (``serve`` calls it on its own thread;
+        a Ray Serve replica calls it for each job)."""
         if not self._own_process:
             self._handle(message)
             return
@@ -276,11 +297,13 @@ class RunnerHost:
                 self._send_bytes(b"\xc1 garbled")
 
     def raise_if_cancelled(self, job_id: str) -> None:
+        """Where a job can stop: read what has arrived (a cancel), then stop if cancelled."""
+        self._read_waiting()
         reason = self._cancelled.get(job_id)
         if reason is not None:
             raise Cancelled(reason or "cancelled")
 
-    # -- running a batch (what the worker thread did in the daemon before) ---------------
+    # -- running a batch -------------------------------------------------------------------
 
     def _run(self, jobs: list[_RunJob]) -> None:
         started = time.perf_counter()

@@ -52,7 +52,7 @@ class ThreadTransport:
 
     def _serve(self) -> None:
         try:
-            self.host.serve(self._to_host.get)
+            self.host.serve(self._to_host.get, lambda: not self._to_host.empty())
         finally:
             self._to_front.put(None)
 
@@ -181,5 +181,11 @@ def child_main(conn_in: Any, conn_out: Any, config: dict[str, Any], framed: bool
             return None
         return data
 
+    def waiting() -> bool:
+        try:
+            return bool(conn_in.poll(0))
+        except (EOFError, OSError):
+            return True  # recv() says the front is gone
+
     send = frame_writer(conn_out.fileno()) if framed else conn_out.send_bytes
-    RunnerHost(host_config, send, own_process=True).serve(recv)
+    RunnerHost(host_config, send, own_process=True).serve(recv, waiting)
