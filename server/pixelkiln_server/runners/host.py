@@ -115,7 +115,8 @@ class RunnerHost:
         self._own_process = own_process
         self._send_bytes = send
         self._send_lock = threading.Lock()
-        # Requests read while a batch runs wait here (serve); None until serve starts.
+        # Requests that serve has read and not yet carried out (those read while a batch runs
+        # wait for it). serve's recv and waiting: None and never without serve (Ray replicas).
         self._work: deque[port.Message] = deque()
         self._recv: Callable[[], bytes | None] | None = None
         self._waiting: Callable[[], bool] = lambda: False
