@@ -160,7 +160,10 @@ def stop_during_a_request(address: str, stop: Any) -> dict[str, object]:
 
 @pytest.mark.timeout(300)  # a busy machine: start-up and 12 steps on the CPU
 def test_daemon_without_add_signal_handler_serves_and_stops_gracefully() -> None:
-    proc, address = start_daemon(sys.executable, "-c", WINDOWS_LIKE)
+    # asyncio's own loop, as on Windows (uvloop, the default elsewhere, is not patched above).
+    proc, address = start_daemon(
+        sys.executable, "-c", WINDOWS_LIKE, extra=("--event-loop", "asyncio")
+    )
     outcome = stop_during_a_request(address, lambda: proc.send_signal(signal.SIGINT))
     output, _ = proc.communicate(timeout=60)
     text = output.decode(errors="replace")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from . import eventloop
 from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, RUNTIMES, SHIPPED_MODEL, ModelOptions
 from .config import MIB, Limits, RayOptions, ServerConfig, default_home
 from .errors import PixelKilnError
+from .eventloop import LOOPS
 from .logsetup import LEVELS, LOG_FORMATS, configure_logging
 
 GIB = 1024**3
@@ -164,6 +166,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--verbose",
         action="store_true",
         help="also show the libraries' warnings, logs and progress bars (torch, diffusers, ...)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        default="auto",
+        choices=LOOPS,
+        help="auto (default): uvloop where installed (Linux, macOS), else asyncio's own loop",
     )
 
 
@@ -530,7 +538,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from .app import serve
 
     stdin = bool(getattr(args, "stop_on_stdin_close", False))
-    return asyncio.run(serve(config_from_args(args), stop_on_stdin_close=stdin))
+    name, run = eventloop.choose(getattr(args, "event_loop", "auto"))
+    logging.getLogger(__name__).debug("event loop: %s", name)
+    return run(serve(config_from_args(args), stop_on_stdin_close=stdin))
 
 
 def main(argv: list[str] | None = None) -> int:
