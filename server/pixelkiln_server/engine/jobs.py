@@ -74,7 +74,9 @@ class EventChannel:
                 events.clear()
                 events.append(Failed(ResourceExhausted(backlog_message(self._cap))))
                 if self.on_overflow is not None:
-                    self.on_overflow()
+                    # Later, not inside the emit: the emitter (the scheduler renumbering its
+                    # queue, the pool delivering a runner's message) finishes first.
+                    self._loop.call_soon(self.on_overflow)
         self._ready.set()
 
     @property
