@@ -43,14 +43,20 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     return out
 
 
-def interleave(arms: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
+def interleave(
+    arms: dict[str, Callable[[], Any]], runs: int, gap_s: float = 0.0
+) -> dict[str, list[float]]:
     """Time each arm ``runs`` times in milliseconds, interleaved round by round (A B, B A, ...,
-    the order rotated each round) so that machine noise falls on every arm alike."""
+    the order rotated each round) so that machine noise falls on every arm alike. ``gap_s``:
+    an untimed pause before each call, so that no arm starts while the last one's threads
+    are still spinning (each call then meets an idle machine, as an artist's request does)."""
     names = list(arms)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(runs):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            if gap_s:
+                time.sleep(gap_s)
             t0 = time.perf_counter()
             arms[name]()
             times[name].append((time.perf_counter() - t0) * 1000.0)

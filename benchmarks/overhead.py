@@ -1,7 +1,7 @@
 """Daemon overhead against the physical limit: the same pipeline call made in-process.
 
     python benchmarks/overhead.py [--quick] [--out PATH] [--threads N] [--skip-thread]
-                                  [--omp-passive]
+                                  [--omp-passive] [--gap-ms MS]
 
 Each case runs as blocks of two interleaved arms (noisy machines): in-process (pipeline call
 + to_uint8 + encode, as the daemon's runner does) against the daemon as a child process with
@@ -105,7 +105,9 @@ def pixels(data: bytes) -> Any:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
 
 
-def run_block(case: tuple, runs: int, local: InProcess, label: str, client: Any) -> dict:
+def run_block(
+    case: tuple, runs: int, local: InProcess, label: str, client: Any, gap_s: float = 0.0
+) -> dict:
     """One case, in-process vs one daemon, interleaved (a third arm running torch in this
     process would slow the in-process arm: its thread pool competes for the cores)."""
     name, size, steps, _, _, goal = case
@@ -133,8 +135,9 @@ def run_block(case: tuple, runs: int, local: InProcess, label: str, client: Any)
     bench.interleave(arms, 2)  # warm-up, untimed
     local.stages.clear()
     timings.clear()
-    times = bench.interleave(arms, runs)
+    times = bench.interleave(arms, runs, gap_s)
     out = dict(name=name, size=size, steps=steps, runs=runs, goal_ratio=goal, daemon=label)
+    out["gap_ms"] = gap_s * 1000.0
     out.update(pixels_equal=equal, arms=bench.compare(times, LOCAL))
     model, encode = zip(*local.stages, strict=True)
     out["arms"][LOCAL]["stages_median_ms"] = {
@@ -240,9 +243,11 @@ def report(env: dict, cases: list[dict], transport: dict, args: argparse.Namespa
     print("\nstages, medians in ms (daemon: result.timings; outside = client wall - server total)")
     heads = ["case", "arm", "client wall", "queue", "model", "encode", "server total", "outside"]
     bench.print_table(heads, stage_rows)
-    print(f"\ngoals (headline: {HEADLINE}; transport: echo server in a child process)")
+    pause = f"{args.gap_ms:g} ms pause before each call" if args.gap_ms else "back to back"
+    print(f"\ngoals (headline: {HEADLINE}, {pause}; transport: echo server in a child process)")
     goal_rows = bench.print_goals(goals)
     env["loadavg_1m_after"] = os.getloadavg()[0]
+    env["gap_ms"] = args.gap_ms
     print(bench.env_line(env))
     data = {"benchmark": "overhead", "quick": args.quick, "environment": env, "cases": cases}
     data.update(transport_ms=transport, goals=goal_rows)
@@ -257,6 +262,13 @@ def main() -> int:
     parser.add_argument("--skip-thread", action="store_true", help="no in-thread daemon arm")
     parser.add_argument(
         "--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in every arm"
+    )
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="untimed pause before each call (every arm): each request meets an idle machine, "
+        "not the other arm's still-spinning threads (default 0: back to back)",
     )
     args = parser.parse_args()
     threads = bench.pin_threads(args.threads, args.omp_passive)  # before torch loads
@@ -282,7 +294,7 @@ def main() -> int:
         with start() as daemon, Client(daemon.address) as client:
             for case in CASES:
                 runs = case[4] if args.quick else case[3]
-                cases.append(run_block(case, runs, local, label, client))
+                cases.append(run_block(case, runs, local, label, client, args.gap_ms / 1000.0))
                 print(f"{label}, {case[0]}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     report(env, cases, run_transport(200), args)
     return 0
