@@ -24,6 +24,7 @@ FRONT = (
     "pixelkiln_server.services",
     "pixelkiln_server.app",
     "pixelkiln_server.cli",
+    "pixelkiln_server.serve_args",
     "pixelkiln_server.convert",
 )
 WIRE = ("grpc", "google.protobuf", "pixelkiln.v1")
