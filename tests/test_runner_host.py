@@ -42,6 +42,14 @@ class Host:
     def next(self) -> tuple[str, dict[str, Any]]:
         return self.outbox.get(timeout=TIMEOUT)
 
+    def shutdown(self) -> None:
+        self.send({"op": "shutdown"})
+        self.wait_ended()
+
+    def wait_ended(self) -> None:
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
+
     def until(self, predicate: Any) -> list[tuple[str, dict[str, Any]]]:
         seen = []
         while True:
@@ -79,9 +87,7 @@ def test_the_thread_that_reads_a_run_runs_it() -> None:
     # Every event of the batch comes from the serving thread: no hand-off to a worker thread.
     assert {name for name, _ in seen} == {"serving"}
     assert not [t for t in threading.enumerate() if t.name == "runner-work"]
-    h.send({"op": "shutdown"})
-    h.thread.join(TIMEOUT)
-    assert not h.thread.is_alive()
+    h.shutdown()
 
 
 def test_while_a_batch_runs_a_cancel_lands_at_the_next_step_and_requests_wait_their_turn() -> None:
@@ -100,9 +106,7 @@ def test_while_a_batch_runs_a_cancel_lands_at_the_next_step_and_requests_wait_th
     # The status call was answered after the batch ended, with the runner's state.
     assert events[-1]["call"] == 7 and events[-1]["ok"] is True
     assert [s["name"] for s in events[-1]["models"]] == ["fake"]
-    h.send({"op": "shutdown"})
-    h.thread.join(TIMEOUT)
-    assert not h.thread.is_alive()
+    h.shutdown()
 
 
 def test_shutdown_during_a_batch_lets_it_finish_then_serve_returns() -> None:
@@ -113,8 +117,7 @@ def test_shutdown_during_a_batch_lets_it_finish_then_serve_returns() -> None:
     h.send(run("never"))  # after the shutdown: not run
     seen = h.until(lambda m: m.get("done"))
     assert seen[-1][1]["ev"] == "result" and seen[-1][1]["job"] == "last"
-    h.thread.join(TIMEOUT)
-    assert not h.thread.is_alive()
+    h.wait_ended()
     assert h.outbox.empty()
 
 
@@ -123,8 +126,7 @@ def test_the_front_going_away_mid_batch_ends_serve() -> None:
     h.send(run("orphan", prompt="step_ms=20", steps=10, progress=False))
     h.until(lambda m: m.get("ev") == "started")
     h.inbox.put(None)  # recv() says the front is gone
-    h.thread.join(TIMEOUT)
-    assert not h.thread.is_alive()
+    h.wait_ended()
 
 
 def test_a_request_that_arrives_while_idle_runs_without_waiting_for_another() -> None:
@@ -135,6 +137,4 @@ def test_a_request_that_arrives_while_idle_runs_without_waiting_for_another() ->
     h.send(run("b", progress=False))
     seen = h.until(lambda m: m.get("done"))
     assert [m["ev"] for _, m in seen] == ["started", "result"]
-    h.send({"op": "shutdown"})
-    h.thread.join(TIMEOUT)
-    assert not h.thread.is_alive()
+    h.shutdown()

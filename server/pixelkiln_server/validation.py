@@ -125,16 +125,15 @@ def _resolve_preview(preview: PreviewOptions, limits: Limits) -> PreviewOptions:
         )
     if preview.every_n_steps < 0:
         raise InvalidArgument("preview.every_n_steps", "must be >= 0")
-    if preview.result_only:
-        if preview.every_n_steps:
-            raise InvalidArgument(
-                "preview.result_only",
-                "cannot be combined with preview.every_n_steps > 0: previews are events, and "
-                "result_only sends none",
-            )
-        # No Progress messages from the runner either: no one would see them.
-        return replace(preview, max_side=side, progress=False)
-    return replace(preview, max_side=side)
+    if preview.result_only and preview.every_n_steps:
+        raise InvalidArgument(
+            "preview.result_only",
+            "cannot be combined with preview.every_n_steps > 0: previews are events, and "
+            "result_only sends none",
+        )
+    # result_only: no Progress messages from the runner either; no one would see them.
+    progress = preview.progress and not preview.result_only
+    return replace(preview, max_side=side, progress=progress)
 
 
 def _check_request_size(req: GenerationRequest, limits: Limits) -> None:
