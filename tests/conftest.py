@@ -26,12 +26,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
+import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest
 import pytest_asyncio
 from PIL import Image
 
-from pixelkiln import AsyncClient, Client
+from pixelkiln import AsyncClient, Client, PixelKilnError
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.config import ServerConfig, default_home
 
@@ -111,9 +112,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_served(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_served(
+    *extra: str, env: dict[str, str] | None = None, ready_s: float = 120.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`pixelkiln serve EXTRA` in a child process, once it says SERVING. ``env`` is added to
+    this environment. A daemon that exits or never turns SERVING fails the test with its
+    output (not only with pytest-timeout's stacks of this process)."""
     port = free_port()
-    env = {**os.environ, "PIXELKILN_HOME": str(home_dir()), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PIXELKILN_HOME": str(home_dir()), "HF_HUB_OFFLINE": "1", **(env or {})}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -132,14 +138,19 @@ def start_served(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.STDOUT,
     )
     address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_s
     with Client(address, timeout=5) as client:
-        try:
-            client.wait_ready(timeout=120)
-        except Exception:
-            proc.kill()
-            print(proc.communicate()[0].decode(errors="replace"))
-            raise
-    return proc, address
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                client.wait_ready(timeout=1.0)
+                return proc, address
+            except PixelKilnError as err:  # wait_ready's own timeout: look at the process
+                if err.code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+    proc.kill()
+    out = proc.communicate()[0].decode(errors="replace")
+    state = f"exited with {proc.returncode}" if proc.returncode else f"not ready in {ready_s} s"
+    pytest.fail(f"pixelkiln serve {' '.join(extra)}: {state}\n{out[-4000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,6 +32,7 @@ from pixelkiln import AsyncClient, Client, PixelKilnError, Progress  # noqa: E40
 from pixelkiln_server.app import Daemon  # noqa: E402
 from pixelkiln_server.backends.fake import FAKE_SPEC, fake_image  # noqa: E402
 from pixelkiln_server.config import RayOptions  # noqa: E402
+from pixelkiln_server.engine.ray_deploy import private_head_auth  # noqa: E402
 
 from .conftest import decode, png_bytes, running_daemon, start_served  # noqa: E402
 
@@ -156,10 +158,27 @@ def test_a_refused_token_says_how_to_connect() -> None:
         assert auth_hint(ConnectionError("refused")) == ""
 
 
-def test_serve_with_a_private_ray_in_a_child_process() -> None:
+def test_a_private_head_gets_a_token_of_its_own_unless_one_is_named() -> None:
+    env: dict[str, str] = {}
+    private_head_auth(env)
+    first = env["RAY_AUTH_TOKEN"]
+    assert env["RAY_AUTH_MODE"] == "token" and len(first) == 64
+    private_head_auth(again := {})
+    assert again["RAY_AUTH_TOKEN"] != first  # a fresh secret per daemon
+    for named in ({"RAY_AUTH_TOKEN": "mine"}, {"RAY_AUTH_TOKEN_PATH": "/etc/ray/token"}):
+        private_head_auth(env := dict(named))
+        assert env == {**named, "RAY_AUTH_MODE": "token"}  # the user's token source is kept
+    private_head_auth(env := {"RAY_AUTH_MODE": "disabled"})
+    assert env == {"RAY_AUTH_MODE": "disabled"}
+
+
+@pytest.mark.timeout(300)
+def test_serve_with_a_private_ray_in_a_child_process(tmp_path: Path) -> None:
     """`pixelkiln serve --runner ray --ray-address local`: its own Ray, one replica; it stops
-    on SIGTERM without Ray's stack dump."""
-    proc, address = start_served("--runner", "ray", "--ray-address", "local")
+    on SIGTERM without Ray's stack dump. HOME is empty, as on a machine that never ran Ray
+    (no ~/.ray/auth_token: the first CI run on a fresh machine failed there), and stays so."""
+    home = {"HOME": str(tmp_path), "USERPROFILE": str(tmp_path)}
+    proc, address = start_served("--runner", "ray", "--ray-address", "local", env=home)
     try:
         with Client(address, timeout=60) as client:
             assert client.generate("x", seed=3, model="tiny-random", steps=1).image.data
@@ -170,6 +189,7 @@ def test_serve_with_a_private_ray_in_a_child_process() -> None:
         out = proc.communicate(timeout=60)[0].decode(errors="replace")
     assert proc.returncode == 0, out[-3000:]
     assert "SIGTERM received" not in out and "Traceback" not in out, out[-3000:]
+    assert not (tmp_path / ".ray" / "auth_token").exists()  # the secret was never written
 
 
 def test_a_private_head_ends_when_its_daemon_goes() -> None:

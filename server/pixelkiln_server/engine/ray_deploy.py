@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, MutableMapping
 from dataclasses import asdict
 from typing import Any
 
@@ -26,10 +27,7 @@ def connect(
     # Before Ray loads: its core would answer the daemon's stop signal with a stack dump.
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     if options.address == "local":
-        # The private head (which inherits this environment) and its driver, this process,
-        # both with Ray's token authentication, read when Ray loads; an explicit
-        # RAY_AUTH_MODE of the user's is kept for both.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        private_head_auth(os.environ)
     import ray
     from ray import serve
 
@@ -60,6 +58,19 @@ def connect(
         serve.run(application(serve, RunnerReplica, options, host, warm), name=app,
                   route_prefix=f"/{app}")  # fmt: skip
     return serve.get_app_handle(app), release
+
+
+def private_head_auth(env: MutableMapping[str, str]) -> None:
+    """``--ray-address local``: the private head (which inherits this environment) and its
+    driver, this process, both with Ray's token authentication, read when Ray loads. The
+    token is a fresh secret of this daemon's unless the user named one (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH``): ``ray start`` never makes one, and refuses to start in token
+    mode without one, so a machine that never ran Ray had no ``~/.ray/auth_token`` to fall
+    back on. An explicit ``RAY_AUTH_MODE`` of the user's is kept for both."""
+    env.setdefault("RAY_AUTH_MODE", "token")
+    named = env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")
+    if env["RAY_AUTH_MODE"].lower() == "token" and not named:
+        env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def _leave_and_stop(ray: Any, head: ray_head.LocalHead) -> Callable[[], None]:
