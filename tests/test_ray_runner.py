@@ -1,5 +1,6 @@
 """The Ray runner (``--runner ray``): a local Ray cluster of three nodes on loopback (a head
-and two one-CPU nodes, ``ray.cluster_utils.Cluster``) with a Serve application of two
+and two one-CPU nodes, ``ray.cluster_utils.Cluster`` started by a process of its own:
+ray_cluster.py) with a Serve application of two
 replicas, one per node, serving the fake model (and tiny-random for one end-to-end check).
 
 The daemons here are real fronts in this process, reached over gRPC; the replicas are Ray
@@ -26,7 +27,6 @@ pytest.importorskip("ray", reason="the ray extra is not installed: pip install '
 
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
 
 from pixelkiln import AsyncClient, Client, PixelKilnError, Progress  # noqa: E402
 from pixelkiln_server.app import Daemon  # noqa: E402
@@ -35,6 +35,7 @@ from pixelkiln_server.config import RayOptions  # noqa: E402
 from pixelkiln_server.engine.ray_deploy import private_head_auth  # noqa: E402
 
 from .conftest import decode, png_bytes, running_daemon, start_served  # noqa: E402
+from .ray_cluster import ChildCluster  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Ray's cluster_utils")
 
@@ -42,38 +43,21 @@ APP = "pixelkiln-runners-test"
 SPECS = (FAKE_SPEC, replace(FAKE_SPEC, name="fake-b"))
 
 
-def _start_cluster() -> Cluster:
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "include_dashboard": False},
-    )
-    try:
-        for _ in range(2):
-            c.add_node(num_cpus=1)
-    except Exception:
-        c.shutdown()
-        raise
-    return c
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    # Ray waits a fixed 30 s for a node's raylet; on a 2-core machine that the other test
-    # workers load, a node once missed it. One more try before the module errors.
+def cluster() -> Iterator[ChildCluster]:
+    c = ChildCluster()
     try:
-        c = _start_cluster()
-    except Exception:  # noqa: BLE001 - "The current node timed out during startup"
-        c = _start_cluster()
-    ray.init(address=c.address, log_to_driver=False, configure_logging=False)
-    yield c
-    with contextlib.suppress(Exception):
-        serve.shutdown()
-    ray.shutdown()
-    c.shutdown()
+        ray.init(address=c.address, log_to_driver=False, configure_logging=False)
+        yield c
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+    finally:
+        c.shutdown()
 
 
 def ray_front(
-    cluster: Cluster, **overrides: object
+    cluster: ChildCluster, **overrides: object
 ) -> contextlib.AbstractAsyncContextManager[Daemon]:
     values: dict[str, object] = {
         "default_model": "fake",
@@ -86,7 +70,7 @@ def ray_front(
 
 
 @pytest_asyncio.fixture(scope="module")
-async def front(cluster: Cluster) -> AsyncIterator[Daemon]:
+async def front(cluster: ChildCluster) -> AsyncIterator[Daemon]:
     async with ray_front(cluster) as d:
         await wait_for(lambda: len(d.engine.runners) == 2)
         yield d
@@ -329,7 +313,7 @@ async def test_a_model_that_fails_to_load_on_a_replica_answers_its_code(
     assert "Traceback" not in info.value.message
 
 
-async def test_a_second_front_shares_the_application(cluster: Cluster, front: Daemon) -> None:
+async def test_a_second_front_shares_the_application(cluster: ChildCluster, front: Daemon) -> None:
     names = sorted(r.name for r in front.engine.runners)
     async with ray_front(cluster) as second:
         await wait_for(lambda: len(second.engine.runners) == 2)
@@ -345,7 +329,7 @@ async def test_a_second_front_shares_the_application(cluster: Cluster, front: Da
     assert sorted(r.name for r in front.engine.runners) == names
 
 
-async def test_health_turns_not_serving_when_the_application_is_gone(cluster: Cluster) -> None:
+async def test_health_turns_not_serving_when_the_application_is_gone(cluster: ChildCluster) -> None:
     app = "pixelkiln-runners-doomed"
     options = RayOptions(address=cluster.address, app=app, replicas=1, cpus_per_replica=0)
     async with ray_front(cluster, ray=options) as d, AsyncClient(d.address, timeout=30) as client:
@@ -383,14 +367,13 @@ async def test_a_killed_replica_fails_its_job_unavailable_and_the_next_is_served
 
 
 async def test_a_removed_node_fails_its_job_unavailable_and_the_next_is_served(
-    cluster: Cluster, front: Daemon
+    cluster: ChildCluster, front: Daemon
 ) -> None:
     async with AsyncClient(front.address, timeout=60) as client:
         doomed = asyncio.ensure_future(client.generate("step_ms=300", seed=1, steps=40))
         await wait_for(lambda: replica_running(front) is not None)
         victim = replica_running(front)
-        node = next(n for n in cluster.worker_nodes if n.node_id == victim.node)
-        cluster.remove_node(node, allow_graceful=False)
+        cluster.remove_node(victim.node)
         with pytest.raises(PixelKilnError) as info:
             await doomed
         assert info.value.code is grpc.StatusCode.UNAVAILABLE
