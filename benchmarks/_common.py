@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import random
 import socket
 import subprocess
 import sys
@@ -63,15 +64,33 @@ def interleave(
     return times
 
 
+def ratio_interval(
+    values: Sequence[float], base: Sequence[float], rounds: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """A 90% bootstrap interval of median(values) / median(base): rounds are resampled with
+    their pairs kept (``interleave`` ran them side by side). Where it straddles a goal, one
+    run cannot say which side the arm is on."""
+    rng, n = random.Random(seed), len(values)
+    ratios = []
+    for _ in range(rounds):
+        pick = [rng.randrange(n) for _ in range(n)]
+        ratios.append(
+            percentile([values[i] for i in pick], 50) / percentile([base[i] for i in pick], 50)
+        )
+    return percentile(ratios, 5), percentile(ratios, 95)
+
+
 def compare(times: dict[str, list[float]], baseline: str) -> dict[str, dict[str, Any]]:
     """Per arm of an ``interleave`` result: ``ms`` (summary) and, for all but ``baseline``,
-    ``ratio_median`` (arm median / baseline median) and ``paired_diff_ms`` (round by round)."""
+    ``ratio_median`` (arm median / baseline median) with its 90% bootstrap interval
+    ``ratio_90``, and ``paired_diff_ms`` (round by round)."""
     base = times[baseline]
     out: dict[str, dict[str, Any]] = {}
     for name, values in times.items():
         out[name] = {"ms": summarize(values)}
         if name != baseline:
             out[name]["ratio_median"] = percentile(values, 50) / percentile(base, 50)
+            out[name]["ratio_90"] = ratio_interval(values, base)
             diffs = [v - b for v, b in zip(values, base, strict=True)]
             out[name]["paired_diff_ms"] = summarize(diffs)
     return out
