@@ -53,7 +53,7 @@ WHEELS_DIR = EXTENSION_DIR / "wheels"
 CLIENT_SRC = ROOT / "clients" / "python" / "pixelkiln"
 PYPROJECT = ROOT / "pyproject.toml"
 # The command line needs the daemon's packages; nothing else in Blender does.
-CLIENT_EXCLUDE = frozenset({"cli.py", "_cli_parts.py"})
+CLIENT_EXCLUDE = frozenset({"cli.py", "_cli_args.py", "_cli_parts.py"})
 CLIENT_DIST = "pixelkiln_client"
 
 # The CPython each supported Blender line ships. Source: Blender's own module builds on PyPI
