@@ -379,7 +379,7 @@ async def test_stream_batch_through_the_daemon(daemon: Any, aclient: Any) -> Non
 
 
 def test_lean_frame_keeps_a_channels_last_model_in_its_format() -> None:
-    from pixelkiln_server.catalogue import ModelOptions
+    from pixelkiln_server.model_options import ModelOptions
 
     spec = replace(PRESETS["tiny-random"], options=ModelOptions(channels_last=True))
     m = registry.get(spec.backend).load(spec, LoadOptions(device="cpu", home=home_dir()))

@@ -8,8 +8,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from pixelkiln_server.catalogue import PRESETS, LoraAdapter, ModelOptions
+from pixelkiln_server.catalogue import PRESETS
 from pixelkiln_server.errors import InvalidArgument, ResourceExhausted
+from pixelkiln_server.model_options import LoraAdapter, ModelOptions
 from pixelkiln_server.runners import port
 from pixelkiln_server.types import (
     AtlasImage,

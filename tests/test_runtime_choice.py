@@ -18,8 +18,9 @@ from pixelkiln import AsyncClient
 from pixelkiln_server.backends import registry, runtime_choice
 from pixelkiln_server.backends.base import LoadOptions, NoHooks
 from pixelkiln_server.capabilities import declared
-from pixelkiln_server.catalogue import SHIPPED_MODEL, ModelOptions, lookup
+from pixelkiln_server.catalogue import SHIPPED_MODEL, lookup
 from pixelkiln_server.errors import FailedPrecondition, InvalidArgument
+from pixelkiln_server.model_options import ModelOptions
 from pixelkiln_server.types import (
     DecodedInputs,
     EncodedImage,

@@ -31,10 +31,11 @@ from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends import accel, lora
 from pixelkiln_server.backends.base import LoadOptions
 from pixelkiln_server.backends.tiny_random import TinyRandomBackend, ensure_tiny_random
-from pixelkiln_server.catalogue import PRESETS, LoraAdapter, ModelOptions
+from pixelkiln_server.catalogue import PRESETS
 from pixelkiln_server.engine.memory import Resident, default_vram_budget, pick_victims
 from pixelkiln_server.engine.registry import ModelRegistry
 from pixelkiln_server.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from pixelkiln_server.model_options import LoraAdapter, ModelOptions
 from pixelkiln_server.types import DecodedInputs, GenerationRequest, PreviewOptions
 
 from .conftest import decode, home_dir, png_bytes, runner_models, running_daemon

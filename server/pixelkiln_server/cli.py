@@ -8,10 +8,10 @@ import logging
 from collections.abc import Callable
 
 from . import eventloop
-from .catalogue import ModelOptions
 from .config import MIB, Limits, RayOptions, ServerConfig, default_home
 from .errors import PixelKilnError
 from .logsetup import configure_logging
+from .model_options import ModelOptions
 from .serve_args import add_serve_arguments
 
 GIB = 1024**3

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .catalogue import SHIPPED_MODEL, ModelOptions
+from .catalogue import SHIPPED_MODEL
+from .model_options import ModelOptions
 
 MIB = 1024 * 1024
 

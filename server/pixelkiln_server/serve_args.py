@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .catalogue import OFFLOAD_MODES, QUANTIZE_MODES, RUNTIMES, SHIPPED_MODEL
+from .catalogue import SHIPPED_MODEL
 from .eventloop import LOOPS
 from .logsetup import LEVELS, LOG_FORMATS
+from .model_options import OFFLOAD_MODES, QUANTIZE_MODES, RUNTIMES
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

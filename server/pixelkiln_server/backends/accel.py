@@ -1,4 +1,4 @@
-"""Speed options of a diffusers model (:class:`~pixelkiln_server.catalogue.ModelOptions`),
+"""Speed options of a diffusers model (:class:`~pixelkiln_server.model_options.ModelOptions`),
 applied by ``diffusers_backend`` while the model loads, in this order:
 
 1. :func:`check` fails fast, before any weights load, on what this device or this install
@@ -28,8 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import DIT_FAMILIES, ModelOptions
+from ..catalogue import DIT_FAMILIES
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..model_options import ModelOptions
 from . import lora
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..catalogue import DIT_FAMILIES, LoraAdapter, ModelSpec
+from ..catalogue import DIT_FAMILIES, ModelSpec
 from ..errors import FailedPrecondition, InvalidArgument, PixelKilnError, ResourceExhausted
 from ..imaging import preview, torus
+from ..model_options import LoraAdapter
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
 from . import accel, inpaint, load_errors, lora, runtime_choice, tiling, tiny_vae, variation
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks

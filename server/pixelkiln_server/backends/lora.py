@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import MAX_LORA_SCALE, LoraAdapter
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..model_options import MAX_LORA_SCALE, LoraAdapter
 
 log = logging.getLogger(__name__)
 

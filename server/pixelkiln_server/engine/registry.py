@@ -16,12 +16,12 @@ from ..backends.base import LoadedModel, LoadOptions
 from ..catalogue import (
     PRESETS,
     TINY_RANDOM_SOURCE,
-    ModelOptions,
     ModelSpec,
     lookup,
     spec_for_source,
 )
 from ..errors import InvalidArgument, ResourceExhausted
+from ..model_options import ModelOptions
 from ..types import LoadedModelStatus, ModelInfo, UnloadResult
 from .memory import GIB, MemoryTracker, default_vram_budget, gib, pick_victims
 
