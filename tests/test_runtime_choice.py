@@ -6,6 +6,9 @@ on torch; ``auto`` measures once per machine and caches it; bad combinations are
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -322,3 +325,26 @@ async def test_a_daemon_reports_the_runtime_and_serves_tiles_from_the_export() -
             assert "runtime" not in json.loads(inpainted.recipe_json)
         finally:
             await client.close()
+
+
+def test_using_an_export_prunes_the_models_older_ones(tmp_path: Path) -> None:
+    """A changed model (new weights hash) leaves its old exports behind; the next use of an
+    export keeps the newest other one and removes the rest (and a day-old temporary)."""
+    load("onnx", tmp_path, "tiny-random")
+    (current,) = (tmp_path / runtime_choice.CACHE_DIR).glob("tiny-random-*")
+    old = []
+    for i, key in enumerate(("1" * 16, "2" * 16, "3" * 16)):
+        stale = current.parent / f"tiny-random-{key}"
+        shutil.copytree(current, stale)
+        then = time.time() - 3600.0 * (i + 1)
+        os.utime(stale, (then, then))
+        old.append(stale)
+    temp = current.parent / f".tiny-random-{'4' * 16}.tmp-abcd"
+    temp.mkdir()
+    os.utime(temp, (time.time() - 2 * 86400.0,) * 2)
+    other = current.parent / f"pixelkiln-textures-{'5' * 16}"
+    other.mkdir()
+    again = load("onnx", tmp_path, "tiny-random")
+    assert again._route is not None and current.is_dir()
+    assert old[0].is_dir() and not old[1].exists() and not old[2].exists()
+    assert not temp.exists() and other.is_dir()

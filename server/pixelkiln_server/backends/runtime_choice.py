@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import FailedPrecondition, PixelKilnError
 from ..types import DecodedInputs, EncodedImage, Encoding, GenerationRequest, Priority, Tiling
+from . import export_cache
 from .base import LoadedModel, NoHooks, StepHooks
 
 log = logging.getLogger(__name__)
@@ -126,13 +127,23 @@ def weights_key(model: Any) -> str:
 
 def cached_export(model: Any, home: Path) -> Path:
     """The export of ``model``'s weights under ``home``, made first when it is not there
-    (into a sibling temporary folder, then renamed: a folder there is always complete)."""
-    from ..onnx_export import export_onnx
-
+    (into a sibling temporary folder, then renamed: a folder there is always complete);
+    older exports of the same model are pruned (``export_cache``)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.spec.name)[:64]
     folder = Path(home) / CACHE_DIR / f"{safe}-{weights_key(model)}"
-    if folder.is_dir():
-        return folder
+    if not folder.is_dir():
+        _export(model, folder)
+    export_cache.mark_used(folder)
+    try:
+        export_cache.prune(folder)
+    except OSError as exc:  # pruning is housekeeping: it never fails a load
+        log.warning("onnx-cache: could not prune beside %s: %s", folder.name, exc)
+    return folder
+
+
+def _export(model: Any, folder: Path) -> None:
+    from ..onnx_export import export_onnx
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     started = time.perf_counter()
@@ -149,7 +160,6 @@ def cached_export(model: Any, home: Path) -> Path:
     log.info(
         "exported %s to ONNX in %.1f s: %s", model.spec.name, time.perf_counter() - started, folder
     )
-    return folder
 
 
 def _probes(model: Any) -> dict[str, tuple[GenerationRequest, DecodedInputs]]:
