@@ -12,6 +12,10 @@ wsl_peer.cpp):
   one closes the connection with 1009 "Message too big", as wslay does. ``send()`` fails with
   ``ERR_OUT_OF_MEMORY`` above ``outbound_buffer_size`` and with ``FAILED`` unless open.
 - A close frame from the server gives its code and reason; a dropped connection gives -1.
+- No handshake timeout of its own (Godot's peer has none; the client's connect timeout
+  governs): the real connection waits up to :data:`OPEN_BOUND_S`, a bound for a test that
+  forgets to close. Why a connection failed is kept in ``natives.connect_failures`` for the
+  tests' messages (Godot's own is close code -1 and nothing more).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from ..stubs.gdscript_builtins import GDArray, GDScriptError, Native, PackedByteArray, to_str
+
+OPEN_BOUND_S = 120.0
 
 OK, FAILED, ERR_OUT_OF_MEMORY, ERR_INVALID_PARAMETER, ERR_ALREADY_IN_USE = 0, 1, 6, 31, 22
 ERR_FILE_NOT_FOUND = 7
@@ -161,10 +167,11 @@ class WebSocketPeer(NativeObject):
         context = ssl_context(self.tls) if url.startswith("wss://") else None
         try:
             conn = connect(
-                url, max_size=max_size, compression=None, proxy=None, open_timeout=10,
+                url, max_size=max_size, compression=None, proxy=None, open_timeout=OPEN_BOUND_S,
                 ping_interval=None, close_timeout=2, additional_headers=extra, ssl=context,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - any failure means "could not connect"
+            self.vm.natives.connect_failures.append(f"{url}: {type(exc).__name__}: {exc}")
             self._push(("failed", f"{type(exc).__name__}: {exc}"))
             return
         self._conn = conn
@@ -321,6 +328,7 @@ class Natives:
         self.vm = vm
         self.tree = SceneTree(vm)
         self.peers: list[WebSocketPeer] = []
+        self.connect_failures: list[str] = []
         self.processes = Processes(vm)
         self.start = time.monotonic()
 
