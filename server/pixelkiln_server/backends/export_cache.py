@@ -38,7 +38,7 @@ def _is_key(text: str) -> bool:
     return len(text) == KEY_CHARS and all(c in "0123456789abcdef" for c in text)
 
 
-def _age_key(folder: Path) -> float:
+def _used_at(folder: Path) -> float:
     try:
         return folder.stat().st_mtime
     except OSError:
@@ -51,19 +51,19 @@ def prune(in_use: Path, now: float | None = None) -> list[Path]:
     :data:`ABANDONED_S`; returns the folders removed."""
     cache, now = in_use.parent, time.time() if now is None else now
     name = in_use.name[: -(KEY_CHARS + 1)]
-    older, removed = [], []
+    exports, abandoned, removed = [], [], []
     for entry in cache.iterdir():
         if not entry.is_dir() or entry.is_symlink() or entry == in_use:
             continue
         if entry.name.startswith(".") and ".tmp-" in entry.name:
-            if now - _age_key(entry) > ABANDONED_S:
-                older.append(entry)
+            if now - _used_at(entry) > ABANDONED_S:
+                abandoned.append(entry)
             continue
         head, sep, key = entry.name.rpartition("-")
         if sep and head == name and _is_key(key):
-            older.append(entry)
-    stale = sorted((e for e in older if not e.name.startswith(".")), key=_age_key, reverse=True)
-    doomed = stale[KEEP_PER_MODEL - 1 :] + [e for e in older if e.name.startswith(".")]
+            exports.append(entry)
+    exports.sort(key=_used_at, reverse=True)
+    doomed = exports[KEEP_PER_MODEL - 1 :] + abandoned
     for entry in doomed:
         shutil.rmtree(entry, ignore_errors=True)
         if not entry.exists():
