@@ -5,6 +5,8 @@ Left out of the client wheel the Blender add-on bundles (like cli.py)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
@@ -60,32 +62,27 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
         )
         return p
 
-    serve = sub.add_parser("serve", help="run the daemon")
-    try:
-        from pixelkiln_server.cli import add_serve_arguments
+    def server_parser(name: str, help_text: str, module: str, adder: str) -> None:
+        """A command run by the server package: its flags come from ``module``'s ``adder``
+        where the server extras are installed (without them the command says what to install)."""
+        p = sub.add_parser(name, help=help_text)
+        with contextlib.suppress(ImportError):
+            getattr(importlib.import_module(module), adder)(p)
+        p.set_defaults(func=commands[name])
 
-        add_serve_arguments(serve)
-    except ImportError:
-        pass
-    serve.set_defaults(func=commands["serve"])
-
-    token = sub.add_parser("token", help="manage the daemon's tokens (serve --token-file)")
-    try:
-        from pixelkiln_server.auth import add_token_arguments
-
-        add_token_arguments(token)
-    except ImportError:
-        pass
-    token.set_defaults(func=commands["token"])
-
-    export = sub.add_parser("export-onnx", help="export an SD-family model to ONNX (onnx backend)")
-    try:
-        from pixelkiln_server.onnx_export import add_export_arguments
-
-        add_export_arguments(export)
-    except ImportError:
-        pass
-    export.set_defaults(func=commands["export-onnx"])
+    server_parser("serve", "run the daemon", "pixelkiln_server.cli", "add_serve_arguments")
+    server_parser(
+        "token",
+        "manage the daemon's tokens (serve --token-file)",
+        "pixelkiln_server.auth",
+        "add_token_arguments",
+    )
+    server_parser(
+        "export-onnx",
+        "export an SD-family model to ONNX (onnx backend)",
+        "pixelkiln_server.onnx_export",
+        "add_export_arguments",
+    )
 
     gen = client_parser("generate", help_text="generate an image")
     gen.add_argument("prompt")
