@@ -22,6 +22,7 @@ from ..errors import Unavailable
 from ..runners import port
 from ..runners.frames import GarbledFrame, LoopReader
 from ..runners.transports import Transport
+from ..tracepoints import mark
 from ..types import LoadedModelStatus
 from .jobs import Job
 
@@ -149,6 +150,8 @@ class RunnerClient:
                 else:
                     future.set_exception(port.error_from_wire(message.get("error") or {}))
         elif ev != "alive":
+            if message.get("done"):
+                mark("front.from_runner")
             self.on_message(self, message)
 
     def _ended(self, generation: int, cause: str) -> None:
@@ -197,6 +200,7 @@ class RunnerClient:
             job.dispatches += 1
             job.heard = False
             self.inflight[job.id] = job
+        mark("front.to_runner")
         self.send(run_message(jobs))
 
     def cancel(self, job_id: str, reason: str) -> None:

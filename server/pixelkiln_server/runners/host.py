@@ -30,6 +30,7 @@ from ..catalogue import ModelSpec
 from ..engine.registry import ModelRegistry
 from ..errors import Cancelled, Internal, PixelKilnError
 from ..imaging import codec
+from ..tracepoints import mark
 from ..types import DecodedInputs, Encoding, GenerationRequest, Result, Timings
 from . import port
 
@@ -163,6 +164,7 @@ class RunnerHost:
                     data = recv()
                     if data is None:
                         break
+                    mark("runner.received")
                     self._take(port.unpack(data))
                     continue
                 self._busy = True
@@ -238,7 +240,9 @@ class RunnerHost:
             # front frees the runner as it delivers the last result, so a client's next
             # request finds it free (one pipe message and one wake-up of the front, not three).
             last, self._held = self._held or {"ev": "done"}, None
-            self.send({**last, "done": True, **self.state()})
+            message = {**last, "done": True, **self.state()}
+            mark("runner.to_front")
+            self.send(message)
             return
         call = message.get("call")
         try:
@@ -334,7 +338,9 @@ class RunnerHost:
                     )
                     for j, h in zip(live, hooks, strict=True)
                 ]
+                mark("runner.model_start")
                 outcomes = model.generate_batch(items)
+                mark("runner.model_end")
         except PixelKilnError as exc:
             for job in live:
                 self._fail(job, exc)

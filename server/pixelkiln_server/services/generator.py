@@ -11,6 +11,7 @@ from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import generator_pb2_grpc as gen_grpc
 
 from .. import convert
+from ..tracepoints import mark
 from ..types import Failed
 from .identity import CLIENT_ID_HEADER, Gatekeeper
 from .operations import Operations
@@ -28,15 +29,19 @@ class GeneratorService(gen_grpc.GeneratorServicer):
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: gen_pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[gen_pb.GenerateEvent]:
+        mark("front.received")
         caller = self.gate.grpc_caller(context)
         job = await self.ops.generate(caller, convert.request_from_pb(request))
+        mark("front.queued")
         finished = False
         try:
             async for event in job:
                 if isinstance(event, Failed):
                     finished = True
                     raise event.error
-                yield convert.event_to_pb(job.id, event)
+                message = convert.event_to_pb(job.id, event)
+                mark("front.to_client")
+                yield message
             finished = True
         finally:
             if not finished:
