@@ -1,0 +1,118 @@
+"""Where one request's milliseconds go: the client, gRPC, the front, the runner port, the model.
+
+    python benchmarks/critical_path.py [--runs N] [--size PX] [--steps K] [--runner thread]
+                                       [--threads N] [--out PATH]
+
+Runs ``pixelkiln serve`` (tiny-random, its runner in a child process unless ``--runner
+thread``) with ``PIXELKILN_TRACE_DIR`` set, so the front and the runner mark each point of a
+request's path (server/pixelkiln_server/tracepoints.py) on the machine's one monotonic clock;
+this script marks the client's start and end around ``Client.generate``. Requests go one at a
+time with a short pause, and each stage's median is printed with its share of the client's
+wall time. Marks cost a few microseconds each (a write to a file), so the stages are an upper
+bound on the daemon's own costs; overhead.py measures the whole without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as bench  # the script's folder is on sys.path
+
+from pixelkiln_server import tracepoints
+
+STAGES = {  # (from, to) -> what happens in between
+    ("client.start", "front.received"): "client builds and sends; gRPC to the front",
+    ("front.received", "front.queued"): "front: convert, validate, admit, queue",
+    ("front.queued", "front.to_runner"): "front: place on a runner",
+    ("front.to_runner", "runner.received"): "port: the request reaches the runner",
+    ("runner.received", "runner.model_start"): "runner: read the request, prepare the call",
+    ("runner.model_start", "runner.model_end"): "model (the backend's generate_batch)",
+    ("runner.model_end", "runner.to_front"): "runner: encode PNG, recipe, pack",
+    ("runner.to_front", "front.from_runner"): "port: the result reaches the front, decoded",
+    ("front.from_runner", "front.to_client"): "front: deliver, convert to protobuf",
+    ("front.to_client", "client.end"): "gRPC to the client; client converts",
+}
+
+
+def measure(runs: int, size: int, steps: int, extra: tuple[str, ...], threads: int) -> Any:
+    from pixelkiln import Client
+
+    with tempfile.TemporaryDirectory(prefix="pixelkiln-trace-") as folder:
+        tracepoints.enable(folder)  # this process and, through the environment, the daemon
+        try:
+            with (
+                bench.ChildDaemon(*extra, threads=threads) as daemon,
+                Client(daemon.address) as client,
+            ):
+                kw = dict(model="tiny-random", steps=steps, seed=7, guidance_scale=0.0, size=size)
+                for _ in range(5):  # warm-up, before the marks that count
+                    client.generate("mossy cobblestone", **kw)
+                time.sleep(0.2)
+                first = time.monotonic_ns()
+                for _ in range(runs):
+                    tracepoints.mark("client.start")
+                    client.generate("mossy cobblestone", **kw)
+                    tracepoints.mark("client.end")
+                    time.sleep(0.005)  # the runner's heartbeat and the stream's end settle
+        finally:
+            tracepoints.enable(None)
+        marks = [m for m in tracepoints.read(folder) if m[0] >= first]
+    return tracepoints.rounds(marks)
+
+
+def report(rounds: list[dict[str, tuple[int, int]]], args: argparse.Namespace) -> dict:
+    def ms(r: dict[str, tuple[int, int]], a: str, b: str) -> float:
+        return (r[b][0] - r[a][0]) / 1e6
+
+    walls = [ms(r, "client.start", "client.end") for r in rounds]
+    wall = statistics.median(walls)
+    rows, stages = [], []
+    for (a, b), what in STAGES.items():
+        values = [ms(r, a, b) for r in rounds]
+        median = statistics.median(values)
+        stages.append({"from": a, "to": b, "what": what, **bench.summarize(values)})
+        rows.append([f"{a} -> {b}", what, median, bench.percentile(values, 90), median / wall])
+    model = statistics.median([ms(r, "runner.model_start", "runner.model_end") for r in rounds])
+    pids = {tag: pid for tag, (_, pid) in rounds[0].items()}
+    runner_apart = pids["runner.received"] != pids["front.received"]
+    print()
+    bench.print_table(["stage", "what", "median ms", "p90 ms", "share of wall"], rows)
+    print(
+        f"\n{len(rounds)} complete rounds of {args.runs}; client wall median {wall:.3f} ms, "
+        f"model {model:.3f} ms, the rest {wall - model:.3f} ms (medians; the stages' medians "
+        f"need not add up to the wall's); runner in "
+        f"{'a child process' if runner_apart else 'the front process'}"
+    )
+    return {"wall_ms": bench.summarize(walls), "stages": stages, "runner_apart": runner_apart}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--runner", choices=("process", "thread"), default="process")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in the runner")
+    parser.add_argument("--out", type=Path, default=bench.RESULTS_DIR / "critical_path.json")
+    args = parser.parse_args()
+    threads = bench.pin_threads(args.threads)
+    env = bench.environment()
+    print(bench.env_line(env), flush=True)
+    extra = ("--runner", "thread") if args.runner == "thread" else ()
+    rounds = measure(args.runs, args.size, args.steps, extra, threads)
+    if not rounds:
+        raise SystemExit("no complete round was traced")
+    data = {"benchmark": "critical_path", "environment": env, **vars(args), "out": str(args.out)}
+    data.update(report(rounds, args))
+    print(f"wrote {bench.write_json(args.out, data)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
