@@ -245,6 +245,26 @@ async def test_stream_batch_frames_name_the_input_they_come_from(
     assert off.seq == 1 and off.image is not None and not off.stream_batch
 
 
+async def test_frames_count_the_model_calls_recorded_graphs_served() -> None:
+    """tiny-random on the CPU: the lean path records each call's graph at its shape's second
+    call (backends/traced.py): the first frame runs eagerly but for its second UNet step, and
+    the frames after it replay every call."""
+    images = [png_bytes(np.roll(BASE, 8 * i, axis=1)) for i in range(3)]
+    async with running_daemon() as d:
+        client = AsyncClient(d.address, timeout=60)
+        try:
+            async with client.live(prompt="graphs", steps=2, strength=1.0) as s:
+                frames = s.__aiter__()
+                got = [await step(s, frames, image) for image in images]
+        finally:
+            await client.close()
+    assert all(f.image is not None for f in got)
+    assert got[0].graph_calls == 1
+    # The VAE encode, the UNet at each of the 2 steps and the VAE decode, every frame after.
+    assert got[1].graph_calls == got[2].graph_calls == 4
+    assert "4 graph calls" in repr(got[2])
+
+
 def _cli_live(served: str, tmp_path: Any, *flags: str) -> subprocess.CompletedProcess[str]:
     sketch = tmp_path / "sketch.png"
     sketch.write_bytes(png_bytes(BASE))
@@ -304,11 +324,14 @@ def test_runner_notes_become_result_fields() -> None:
         "tiny_autoencoder": "not applied: no vae_tiny/ in the model folder",
         "answers": "s:3",
         "held": "2",
+        "graph_calls": "7",
     }
     fields = _noted(asked, notes)
     assert fields["applied"] == ("lean", "stream_batch")
     assert fields["warnings"] == ("tiny_autoencoder not applied: no vae_tiny/ in the model folder",)
-    assert (fields["answers"], fields["held"]) == ("s:3", 2)
+    assert (fields["answers"], fields["held"], fields["graph_calls"]) == ("s:3", 2, 7)
+    garbled = _noted(asked, {"graph_calls": "x", "held": "-1"})  # never from our backends
+    assert (garbled["graph_calls"], garbled["held"]) == (0, 0)
     # Not asked for: no warning; no notes at all: nothing applied, nothing held.
     assert _noted(GenerationRequest(), notes)["warnings"] == ()
     assert _noted(GenerationRequest(), {}) == {
@@ -316,4 +339,5 @@ def test_runner_notes_become_result_fields() -> None:
         "warnings": (),
         "answers": "",
         "held": 0,
+        "graph_calls": 0,
     }

@@ -385,6 +385,7 @@ def live_frame_to_pb(frame: LiveFrame, into: gen_pb.LiveFrame | None = None) -> 
     msg.similar = frame.similar
     msg.stream_batch = frame.stream_batch
     msg.tiny_autoencoder = frame.tiny_autoencoder
+    msg.graph_calls = frame.graph_calls
     if frame.image is not None:
         # Set in place: image_to_pb + CopyFrom copied the bytes twice.
         image = frame.image

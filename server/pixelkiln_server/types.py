@@ -255,6 +255,8 @@ class Result:
     # own), and how many inputs the stream still holds. No images: no frame yet.
     answers: str = ""
     held: int = 0
+    # Model calls replayed from recorded graphs (the lean live path; backends/traced.py).
+    graph_calls: int = 0
     # The recipe as JSON, as the runner wrote it into the PNG (made once, sent as it is).
     recipe_json: str = ""
 
@@ -311,6 +313,8 @@ class LiveFrame:
     # Whether stream batch / the tiny autoencoder were applied to this frame.
     stream_batch: bool = False
     tiny_autoencoder: bool = False
+    # How many of its model calls were replayed from recorded graphs.
+    graph_calls: int = 0
 
 
 @dataclass(frozen=True)

@@ -2699,6 +2699,13 @@ class LiveFrameMsg:
 
 	var tiny_autoencoder: bool = false
 
+	## How many of this frame's model calls (the UNet or transformer per step, the VAE encode and
+	## decode) were replayed from recorded graphs: the lean live path on the CPU records a call's
+	## graph at its shape's second call, so a session's first frame at a size runs eagerly but
+	## for its UNet's later steps, and the frames after it replay every call. Always 0 where
+	## graphs are not used (a GPU, LoRA adapters, the pipeline path).
+	var graph_calls: int = 0
+
 
 	func to_bytes() -> PackedByteArray:
 		var pb_w := Codec.Writer.new()
@@ -2744,6 +2751,9 @@ class LiveFrameMsg:
 		if tiny_autoencoder:
 			pb_w.write_varint(72)
 			pb_w.write_bool(tiny_autoencoder)
+		if graph_calls != 0:
+			pb_w.write_varint(80)
+			pb_w.write_uint32(graph_calls)
 
 
 	func merge_from(pb_r: Codec.Reader, pb_end: int) -> void:
@@ -2772,6 +2782,8 @@ class LiveFrameMsg:
 					stream_batch = pb_r.read_bool()
 				72:
 					tiny_autoencoder = pb_r.read_bool()
+				80:
+					graph_calls = pb_r.read_uint32()
 				_:
 					pb_r.skip_field(pb_tag)
 		if pb_r.pos != pb_end:

@@ -211,7 +211,9 @@ class LiveFrame:
     input equalled the last one processed, or was ``similar`` to it with the similar-frame
     skip on; keep showing the previous frame). With stream batch, ``seq`` names the earlier
     input the image comes from. ``stream_batch`` / ``tiny_autoencoder``: whether the daemon
-    applied them to this frame (the model's backend may not support them)."""
+    applied them to this frame (the model's backend may not support them). ``graph_calls``:
+    how many of the frame's model calls were replayed from recorded graphs (on the CPU: all of
+    them from a size's second frame on; 0 on a GPU)."""
 
     seq: int
     image: Image | None
@@ -222,6 +224,7 @@ class LiveFrame:
     similar: bool = False
     stream_batch: bool = False
     tiny_autoencoder: bool = False
+    graph_calls: int = 0
 
     def __repr__(self) -> str:
         image = "unchanged" if self.image is None else _images_summary([self.image])
@@ -230,6 +233,8 @@ class LiveFrame:
         ms = self.timings.get("total_ms", 0.0)
         applied = (("stream_batch", self.stream_batch), ("tiny_ae", self.tiny_autoencoder))
         flags = "".join(f", {name}" for name, on in applied if on)
+        if self.graph_calls:
+            flags += f", {self.graph_calls} graph calls"
         return (
             f"LiveFrame(seq={self.seq}, {image}, seed={self.seed}, skipped={self.skipped}, "
             f"{ms:.0f} ms{flags})"
@@ -253,6 +258,7 @@ class LiveFrame:
             similar=msg.similar,
             stream_batch=msg.stream_batch,
             tiny_autoencoder=msg.tiny_autoencoder,
+            graph_calls=msg.graph_calls,
         )
 
 

@@ -30,7 +30,8 @@ guidance embedding (``time_cond_proj_dim``), more than one image per request, in
 
 Notes: a hooks object with an ``on_note(key, value)`` method hears, per live job, ``lean``,
 ``stream_batch``, ``tiny_autoencoder`` ("applied" or "not applied: <why>"), and with stream
-batch ``answers`` and ``held`` (stream_batch.py). The contract with the live front is in
+batch ``answers`` and ``held`` (stream_batch.py), and ``graph_calls``: how many of the job's
+model calls recorded graphs served (traced.py). The contract with the live front is in
 stream_batch.py's docstring.
 """
 
@@ -192,6 +193,14 @@ class LeanPath:
             note(hooks, "tiny_autoencoder", "not applied: the pipeline serves this request")
             return None
         note(hooks, "lean", APPLIED)
+        replays = self.graphs.replays
+        images = self._lean_frame(request, inputs, hooks)
+        note(hooks, "graph_calls", str(self.graphs.replays - replays))
+        return images
+
+    def _lean_frame(
+        self, request: GenerationRequest, inputs: DecodedInputs, hooks: StepHooks
+    ) -> list[np.ndarray]:
         import torch
 
         self.model._loras.apply(self.pipe, request.loras)

@@ -302,6 +302,7 @@ class LiveSession:
             timings=Timings(queue_ms, t.model_ms, t.encode_ms, (now - received) * 1000.0),
             stream_batch="stream_batch" in result.applied,
             tiny_autoencoder="tiny_autoencoder" in result.applied,
+            graph_calls=result.graph_calls,
         )
 
 

@@ -441,7 +441,8 @@ _LIVE_OPTIONS = ("lean", "stream_batch", "tiny_autoencoder")
 def _noted(request: GenerationRequest, notes: dict[str, str]) -> dict[str, Any]:
     """Result fields from the backend's notes (``StepHooks.on_note``): which live options were
     applied, a warning for one asked for but not applied ("not applied: why"), which input a
-    stream-batch image answers ("answers": its client_request_id) and how many are held."""
+    stream-batch image answers ("answers": its client_request_id), how many are held, and how
+    many model calls recorded graphs served ("graph_calls")."""
     asked = {"stream_batch": request.stream_batch, "tiny_autoencoder": request.tiny_autoencoder}
     applied = tuple(k for k in _LIVE_OPTIONS if notes.get(k) == "applied")
     warnings = tuple(
@@ -449,10 +450,11 @@ def _noted(request: GenerationRequest, notes: dict[str, str]) -> dict[str, Any]:
         for k in _LIVE_OPTIONS
         if asked.get(k) and k in notes and notes[k] != "applied"
     )
-    held = notes.get("held", "0")
+    held, graph_calls = notes.get("held", "0"), notes.get("graph_calls", "0")
     return {
         "applied": applied,
         "warnings": warnings,
         "answers": notes.get("answers", ""),
         "held": int(held) if held.isdigit() else 0,
+        "graph_calls": int(graph_calls) if graph_calls.isdigit() else 0,
     }

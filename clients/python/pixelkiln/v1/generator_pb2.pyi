@@ -371,7 +371,7 @@ class LiveInput(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., settings: _Optional[_Union[LiveSettings, _Mapping]] = ...) -> None: ...
 
 class LiveFrame(_message.Message):
-    __slots__ = ("seq", "image", "unchanged", "seed", "skipped", "timings", "similar", "stream_batch", "tiny_autoencoder")
+    __slots__ = ("seq", "image", "unchanged", "seed", "skipped", "timings", "similar", "stream_batch", "tiny_autoencoder", "graph_calls")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -381,6 +381,7 @@ class LiveFrame(_message.Message):
     SIMILAR_FIELD_NUMBER: _ClassVar[int]
     STREAM_BATCH_FIELD_NUMBER: _ClassVar[int]
     TINY_AUTOENCODER_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_CALLS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     image: _image_pb2.Image
     unchanged: bool
@@ -390,7 +391,8 @@ class LiveFrame(_message.Message):
     similar: bool
     stream_batch: bool
     tiny_autoencoder: bool
-    def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., unchanged: _Optional[bool] = ..., seed: _Optional[int] = ..., skipped: _Optional[int] = ..., timings: _Optional[_Union[LiveTimings, _Mapping]] = ..., similar: _Optional[bool] = ..., stream_batch: _Optional[bool] = ..., tiny_autoencoder: _Optional[bool] = ...) -> None: ...
+    graph_calls: int
+    def __init__(self, seq: _Optional[int] = ..., image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., unchanged: _Optional[bool] = ..., seed: _Optional[int] = ..., skipped: _Optional[int] = ..., timings: _Optional[_Union[LiveTimings, _Mapping]] = ..., similar: _Optional[bool] = ..., stream_batch: _Optional[bool] = ..., tiny_autoencoder: _Optional[bool] = ..., graph_calls: _Optional[int] = ...) -> None: ...
 
 class LiveTimings(_message.Message):
     __slots__ = ("queue_ms", "model_ms", "encode_ms", "total_ms")

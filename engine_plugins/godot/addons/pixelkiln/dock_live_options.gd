@@ -43,6 +43,8 @@ func show_applied(frame: PK.LiveFrameMsg) -> void:
 	var parts := PackedStringArray()
 	parts.append("stream batch " + ("on" if frame.stream_batch else "off"))
 	parts.append("tiny AE " + ("on" if frame.tiny_autoencoder else "off"))
+	if frame.graph_calls > 0:
+		parts.append("%d calls from recorded graphs" % frame.graph_calls)
 	if frame.similar:
 		parts.append("similar: skipped")
 	_applied.text = "Applied: " + ", ".join(parts)

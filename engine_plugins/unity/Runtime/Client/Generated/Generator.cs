@@ -3300,6 +3300,20 @@ namespace PixelKiln.V1
             set { tinyAutoencoder_ = value; }
         }
 
+        private uint graphCalls_ = 0U;
+        /// <summary>
+        /// How many of this frame's model calls (the UNet or transformer per step, the VAE encode and
+        /// decode) were replayed from recorded graphs: the lean live path on the CPU records a call's
+        /// graph at its shape's second call, so a session's first frame at a size runs eagerly but
+        /// for its UNet's later steps, and the frames after it replay every call. Always 0 where
+        /// graphs are not used (a GPU, LoRA adapters, the pipeline path).
+        /// </summary>
+        public uint GraphCalls
+        {
+            get { return graphCalls_; }
+            set { graphCalls_ = value; }
+        }
+
         public byte[] ToByteArray() { return global::PixelKiln.Protobuf.ProtoMessage.ToByteArray(this); }
 
         public LiveFrame Clone() { return Parser.ParseFrom(ToByteArray()); }
@@ -3318,6 +3332,7 @@ namespace PixelKiln.V1
             if (similar_) size += 1 + 1;
             if (streamBatch_) size += 1 + 1;
             if (tinyAutoencoder_) size += 1 + 1;
+            if (graphCalls_ != 0U) size += 1 + global::PixelKiln.Protobuf.ProtoWriter.ComputeUInt32Size(graphCalls_);
             return size;
         }
 
@@ -3367,6 +3382,11 @@ namespace PixelKiln.V1
             {
                 output.WriteTag(72);
                 output.WriteBool(tinyAutoencoder_);
+            }
+            if (graphCalls_ != 0U)
+            {
+                output.WriteTag(80);
+                output.WriteUInt32(graphCalls_);
             }
         }
 
@@ -3422,6 +3442,11 @@ namespace PixelKiln.V1
                     case 72:
                     {
                         tinyAutoencoder_ = input.ReadBool();
+                        break;
+                    }
+                    case 80:
+                    {
+                        graphCalls_ = input.ReadUInt32();
                         break;
                     }
                     default:
