@@ -33,6 +33,20 @@ def test_marks_write_nothing_unless_tracing_is_on(
     assert tracepoints.ENV not in os.environ
 
 
+def test_a_folder_that_cannot_be_written_turns_tracing_off_not_the_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracepoints.enable(tmp_path / "missing")
+    try:
+        tracepoints.mark("front.received")  # must not raise: it runs inside a request
+        tracepoints.mark("front.queued")
+    finally:
+        tracepoints.enable(None)
+    assert not (tmp_path / "missing").exists()
+    warnings = [r for r in caplog.records if tracepoints.ENV in r.getMessage()]
+    assert len(warnings) == 1 and "tracing off" in warnings[0].getMessage()
+
+
 def test_rounds_merge_processes_and_keep_whole_rounds_in_path_order(tmp_path: Path) -> None:
     path = ("a", "b", "c")
     (tmp_path / "10.trace").write_text("a 100\nc 130\na 200\nc 230\na 300\nc 320\n")

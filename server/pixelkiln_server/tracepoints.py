@@ -12,9 +12,12 @@ for a daemon under load: marks carry no request id.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 ENV = "PIXELKILN_TRACE_DIR"
 SUFFIX = ".trace"
@@ -46,12 +49,18 @@ def mark(tag: str) -> None:
 
 
 def _write(tag: str, ns: int) -> None:
-    global _fd
-    if _fd is None:
-        assert _folder is not None
-        name = os.path.join(_folder, f"{os.getpid()}{SUFFIX}")
-        _fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.write(_fd, f"{tag} {ns}\n".encode())
+    """Append the mark; a folder that cannot be written turns tracing off in this process
+    (logged once): a mark never fails the request it marks."""
+    global _fd, _folder
+    try:
+        if _fd is None:
+            assert _folder is not None
+            name = os.path.join(_folder, f"{os.getpid()}{SUFFIX}")
+            _fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(_fd, f"{tag} {ns}\n".encode())
+    except OSError as exc:
+        log.warning("%s=%s: tracing off in this process (%s)", ENV, _folder, exc)
+        _folder = None
 
 
 def enable(folder: str | Path | None) -> None:
