@@ -8,9 +8,17 @@ imports torch, protobuf stops at the services.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tools"))
+from check_portability import parse  # noqa: E402 - ast.parse without the CPython 3.11 flake
+
+sys.path.remove(str(ROOT / "tools"))
 
 PACKAGE = Path(__file__).resolve().parent.parent / "server" / "pixelkiln_server"
 
@@ -84,7 +92,7 @@ def imports(path: Path) -> list[tuple[int, str]]:
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
