@@ -305,6 +305,8 @@ public static class E2E
             Print("stream_describe", LiveOptions.Describe(streamed));
             await live.End();
         }
+        var replayed = new LiveFrame { Seq = 7, GraphCalls = 4, Timings = new LiveTimings { TotalMs = 12f } };
+        Print("graphs_describe", LiveOptions.Describe(replayed));
     }
 
     private static async Task Errors(string url)

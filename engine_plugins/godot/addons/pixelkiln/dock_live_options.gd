@@ -44,7 +44,7 @@ func show_applied(frame: PK.LiveFrameMsg) -> void:
 	parts.append("stream batch " + ("on" if frame.stream_batch else "off"))
 	parts.append("tiny AE " + ("on" if frame.tiny_autoencoder else "off"))
 	if frame.graph_calls > 0:
-		parts.append("%d calls from recorded graphs" % frame.graph_calls)
+		parts.append("recorded graphs (%d calls)" % frame.graph_calls)
 	if frame.similar:
 		parts.append("similar: skipped")
 	_applied.text = "Applied: " + ", ".join(parts)

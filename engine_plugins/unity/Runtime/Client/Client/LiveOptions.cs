@@ -47,8 +47,9 @@ namespace PixelKiln.Client
         /// <summary>
         /// One line for a status bar: the input answered, whether it was unchanged or skipped as
         /// similar, inputs replaced since the previous frame, the total milliseconds, and which of
-        /// stream batch and the tiny autoencoder the daemon applied, e.g.
-        /// <c>input 7, 12 ms, applied: stream batch, tiny autoencoder</c>.
+        /// stream batch, the tiny autoencoder, raw frames and recorded graphs (on the CPU: how many
+        /// of the frame's model calls they served) the daemon applied, e.g.
+        /// <c>input 7, 12 ms, applied: stream batch, tiny autoencoder, recorded graphs (4 calls)</c>.
         /// </summary>
         public static string Describe(LiveFrame frame)
         {
@@ -62,6 +63,7 @@ namespace PixelKiln.Client
             if (frame.StreamBatch) applied.Add("stream batch");
             if (frame.TinyAutoencoder) applied.Add("tiny autoencoder");
             if (HasImage(frame) && frame.Image.Encoding == Encoding.RawRgba8) applied.Add("raw frames");
+            if (frame.GraphCalls > 0) applied.Add("recorded graphs (" + frame.GraphCalls + " calls)");
             parts.Add("applied: " + (applied.Count > 0 ? string.Join(", ", applied.ToArray()) : "none"));
             return string.Join(", ", parts.ToArray());
         }
