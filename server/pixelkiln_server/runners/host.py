@@ -240,9 +240,9 @@ class RunnerHost:
             # front frees the runner as it delivers the last result, so a client's next
             # request finds it free (one pipe message and one wake-up of the front, not three).
             last, self._held = self._held or {"ev": "done"}, None
-            message = {**last, "done": True, **self.state()}
+            end = {**last, "done": True, **self.state()}
             mark("runner.to_front")
-            self.send(message)
+            self.send(end)
             return
         call = message.get("call")
         try:
