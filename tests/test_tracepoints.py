@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.sync.client import connect
 
-from pixelkiln import Client
+from pixelkiln import Client, _request
+from pixelkiln.v1 import envelope_pb2 as env_pb
 from pixelkiln_server import tracepoints
 
-from .conftest import start_served
+from .conftest import free_port, start_served
 
 
 @pytest.fixture
@@ -66,19 +69,39 @@ def test_rounds_merge_processes_and_keep_whole_rounds_in_path_order(tmp_path: Pa
     assert tracepoints.rounds(tracepoints.read(tmp_path), path) == []
 
 
+def ws_generate(url: str, prompt: str, **options: Any) -> bytes:
+    """One Generate over the WebSocket carrier, as an engine client sends it; the PNG bytes."""
+    _request.quiet_defaults(options)
+    request = _request.build_request(prompt, **options)
+    with connect(url, max_size=None) as ws:
+        ws.send(env_pb.Envelope(request_id="1", generate=request).SerializeToString())
+        while True:
+            envelope = env_pb.Envelope.FromString(ws.recv(60))
+            assert envelope.WhichOneof("body") == "event", envelope
+            if envelope.event.WhichOneof("event") == "result":
+                return bytes(envelope.event.result.images[0].image.data)
+
+
+@pytest.mark.parametrize("transport", ["grpc", "websocket"])
 def test_a_request_through_the_daemon_and_its_runner_child_is_one_timeline(
-    tracing: Path,
+    tracing: Path, transport: str
 ) -> None:
-    proc, address = start_served()  # inherits PIXELKILN_TRACE_DIR from this process
+    ws_port = free_port()
+    # Inherits PIXELKILN_TRACE_DIR from this process.
+    proc, address = start_served("--ws-port", str(ws_port))
+    options: dict[str, Any] = dict(model="tiny-random", steps=1, seed=3, size=64)
     try:
-        with Client(address) as client:
-            tracepoints.mark("client.start")
-            result = client.generate("moss", model="tiny-random", steps=1, seed=3, size=64)
-            tracepoints.mark("client.end")
+        tracepoints.mark("client.start")
+        if transport == "grpc":
+            with Client(address) as client:
+                data = client.generate("moss", **options).image.data
+        else:
+            data = ws_generate(f"ws://127.0.0.1:{ws_port}/v1", "moss", **options)
+        tracepoints.mark("client.end")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert result.image.data
+    assert data.startswith(b"\x89PNG")
     rounds = tracepoints.rounds(tracepoints.read(tracing))
     assert len(rounds) == 1
     (marks,) = rounds

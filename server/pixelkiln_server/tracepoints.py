@@ -25,7 +25,7 @@ SUFFIX = ".trace"
 # Where one request goes, in order (benchmarks/critical_path.py names the stages between).
 PATH = (
     "client.start",  # the caller, before Client.generate (the benchmark marks it)
-    "front.received",  # the Generate handler starts (request decoded)
+    "front.received",  # Generate (gRPC or the WebSocket carrier) starts, request decoded
     "front.queued",  # converted, validated, admitted and queued
     "front.to_runner",  # the run message goes to the runner
     "runner.received",  # the runner read it
@@ -33,7 +33,7 @@ PATH = (
     "runner.model_end",  # ... and returns the batch's pixels
     "runner.to_front",  # the result (encoded, with its recipe) goes to the front
     "front.from_runner",  # the front has the batch's last message (its result) decoded
-    "front.to_client",  # the Result as protobuf, handed to gRPC
+    "front.to_client",  # the Result as protobuf, handed to gRPC or the WebSocket
     "client.end",  # the caller has the Result (the benchmark marks it)
 )
 

@@ -12,7 +12,7 @@ from pixelkiln.v1 import generator_pb2_grpc as gen_grpc
 
 from .. import convert
 from ..tracepoints import mark
-from ..types import Failed
+from ..types import Failed, Result
 from .identity import CLIENT_ID_HEADER, Gatekeeper
 from .operations import Operations
 from .status import streaming, unary
@@ -40,7 +40,8 @@ class GeneratorService(gen_grpc.GeneratorServicer):
                     finished = True
                     raise event.error
                 message = convert.event_to_pb(job.id, event)
-                mark("front.to_client")
+                if isinstance(event, Result):
+                    mark("front.to_client")
                 yield message
             finished = True
         finally:

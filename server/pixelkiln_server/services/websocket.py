@@ -30,7 +30,8 @@ from pixelkiln.v1 import generator_pb2 as gen_pb
 from .. import convert
 from ..engine.live import LiveSession
 from ..errors import InvalidArgument, NotFound, PixelKilnError
-from ..types import Failed
+from ..tracepoints import mark
+from ..types import Failed, Result
 from .identity import Gatekeeper
 from .operations import Caller, Operations, OwnedJob, to_error
 from .status import grpc_code
@@ -119,7 +120,9 @@ class _Connection:
         if kind == "generate":
             if rid in self.jobs:
                 raise InvalidArgument("request_id", f"{rid!r} is already running")
+            mark("front.received")
             job = await ops.generate(caller, convert.request_from_pb(envelope.generate))
+            mark("front.queued")
             self.jobs[rid] = job
             self.spawn(self.stream_events(rid, job))
         elif kind == "cancel":
@@ -167,6 +170,8 @@ class _Connection:
                 envelope = env_pb.Envelope(request_id=rid)
                 # CopyFrom, not the event= keyword: that one copied the images' bytes again.
                 envelope.event.CopyFrom(convert.event_to_pb(job.id, event))
+                if isinstance(event, Result):
+                    mark("front.to_client")
                 await self.send(envelope)
         except Exception as exc:  # noqa: BLE001 - answered like over gRPC
             job.cancel("the daemon failed to deliver this request's events")
