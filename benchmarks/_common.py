@@ -261,11 +261,18 @@ class ChildDaemon:
     """``python -m pixelkiln.cli serve`` in a child process on a free port, ready (health
     SERVING) once entered. ``threads`` sets OMP/MKL threads, hence torch's, in the child.
     ``--runtime torch`` unless ``extra`` names one: the benchmarks compare the daemon with
-    torch in-process (serve's default, ``auto``, may pick ONNX Runtime)."""
+    torch in-process (serve's default, ``auto``, may pick ONNX Runtime). ``ws``: the WebSocket
+    carrier on a free port too (``ws_url``); otherwise off."""
 
-    def __init__(self, *extra: str, threads: int | None = None, timeout: float = 300.0) -> None:
+    def __init__(
+        self, *extra: str, threads: int | None = None, timeout: float = 300.0, ws: bool = False
+    ) -> None:
         self.port, self.extra, self.threads, self.timeout = free_port(), extra, threads, timeout
         self.address = f"127.0.0.1:{self.port}"
+        self.ws_port = free_port() if ws else None
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/v1" if ws else ""
+        if self.ws_port is not None:
+            self.extra = (*extra, "--ws-port", str(self.ws_port))
         self._log_fd, self.log_path = tempfile.mkstemp(prefix="pixelkiln-bench-", suffix=".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -319,3 +326,42 @@ class ChildDaemon:
                 self.proc.wait(5)
         os.close(self._log_fd)
         Path(self.log_path).unlink(missing_ok=True)
+
+
+class WsClient:
+    """Generate over a daemon's WebSocket carrier as the engines' clients send it: one Envelope
+    out (the result alone, as ``Client.generate`` asks), Envelopes in until the Result, which
+    is converted as ``Client.generate`` converts it."""
+
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, max_size=None)
+        self.timeout = timeout
+        self.sent = 0
+
+    def generate(self, prompt: str = "", **options: Any) -> Any:
+        from pixelkiln import _request
+        from pixelkiln.events import event_from_pb
+        from pixelkiln.v1 import envelope_pb2 as env_pb
+
+        _request.quiet_defaults(options)
+        self.sent += 1
+        rid = str(self.sent)
+        request = _request.build_request(prompt, **options)
+        self.ws.send(env_pb.Envelope(request_id=rid, generate=request).SerializeToString())
+        while True:
+            envelope = env_pb.Envelope.FromString(self.ws.recv(self.timeout))
+            kind = envelope.WhichOneof("body")
+            if envelope.request_id != rid:
+                continue
+            if kind == "error":
+                raise RuntimeError(f"Generate over WebSocket: {envelope.error.message}")
+            if kind == "event" and envelope.event.WhichOneof("event") == "result":
+                return event_from_pb(envelope.event)
+
+    def __enter__(self) -> WsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ws.close()

@@ -1,15 +1,17 @@
 """Where one request's milliseconds go: the client, gRPC, the front, the runner port, the model.
 
     python benchmarks/critical_path.py [--runs N] [--size PX] [--steps K] [--runner thread]
-                                       [--threads N] [--out PATH]
+                                       [--transport ws] [--threads N] [--out PATH]
 
 Runs ``pixelkiln serve`` (tiny-random, its runner in a child process unless ``--runner
 thread``) with ``PIXELKILN_TRACE_DIR`` set, so the front and the runner mark each point of a
 request's path (server/pixelkiln_server/tracepoints.py) on the machine's one monotonic clock;
-this script marks the client's start and end around ``Client.generate``. Requests go one at a
-time with a short pause, and each stage's median is printed with its share of the client's
-wall time. Marks cost a few microseconds each (a write to a file), so the stages are an upper
-bound on the daemon's own costs; overhead.py measures the whole without them.
+this script marks the client's start and end around ``Client.generate`` (``--transport ws``:
+around one Generate Envelope and its Result over the WebSocket carrier, as the engines send
+it). Requests go one at a time with a short pause, and each stage's median is printed with
+its share of the client's wall time. Marks cost a few microseconds each (a write to a file),
+so the stages are an upper bound on the daemon's own costs; overhead.py measures the whole
+without them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import _common as bench  # the script's folder is on sys.path
 from pixelkiln_server import tracepoints
 
 STAGES = {  # (from, to) -> what happens in between
-    ("client.start", "front.received"): "client builds and sends; gRPC to the front",
+    ("client.start", "front.received"): "client builds and sends; to the front",
     ("front.received", "front.queued"): "front: convert, validate, admit, queue",
     ("front.queued", "front.to_runner"): "front: place on a runner",
     ("front.to_runner", "runner.received"): "port: the request reaches the runner",
@@ -36,19 +38,22 @@ STAGES = {  # (from, to) -> what happens in between
     ("runner.model_end", "runner.to_front"): "runner: encode PNG, recipe, pack",
     ("runner.to_front", "front.from_runner"): "port: the result reaches the front, decoded",
     ("front.from_runner", "front.to_client"): "front: deliver, convert to protobuf",
-    ("front.to_client", "client.end"): "gRPC to the client; client converts",
+    ("front.to_client", "client.end"): "to the client; client converts",
 }
 
 
-def measure(runs: int, size: int, steps: int, extra: tuple[str, ...], threads: int) -> Any:
+def measure(
+    runs: int, size: int, steps: int, extra: tuple[str, ...], threads: int, transport: str
+) -> Any:
     from pixelkiln import Client
 
+    ws = transport == "ws"
     with tempfile.TemporaryDirectory(prefix="pixelkiln-trace-") as folder:
         tracepoints.enable(folder)  # this process and, through the environment, the daemon
         try:
             with (
-                bench.ChildDaemon(*extra, threads=threads) as daemon,
-                Client(daemon.address) as client,
+                bench.ChildDaemon(*extra, threads=threads, ws=ws) as daemon,
+                bench.WsClient(daemon.ws_url) if ws else Client(daemon.address) as client,
             ):
                 kw = dict(model="tiny-random", steps=steps, seed=7, guidance_scale=0.0, size=size)
                 for _ in range(5):  # warm-up, before the marks that count
@@ -98,6 +103,13 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--runner", choices=("process", "thread"), default="process")
+    parser.add_argument(
+        "--transport",
+        choices=("grpc", "ws"),
+        default="grpc",
+        help="gRPC (the Python client) "
+        "or the WebSocket carrier (Envelopes, as the engines' clients send them)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the runner")
     parser.add_argument("--out", type=Path, default=bench.RESULTS_DIR / "critical_path.json")
     args = parser.parse_args()
@@ -105,7 +117,7 @@ def main() -> int:
     env = bench.environment()
     print(bench.env_line(env), flush=True)
     extra = ("--runner", "thread") if args.runner == "thread" else ()
-    rounds = measure(args.runs, args.size, args.steps, extra, threads)
+    rounds = measure(args.runs, args.size, args.steps, extra, threads, args.transport)
     if not rounds:
         raise SystemExit("no complete round was traced")
     data = {"benchmark": "critical_path", "environment": env, **vars(args), "out": str(args.out)}

@@ -5,8 +5,10 @@
 
 Each case runs as blocks of two interleaved arms (noisy machines): in-process (pipeline call
 + to_uint8 + encode, as the daemon's runner does) against the daemon as a child process with
-its model runner in a child process of its own (the headline, `pixelkiln serve`'s default),
-then against the daemon with its runner on a thread (``--runner thread``: what the runner port
+its model runner in a child process of its own (the headline, `pixelkiln serve`'s default,
+through the Python gRPC client), then against the same daemon through its WebSocket carrier
+(Envelopes, as the engines' clients send them), then against the daemon with its runner on a
+thread (``--runner thread``: what the runner port
 costs is the difference), then against the daemon on a thread of this process. Case 3 sends
 a 1 MiB raw RGBA image through img2img and back; the transport rows
 echo a 1 MiB ``pixelkiln.v1.Image`` through a bare grpc.aio server with the daemon's options.
@@ -48,8 +50,15 @@ PIPE_ARGS = dict(guidance_scale=0.0, output_type="np", num_images_per_prompt=1)
 GOAL_MS_PER_MIB = 2.0  # p50 per MiB, each direction
 ECHO = "/pixelkiln.bench.Echo/Echo"
 HEADLINE = "daemon (child process) + runner (child process)"
+WEBSOCKET = "daemon (child process) + runner (child process), over WebSocket"
 THREAD_RUNNER = "daemon (child process) + runner (thread)"
 THREAD, LOCAL = "daemon + runner (threads of this process)", "in-process"
+SHORT = {
+    HEADLINE: "child",
+    WEBSOCKET: "WebSocket",
+    THREAD_RUNNER: "thread runner",
+    THREAD: "threads",
+}
 
 
 class InProcess:
@@ -212,9 +221,7 @@ def report(env: dict, cases: list[dict], transport: dict, args: argparse.Namespa
     rows, stage_rows, goals = [], [], []
     for case in sorted(cases, key=lambda c: c["name"]):  # stable: child block first
         for label, arm in case["arms"].items():
-            shown = (
-                label if label != LOCAL else f"{LOCAL} (vs {case['daemon'].split()[1].strip('(,')})"
-            )
+            shown = label if label != LOCAL else f"{LOCAL} (vs {SHORT[case['daemon']]})"
             ms, ratio, goal = arm["ms"], arm.get("ratio_median", NAN), case["goal_ratio"]
             mark = bench.verdict(ratio, goal) if goal and label != LOCAL else ""
             d = arm.get("paired_diff_ms", {})
@@ -224,8 +231,9 @@ def report(env: dict, cases: list[dict], transport: dict, args: argparse.Namespa
             spread = "" if label == LOCAL else f"{lo:.3f}-{hi:.3f}"
             row = [case["name"], shown, *stats, ratio, spread, *diff, mark and f"<= {goal}", mark]
             rows.append(row)
-            if mark and label == HEADLINE:
-                name = f"{case['name']}: daemon/in-process median (90% interval {spread})"
+            if mark and label in (HEADLINE, WEBSOCKET):
+                over = " over WebSocket" if label == WEBSOCKET else ""
+                name = f"{case['name']}: daemon{over}/in-process median (90% interval {spread})"
                 goals.append((name, ratio, goal))
             s = arm["stages_median_ms"]
             keys = ("queue_ms", "model_ms", "encode_ms", "total_ms", "outside_server_ms")
@@ -288,16 +296,26 @@ def main() -> int:
     local, cases, t0 = InProcess(), [], time.perf_counter()
     # One daemon alive at a time: the thread daemon (a server, its loop and worker threads in
     # this process) starts only after the headline blocks, so it cannot weigh on them.
+    grpc_client = lambda daemon: Client(daemon.address)  # noqa: E731
     variants = [
-        (HEADLINE, lambda: bench.ChildDaemon(threads=threads)),
-        (THREAD_RUNNER, lambda: bench.ChildDaemon("--runner", "thread", threads=threads)),
+        (HEADLINE, lambda: bench.ChildDaemon(threads=threads), grpc_client),
+        (
+            WEBSOCKET,
+            lambda: bench.ChildDaemon(threads=threads, ws=True),
+            lambda daemon: bench.WsClient(daemon.ws_url),
+        ),
+        (
+            THREAD_RUNNER,
+            lambda: bench.ChildDaemon("--runner", "thread", threads=threads),
+            grpc_client,
+        ),
     ]
     if not args.skip_thread:
         # ServerConfig's default model is the shipped one: this arm served pixelkiln-textures
         # while the in-process arm ran tiny-random, and stopped on "pixels differ".
-        variants.append((THREAD, lambda: bench.ThreadDaemon(default_model=MODEL)))
-    for label, start in variants:
-        with start() as daemon, Client(daemon.address) as client:
+        variants.append((THREAD, lambda: bench.ThreadDaemon(default_model=MODEL), grpc_client))
+    for label, start, connect in variants:
+        with start() as daemon, connect(daemon) as client:
             for case in CASES:
                 runs = case[4] if args.quick else case[3]
                 cases.append(run_block(case, runs, local, label, client, args.gap_ms / 1000.0))
