@@ -3,15 +3,15 @@
     python benchmarks/overhead.py [--quick] [--out PATH] [--threads N] [--skip-thread]
                                   [--omp-passive] [--gap-ms MS]
 
-Each case runs as blocks of two interleaved arms (noisy machines): in-process (pipeline call
-+ to_uint8 + encode, as the daemon's runner does) against the daemon as a child process with
-its model runner in a child process of its own (the headline, `pixelkiln serve`'s default,
-through the Python gRPC client), then against the same daemon through its WebSocket carrier
-(Envelopes, as the engines' clients send them), then against the daemon with its runner on a
-thread (``--runner thread``: what the runner port
-costs is the difference), then against the daemon on a thread of this process. Case 3 sends
-a 1 MiB raw RGBA image through img2img and back; the transport rows
-echo a 1 MiB ``pixelkiln.v1.Image`` through a bare grpc.aio server with the daemon's options.
+Each case runs as blocks of interleaved arms (noisy machines): in-process (pipeline call +
+to_uint8 + encode, as the daemon's runner does) against the daemon as a child process with
+its model runner in a child process of its own (`pixelkiln serve`'s default), reached
+through the Python gRPC client (the headline) and, in the same blocks, through its WebSocket
+carrier (Envelopes, as the engines' clients send them); then against the daemon with its
+runner on a thread (``--runner thread``: what the runner port costs is the difference), then
+against the daemon on a thread of this process. Case 3 sends a 1 MiB raw RGBA image through
+img2img and back; the transport rows echo a 1 MiB ``pixelkiln.v1.Image`` through a bare
+grpc.aio server with the daemon's options.
 Prints PASS/MISS against the goals and never fails on timings (only on differing pixels).
 """
 
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,48 +117,58 @@ def pixels(data: bytes) -> Any:
 
 
 def run_block(
-    case: tuple, runs: int, local: InProcess, label: str, client: Any, gap_s: float = 0.0
+    case: tuple, runs: int, local: InProcess, clients: dict[str, Any], gap_s: float = 0.0
 ) -> dict:
-    """One case, in-process vs one daemon, interleaved (a third arm running torch in this
-    process would slow the in-process arm: its thread pool competes for the cores)."""
+    """One case, in-process vs one daemon through each of ``clients`` (label -> a client with
+    ``generate``), interleaved: the transports of one daemon meet the same process's model (a
+    second arm running torch in this process would slow the in-process arm instead: its thread
+    pool competes for the cores)."""
     name, size, steps, _, _, goal = case
     rgba = np.random.default_rng(0).integers(0, 256, (size, size, 4), dtype=np.uint8)
     raw_enc = pb.ENCODING_RAW_RGBA8
     init = pb.Image(data=rgba.tobytes(), encoding=raw_enc, width=size, height=size)
-    raw, timings = goal is None, []
+    raw = goal is None
     kw = dict(init_image=init, strength=1.0, output_encoding="raw") if raw else {"size": size}
+    timings: dict[str, list[dict[str, float]]] = {label: [] for label in clients}
 
     def local_arm() -> bytes:
         return local.img2img_raw(rgba) if raw else local.txt2img(size, steps)
 
-    def daemon_arm() -> bytes:
-        result = client.generate(
-            PROMPT, model=MODEL, steps=steps, seed=SEED, guidance_scale=0.0, **kw
-        )
-        timings.append(result.timings)
-        return result.image.data
+    def daemon_arm(label: str) -> Callable[[], bytes]:
+        def arm() -> bytes:
+            result = clients[label].generate(
+                PROMPT, model=MODEL, steps=steps, seed=SEED, guidance_scale=0.0, **kw
+            )
+            timings[label].append(result.timings)
+            return bytes(result.image.data)
 
-    expected, got = local_arm(), daemon_arm()  # correctness, once: identical pixels
-    equal = got == expected if raw else np.array_equal(pixels(got), pixels(expected))
-    if not equal:
-        raise SystemExit(f"{name}: pixels from {label} differ from the in-process ones")
-    arms = {LOCAL: local_arm, label: daemon_arm}
+        return arm
+
+    arms = {LOCAL: local_arm, **{label: daemon_arm(label) for label in clients}}
+    expected = local_arm()
+    for label in clients:  # correctness, once: identical pixels
+        got = arms[label]()
+        equal = got == expected if raw else np.array_equal(pixels(got), pixels(expected))
+        if not equal:
+            raise SystemExit(f"{name}: pixels from {label} differ from the in-process ones")
     bench.interleave(arms, 2)  # warm-up, untimed
     local.stages.clear()
-    timings.clear()
+    for kept in timings.values():
+        kept.clear()
     times = bench.interleave(arms, runs, gap_s)
-    out = dict(name=name, size=size, steps=steps, runs=runs, goal_ratio=goal, daemon=label)
-    out["gap_ms"] = gap_s * 1000.0
-    out.update(pixels_equal=equal, arms=bench.compare(times, LOCAL))
+    out = dict(name=name, size=size, steps=steps, runs=runs, goal_ratio=goal)
+    out.update(daemon=next(iter(clients)), gap_ms=gap_s * 1000.0, pixels_equal=True)
+    out["arms"] = bench.compare(times, LOCAL)
     model, encode = zip(*local.stages, strict=True)
     out["arms"][LOCAL]["stages_median_ms"] = {
         "model_ms": bench.percentile(model, 50),
         "encode_ms": bench.percentile(encode, 50),
     }
-    server = {k: bench.percentile([t[k] for t in timings], 50) for k in timings[0]}
-    outside = [v - t["total_ms"] for v, t in zip(times[label], timings, strict=True)]
-    server["outside_server_ms"] = bench.percentile(outside, 50)
-    out["arms"][label]["stages_median_ms"] = server
+    for label, kept in timings.items():
+        server = {k: bench.percentile([t[k] for t in kept], 50) for k in kept[0]}
+        outside = [v - t["total_ms"] for v, t in zip(times[label], kept, strict=True)]
+        server["outside_server_ms"] = bench.percentile(outside, 50)
+        out["arms"][label]["stages_median_ms"] = server
     return out
 
 
@@ -296,29 +308,31 @@ def main() -> int:
     local, cases, t0 = InProcess(), [], time.perf_counter()
     # One daemon alive at a time: the thread daemon (a server, its loop and worker threads in
     # this process) starts only after the headline blocks, so it cannot weigh on them.
-    grpc_client = lambda daemon: Client(daemon.address)  # noqa: E731
-    variants = [
-        (HEADLINE, lambda: bench.ChildDaemon(threads=threads), grpc_client),
+    # The headline daemon serves both transports: gRPC (the Python client) and the WebSocket
+    # carrier (Envelopes, as the engines' clients send them), interleaved in the same blocks.
+    variants: list[tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]] = [
         (
-            WEBSOCKET,
             lambda: bench.ChildDaemon(threads=threads, ws=True),
-            lambda daemon: bench.WsClient(daemon.ws_url),
+            lambda d: {HEADLINE: Client(d.address), WEBSOCKET: bench.WsClient(d.ws_url)},
         ),
         (
-            THREAD_RUNNER,
             lambda: bench.ChildDaemon("--runner", "thread", threads=threads),
-            grpc_client,
+            lambda d: {THREAD_RUNNER: Client(d.address)},
         ),
     ]
     if not args.skip_thread:
         # ServerConfig's default model is the shipped one: this arm served pixelkiln-textures
         # while the in-process arm ran tiny-random, and stopped on "pixels differ".
-        variants.append((THREAD, lambda: bench.ThreadDaemon(default_model=MODEL), grpc_client))
-    for label, start, connect in variants:
-        with start() as daemon, connect(daemon) as client:
+        variants.append(
+            (lambda: bench.ThreadDaemon(default_model=MODEL), lambda d: {THREAD: Client(d.address)})
+        )
+    for start, connect in variants:
+        with start() as daemon, contextlib.ExitStack() as stack:
+            clients = {k: stack.enter_context(c) for k, c in connect(daemon).items()}
             for case in CASES:
                 runs = case[4] if args.quick else case[3]
-                cases.append(run_block(case, runs, local, label, client, args.gap_ms / 1000.0))
+                cases.append(run_block(case, runs, local, clients, args.gap_ms / 1000.0))
+                label = " + ".join(SHORT[k] for k in clients)
                 print(f"{label}, {case[0]}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     report(env, cases, run_transport(200), args)
     return 0
