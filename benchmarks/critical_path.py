@@ -28,18 +28,21 @@ import _common as bench  # the script's folder is on sys.path
 
 from pixelkiln_server import tracepoints
 
-STAGES = {  # (from, to) -> what happens in between
-    ("client.start", "front.received"): "client builds and sends; to the front",
-    ("front.received", "front.queued"): "front: convert, validate, admit, queue",
-    ("front.queued", "front.to_runner"): "front: place on a runner",
-    ("front.to_runner", "runner.received"): "port: the request reaches the runner",
-    ("runner.received", "runner.model_start"): "runner: read the request, prepare the call",
-    ("runner.model_start", "runner.model_end"): "model (the backend's generate_batch)",
-    ("runner.model_end", "runner.to_front"): "runner: encode PNG, recipe, pack",
-    ("runner.to_front", "front.from_runner"): "port: the result reaches the front, decoded",
-    ("front.from_runner", "front.to_client"): "front: deliver, convert to protobuf",
-    ("front.to_client", "client.end"): "to the client; client converts",
-}
+# What happens between each two consecutive marks of tracepoints.PATH.
+WHAT = (
+    "client builds and sends; to the front",
+    "front: convert, validate, admit, queue",
+    "front: place on a runner",
+    "port: the request reaches the runner",
+    "runner: read the request, prepare the call",
+    "model (the backend's generate_batch)",
+    "runner: encode PNG, recipe, pack",
+    "port: the result reaches the front, decoded",
+    "front: deliver, convert to protobuf",
+    "to the client; client converts",
+)
+PATH = tracepoints.PATH
+STAGES = dict(zip(zip(PATH, PATH[1:], strict=False), WHAT, strict=True))
 
 
 def measure(
@@ -77,13 +80,13 @@ def report(rounds: list[dict[str, tuple[int, int]]], args: argparse.Namespace) -
 
     walls = [ms(r, "client.start", "client.end") for r in rounds]
     wall = statistics.median(walls)
-    rows, stages = [], []
+    rows, stages, medians = [], [], {}
     for (a, b), what in STAGES.items():
         values = [ms(r, a, b) for r in rounds]
-        median = statistics.median(values)
+        median = medians[a, b] = statistics.median(values)
         stages.append({"from": a, "to": b, "what": what, **bench.summarize(values)})
         rows.append([f"{a} -> {b}", what, median, bench.percentile(values, 90), median / wall])
-    model = statistics.median([ms(r, "runner.model_start", "runner.model_end") for r in rounds])
+    model = medians["runner.model_start", "runner.model_end"]
     pids = {tag: pid for tag, (_, pid) in rounds[0].items()}
     runner_apart = pids["runner.received"] != pids["front.received"]
     print()
