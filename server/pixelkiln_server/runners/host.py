@@ -450,11 +450,16 @@ def _noted(request: GenerationRequest, notes: dict[str, str]) -> dict[str, Any]:
         for k in _LIVE_OPTIONS
         if asked.get(k) and k in notes and notes[k] != "applied"
     )
-    held, graph_calls = notes.get("held", "0"), notes.get("graph_calls", "0")
     return {
         "applied": applied,
         "warnings": warnings,
         "answers": notes.get("answers", ""),
-        "held": int(held) if held.isdigit() else 0,
-        "graph_calls": int(graph_calls) if graph_calls.isdigit() else 0,
+        "held": _count(notes, "held"),
+        "graph_calls": _count(notes, "graph_calls"),
     }
+
+
+def _count(notes: dict[str, str], key: str) -> int:
+    """A count a backend noted as text ("held", "graph_calls"); 0 when absent or not one."""
+    value = notes.get(key, "0")
+    return int(value) if value.isdigit() else 0
