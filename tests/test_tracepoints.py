@@ -4,18 +4,17 @@ off unless PIXELKILN_TRACE_DIR is set; on, the front and its runner child mark o
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
 
-from pixelkiln import Client, _request
-from pixelkiln.v1 import envelope_pb2 as env_pb
+from pixelkiln import Client
 from pixelkiln_server import tracepoints
 
-from .conftest import free_port, start_served
+from .conftest import ROOT, free_port, start_served
 
 
 @pytest.fixture
@@ -69,17 +68,15 @@ def test_rounds_merge_processes_and_keep_whole_rounds_in_path_order(tmp_path: Pa
     assert tracepoints.rounds(tracepoints.read(tmp_path), path) == []
 
 
-def ws_generate(url: str, prompt: str, **options: Any) -> bytes:
-    """One Generate over the WebSocket carrier, as an engine client sends it; the PNG bytes."""
-    _request.quiet_defaults(options)
-    request = _request.build_request(prompt, **options)
-    with connect(url, max_size=None) as ws:
-        ws.send(env_pb.Envelope(request_id="1", generate=request).SerializeToString())
-        while True:
-            envelope = env_pb.Envelope.FromString(ws.recv(60))
-            assert envelope.WhichOneof("body") == "event", envelope
-            if envelope.event.WhichOneof("event") == "result":
-                return bytes(envelope.event.result.images[0].image.data)
+def ws_client(url: str) -> Any:
+    """benchmarks/_common.py's WsClient (Generate Envelopes as an engine client sends them):
+    the one critical_path.py traces with."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return _common.WsClient(url)
 
 
 @pytest.mark.parametrize("transport", ["grpc", "websocket"])
@@ -96,7 +93,8 @@ def test_a_request_through_the_daemon_and_its_runner_child_is_one_timeline(
             with Client(address) as client:
                 data = client.generate("moss", **options).image.data
         else:
-            data = ws_generate(f"ws://127.0.0.1:{ws_port}/v1", "moss", **options)
+            with ws_client(f"ws://127.0.0.1:{ws_port}/v1") as client:
+                data = client.generate("moss", **options).image.data
         tracepoints.mark("client.end")
     finally:
         proc.terminate()
