@@ -45,12 +45,17 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 
 
 def interleave(
-    arms: dict[str, Callable[[], Any]], runs: int, gap_s: float = 0.0
+    arms: dict[str, Callable[[], Any]],
+    runs: int,
+    gap_s: float = 0.0,
+    self_timed: Sequence[str] = (),
 ) -> dict[str, list[float]]:
     """Time each arm ``runs`` times in milliseconds, interleaved round by round (A B, B A, ...,
     the order rotated each round) so that machine noise falls on every arm alike. ``gap_s``:
     an untimed pause before each call, so that no arm starts while the last one's threads
-    are still spinning (each call then meets an idle machine, as an artist's request does)."""
+    are still spinning (each call then meets an idle machine, as an artist's request does).
+    ``self_timed``: arms that return their own time in ms (work timed in another process,
+    without the hop that reaches it)."""
     names = list(arms)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(runs):
@@ -59,8 +64,9 @@ def interleave(
             if gap_s:
                 time.sleep(gap_s)
             t0 = time.perf_counter()
-            arms[name]()
-            times[name].append((time.perf_counter() - t0) * 1000.0)
+            got = arms[name]()
+            took = (time.perf_counter() - t0) * 1000.0
+            times[name].append(float(got) if name in self_timed else took)
     return times
 
 
@@ -93,6 +99,38 @@ def compare(times: dict[str, list[float]], baseline: str) -> dict[str, dict[str,
             out[name]["ratio_90"] = ratio_interval(values, base)
             diffs = [v - b for v, b in zip(values, base, strict=True)]
             out[name]["paired_diff_ms"] = summarize(diffs)
+    return out
+
+
+def pooled(
+    groups: Sequence[dict[str, list[float]]], baseline: str, rounds: int = 2000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """``compare`` over several independent groups (each an ``interleave`` result from its own
+    fresh processes), pooled: per arm ``ms`` over all rounds and, for all but ``baseline``,
+    ``ratio_median`` (pooled median / pooled baseline median), ``ratio_90`` (a 90% bootstrap
+    interval that resamples whole groups, so what differs from one process to the next is
+    inside it, not only the noise within a group), ``group_ratios`` (each group's own ratio)
+    and ``paired_diff_ms`` (round by round, every group)."""
+    rng, k = random.Random(seed), len(groups)
+    picks = [[groups[rng.randrange(k)] for _ in range(k)] for _ in range(rounds)]
+
+    def ratio(chosen: Sequence[dict[str, list[float]]], name: str) -> float:
+        values = [v for g in chosen for v in g[name]]
+        return percentile(values, 50) / percentile([v for g in chosen for v in g[baseline]], 50)
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in groups[0]:
+        out[name] = {"ms": summarize([v for g in groups for v in g[name]])}
+        if name == baseline:
+            continue
+        boot = [ratio(pick, name) for pick in picks]
+        diffs = [v - b for g in groups for v, b in zip(g[name], g[baseline], strict=True)]
+        out[name].update(
+            ratio_median=ratio(groups, name),
+            ratio_90=(percentile(boot, 5), percentile(boot, 95)),
+            group_ratios=[ratio([g], name) for g in groups],
+            paired_diff_ms=summarize(diffs),
+        )
     return out
 
 

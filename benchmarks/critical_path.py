@@ -1,17 +1,17 @@
 """Where one request's milliseconds go: the client, gRPC, the front, the runner port, the model.
 
     python benchmarks/critical_path.py [--runs N] [--size PX] [--steps K] [--runner thread]
-                                       [--transport ws] [--threads N] [--out PATH]
+                                       [--transport ws] [--threads N] [--gap-ms MS] [--out PATH]
 
 Runs ``pixelkiln serve`` (tiny-random, its runner in a child process unless ``--runner
 thread``) with ``PIXELKILN_TRACE_DIR`` set, so the front and the runner mark each point of a
 request's path (server/pixelkiln_server/tracepoints.py) on the machine's one monotonic clock;
 this script marks the client's start and end around ``Client.generate`` (``--transport ws``:
 around one Generate Envelope and its Result over the WebSocket carrier, as the engines send
-it). Requests go one at a time with a short pause, and each stage's median is printed with
-its share of the client's wall time. Marks cost a few microseconds each (a write to a file),
-so the stages are an upper bound on the daemon's own costs; overhead.py measures the whole
-without them.
+it). Requests go one at a time with a pause (``--gap-ms``, default 5 ms), and each stage's
+median is printed with its share of the client's wall time. Marks cost a few microseconds
+each (a write to a file), so the stages are an upper bound on the daemon's own costs;
+overhead.py measures the whole without them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ STAGES = dict(zip(zip(PATH, PATH[1:], strict=False), WHAT, strict=True))
 
 
 def measure(
-    runs: int, size: int, steps: int, extra: tuple[str, ...], threads: int, transport: str
+    runs: int,
+    size: int,
+    steps: int,
+    extra: tuple[str, ...],
+    threads: int,
+    transport: str,
+    gap_s: float,
 ) -> Any:
     from pixelkiln import Client
 
@@ -67,7 +73,7 @@ def measure(
                     tracepoints.mark("client.start")
                     client.generate("mossy cobblestone", **kw)
                     tracepoints.mark("client.end")
-                    time.sleep(0.005)  # the runner's heartbeat and the stream's end settle
+                    time.sleep(gap_s)  # the runner's heartbeat and the stream's end settle
         finally:
             tracepoints.enable(None)
         marks = [m for m in tracepoints.read(folder) if m[0] >= first]
@@ -114,13 +120,18 @@ def main() -> int:
         "or the WebSocket carrier (Envelopes, as the engines' clients send them)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the runner")
+    parser.add_argument(
+        "--gap-ms", type=float, default=5.0, help="pause after each request (default 5)"
+    )
     parser.add_argument("--out", type=Path, default=bench.RESULTS_DIR / "critical_path.json")
     args = parser.parse_args()
     threads = bench.pin_threads(args.threads)
     env = bench.environment()
     print(bench.env_line(env), flush=True)
     extra = ("--runner", "thread") if args.runner == "thread" else ()
-    rounds = measure(args.runs, args.size, args.steps, extra, threads, args.transport)
+    rounds = measure(
+        args.runs, args.size, args.steps, extra, threads, args.transport, args.gap_ms / 1000.0
+    )
     if not rounds:
         raise SystemExit("no complete round was traced")
     data = {"benchmark": "critical_path", "environment": env, **vars(args), "out": str(args.out)}

@@ -43,3 +43,34 @@ def test_the_interval_holds_the_true_ratio_and_narrows_with_more_rounds(bench: A
     assert hi120 - lo120 < hi30 - lo30
     arm = bench.compare({"a": noisy(60, 1.12, 2)[0], "b": noisy(60, 1.12, 2)[1]}, "b")["a"]
     assert arm["ratio_90"][0] <= arm["ratio_median"] <= arm["ratio_90"][1]
+
+
+def _groups(speeds: list[float], ratio: float, n: int = 40) -> list[dict[str, list[float]]]:
+    """One group per fresh process pair: the daemon's model runs at its process's own speed."""
+    rng = random.Random(7)
+    out = []
+    for speed in speeds:
+        base = [20.0 + rng.gauss(0, 0.3) for _ in range(n)]
+        out.append({"daemon": [speed * ratio * b + rng.gauss(0, 0.3) for b in base], "local": base})
+    return out
+
+
+def test_pooling_keeps_the_ratio_and_resamples_whole_groups(bench: Any) -> None:
+    steady = bench.pooled(_groups([1.0] * 6, 1.12), "local")["daemon"]
+    lucky = bench.pooled(_groups([0.94, 1.06, 0.97, 1.03, 1.0, 1.0], 1.12), "local")["daemon"]
+    for arm in (steady, lucky):
+        lo, hi = arm["ratio_90"]
+        assert lo < 1.12 < hi and lo <= arm["ratio_median"] <= hi
+        assert len(arm["group_ratios"]) == 6 and arm["paired_diff_ms"]["n"] == 240
+    # Process-to-process speed shows in the pairs' own ratios and widens the interval: it is
+    # not averaged away as if every round were independent.
+    assert max(lucky["group_ratios"]) - min(lucky["group_ratios"]) > 0.1
+    assert lucky["ratio_90"][1] - lucky["ratio_90"][0] > 3 * (
+        steady["ratio_90"][1] - steady["ratio_90"][0]
+    )
+
+
+def test_a_self_timed_arm_reports_its_own_time(bench: Any) -> None:
+    times = bench.interleave({"far": lambda: 7.5, "near": lambda: None}, 3, self_timed=["far"])
+    assert times["far"] == [7.5, 7.5, 7.5]
+    assert all(0.0 <= t < 7.5 for t in times["near"])

@@ -60,6 +60,9 @@ SKIP: dict[str, str] = {
         "rewrites the generated stubs; test_contract.py fails when they are stale"
     ),
     ".venv/bin/python benchmarks/overhead.py": "a benchmark of minutes, measured, not asserted",
+    ".venv/bin/python benchmarks/overhead_pool.py": (
+        "a benchmark of minutes, measured, not asserted; test_bench_stats.py checks its pooling"
+    ),
     ".venv/bin/python benchmarks/critical_path.py": (
         "a benchmark, measured, not asserted; test_tracepoints.py traces a request the same way"
     ),
