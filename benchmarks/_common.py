@@ -197,7 +197,7 @@ def environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "grpcio": grpc.__version__,
         "platform": platform.platform(),
-        "loadavg_1m": os.getloadavg()[0],  # other work on the machine when measured
+        "loadavg_1m": load_average(),  # other work on the machine when measured
         "diffusers": importlib.metadata.version("diffusers"),
     }
     return env
@@ -215,6 +215,12 @@ def env_line(env: dict[str, Any]) -> str:
         f"load average {load}, cuda {env['cuda']}, python {env['python']}, "
         f"torch {env['torch']}, diffusers {env['diffusers']}, grpcio {env['grpcio']}"
     )
+
+
+def load_average() -> float:
+    """The 1-minute load average (other work on the machine); NaN where the platform has none
+    (Windows)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
 def usable_cores() -> int:

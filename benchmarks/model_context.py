@@ -187,7 +187,7 @@ def main() -> int:
         bench.print_table(["context", "p50 ms", "p95 ms", "ratio p50"], rows)
     for arm in closers:
         arm.close()
-    env["loadavg_1m_after"] = os.getloadavg()[0]
+    env["loadavg_1m_after"] = bench.load_average()
     print(bench.env_line(env))
     data = {"benchmark": "model_context", "environment": env, "torch_threads": contexts}
     print(f"wrote {bench.write_json(args.out, {**data, 'cases': cases})}")

@@ -272,7 +272,7 @@ def report(env: dict, cases: list[dict], transport: dict, args: argparse.Namespa
     pause = f"{args.gap_ms:g} ms pause before each call" if args.gap_ms else "back to back"
     print(f"\ngoals (headline: {HEADLINE}, {pause}; transport: echo server in a child process)")
     goal_rows = bench.print_goals(goals)
-    env["loadavg_1m_after"] = os.getloadavg()[0]
+    env["loadavg_1m_after"] = bench.load_average()
     env["gap_ms"] = args.gap_ms
     print(bench.env_line(env))
     data = {"benchmark": "overhead", "quick": args.quick, "environment": env, "cases": cases}

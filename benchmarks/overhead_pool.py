@@ -179,7 +179,7 @@ def report(env: dict, pairs: list[list[dict]], args: argparse.Namespace) -> None
     goal_rows = bench.print_goals([(n, a["ratio_median"], g) for n, a, g in goals])
     for row, (_, arm, _) in zip(goal_rows, goals, strict=True):
         row["ratio_90"] = arm["ratio_90"]
-    env["loadavg_1m_after"] = os.getloadavg()[0]
+    env["loadavg_1m_after"] = bench.load_average()
     print(bench.env_line(env))
     data = {"benchmark": "overhead_pool", "quick": args.quick, "pairs": len(pairs)}
     data.update(environment=env, cases=cases, goals=goal_rows)

@@ -407,7 +407,7 @@ def main() -> int:
             log.seek(0)
             worker_log = log.read()
     goals = report(blocks)
-    env["loadavg_1m_after"] = os.getloadavg()[0]
+    env["loadavg_1m_after"] = bench.load_average()
     print(bench.env_line(env))
     data = {"benchmark": "peer_streamdiffusion", "environment": env, "peer": loaded["versions"]}
     data.update(checksums=ours, blocks=blocks, goals=goals, worker_log_tail=worker_log[-2000:])

@@ -168,7 +168,7 @@ def main() -> int:
         rows.append([arm, f"{per_way:.3f}", f"{values[int(len(values) * 0.9)]:.3f}", verdict])
     print("\nport: 1 MiB array through msgpack to a spawn child and back, interleaved")
     bench.print_table(["arm", "p50 ms per direction", "p90 ms round trip", "goal"], rows)
-    env["loadavg_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    env["loadavg_1m_after"] = bench.load_average()
     data = {
         "benchmark": "runners",
         "environment": env,

@@ -173,7 +173,7 @@ def main() -> int:
     cost["ray_package_mb"] = sum(f.stat().st_size for f in ray_dir.rglob("*") if f.is_file()) / 1e6
     print("\ncost")
     bench.print_table(["what", "value"], [[k, f"{v:.1f}"] for k, v in cost.items()])
-    env["loadavg_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    env["loadavg_1m_after"] = bench.load_average()
     data = {
         "benchmark": "scale_out",
         "environment": env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from collections.abc import Iterator
@@ -74,3 +75,18 @@ def test_a_self_timed_arm_reports_its_own_time(bench: Any) -> None:
     times = bench.interleave({"far": lambda: 7.5, "near": lambda: None}, 3, self_timed=["far"])
     assert times["far"] == [7.5, 7.5, 7.5]
     assert all(0.0 <= t < 7.5 for t in times["near"])
+
+
+def test_the_load_average_is_nan_where_the_platform_has_none(
+    bench: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert bench.load_average() >= 0.0
+    monkeypatch.delattr(bench.os, "getloadavg")  # as on Windows
+    assert math.isnan(bench.load_average())
+    assert "load average nan" in bench.env_line({**_ENV, "loadavg_1m": bench.load_average()})
+
+
+_ENV = dict(
+    usable_cores=2, cpu_count=2, torch_threads=2, torch_interop_threads=2, cuda=False,
+    python="3.11", torch="2", diffusers="0", grpcio="1",
+)  # fmt: skip
