@@ -67,7 +67,7 @@ def main() -> int:
         pki = make_pki(Path(tmp))
         tokens = Path(tmp) / "tokens"
         tokens.write_text(f"bench admin {TOKEN}\n")
-        tokens.chmod(0o600)
+        tokens.chmod(0o600)  # the daemon's rule; on Windows the folder's access list applies
         secure_flags = ["--token-file", str(tokens), "--tls-cert", str(pki.server_cert)]
         secure_flags += ["--tls-key", str(pki.server_key)]
         secure_kw: dict[str, object] = {"token": TOKEN, "root_certificates": pki.ca}

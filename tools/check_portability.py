@@ -1,7 +1,7 @@
 """No Unix-only primitive without its portable twin: walks Python source with ``ast`` and reports
 each unguarded use of something that does not exist (or behaves differently) on Windows.
 
-    python tools/check_portability.py   # server/, clients/python/, tools/; exit 1 on findings
+    python tools/check_portability.py   # server/ clients/python/ tools/ benchmarks/; exit 1 if any
 
 What it looks for (the tables below): ``os.fork`` and friends, ``os.setsid``, ``os.killpg``, the
 Unix-only modules (``fcntl``, ``termios``, ``pwd``, ...), ``socket.AF_UNIX``, POSIX-only signals
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("server", "clients/python", "tools")
+SCANNED = ("server", "clients/python", "tools", "benchmarks")
 
 UNIX_MODULES = {
     "fcntl": "file locks and flags: msvcrt.locking / portable lock files on Windows",
@@ -58,6 +58,7 @@ OS_FUNCTIONS = {
     "wait4": "subprocess / multiprocessing",
     "readv": "no Windows twin: os.read",
     "writev": "no Windows twin: os.write",
+    "getloadavg": "no Windows twin: guard with hasattr (benchmarks/_common.load_average)",
 }
 POSIX_SIGNALS = {
     "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGCHLD", "SIGALRM",
@@ -79,6 +80,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tools/godot_web/runner.py", "signal.SIGKILL"): "Linux-only CI tool (Debian's Chromium)",
     # Frames are read and written only where transports.FRAMED (os.name == "posix"); Windows
     # keeps multiprocessing's named pipes and a reader thread.
+    ("benchmarks/load.py", "path /proc/"): "Linux's /proc where it exists; 0 elsewhere (OSError)",
+    ("benchmarks/runners.py", "signal.SIGKILL"): "recovery() runs only where hasattr(signal, ...)",
     ("server/pixelkiln_server/runners/frames.py", "os.readv"): "POSIX only (transports.FRAMED)",
     ("server/pixelkiln_server/runners/frames.py", "os.writev"): "POSIX only (transports.FRAMED)",
 }
