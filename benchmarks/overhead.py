@@ -13,6 +13,8 @@ against the daemon on a thread of this process. Case 3 sends a 1 MiB raw RGBA im
 img2img and back; the transport rows echo a 1 MiB ``pixelkiln.v1.Image`` through a bare
 grpc.aio server with the daemon's options.
 Prints PASS/MISS against the goals and never fails on timings (only on differing pixels).
+One daemon and one in-process arm carry their processes' luck (the model's speed moves from one
+process to the next by more than the goals' margins): overhead_pool.py pools fresh pairs.
 """
 
 from __future__ import annotations
