@@ -315,7 +315,7 @@ async def test_an_input_is_decoded_once_with_the_skip_on(
 
 
 def test_runner_notes_become_result_fields() -> None:
-    from pixelkiln_server.runners.host import _noted
+    from pixelkiln_server.runners.results import noted
 
     asked = GenerationRequest(stream_batch=True, tiny_autoencoder=True)
     notes = {
@@ -326,15 +326,15 @@ def test_runner_notes_become_result_fields() -> None:
         "held": "2",
         "graph_calls": "7",
     }
-    fields = _noted(asked, notes)
+    fields = noted(asked, notes)
     assert fields["applied"] == ("lean", "stream_batch")
     assert fields["warnings"] == ("tiny_autoencoder not applied: no vae_tiny/ in the model folder",)
     assert (fields["answers"], fields["held"], fields["graph_calls"]) == ("s:3", 2, 7)
-    garbled = _noted(asked, {"graph_calls": "x", "held": "-1"})  # never from our backends
+    garbled = noted(asked, {"graph_calls": "x", "held": "-1"})  # never from our backends
     assert (garbled["graph_calls"], garbled["held"]) == (0, 0)
     # Not asked for: no warning; no notes at all: nothing applied, nothing held.
-    assert _noted(GenerationRequest(), notes)["warnings"] == ()
-    assert _noted(GenerationRequest(), {}) == {
+    assert noted(GenerationRequest(), notes)["warnings"] == ()
+    assert noted(GenerationRequest(), {}) == {
         "applied": (),
         "warnings": (),
         "answers": "",

@@ -24,15 +24,14 @@ from typing import Any
 import numpy as np
 
 from .. import assets, heap
-from .. import recipe as recipes
 from ..backends.base import BatchItem, LoadedModel, LoadOptions
 from ..catalogue import ModelSpec
 from ..engine.registry import ModelRegistry
 from ..errors import Cancelled, Internal, PixelKilnError
 from ..imaging import codec
 from ..tracepoints import mark
-from ..types import DecodedInputs, Encoding, GenerationRequest, Result, Timings
-from . import port
+from ..types import DecodedInputs, GenerationRequest
+from . import port, results
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class _Hooks:
         return self.every > 0 and (step % self.every == 0 or step == total)
 
     def on_note(self, key: str, value: str) -> None:
-        """What the backend did with the live options (see :func:`_noted`)."""
+        """What the backend did with the live options (see :func:`results.noted`)."""
         self.notes[key] = value
 
     def on_preview(self, step: int, images: list[np.ndarray]) -> None:
@@ -400,17 +399,8 @@ class RunnerHost:
         try:
             self.raise_if_cancelled(job.id)
             self.fault("encode")
-            runtime = notes.get("runtime") or ("onnx" if model.spec.backend == "onnx" else "torch")
-            recipe = recipes.make_recipe(
-                job.request, model.spec.revision, model.device, model.dtype, batch_images, runtime
-            )
             shas = self._answered_shas(job, notes.get("answers", ""))
-            recipe = replace(recipe, init_image_sha256=shas[0], mask_sha256=shas[1])
-            # The recipe rides in PNG text chunks only (results and atlases), not raw/JPEG frames.
-            png = job.request.output_encoding is Encoding.PNG or job.request.atlas
-            recipe_json = recipes.to_json(recipe)
-            text = {codec.RECIPE_PNG_KEY: recipe_json} if png else {}
-            outputs, atlas = assets.build_outputs(job.request, images, text)
+            result = results.build(job.request, model, images, batch_images, notes, shas)
         except PixelKilnError as exc:
             self._fail(job, exc)
             return
@@ -419,47 +409,7 @@ class RunnerHost:
             self._fail(job, Internal(f"internal error while encoding (request {job.id})"))
             return
         encode_ms = (time.perf_counter() - encode_started) * 1000.0
-        result = replace(
-            Result(
-                images=outputs,
-                recipe=recipe,
-                timings=Timings(),
-                atlas=atlas,
-                recipe_json=recipe_json,
-            ),
-            **_noted(job.request, notes),
-        )
         self._end(
             {"ev": "result", "job": job.id, "result": result, "model_ms": model_ms,
              "encode_ms": encode_ms}
         )  # fmt: skip
-
-
-_LIVE_OPTIONS = ("lean", "stream_batch", "tiny_autoencoder")
-
-
-def _noted(request: GenerationRequest, notes: dict[str, str]) -> dict[str, Any]:
-    """Result fields from the backend's notes (``StepHooks.on_note``): which live options were
-    applied, a warning for one asked for but not applied ("not applied: why"), which input a
-    stream-batch image answers ("answers": its client_request_id), how many are held, and how
-    many model calls recorded graphs served ("graph_calls")."""
-    asked = {"stream_batch": request.stream_batch, "tiny_autoencoder": request.tiny_autoencoder}
-    applied = tuple(k for k in _LIVE_OPTIONS if notes.get(k) == "applied")
-    warnings = tuple(
-        f"{k} {notes[k]}"
-        for k in _LIVE_OPTIONS
-        if asked.get(k) and k in notes and notes[k] != "applied"
-    )
-    return {
-        "applied": applied,
-        "warnings": warnings,
-        "answers": notes.get("answers", ""),
-        "held": _count(notes, "held"),
-        "graph_calls": _count(notes, "graph_calls"),
-    }
-
-
-def _count(notes: dict[str, str], key: str) -> int:
-    """A count a backend noted as text ("held", "graph_calls"); 0 when absent or not one."""
-    value = notes.get(key, "0")
-    return int(value) if value.isdigit() else 0
