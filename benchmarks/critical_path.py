@@ -68,19 +68,34 @@ def measure(
                 for _ in range(5):  # warm-up, before the marks that count
                     client.generate("mossy cobblestone", **kw)
                 time.sleep(0.2)
+                procs = {"front": daemon.proc.pid, "runner": _runner_pid(daemon.address)}
+                before = {k: bench.cpu_ms(pid) for k, pid in procs.items() if pid}
+                own = time.process_time()
                 first = time.monotonic_ns()
                 for _ in range(runs):
                     tracepoints.mark("client.start")
                     client.generate("mossy cobblestone", **kw)
                     tracepoints.mark("client.end")
                     time.sleep(gap_s)  # the runner's heartbeat and the stream's end settle
+                cpu = {k: (bench.cpu_ms(procs[k]) - v) / runs for k, v in before.items()}
+                cpu["client"] = (time.process_time() - own) * 1000.0 / runs
         finally:
             tracepoints.enable(None)
         marks = [m for m in tracepoints.read(folder) if m[0] >= first]
-    return tracepoints.rounds(marks)
+    return tracepoints.rounds(marks), cpu
 
 
-def report(rounds: list[dict[str, tuple[int, int]]], args: argparse.Namespace) -> dict:
+def _runner_pid(address: str) -> int | None:
+    """The runner child's pid (None for a runner on a thread of the front)."""
+    from pixelkiln import Client
+
+    with Client(address) as client:
+        return client.status().runners[0].pid or None
+
+
+def report(
+    rounds: list[dict[str, tuple[int, int]]], cpu: dict[str, float], args: argparse.Namespace
+) -> dict:
     def ms(r: dict[str, tuple[int, int]], a: str, b: str) -> float:
         return (r[b][0] - r[a][0]) / 1e6
 
@@ -103,7 +118,10 @@ def report(rounds: list[dict[str, tuple[int, int]]], args: argparse.Namespace) -
         f"need not add up to the wall's); runner in "
         f"{'a child process' if runner_apart else 'the front process'}"
     )
-    return {"wall_ms": bench.summarize(walls), "stages": stages, "runner_apart": runner_apart}
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+    print(f"CPU per request, ms (user + system; traced, so a little high): {shown}")
+    out = {"wall_ms": bench.summarize(walls), "stages": stages, "runner_apart": runner_apart}
+    return {**out, "cpu_ms_per_request": cpu}
 
 
 def main() -> int:
@@ -129,13 +147,13 @@ def main() -> int:
     env = bench.environment()
     print(bench.env_line(env), flush=True)
     extra = ("--runner", "thread") if args.runner == "thread" else ()
-    rounds = measure(
+    rounds, cpu = measure(
         args.runs, args.size, args.steps, extra, threads, args.transport, args.gap_ms / 1000.0
     )
     if not rounds:
         raise SystemExit("no complete round was traced")
     data = {"benchmark": "critical_path", "environment": env, **vars(args), "out": str(args.out)}
-    data.update(report(rounds, args))
+    data.update(report(rounds, cpu, args))
     print(f"wrote {bench.write_json(args.out, data)}")
     return 0
 

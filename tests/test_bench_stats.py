@@ -6,6 +6,7 @@ import math
 import random
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +91,13 @@ _ENV = dict(
     usable_cores=2, cpu_count=2, torch_threads=2, torch_interop_threads=2, cuda=False,
     python="3.11", torch="2", diffusers="0", grpcio="1",
 )  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_cpu_time_of_a_process_grows_with_its_work(bench: Any) -> None:
+    import os
+
+    before = bench.cpu_ms(os.getpid())
+    sum(i * i for i in range(3_000_000))  # ~100 ms of CPU here; the clock ticks every 10 ms
+    assert bench.cpu_ms(os.getpid()) - before >= 20.0
+    assert math.isnan(bench.cpu_ms(2**22 + 12345))  # above Linux's pid limit: no such process

@@ -80,6 +80,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tools/godot_web/runner.py", "signal.SIGKILL"): "Linux-only CI tool (Debian's Chromium)",
     # Frames are read and written only where transports.FRAMED (os.name == "posix"); Windows
     # keeps multiprocessing's named pipes and a reader thread.
+    ("benchmarks/_common.py", "path /proc/"): "cpu_ms: Linux's /proc; NaN elsewhere (OSError)",
     ("benchmarks/load.py", "path /proc/"): "Linux's /proc where it exists; 0 elsewhere (OSError)",
     ("benchmarks/runners.py", "signal.SIGKILL"): "recovery() runs only where hasattr(signal, ...)",
     ("server/pixelkiln_server/runners/frames.py", "os.readv"): "POSIX only (transports.FRAMED)",
