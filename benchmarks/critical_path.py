@@ -11,7 +11,8 @@ around one Generate Envelope and its Result over the WebSocket carrier, as the e
 it). Requests go one at a time with a pause (``--gap-ms``, default 5 ms), and each stage's
 median is printed with its share of the client's wall time. Marks cost a few microseconds
 each (a write to a file), so the stages are an upper bound on the daemon's own costs;
-overhead.py measures the whole without them.
+overhead.py measures the whole without them. It also prints the CPU time each process (the
+front, the runner child, this client) used per request, where the platform shows it (Linux).
 """
 
 from __future__ import annotations
