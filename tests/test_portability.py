@@ -1,6 +1,6 @@
 """No Unix-only primitive without its portable twin (issue #21): tools/check_portability.py walks
-server/, clients/python/, tools/ and benchmarks/ with ast; the tree must be clean, and the checker must catch
-what it claims to catch (snippets)."""
+server/, clients/python/, tools/ and benchmarks/ with ast; the tree must be clean, and the
+checker must catch what it claims to catch (snippets)."""
 
 from __future__ import annotations
 
