@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentile, print_table  # noqa: E402
+from _common import cpu_ms, percentile, print_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [(64, "raw_rgba8"), (256, "raw_rgba8"), (64, "png"), (256, "png")]
@@ -48,6 +48,7 @@ async def measure(frames: int) -> dict[str, dict[str, float]]:
     await daemon.start()
     await daemon.wait_ready()
     out: dict[str, dict[str, float]] = {}
+    cpu = CpuPerFrame(daemon.engine.runners[0].pid)
     try:
         async with AsyncClient(daemon.address, timeout=600) as client:
             for size, encoding in CASES:
@@ -56,24 +57,43 @@ async def measure(frames: int) -> dict[str, dict[str, float]]:
                 async with client.live(**settings, output_encoding=encoding) as session:
                     frames_iter = session.__aiter__()
                     for i in range(frames + 20):
+                        if i == 20:  # after the warm-up
+                            cpu.start()
                         started = time.perf_counter()
                         await session.send(seed=i + 1)
                         frame = await frames_iter.__anext__()
                         rtt = (time.perf_counter() - started) * 1000.0
-                        if i >= 20:  # warm-up
+                        if i >= 20:
                             overhead.append(rtt - frame.timings["model_ms"])
                 out[f"{size} {encoding}"] = {
                     "p50": percentile(overhead, 50),
                     "p99": percentile(overhead, 99),
+                    **cpu.per_frame(frames),
                 }
         for size in (64, 256):
-            out[f"{size} raw_rgba8 ws"] = await measure_ws(daemon.ws_url, size, frames)
+            out[f"{size} raw_rgba8 ws"] = await measure_ws(daemon.ws_url, size, frames, cpu)
     finally:
         await daemon.stop(0)
     return out
 
 
-async def measure_ws(url: str, size: int, frames: int) -> dict[str, float]:
+class CpuPerFrame:
+    """CPU time per frame of this process (the daemon's front and the client: one process
+    here) and of the runner child (Linux's /proc; NaN elsewhere)."""
+
+    def __init__(self, runner_pid: int | None) -> None:
+        self.runner_pid = runner_pid or 0
+        self.here = self.runner = 0.0
+
+    def start(self) -> None:
+        self.here, self.runner = time.process_time(), cpu_ms(self.runner_pid)
+
+    def per_frame(self, frames: int) -> dict[str, float]:
+        here = (time.process_time() - self.here) * 1000.0 / frames
+        return {"cpu_here": here, "cpu_runner": (cpu_ms(self.runner_pid) - self.runner) / frames}
+
+
+async def measure_ws(url: str, size: int, frames: int, cpu: CpuPerFrame) -> dict[str, float]:
     """The same over the WebSocket carrier (protobuf Envelopes)."""
     from websockets.asyncio.client import connect
 
@@ -84,6 +104,8 @@ async def measure_ws(url: str, size: int, frames: int) -> dict[str, float]:
     overhead: list[float] = []
     async with connect(url, max_size=2**26) as ws:
         for i in range(frames + 20):
+            if i == 20:  # after the warm-up
+                cpu.start()
             live_input = gen_pb.LiveInput(seq=i + 1)
             live_input.settings.seed = i + 1
             if i == 0:
@@ -102,7 +124,11 @@ async def measure_ws(url: str, size: int, frames: int) -> dict[str, float]:
             rtt = (time.perf_counter() - started) * 1000.0
             if i >= 20:
                 overhead.append(rtt - answer.live_frame.timings.model_ms)
-    return {"p50": percentile(overhead, 50), "p99": percentile(overhead, 99)}
+    return {
+        "p50": percentile(overhead, 50),
+        "p99": percentile(overhead, 99),
+        **cpu.per_frame(frames),
+    }
 
 
 def child(tree: Path | None, frames: int) -> dict[str, dict[str, float]]:
@@ -155,10 +181,13 @@ def main() -> None:
             row += [f"{p50:.2f}", f"{p99:.2f}"]
         if len(medians) == 2:
             row.append(f"{medians['after'] / medians['before']:.2f}")
+        for k in ("cpu_here", "cpu_runner"):  # this tree's
+            row.append(f"{sorted(r[key][k] for r in arms['after'])[len(arms['after']) // 2]:.2f}")
         rows.append(row)
     headers = ["frame", "p50 ms", "p99 ms"]
     if args.before is not None:
         headers = ["frame", "before p50", "before p99", "after p50", "after p99", "after/before"]
+    headers += ["CPU ms/frame: front + client", "runner"]
     print(f"front overhead per live frame (round trip - model time), {args.frames} frames, "
           f"median of {args.rounds} rounds")  # fmt: skip
     print_table(headers, rows)
