@@ -148,6 +148,11 @@ def child(tree: Path | None, frames: int) -> dict[str, dict[str, float]]:
     return result
 
 
+def middle(runs: list[dict[str, dict[str, float]]], key: str, field: str) -> float:
+    """The median round's ``field`` of case ``key`` (the upper middle of an even count)."""
+    return sorted(r[key][field] for r in runs)[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
@@ -175,14 +180,12 @@ def main() -> None:
             runs = arms[arm]
             if not runs:
                 continue
-            p50 = sorted(r[key]["p50"] for r in runs)[len(runs) // 2]
-            p99 = sorted(r[key]["p99"] for r in runs)[len(runs) // 2]
+            p50, p99 = middle(runs, key, "p50"), middle(runs, key, "p99")
             medians[arm] = p50
             row += [f"{p50:.2f}", f"{p99:.2f}"]
         if len(medians) == 2:
             row.append(f"{medians['after'] / medians['before']:.2f}")
-        for k in ("cpu_here", "cpu_runner"):  # this tree's
-            row.append(f"{sorted(r[key][k] for r in arms['after'])[len(arms['after']) // 2]:.2f}")
+        row += [f"{middle(arms['after'], key, k):.2f}" for k in ("cpu_here", "cpu_runner")]
         rows.append(row)
     headers = ["frame", "p50 ms", "p99 ms"]
     if args.before is not None:

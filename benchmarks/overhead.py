@@ -118,6 +118,38 @@ def pixels(data: bytes) -> Any:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
 
 
+def daemon_arms(
+    clients: dict[str, Any], steps: int, kw: dict[str, Any]
+) -> tuple[dict[str, Callable[[], bytes]], dict[str, list[dict[str, float]]]]:
+    """One arm per client (label -> a client with ``generate``): the same request through each
+    transport, returning the image's bytes; each result's timings are kept by label."""
+    timings: dict[str, list[dict[str, float]]] = {label: [] for label in clients}
+
+    def arm(label: str) -> Callable[[], bytes]:
+        def call() -> bytes:
+            result = clients[label].generate(
+                PROMPT, model=MODEL, steps=steps, seed=SEED, guidance_scale=0.0, **kw
+            )
+            timings[label].append(result.timings)
+            return bytes(result.image.data)
+
+        return call
+
+    return {label: arm(label) for label in clients}, timings
+
+
+def check_pixels(
+    name: str, arms: dict[str, Callable[[], bytes]], expected: bytes, raw: bool
+) -> None:
+    """Correctness, once: each arm's pixels equal the in-process ones (raw bytes as they are,
+    encoded images decoded)."""
+    for label, arm in arms.items():
+        got = arm()
+        equal = got == expected if raw else np.array_equal(pixels(got), pixels(expected))
+        if not equal:
+            raise SystemExit(f"{name}: pixels from {label} differ from the in-process ones")
+
+
 def run_block(
     case: tuple, runs: int, local: InProcess, clients: dict[str, Any], gap_s: float = 0.0
 ) -> dict:
@@ -131,28 +163,13 @@ def run_block(
     init = pb.Image(data=rgba.tobytes(), encoding=raw_enc, width=size, height=size)
     raw = goal is None
     kw = dict(init_image=init, strength=1.0, output_encoding="raw") if raw else {"size": size}
-    timings: dict[str, list[dict[str, float]]] = {label: [] for label in clients}
 
     def local_arm() -> bytes:
         return local.img2img_raw(rgba) if raw else local.txt2img(size, steps)
 
-    def daemon_arm(label: str) -> Callable[[], bytes]:
-        def arm() -> bytes:
-            result = clients[label].generate(
-                PROMPT, model=MODEL, steps=steps, seed=SEED, guidance_scale=0.0, **kw
-            )
-            timings[label].append(result.timings)
-            return bytes(result.image.data)
-
-        return arm
-
-    arms = {LOCAL: local_arm, **{label: daemon_arm(label) for label in clients}}
-    expected = local_arm()
-    for label in clients:  # correctness, once: identical pixels
-        got = arms[label]()
-        equal = got == expected if raw else np.array_equal(pixels(got), pixels(expected))
-        if not equal:
-            raise SystemExit(f"{name}: pixels from {label} differ from the in-process ones")
+    daemon, timings = daemon_arms(clients, steps, kw)
+    arms = {LOCAL: local_arm, **daemon}
+    check_pixels(name, daemon, local_arm(), raw)
     bench.interleave(arms, 2)  # warm-up, untimed
     local.stages.clear()
     for kept in timings.values():

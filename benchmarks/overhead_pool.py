@@ -30,18 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import _common as bench  # the script's folder is on sys.path (in the spawned worker too)
-import numpy as np
 from overhead import (
     CASES,
     HEADLINE,
     LOCAL,
-    MODEL,
-    PROMPT,
-    SEED,
     SHORT,
     WEBSOCKET,
     InProcess,
-    pixels,
+    check_pixels,
+    daemon_arms,
 )
 
 PAIRS, QUICK_PAIRS = 8, 2
@@ -105,33 +102,19 @@ def measure_case(
 ) -> list[dict[str, Any]]:
     """One case at each pause: times per arm and each side's model medians."""
     name, size, steps, *_ = case
-    model_ms: dict[str, list[float]] = {label: [] for label in clients}
-
-    def daemon_arm(label: str) -> Callable[[], bytes]:
-        def arm() -> bytes:
-            result = clients[label].generate(
-                PROMPT, model=MODEL, steps=steps, seed=SEED, guidance_scale=0.0, size=size
-            )
-            model_ms[label].append(result.timings["model_ms"])
-            return bytes(result.image.data)
-
-        return arm
-
-    arms: dict[str, Callable[[], Any]] = {LOCAL: lambda: worker.txt2img(size, steps)[0]}
-    arms.update({label: daemon_arm(label) for label in clients})
-    expected = pixels(worker.txt2img(size, steps)[1])
-    for label in clients:  # correctness, once per pair: identical pixels
-        if not np.array_equal(pixels(arms[label]()), expected):
-            raise SystemExit(f"{name}: pixels from {label} differ from the in-process ones")
+    daemon, timings = daemon_arms(clients, steps, {"size": size})
+    arms: dict[str, Callable[[], Any]] = {LOCAL: lambda: worker.txt2img(size, steps)[0], **daemon}
+    check_pixels(name, daemon, worker.txt2img(size, steps)[1], raw=False)  # once per pair
     bench.interleave(arms, 2, self_timed=[LOCAL])  # warm-up, untimed
     out = []
     for gap_ms in gaps:
         worker.model_ms.clear()
-        for kept in model_ms.values():
+        for kept in timings.values():
             kept.clear()
         times = bench.interleave(arms, runs[size], gap_ms / 1000.0, self_timed=[LOCAL])
         models = {LOCAL: bench.percentile(worker.model_ms, 50)}
-        models.update({label: bench.percentile(v, 50) for label, v in model_ms.items()})
+        for label, kept in timings.items():
+            models[label] = bench.percentile([t["model_ms"] for t in kept], 50)
         out.append(dict(name=name, gap_ms=gap_ms, times=times, model_ms=models))
     return out
 
