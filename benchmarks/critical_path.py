@@ -155,6 +155,8 @@ def main() -> int:
         raise SystemExit("no complete round was traced")
     data = {"benchmark": "critical_path", "environment": env, **vars(args), "out": str(args.out)}
     data.update(report(rounds, cpu, args))
+    data["hand_off_us"] = hand_off = bench.hand_off_us((0.0, args.gap_ms))
+    print(bench.hand_off_line(hand_off))
     print(f"wrote {bench.write_json(args.out, data)}")
     return 0
 

@@ -119,7 +119,9 @@ def measure_case(
     return out
 
 
-def report(env: dict, pairs: list[list[dict]], args: argparse.Namespace) -> None:
+def report(
+    env: dict, pairs: list[list[dict]], hand_off: dict[str, float], args: argparse.Namespace
+) -> None:
     blocks: dict[tuple[str, float], list[dict]] = {}
     for pair in pairs:
         for block in pair:
@@ -164,8 +166,9 @@ def report(env: dict, pairs: list[list[dict]], args: argparse.Namespace) -> None
         row["ratio_90"] = arm["ratio_90"]
     env["loadavg_1m_after"] = bench.load_average()
     print(bench.env_line(env))
+    print(bench.hand_off_line(hand_off))
     data = {"benchmark": "overhead_pool", "quick": args.quick, "pairs": len(pairs)}
-    data.update(environment=env, cases=cases, goals=goal_rows)
+    data.update(environment=env, cases=cases, goals=goal_rows, hand_off_us=hand_off)
     print(f"wrote {bench.write_json(args.out, data)}")
 
 
@@ -215,7 +218,7 @@ def main() -> int:
         finally:
             worker.close()
         print(f"pair {i + 1}/{count}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    report(env, pairs, args)
+    report(env, pairs, bench.hand_off_us(gaps), args)
     return 0
 
 

@@ -101,3 +101,13 @@ def test_cpu_time_of_a_process_grows_with_its_work(bench: Any) -> None:
     sum(i * i for i in range(3_000_000))  # ~100 ms of CPU here; the clock ticks every 10 ms
     assert bench.cpu_ms(os.getpid()) - before >= 20.0
     assert math.isnan(bench.cpu_ms(2**22 + 12345))  # above Linux's pid limit: no such process
+
+
+def test_the_hand_off_cost_is_timed_per_pause_and_its_child_exits(bench: Any) -> None:
+    import multiprocessing
+
+    costs = bench.hand_off_us((0.0, 5.0), rounds=15)
+    assert list(costs) == ["0 ms", "5 ms"]
+    assert all(0.0 < v < 1e6 for v in costs.values())  # microseconds, one round trip each
+    assert not multiprocessing.active_children()
+    assert "back to back" in bench.hand_off_line(costs)
