@@ -275,6 +275,11 @@ def other_cases() -> list[Case]:
         ("width 100", gen_pb.LiveSettings(width=100), ("width", "multiple")),
         ("steps 51", gen_pb.LiveSettings(steps=51), ("steps",)),
         ("strength 1.5", gen_pb.LiveSettings(strength=1.5), ("strength",)),
+        # These once reached the frame's step count first: NaN answered INTERNAL, and 0 or
+        # less named steps (1000 of them), a field the caller never set.
+        ("strength nan", gen_pb.LiveSettings(strength=float("nan")), ("strength", "(0, 1]")),
+        ("strength 0", gen_pb.LiveSettings(strength=0.0), ("strength", "(0, 1]")),
+        ("strength -1", gen_pb.LiveSettings(strength=-1.0), ("strength", "(0, 1]")),
         ("model too long", gen_pb.LiveSettings(model="m" * 300), ("model", "255")),
         ("prompt too long", gen_pb.LiveSettings(prompt="p" * 4001), ("prompt", "4000")),
         ("guidance nan", gen_pb.LiveSettings(guidance_scale=float("nan")), ("guidance_scale",)),

@@ -11,6 +11,8 @@ import pytest
 
 from pixelkiln import AsyncClient, Client, LiveFrame, PixelKilnError
 from pixelkiln_server.app import Daemon
+from pixelkiln_server.engine.live import LiveSession
+from pixelkiln_server.services.access import RequestRecord
 
 from .conftest import decode, png_bytes, runner_models, running_daemon
 
@@ -79,6 +81,35 @@ async def test_bad_live_settings_end_the_session_with_the_field(aclient: AsyncCl
             await collect(session)
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert "strength" in info.value.message
+
+
+async def test_a_failed_session_is_recorded_with_the_code_its_client_saw(
+    daemon: Daemon, aclient: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access log and the metrics once counted these two sessions as OK."""
+    records: list[RequestRecord] = []
+    daemon.ops.request_listeners.append(records.append)
+    try:
+        with pytest.raises(PixelKilnError) as bad:  # it once reached the step count: INTERNAL
+            async with aclient.live(prompt="x", strength=float("nan")) as session:
+                await session.send(SKETCHES[0])
+                await collect(session)
+
+        async def bug(*args: object) -> None:
+            raise RuntimeError("a bug in the live engine")
+
+        monkeypatch.setattr(LiveSession, "_process", bug)
+        with pytest.raises(PixelKilnError) as broken:
+            async with aclient.live(prompt="x", strength=0.5) as session:
+                await session.send(SKETCHES[0])
+                await collect(session)
+    finally:
+        daemon.ops.request_listeners.remove(records.append)
+    assert bad.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.message == "strength: must be in (0, 1], got nan"
+    assert broken.value.code is grpc.StatusCode.INTERNAL
+    assert "a bug" not in broken.value.message  # never the exception's text
+    assert [r.code for r in records if r.method == "Live"] == ["INVALID_ARGUMENT", "INTERNAL"]
 
 
 async def test_idle_timeout_and_session_limit() -> None:

@@ -22,6 +22,7 @@ from pixelkiln import AsyncClient, Client, PixelKilnError, Progress
 from pixelkiln.cli import main as cli_main
 from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import models_pb2 as models_pb
+from pixelkiln.v1 import models_pb2_grpc
 from pixelkiln_server.app import Daemon
 
 from .certs import Pki, make_pki
@@ -166,6 +167,34 @@ async def test_websocket_handshake_needs_a_known_token(secure: Daemon, pki: Pki)
         response = info.value.response
         assert response.status_code == 401
         assert response.body is not None and response.body.startswith(b"UNAUTHENTICATED: ")
+
+
+async def test_a_repeated_token_or_origin_is_refused_on_both_transports(
+    secure: Daemon, pki: Pki
+) -> None:
+    """A proxy in front of the daemon and the daemon could each read another copy of a header
+    sent twice; it is refused (it once failed the WebSocket handshake with HTTP 500)."""
+    twice = [("Authorization", f"Bearer {ALICE}"), ("Authorization", f"Bearer {ROOT}")]
+    refusals = [(twice, 401, b"UNAUTHENTICATED: authorization: sent 2 times")]
+    origins = [("Origin", "https://tools.studio.example"), ("Origin", "https://evil.example")]
+    refusals.append(([*origins, ("Authorization", f"Bearer {ALICE}")], 403, b"PERMISSION_DENIED"))
+    for headers, status, start in refusals:
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(
+                secure.ws_url, max_size=MAX, ssl=wss_context(pki), additional_headers=headers
+            ):
+                pass
+        response = info.value.response
+        assert response.status_code == status
+        assert response.body is not None and response.body.startswith(start)
+    creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
+    async with grpc.aio.secure_channel(secure.address, creds) as channel:
+        stub = models_pb2_grpc.ModelsStub(channel)
+        metadata = (("authorization", f"Bearer {ALICE}"), ("authorization", f"Bearer {ROOT}"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Status(models_pb.StatusRequest(), metadata=metadata, timeout=10)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "sent 2 times" in str(refused.value.details())
 
 
 async def test_scopes_on_websocket(secure: Daemon, pki: Pki) -> None:

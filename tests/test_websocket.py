@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import os
+import socket
+import struct
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -13,8 +19,11 @@ from websockets.exceptions import ConnectionClosed
 from pixelkiln import AsyncClient
 from pixelkiln.v1 import envelope_pb2 as env_pb
 from pixelkiln.v1 import generator_pb2 as gen_pb
+from pixelkiln.v1 import image_pb2 as image_pb
 from pixelkiln.v1 import models_pb2 as models_pb
 from pixelkiln_server.app import Daemon
+from pixelkiln_server.backends.fake import FAKE_SPEC
+from pixelkiln_server.services.access import RequestRecord
 
 from .conftest import decode, png_bytes, running_daemon
 
@@ -146,8 +155,6 @@ async def test_disconnect_cancels_and_oversized_frames_close() -> None:
         for _ in range(200):
             if not d.engine.running:
                 break
-            import asyncio
-
             await asyncio.sleep(0.01)
         assert not d.engine.running
         async with connect(d.ws_url, max_size=MAX) as ws:
@@ -162,3 +169,56 @@ async def test_unknown_path_is_refused(daemon: Daemon) -> None:
         with pytest.raises(ConnectionClosed) as info:
             await ws.recv()
     assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+def _masked_frame(payload: bytes) -> bytes:
+    """One binary WebSocket frame as a client sends it (RFC 6455: masked)."""
+    n, mask = len(payload), os.urandom(4)
+    if n < 126:
+        head = bytes([0x82, 0x80 | n])
+    elif n < 2**16:
+        head = bytes([0x82, 0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([0x82, 0x80 | 127]) + struct.pack(">Q", n)
+    masked = np.frombuffer(payload, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)
+    return head + mask + masked.tobytes()
+
+
+async def test_a_client_that_stops_reading_is_disconnected_and_its_requests_end() -> None:
+    """A client that never reads once held its finished results and its job slots for as long
+    as it stayed connected: websockets' keepalive ping waits behind the same full buffer."""
+    spec = replace(FAKE_SPEC, native_width=256, native_height=256)
+    records: list[RequestRecord] = []
+    async with running_daemon(register=(spec,), default_model="fake", ws_send_stall_s=1.0) as d:
+        d.ops.request_listeners.append(records.append)
+        host, port = d.ws_url.removeprefix("ws://").removesuffix("/v1").rsplit(":", 1)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, never read
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, (host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        await loop.sock_sendall(
+            sock,
+            f"GET /v1 HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode(),
+        )
+        assert (await loop.sock_recv(sock, 12)).startswith(b"HTTP/1.1 101")
+        request = gen_pb.GenerateRequest(prompt="step_ms=0", width=1024, height=1024, steps=1)
+        request.output_encoding = image_pb.ENCODING_RAW_RGBA8  # 4 MiB a result
+        request.preview.result_only = True
+        for i in range(4):
+            envelope = env_pb.Envelope(request_id=f"r{i}", generate=request)
+            await loop.sock_sendall(sock, _masked_frame(envelope.SerializeToString()))
+        try:
+            for _ in range(300):  # each finishes as its result goes to the connection's buffer
+                generates = [r for r in records if r.method == "Generate"]
+                if len(generates) == 4:
+                    break
+                await asyncio.sleep(0.05)
+            assert {r.code for r in generates} <= {"OK", "CANCELLED"}
+            # ... but their job slots stay taken until the client takes them, or is dropped.
+            assert await d.ops.wait_idle(15.0)
+            assert d.websocket is not None and not d.websocket._connections
+        finally:
+            sock.close()

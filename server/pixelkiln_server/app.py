@@ -92,6 +92,7 @@ class Daemon:
                 config.max_message_bytes,
                 self.gate,
                 ws_ssl_context(config),
+                config.ws_send_stall_s,
             )
             if config.ws_port is not None
             else None

@@ -97,6 +97,11 @@ def decode_inputs(req: GenerationRequest, limits: Limits) -> DecodedInputs:
     return inputs
 
 
+def check_strength(strength: float) -> None:
+    if not (math.isfinite(strength) and 0.0 < strength <= 1.0):
+        raise InvalidArgument("strength", f"must be in (0, 1], got {strength}")
+
+
 def _resolve_strength(req: GenerationRequest, steps: int) -> float | None:
     if req.strength is None:
         if req.init_image is None:
@@ -106,8 +111,7 @@ def _resolve_strength(req: GenerationRequest, steps: int) -> float | None:
         strength = req.strength
         if req.init_image is None:
             raise InvalidArgument("strength", "needs init_image (strength only applies to img2img)")
-    if not (math.isfinite(strength) and 0.0 < strength <= 1.0):
-        raise InvalidArgument("strength", f"must be in (0, 1], got {strength}")
+    check_strength(strength)
     if int(steps * strength) < 1:
         raise InvalidArgument(
             "strength",
@@ -229,7 +233,10 @@ def resolve(
 
 
 def check_live_update(update: LiveUpdate) -> None:
-    """The live session's own settings (the rest is checked with each frame's request)."""
+    """The live session's own settings, and strength (it sets a frame's steps before the
+    frame's request is checked); the rest is checked with each frame's request."""
+    if update.strength is not None:
+        check_strength(update.strength)
     threshold = update.similar_skip_threshold
     if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise InvalidArgument(

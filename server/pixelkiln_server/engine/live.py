@@ -27,7 +27,7 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
 from .. import validation
-from ..errors import DeadlineExceeded, PixelKilnError, ResourceExhausted
+from ..errors import DeadlineExceeded, Internal, PixelKilnError, ResourceExhausted
 from ..types import (
     DecodedInputs,
     EncodedImage,
@@ -112,8 +112,15 @@ class LiveSession:
         self._task = asyncio.create_task(self._run())
 
     def push(self, live_input: LiveInput) -> None:
-        """Take an input: merge its settings, and replace any input still waiting."""
-        validation.check_live_update(live_input.settings)
+        """Take an input: merge its settings, and replace any input still waiting. Settings
+        that are refused end the session with that error, after the frames already made."""
+        if self.error is not None:
+            return  # the session is ending: the transport is about to close it
+        try:
+            validation.check_live_update(live_input.settings)
+        except PixelKilnError as exc:
+            self._fail(exc)
+            return
         self._last_input_at = time.perf_counter()
         update = live_input.settings
         if update.similar_skip_threshold is not None:
@@ -126,6 +133,13 @@ class LiveSession:
         if self._pending is not None:
             self._skipped += 1
         self._pending = (live_input, self._image, self.settings, time.perf_counter())
+        self._wake.set()
+
+    def _fail(self, exc: PixelKilnError) -> None:
+        if self.error is None:
+            self.error = exc
+        self._input_done, self._pending = True, None
+        self._frames.put_nowait(exc)
         self._wake.set()
 
     def end_input(self) -> None:
@@ -166,10 +180,11 @@ class LiveSession:
                 await self._process(*pending)
             self._frames.put_nowait(_END)
         except PixelKilnError as exc:
-            self.error = exc
+            self.error = self.error or exc
             self._frames.put_nowait(exc)
         except Exception as exc:  # noqa: BLE001 - a bug ends the session (INTERNAL), never hangs it
-            self._frames.put_nowait(exc)
+            self.error = Internal("internal error in Live; see the daemon log")  # the record's
+            self._frames.put_nowait(exc)  # the transport logs it and answers INTERNAL
 
     async def _wait_for_input(self) -> None:
         self._wake.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -44,6 +44,21 @@ def peer_host(peer: str) -> str:
     return ""
 
 
+def one_value(values: Sequence[str], name: str) -> str | None:
+    """A header's value, None when it is absent. Sent more than once it is refused (401 for
+    the token, 403 for Origin): a proxy in front of the daemon and the daemon could each act
+    on a different one of the copies."""
+    if len(values) > 1:
+        refuse = PermissionDenied if name.lower() == "origin" else Unauthenticated
+        raise refuse(f"{name}: sent {len(values)} times; send it once")
+    return values[0] if values else None
+
+
+def grpc_header(metadata: Any, name: str) -> str | None:
+    """One gRPC metadata key's value (see :func:`one_value`)."""
+    return one_value([str(value) for key, value in metadata or () if key == name], name)
+
+
 class Gatekeeper:
     """Authentication and identity for both transports; one per daemon."""
 
@@ -59,11 +74,11 @@ class Gatekeeper:
         return Caller(client_id=f"token:{token.name}", scope=token.scope, peer=peer)
 
     def grpc_caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        metadata = dict(context.invocation_metadata() or ())
+        metadata = context.invocation_metadata()
         peer = str(context.peer())
         if self.tokens is not None:
-            return self._token_caller(metadata.get(AUTH_HEADER), peer)
-        declared = metadata.get(CLIENT_ID_HEADER)
+            return self._token_caller(grpc_header(metadata, AUTH_HEADER), peer)
+        declared = dict(metadata or ()).get(CLIENT_ID_HEADER)
         if declared and is_loopback_host(peer_host(peer)):
             return Caller(client_id=f"id:{declared}", peer=peer)
         return Caller(client_id=peer, peer=peer)
@@ -71,7 +86,7 @@ class Gatekeeper:
     def ws_caller(self, headers: Any, peer: str) -> Caller:
         """A WebSocket connection's caller: its token's name, else one id per connection."""
         if self.tokens is not None:
-            return self._token_caller(headers.get(AUTH_HEADER), peer)
+            return self._token_caller(one_value(headers.get_all(AUTH_HEADER), AUTH_HEADER), peer)
         return Caller(client_id=f"ws:{uuid.uuid4().hex}", peer=peer)
 
     def origin_allowed(self, origin: str) -> bool:
@@ -125,9 +140,10 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
         try:
-            self.tokens.authenticate(metadata.get(AUTH_HEADER))
+            self.tokens.authenticate(
+                grpc_header(handler_call_details.invocation_metadata, AUTH_HEADER)
+            )
         except Unauthenticated as exc:
             return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED, exc.message)
         return handler

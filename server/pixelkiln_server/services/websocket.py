@@ -14,7 +14,6 @@ code name (``PERMISSION_DENIED: ...`` / ``UNAUTHENTICATED: ...``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from http import HTTPStatus
@@ -32,7 +31,7 @@ from ..engine.live import LiveSession
 from ..errors import InvalidArgument, NotFound, PixelKilnError
 from ..tracepoints import mark
 from ..types import Failed, Result
-from .identity import Gatekeeper
+from .identity import Gatekeeper, one_value
 from .operations import Caller, Operations, OwnedJob, to_error
 from .status import grpc_code
 
@@ -68,17 +67,34 @@ def error_envelope(request_id: str, exc: BaseException, operation: str = "") -> 
 class _Connection:
     """One WebSocket client: its running generations and live sessions, by request id."""
 
-    def __init__(self, ops: Operations, ws: ServerConnection, caller: Caller) -> None:
+    def __init__(
+        self, ops: Operations, ws: ServerConnection, caller: Caller, stall_s: float
+    ) -> None:
         self.ops = ops
         self.ws = ws
         self.caller = caller
+        self.stall_s = stall_s
         self.jobs: dict[str, OwnedJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.lives: dict[str, LiveSession] = {}
 
     async def send(self, envelope: env_pb.Envelope) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(envelope.SerializeToString())
+        """Send one envelope. A client that has not taken it within ``stall_s`` seconds
+        stopped reading: it is disconnected, and its requests end as if it had gone, instead
+        of holding their results (and its job slots) for as long as it stays connected.
+        websockets' keepalive cannot tell: its ping waits behind the same full buffer."""
+        data = envelope.SerializeToString()
+        try:
+            await asyncio.wait_for(self.ws.send(data), self.stall_s)
+        except ConnectionClosed:
+            pass
+        except TimeoutError:
+            log.warning(
+                "WebSocket client %s took nothing for %g s (it stopped reading): disconnected",
+                self.caller.peer,
+                self.stall_s,
+            )
+            self.ws.transport.abort()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -206,8 +222,10 @@ class WebSocketCarrier:
         max_size: int,
         gate: Gatekeeper | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        send_stall_s: float = 60.0,
     ) -> None:
         self.ops = ops
+        self.send_stall_s = send_stall_s
         self.host = host
         self.port = port
         self.max_size = max_size
@@ -230,7 +248,7 @@ class WebSocketCarrier:
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         try:
-            self.gate.check_origin(request.headers.get("Origin"))
+            self.gate.check_origin(one_value(request.headers.get_all("Origin"), "Origin"))
             self.gate.ws_caller(request.headers, "")
         except PixelKilnError as exc:
             log.info("WebSocket handshake refused: %s: %s", exc.code.value, exc.message)
@@ -244,7 +262,7 @@ class WebSocketCarrier:
             return
         peer = ws.remote_address
         caller = self.gate.ws_caller(ws.request.headers, f"ws:{peer[0]}:{peer[1]}" if peer else "")
-        connection = _Connection(self.ops, ws, caller)
+        connection = _Connection(self.ops, ws, caller, self.send_stall_s)
         self._connections.add(connection)
         try:
             await connection.run()
