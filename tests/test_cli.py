@@ -278,6 +278,23 @@ def test_user_mistakes_end_in_one_line_and_status_2(
     assert captured.out == ""
 
 
+@pytest.mark.parametrize(
+    "command", [["serve"], ["token", "create", "x"], ["export-onnx", "m", "d"]]
+)
+def test_the_daemons_commands_name_the_python_they_need(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On 3.10 (Blender 3.x's Python) the client runs but the daemon's side does not import;
+    that once read as missing server extras, which reinstalling does not fix."""
+    from pixelkiln.cli import main
+
+    monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    assert main(command) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"pixelkiln {command[0]}: error: {command[0]} runs the daemon's side")
+    assert "Python 3.11 or newer (this is 3.10.13)" in line
+
+
 def test_mistakes_in_a_real_process_print_no_traceback(tmp_path: Path) -> None:
     proc = pixelkiln("generate", "gem", "--init", str(tmp_path / "base.png"), "--maps", "normals")
     assert proc.returncode == 2

@@ -8,6 +8,7 @@ the problem and what is allowed); 130 interrupted (Ctrl+C).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -306,23 +307,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _server_part(command: str, module: str, name: str) -> Any:
+    """``name`` from the daemon's package, or a usage error that says what is missing: the
+    daemon needs Python 3.11+ (the client runs on 3.10, e.g. in Blender 3.x) and the
+    server extras."""
+    if sys.version_info < (3, 11):
+        found = ".".join(str(part) for part in sys.version_info[:3])
+        raise UsageError(
+            f"{command} runs the daemon's side, which needs Python 3.11 or newer (this is "
+            f"{found}); the client commands (generate, live, models, status) work here"
+        )
     try:
-        from pixelkiln_server.cli import run_serve
+        return getattr(importlib.import_module(module), name)
     except ImportError as exc:
         raise UsageError(
-            f"serve needs the server extras: pip install 'pixelkiln[server]' ({exc})"
+            f"{command} needs the server extras: pip install 'pixelkiln[server]' ({exc})"
         ) from None
-    return _one_line_exit(run_serve, args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _one_line_exit(_server_part("serve", "pixelkiln_server.cli", "run_serve"), args)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    try:
-        from pixelkiln_server.auth import run_token
-    except ImportError as exc:
-        raise UsageError(
-            f"token needs the server extras: pip install 'pixelkiln[server]' ({exc})"
-        ) from None
+    run_token = _server_part("token", "pixelkiln_server.auth", "run_token")
     try:
         return run_token(args)
     except SystemExit as exc:
@@ -333,12 +341,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    try:
-        from pixelkiln_server.onnx_export import run_export
-    except ImportError as exc:
-        raise UsageError(
-            f"export-onnx needs the server extras: pip install 'pixelkiln[server]' ({exc})"
-        ) from None
+    run_export = _server_part("export-onnx", "pixelkiln_server.onnx_export", "run_export")
     out = Path(args.dir)
     for folder in (out, *out.parents):
         if folder.exists() and not folder.is_dir():
