@@ -184,33 +184,50 @@ def _masked_frame(payload: bytes) -> bytes:
     return head + mask + masked.tobytes()
 
 
+async def _raw_client(url: str, rcvbuf: int) -> socket.socket:
+    """A WebSocket connection by hand, with a small receive buffer, that reads only when told."""
+    host, port = url.removeprefix("ws://").removesuffix("/v1").rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(
+        sock,
+        f"GET /v1 HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode(),
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += await loop.sock_recv(sock, 1)
+    assert answer.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def _ask_for_big_results(sock: socket.socket, count: int) -> None:
+    request = gen_pb.GenerateRequest(prompt="step_ms=0", width=1024, height=1024, steps=1)
+    request.output_encoding = image_pb.ENCODING_RAW_RGBA8  # 4 MiB a result
+    request.preview.result_only = True
+    for i in range(count):
+        envelope = env_pb.Envelope(request_id=f"r{i}", generate=request)
+        await asyncio.get_running_loop().sock_sendall(
+            sock, _masked_frame(envelope.SerializeToString())
+        )
+
+
+FAKE_256 = replace(FAKE_SPEC, native_width=256, native_height=256)
+
+
 async def test_a_client_that_stops_reading_is_disconnected_and_its_requests_end() -> None:
     """A client that never reads once held its finished results and its job slots for as long
     as it stayed connected: websockets' keepalive ping waits behind the same full buffer."""
-    spec = replace(FAKE_SPEC, native_width=256, native_height=256)
     records: list[RequestRecord] = []
-    async with running_daemon(register=(spec,), default_model="fake", ws_send_stall_s=1.0) as d:
+    async with running_daemon(register=(FAKE_256,), default_model="fake", ws_send_stall_s=1.0) as d:
         d.ops.request_listeners.append(records.append)
-        host, port = d.ws_url.removeprefix("ws://").removesuffix("/v1").rsplit(":", 1)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, never read
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, (host, int(port)))
-        key = base64.b64encode(os.urandom(16)).decode()
-        await loop.sock_sendall(
-            sock,
-            f"GET /v1 HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode(),
-        )
-        assert (await loop.sock_recv(sock, 12)).startswith(b"HTTP/1.1 101")
-        request = gen_pb.GenerateRequest(prompt="step_ms=0", width=1024, height=1024, steps=1)
-        request.output_encoding = image_pb.ENCODING_RAW_RGBA8  # 4 MiB a result
-        request.preview.result_only = True
-        for i in range(4):
-            envelope = env_pb.Envelope(request_id=f"r{i}", generate=request)
-            await loop.sock_sendall(sock, _masked_frame(envelope.SerializeToString()))
+        sock = await _raw_client(d.ws_url, 4096)
         try:
+            await _ask_for_big_results(sock, 4)
             for _ in range(300):  # each finishes as its result goes to the connection's buffer
                 generates = [r for r in records if r.method == "Generate"]
                 if len(generates) == 4:
@@ -222,3 +239,24 @@ async def test_a_client_that_stops_reading_is_disconnected_and_its_requests_end(
             assert d.websocket is not None and not d.websocket._connections
         finally:
             sock.close()
+
+
+async def test_a_slow_client_that_keeps_reading_is_not_disconnected() -> None:
+    """The stall is time without progress, not the time a large message takes to go out."""
+    async with running_daemon(register=(FAKE_256,), default_model="fake", ws_send_stall_s=1.0) as d:
+        sock = await _raw_client(d.ws_url, 2**20)
+        loop = asyncio.get_running_loop()
+        try:
+            await _ask_for_big_results(sock, 4)
+            received, started = 0, loop.time()
+            while received < 16 * 2**20:  # about 3 MiB/s: over a second for each result
+                chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), 10)
+                assert chunk, "the daemon closed the connection"
+                received += len(chunk)
+                await asyncio.sleep(0.02)
+            took = loop.time() - started
+            assert await d.ops.wait_idle(10.0)
+            assert d.websocket is not None and len(d.websocket._connections) == 1
+        finally:
+            sock.close()
+    assert took > 4 * 1.0  # longer than the stall for each result, and none was cut

@@ -74,27 +74,52 @@ class _Connection:
         self.ws = ws
         self.caller = caller
         self.stall_s = stall_s
+        self.queued = 0  # bytes of envelopes handed to the connection
         self.jobs: dict[str, OwnedJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.lives: dict[str, LiveSession] = {}
 
     async def send(self, envelope: env_pb.Envelope) -> None:
-        """Send one envelope. A client that has not taken it within ``stall_s`` seconds
-        stopped reading: it is disconnected, and its requests end as if it had gone, instead
-        of holding their results (and its job slots) for as long as it stays connected.
-        websockets' keepalive cannot tell: its ping waits behind the same full buffer."""
-        data = envelope.SerializeToString()
+        """Send one envelope. A client that takes none of it for ``stall_s`` seconds stopped
+        reading: it is disconnected, and its requests end as if it had gone, instead of
+        holding their results (and its job slots) for as long as it stays connected. A slow
+        client that keeps taking bytes is not (a large image over a slow link takes as long
+        as it takes). websockets' keepalive cannot tell: its ping waits behind the same full
+        buffer."""
+        sending = asyncio.ensure_future(self._write(envelope.SerializeToString()))
         try:
-            await asyncio.wait_for(self.ws.send(data), self.stall_s)
+            await asyncio.sleep(0)  # the write's first step runs: its bytes are in the buffer
+            await self._until_sent(sending)
         except ConnectionClosed:
             pass
-        except TimeoutError:
-            log.warning(
-                "WebSocket client %s took nothing for %g s (it stopped reading): disconnected",
-                self.caller.peer,
-                self.stall_s,
-            )
-            self.ws.transport.abort()
+        finally:
+            sending.cancel()  # nothing once it is done; else the connection is gone
+
+    async def _write(self, data: bytes) -> None:
+        # websockets puts a message's frame in the connection's buffer before its first await,
+        # so ``queued`` and the buffer change together (see _sent).
+        self.queued += len(data)
+        await self.ws.send(data)
+
+    def _sent(self) -> int:
+        """About how many bytes have left for the client: those handed over minus those still
+        in the connection's buffer (which every sending task shares)."""
+        return self.queued - self.ws.transport.get_write_buffer_size()
+
+    async def _until_sent(self, sending: asyncio.Future[None]) -> None:
+        sent = self._sent()
+        while not (await asyncio.wait({sending}, timeout=self.stall_s))[0]:
+            now = self._sent()
+            if now <= sent:
+                log.warning(
+                    "WebSocket client %s took nothing for %g s (it stopped reading): disconnected",
+                    self.caller.peer,
+                    self.stall_s,
+                )
+                self.ws.transport.abort()
+                return
+            sent = now
+        sending.result()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
