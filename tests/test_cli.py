@@ -205,6 +205,15 @@ def _files(tmp_path: Path) -> dict[str, str]:
     text.write_text("not an image")
     other = tmp_path / "other.json"
     other.write_text('{"name": "not a recipe"}')
+    # Recipes are data from anywhere (a PNG someone shared): none may name a file to read.
+    stolen = tmp_path / "stolen.json"
+    stolen.write_text(json.dumps({"request": {"prompt": "x", "init_image": str(text)}}))
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"request": {"prompt": "x", "loras": ' + "[" * 100000 + "]" * 100000 + "}}")
+    typed = tmp_path / "typed.json"
+    typed.write_text(json.dumps({"request": {"prompt": "x", "width": "64"}}))
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
     return {
         "PLAIN": str(plain),
         "PHOTO": str(photo),
@@ -213,6 +222,10 @@ def _files(tmp_path: Path) -> dict[str, str]:
         "MISSING": str(tmp_path / "missing.png"),
         "NODIR": str(tmp_path / "no" / "such" / "out.png"),
         "TMP": str(tmp_path),
+        "STOLEN": str(stolen),
+        "DEEP": str(deep),
+        "TYPED": str(typed),
+        "FOLDER": str(folder),
     }
 
 
@@ -243,6 +256,10 @@ MISTAKES = [
     (["replay", "TEXT"], "TEXT is not a recipe: not JSON"),
     (["replay", "OTHER"], "OTHER is not a recipe: a JSON object with a 'request'"),
     (["replay", "PLAIN", "-o", "x.bmp"], "-o/--output: cannot write .bmp files"),
+    (["replay", "STOLEN"], "STOLEN: recipe field 'init_image': a recipe carries no images"),
+    (["replay", "DEEP"], "DEEP is not a recipe: its JSON is nested too deeply"),
+    (["replay", "TYPED"], "TYPED: recipe field 'width': '64' is not usable"),
+    (["generate", "x", "-o", "FOLDER"], "-o/--output: FOLDER is a folder; give a file name in it"),
     (["live", "x", "--watch", "MISSING"], "--watch: MISSING does not exist"),
     (["live", "x", "--watch", "PLAIN", "--interval", "0"], "--interval: must be > 0"),
     (["live", "x", "--watch", "PLAIN", "--frames", "-1"], "--frames: must be >= 0; got -1"),
@@ -309,6 +326,24 @@ def test_mistakes_in_a_real_process_print_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2  # at once, instead of waiting for the file to appear
     assert "--watch:" in proc.stderr and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_file_that_cannot_be_written_is_named_and_nothing_is_left(
+    served: str, tmp_path: Path
+) -> None:
+    (tmp_path / "wall_normal.png").mkdir()  # the map's name is taken by a folder
+    proc = pixelkiln(
+        "generate", "wall", "-o", str(tmp_path / "wall.png"), "--maps", "normal",
+        "--size", "64", "--steps", "1", "--address", served,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (  # after the progress lines
+        f"pixelkiln generate: error: -o/--output: cannot write {tmp_path / 'wall_normal.png'}: "
+        "Is a directory"
+    )
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "wall.png").is_file()  # what could be written was
+    assert not list(tmp_path.glob(".*.part"))
 
 
 def test_replay_of_an_img2img_recipe_asks_for_its_init_image(served: str, tmp_path: Path) -> None:

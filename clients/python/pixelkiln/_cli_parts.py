@@ -4,6 +4,7 @@ Left out of the client wheel the Blender add-on bundles (like cli.py)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,10 @@ def output_path(flag: str, value: str) -> tuple[Path, str]:
     parent = path.parent
     if not parent.is_dir():
         raise UsageError(f"{flag}: folder {parent} does not exist (for {value})")
+    if path.is_dir():
+        raise UsageError(f"{flag}: {value} is a folder; give a file name in it")
+    if not os.access(parent, os.W_OK):  # checked again when writing (Windows folders pass)
+        raise UsageError(f"{flag}: folder {parent} is not writable (for {value})")
     encoding = {"jpg": "jpeg"}.get(suffix[1:], suffix[1:])
     choice(flag, encoding, ENCODINGS)
     return path, encoding

@@ -214,9 +214,36 @@ def build_request(
     return msg
 
 
+# What a recipe never holds (the daemon leaves them out: they do not decide the pixels), so a
+# recipe cannot set them: images come from the caller, never from a path a recipe names (a
+# shared PNG could otherwise make replay read any file and send it to the daemon).
+_NOT_FROM_RECIPE = {
+    "init_image",
+    "mask",
+    "client_request_id",
+    "priority",
+    "preview_every",
+    "preview_max_side",
+    "preview_encoding",
+    "progress",
+    "result_only",
+}
+
+
 def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments that reproduce a recipe (as found in a result or a PNG)."""
-    req = dict(recipe.get("request", recipe))
+    """Keyword arguments that reproduce a recipe (as found in a result or a PNG). Raises
+    ValueError naming the first field that is not what a recipe holds (a recipe is data from
+    anywhere: a PNG someone shared)."""
+    req = recipe.get("request", recipe)
+    if not isinstance(req, dict):
+        raise ValueError("recipe: 'request' must be a JSON object")
+    req = dict(req)
+    for key in ("init_image", "mask"):
+        if req.get(key) is not None:
+            raise ValueError(
+                f"recipe field {key!r}: a recipe carries no images (PixelKiln writes their "
+                "SHA-256 only); pass the image again yourself"
+            )
     settings = req.pop("map_settings", None) or {}
     if req.pop("background", "opaque") == "transparent":
         req["transparent"] = True
@@ -227,8 +254,14 @@ def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
             req[key] = settings[key]
     if "convention" in settings:
         req["normal_convention"] = settings["convention"]
-    allowed = set(build_request.__kwdefaults__ or {}) | {"prompt"}
-    return {k: v for k, v in req.items() if k in allowed}
+    allowed = (set(build_request.__kwdefaults__ or {}) | {"prompt"}) - _NOT_FROM_RECIPE
+    kwargs = {k: v for k, v in req.items() if k in allowed}
+    for key, value in kwargs.items():  # each alone, so a bad one is named
+        try:
+            build_request(**{key: value}).SerializeToString()
+        except Exception as exc:  # noqa: BLE001 - any wrong value is the recipe's mistake
+            raise ValueError(f"recipe field {key!r}: {value!r:.80} is not usable ({exc})") from None
+    return kwargs
 
 
 def build_live_input(

@@ -8,12 +8,14 @@ the problem and what is allowed); 130 interrupted (Ctrl+C).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from ._cli_parts import (
     positive,
     unsigned,
 )
+from ._files import write_atomically
+from ._request import request_from_recipe
 from .client import DEFAULT_ADDRESS, Client, load_recipe
 from .errors import PixelKilnError
 from .events import Result
@@ -49,21 +53,29 @@ def _write_result(result: Result, out: Path) -> None:
     """stone.png, stone_normal.png, ...; with --count: stone_0.png, stone_0_normal.png, ...;
     with --atlas also stone_atlas.png and stone_atlas.json (TexturePacker JSON hash)."""
     for image, path in zip(result.images, _output_paths(out, len(result.images)), strict=True):
-        image.save(path)
+        _written(path, image.save)
         seam = f", seam ratio {image.seam['ratio']:.2f}" if image.seam else ""
         print(f"{path} ({image.width}x{image.height}, seed {image.seed}{seam})")
         for kind, derived in image.maps.items():
-            map_path = derived.save(path.with_name(f"{path.stem}_{kind}{path.suffix}"))
+            map_path = _written(path.with_name(f"{path.stem}_{kind}{path.suffix}"), derived.save)
             print(f"{map_path} ({kind})")
     if result.atlas is not None:
-        sheet = result.atlas.save(out.with_name(f"{out.stem}_atlas.png"))
+        sheet = _written(out.with_name(f"{out.stem}_atlas.png"), result.atlas.save)
         frames = dict(result.atlas_frames or {})
         frames.setdefault("meta", {})["image"] = sheet.name
+        text = json.dumps(frames, indent=2).encode()
         frames_path = out.with_name(f"{out.stem}_atlas.json")
-        tmp = frames_path.with_name(f".{frames_path.name}.part")
-        tmp.write_text(json.dumps(frames, indent=2))
-        tmp.replace(frames_path)
+        _written(frames_path, lambda p: write_atomically(p, lambda f: f.write(text)))
         print(f"{sheet} + {frames_path.name} ({len(result.images)} frames)")
+
+
+def _written(path: Path, save: Callable[[Path], Path]) -> Path:
+    """``save(path)``; a file that cannot be written is one line naming it (the file that was
+    there, if any, is untouched), not a traceback."""
+    try:
+        return save(path)
+    except OSError as exc:
+        raise UsageError(f"-o/--output: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -145,8 +157,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     try:
         recipe = load_recipe(source)
+        request_from_recipe(recipe)  # checked before connecting: a bad field is named here
     except (ValueError, OSError) as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc)
+        raise UsageError(message if str(source) in message else f"{source}: {message}") from None
     overrides: dict[str, Any] = {"output_encoding": encoding}
     for flag, value, key, digest, what in (
         ("--init", args.init, "init_image", "init_image_sha256", "an init image"),
@@ -247,7 +261,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         try:
             for frame in session:
                 if frame.image is not None:
-                    frame.image.save(out)
+                    # Each frame replaces the last: no flush to disk.
+                    _written(out, functools.partial(frame.image.save, durable=False))
                     written += 1
                     ms = frame.timings["total_ms"]
                     print(f"frame {frame.seq}: {out} ({ms:.0f} ms, {frame.skipped} skipped)")

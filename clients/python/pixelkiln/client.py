@@ -246,6 +246,8 @@ def load_recipe(recipe: dict[str, Any] | str | Path) -> dict[str, Any]:
 def _recipe_object(text: str, where: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where} is not a recipe: its JSON is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"{where} is not a recipe: not JSON ({exc.msg} at line {exc.lineno}); pass a PNG "

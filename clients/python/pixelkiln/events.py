@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._files import write_atomically
 from .v1 import generator_pb2 as gen_pb
 from .v1 import image_pb2 as img_pb
 
@@ -79,18 +80,19 @@ class Image:
                 f"got {len(self.data)}"
             )
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, durable: bool = True) -> Path:
         """Write the image; encoded bytes are written as they came (PNG keeps its recipe).
 
-        Written to a temporary file first and renamed, so a crash never leaves half a file."""
+        Written to a temporary file first and renamed (``_files.write_atomically``), so a
+        crash or a full disk never leaves half a file and an existing file stays whole until
+        the new one is. ``durable=False`` skips the flush to disk (a live preview's frames)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.part")
         if self.encoding == "raw_rgba8":
-            self.to_pil().save(tmp, format=(path.suffix.lstrip(".") or "png").upper())
-        else:
-            tmp.write_bytes(self.data)
-        tmp.replace(path)
-        return path
+            kind = (path.suffix.lstrip(".") or "png").upper()
+            kind = {"JPG": "JPEG", "TIF": "TIFF"}.get(kind, kind)
+            pil = self.to_pil()
+            return write_atomically(path, lambda f: pil.save(f, format=kind), durable=durable)
+        return write_atomically(path, lambda f: f.write(self.data), durable=durable)
 
     def __repr__(self) -> str:
         return f"Image({self.width}x{self.height} {self.encoding} {_size(len(self.data))})"
