@@ -14,6 +14,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +28,7 @@ from websockets.asyncio.client import connect
 
 from pixelkiln import AsyncClient, CancelledError, Client, PixelKilnError, Progress
 from pixelkiln.v1 import generator_pb2 as gen_pb
+from pixelkiln_server import metrics
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.fake import FAKE_SPEC
 from pixelkiln_server.engine.runner_client import READY
@@ -313,3 +316,91 @@ async def test_a_metrics_port_in_use_is_named() -> None:
             await d.start()
         await d.server.stop(None)
     assert str(info.value).startswith(f"cannot listen on 127.0.0.1:{port} (--metrics-port): ")
+
+
+def _half_requests(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that each send a request line and never finish the headers."""
+    conns = []
+    for _ in range(count):
+        conn = socket.create_connection((host, port), timeout=10)
+        conn.sendall(b"GET /metrics HTTP/1.1\r\n")
+        conns.append(conn)
+    return conns
+
+
+def _closed_by_server(conn: socket.socket, deadline: float) -> bool:
+    """True when the server closes the connection (EOF or reset) before ``deadline``."""
+    conn.settimeout(max(0.01, deadline - time.monotonic()))
+    try:
+        return conn.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_a_half_sent_request_is_dropped_and_connections_are_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "HEADER_TIMEOUT", 1.0)
+    cap = metrics.MAX_CONNECTIONS
+    async with metrics_daemon(ws_port=None) as d:
+        server = d.metrics_server
+        assert server is not None
+        host, port = server.host, server.port
+
+        def one() -> float:
+            (conn,) = _half_requests(host, port, 1)
+            with conn:
+                started = time.monotonic()
+                assert _closed_by_server(conn, started + 5), "a half-sent request was kept open"
+                return time.monotonic() - started
+
+        waited = await asyncio.to_thread(one)
+        assert 0.5 < waited < 4
+
+        def flood() -> tuple[int, int, int]:
+            baseline = threading.active_count()
+            conns = _half_requests(host, port, cap + 10)
+            try:
+                time.sleep(0.3)  # every connection accepted; none timed out yet
+                during = threading.active_count()
+                deadline = time.monotonic() + 5
+                closed = sum(_closed_by_server(c, deadline) for c in conns)
+            finally:
+                for conn in conns:
+                    conn.close()
+            return baseline, during, closed
+
+        baseline, during, closed = await asyncio.to_thread(flood)
+        assert during <= baseline + cap + 2, (baseline, during)
+        assert closed == cap + 10  # the ones over the cap at once, the others on the timeout
+        # Once they are dropped a normal scrape gets in.
+        assert value(await scrape(d), "pixelkiln_runner_up", runner="cpu#0", device="cpu") == 1
+
+
+async def test_a_repeated_authorization_header_is_refused(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    token = "pk_scraper-token-0123456789abcdef"
+    tokens.write_text(f"scraper generate {token}\n")
+    tokens.chmod(0o600)
+    async with metrics_daemon(ws_port=None, token_file=tokens) as d:
+        server = d.metrics_server
+        assert server is not None
+
+        def twice() -> bytes:
+            with socket.create_connection((server.host, server.port), timeout=10) as conn:
+                header = f"Authorization: Bearer {token}\r\n".encode()
+                conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + header * 2 + b"\r\n")
+                answer = b""
+                while chunk := conn.recv(4096):
+                    answer += chunk
+            return answer
+
+        answer = await asyncio.to_thread(twice)
+        # The same token once still works.
+        good = {"Authorization": f"Bearer {token}"}
+        assert "pixelkiln_runner_up" in await asyncio.to_thread(_get, d.metrics_url, good)
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.0 401 ") or status.startswith(b"HTTP/1.1 401 ")
+    assert body.decode() == "UNAUTHENTICATED: authorization: sent 2 times; send it once\n"

@@ -9,6 +9,9 @@ scrapes, by a custom collector, with no polling thread.
 The HTTP endpoint binds to the daemon's host and follows its exposure: with TLS on, it serves
 HTTPS with the same certificate (and requires client certificates when ``--tls-client-ca`` is
 given); with tokens on, a scrape needs ``Authorization: Bearer <token>`` like every RPC.
+A client gets :data:`HEADER_TIMEOUT` seconds to send its request headers (and finish the TLS
+handshake), and at most :data:`MAX_CONNECTIONS` connections are served at once: an idle or
+slow client cannot hold threads for ever, token or not.
 
 =========================================  =========  ==========================================
 name                                       type       labels
@@ -31,10 +34,12 @@ name                                       type       labels
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -44,8 +49,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .auth import AUTH_HEADER
 from .errors import Unauthenticated
 from .services.access import RequestRecord
+from .services.identity import one_value
 from .types import LiveFrame, Priority, Timings
 
 if TYPE_CHECKING:
@@ -58,6 +65,16 @@ log = logging.getLogger(__name__)
 # Seconds: a 1-step 64x64 tiny model takes milliseconds; a big model at 1024 tens of seconds.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 PATHS = ("/metrics", "/")
+# Seconds a client has to finish the TLS handshake and send its request line and headers, all
+# of them together (a client sending a byte now and then gets no more); then it is dropped.
+HEADER_TIMEOUT = 5.0
+# Seconds for the rest (writing the answer) once the headers are in.
+RESPONSE_TIMEOUT = 30.0
+# Connections served at once (one thread each); more are closed as soon as they are accepted.
+MAX_CONNECTIONS = 16
+# The environ key of the Authorization header's values, one per copy sent (wsgiref's
+# HTTP_AUTHORIZATION joins them with commas).
+AUTHORIZATION_VALUES = "pixelkiln.authorization"
 
 
 class Metrics:
@@ -175,7 +192,55 @@ def _of_priority(priority: Priority) -> Callable[[Job], bool]:
     return lambda job: job.request.priority is priority
 
 
+class _HeaderClock(io.RawIOBase):
+    """The connection's reads, each allowed only what is left of the time for the headers, so
+    the whole request line and headers must come within :data:`HEADER_TIMEOUT`."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline: float | None = time.monotonic() + seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request headers were not sent in time")
+            self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
 class _Handler(WSGIRequestHandler):
+    clock: _HeaderClock
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the base's reader: an open one would keep the socket from closing
+        self.clock = _HeaderClock(self.connection, HEADER_TIMEOUT)
+        self.rfile = io.BufferedReader(self.clock)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.clock.deadline = None  # the headers are in (or refused): the rest has its own limit
+        self.connection.settimeout(RESPONSE_TIMEOUT)
+        return parsed
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # TimeoutError, a reset, a bad TLS handshake
+            if self.clock.deadline is None:
+                raise
+            # Before the headers were in: drop the client quietly (no traceback on stderr).
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        environ[AUTHORIZATION_VALUES] = self.headers.get_all(AUTH_HEADER, [])
+        return environ
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         """Scrapes are not logged (Prometheus scrapes every few seconds)."""
 
@@ -184,8 +249,37 @@ def _server_class(host: str, port: int) -> type[WSGIServer]:
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
     class Server(ThreadingMixIn, WSGIServer):
+        """One thread per connection, at most :data:`MAX_CONNECTIONS` of them.
+
+        A connection beyond the cap is closed on the accepting thread, at once, without a
+        thread or a read: answering it (a 503) would mean a TLS handshake and a write there,
+        which a client that says nothing could stall, holding up every other scrape. The
+        connections counted are freed within :data:`HEADER_TIMEOUT` when their clients say
+        nothing, so a real scrape gets in again soon after a flood stops.
+        """
+
         address_family = family
         daemon_threads = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+            super().__init__(*args, **kwargs)
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not self.slots.acquire(blocking=False):
+                self.shutdown_request(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:  # the thread did not start
+                self.slots.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self.slots.release()
 
     return Server
 
@@ -203,7 +297,11 @@ def guarded_app(registry: CollectorRegistry, tokens: TokenStore | None) -> WsgiA
             return iter([b"NOT_FOUND: the metrics are at /metrics\n"])
         if tokens is not None:
             try:
-                tokens.authenticate(environ.get("HTTP_AUTHORIZATION"))
+                values = environ.get(AUTHORIZATION_VALUES)
+                if values is None:  # another WSGI server: only the joined value
+                    tokens.authenticate(environ.get("HTTP_AUTHORIZATION"))
+                else:  # sent twice: refused, as on gRPC and WebSocket
+                    tokens.authenticate(one_value(values, AUTH_HEADER))
             except Unauthenticated as exc:
                 start_response(
                     "401 Unauthorized",
