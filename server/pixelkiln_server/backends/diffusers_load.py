@@ -13,6 +13,7 @@ from ..errors import NotFound, PermissionDenied
 from ..folder_meta import FolderMeta, read_meta
 from . import tiling
 from .base import LoadOptions
+from .folder_faults import folder_failure, is_local_path
 from .load_errors import hub_failure, not_cached_offline
 
 
@@ -173,6 +174,9 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
                 "put its config folder beside it as <name>/ or run online once"
             ) from exc
     local = Path(spec.source).is_dir()
+    if not local and is_local_path(spec.source):
+        # A registered folder gone since: never a hub id (diffusers would ask the hub for it).
+        raise folder_failure(spec, None, options.allow_pickle)
     if not options.allow_pickle:
         # diffusers passes it on to every component (0.42; not in 0.30, its issue #11601).
         kwargs["use_safetensors"] = True
@@ -184,10 +188,8 @@ def _load_pipeline(spec: ModelSpec, dtype: Any, options: LoadOptions) -> Any:
         return auto.from_pretrained(spec.source, local_files_only=True, **kwargs)
     except (OSError, ValueError) as exc:
         if local:
-            raise NotFound(
-                f"model {spec.name!r} is not available locally ({spec.source}); "
-                "download it first or run without --offline"
-            ) from exc
+            # What is wrong with the folder itself: the hub's advice cannot help it.
+            raise folder_failure(spec, exc, options.allow_pickle) from exc
         if _offline(options):
             raise not_cached_offline(spec) from exc
     try:

@@ -16,6 +16,8 @@ A model too large for the GPU is ``RESOURCE_EXHAUSTED``, checked before loading 
 free memory (:func:`check_fits`) and again when CUDA runs out (:func:`too_large`); both name
 the options that exist (``--offload``, ``--quantize``, ``--dtype``) and the smaller presets.
 
+A local diffusers folder that cannot be loaded is folder_faults.py's.
+
 Messages carry the model's name and hub id, exception type names and the options; never a
 path on the daemon's machine or a traceback. Nothing here imports torch or diffusers.
 """
