@@ -309,12 +309,10 @@ def other_cases() -> list[Case]:
         cases.append(Case(f"live {name}", "live", body, frozenset({INVALID}), words))
     for name, data in list(_undecodable().items())[:6]:
         body = gen_pb.LiveInput(seq=1, image=_image(data), settings=gen_pb.LiveSettings(prompt="x"))
-        cases.append(
-            Case(f"live image: {name}", "live", body, frozenset({INVALID}), ("init_image",))
-        )
+        cases.append(Case(f"live image: {name}", "live", body, frozenset({INVALID}), ("image: ",)))
     bomb = gen_pb.LiveInput(seq=1, image=_image(png_declaring(60000, 60000)))
     cases.append(
-        Case("live image: png bomb", "live", bomb, frozenset({INVALID}), ("init_image", "16777216"))
+        Case("live image: png bomb", "live", bomb, frozenset({INVALID}), ("image: ", "16777216"))
     )
     return cases
 

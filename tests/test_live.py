@@ -112,6 +112,16 @@ async def test_a_failed_session_is_recorded_with_the_code_its_client_saw(
     assert [r.code for r in records if r.method == "Live"] == ["INVALID_ARGUMENT", "INTERNAL"]
 
 
+async def test_an_undecodable_input_names_the_live_field(aclient: AsyncClient) -> None:
+    """A frame's request calls the input init_image; the client sent LiveInput.image."""
+    with pytest.raises(PixelKilnError) as info:
+        async with aclient.live(prompt="x", strength=0.5) as session:
+            await session.send(b"not an image at all")
+            await collect(session)
+    assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.message.startswith("image: "), info.value.message
+
+
 async def test_idle_timeout_and_session_limit() -> None:
     async with (
         running_daemon(live_idle_timeout_s=0.5, max_live_sessions=1) as d,

@@ -27,7 +27,13 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
 from .. import validation
-from ..errors import DeadlineExceeded, Internal, PixelKilnError, ResourceExhausted
+from ..errors import (
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    PixelKilnError,
+    ResourceExhausted,
+)
 from ..types import (
     DecodedInputs,
     EncodedImage,
@@ -180,6 +186,7 @@ class LiveSession:
                 await self._process(*pending)
             self._frames.put_nowait(_END)
         except PixelKilnError as exc:
+            exc = _named_as_live(exc)
             self.error = self.error or exc
             self._frames.put_nowait(exc)
         except Exception as exc:  # noqa: BLE001 - a bug ends the session (INTERNAL), never hangs it
@@ -331,6 +338,14 @@ def _decode_with_signature(
 
 def _as_named(name: str) -> str:
     return name
+
+
+def _named_as_live(exc: PixelKilnError) -> PixelKilnError:
+    """A frame's request carries the input as ``init_image``; the client sent LiveInput's
+    ``image``, so that is the field an error names."""
+    if isinstance(exc, InvalidArgument) and exc.field == "init_image":
+        return InvalidArgument("image", exc.message.removeprefix("init_image: "))
+    return exc
 
 
 def _live_steps(default_steps: int, strength: float) -> int:
