@@ -364,8 +364,20 @@ def test_replay_of_an_img2img_recipe_asks_for_its_init_image(served: str, tmp_pa
         "--address", served,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert "note:" not in proc.stderr
     with Image.open(tmp_path / "again.webp") as img:
         assert img.format == "WEBP"  # the encoding follows -o
+    other = tmp_path / "other.png"
+    other.write_bytes(png_bytes(np.full((64, 64, 3), 30, np.uint8)))
+    proc = pixelkiln(
+        "replay", str(out), "--init", str(other), "-o", str(tmp_path / "other_out.png"),
+        "--address", served,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: --init {other} is not the file this recipe was made with" in proc.stderr
+    with Client(served) as client, pytest.raises(ValueError) as info:
+        client.replay(out)  # the library says what the daemon would have blamed on strength
+    assert "made with init_image; pass init_image= again" in str(info.value)
 
 
 def test_progress_is_plain_lines_when_not_a_terminal() -> None:

@@ -264,6 +264,23 @@ def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+# The inputs a recipe was made with, by the digest it keeps of each (never the image itself).
+REPLAY_INPUTS = (("init_image", "init_image_sha256"), ("mask", "mask_sha256"))
+
+
+def replay_request(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``Client.replay``'s keyword arguments: the recipe's, then ``overrides``. A recipe made
+    with an init image or a mask needs them passed again: ValueError naming every one missing
+    (the daemon would otherwise answer about a field the caller never set)."""
+    missing = [k for k, digest in REPLAY_INPUTS if recipe.get(digest) and overrides.get(k) is None]
+    if missing:
+        raise ValueError(
+            f"this recipe was made with {' and '.join(missing)}; pass "
+            f"{', '.join(m + '=' for m in missing)} again (a recipe keeps only their SHA-256)"
+        )
+    return {**request_from_recipe(recipe), **overrides}
+
+
 def build_live_input(
     seq: int,
     image: ImageInput | None = None,

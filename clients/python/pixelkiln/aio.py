@@ -101,9 +101,7 @@ class AsyncClient:
         raise PixelKilnError(grpc.StatusCode.UNKNOWN, "stream ended without a result")
 
     async def replay(self, recipe: Any, **overrides: Any) -> Result:
-        return await self.generate(
-            **{**_request.request_from_recipe(load_recipe(recipe)), **overrides}
-        )
+        return await self.generate(**_request.replay_request(load_recipe(recipe), overrides))
 
     def live(self, **settings: Any) -> AsyncLiveSession:
         """Open a live session: ``async with client.live(prompt=...) as s: await s.send(img)``

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib
 import json
 import signal
@@ -34,7 +35,7 @@ from ._cli_parts import (
     unsigned,
 )
 from ._files import write_atomically
-from ._request import request_from_recipe
+from ._request import REPLAY_INPUTS, request_from_recipe
 from .client import DEFAULT_ADDRESS, Client, load_recipe
 from .errors import PixelKilnError
 from .events import Result
@@ -162,14 +163,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         message = str(exc)
         raise UsageError(message if str(source) in message else f"{source}: {message}") from None
     overrides: dict[str, Any] = {"output_encoding": encoding}
-    for flag, value, key, digest, what in (
-        ("--init", args.init, "init_image", "init_image_sha256", "an init image"),
-        ("--mask", args.mask, "mask", "mask_sha256", "a mask"),
-    ):
+    flags = {
+        "init_image": ("--init", args.init, "an init image"),
+        "mask": ("--mask", args.mask, "a mask"),
+    }
+    missing: list[tuple[str, str]] = []
+    for key, digest in REPLAY_INPUTS:
+        flag, value, what = flags[key]
         if value:
-            overrides[key] = input_image(flag, value)
+            overrides[key] = path = input_image(flag, value)
+            made_with = recipe.get(digest)
+            if made_with and hashlib.sha256(path.read_bytes()).hexdigest() != made_with:
+                print(
+                    f"note: {flag} {value} is not the file this recipe was made with (its "
+                    "SHA-256 differs): the result will differ",
+                    file=sys.stderr,
+                )
         elif recipe.get(digest):
-            raise UsageError(f"{source} was made with {what}; pass it again with {flag}")
+            missing.append((flag, what))
+    if missing:
+        made_with = " and ".join(what for _, what in missing)
+        again = " and ".join(flag for flag, _ in missing)
+        them = "them" if len(missing) > 1 else "it"
+        raise UsageError(f"{source} was made with {made_with}; pass {them} again with {again}")
     bar = ProgressBar()
     try:
         with Client(args.address, timeout=args.timeout) as client:

@@ -157,7 +157,7 @@ class Client:
     def replay(self, recipe: dict[str, Any] | str | Path, **overrides: Any) -> Result:
         """Reproduce a recipe (a dict, JSON text, or a .json/.png path). Pass init_image/mask
         again for img2img and inpainting recipes."""
-        return self.generate(**{**_request.request_from_recipe(load_recipe(recipe)), **overrides})
+        return self.generate(**_request.replay_request(load_recipe(recipe), overrides))
 
     def live(self, **settings: Any) -> LiveSession:
         """Open a live session; ``settings`` (prompt, strength, seed, steps, size, ...) go with
