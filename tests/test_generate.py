@@ -39,7 +39,7 @@ async def test_txt2img_event_order_and_previews(aclient: AsyncClient) -> None:
     assert [p.step for p in previews] == [2, 4]
     preview_img = previews[0].images[0]
     assert preview_img.encoding == "jpeg" and preview_img.data[:2] == b"\xff\xd8"
-    assert max(preview_img.to_pil().size) == 256  # default preview side
+    assert max(preview_img.to_pil().size) == 64  # the default side (256), never above the result
     result = events[-1]
     assert isinstance(result, Result)
     img = result.image
@@ -122,6 +122,12 @@ async def test_preview_size_and_encoding(aclient: AsyncClient) -> None:
     preview = next(e for e in events if isinstance(e, Preview))
     assert preview.images[0].data[8:12] == b"WEBP"
     assert max(preview.images[0].to_pil().size) == 32
+    wide = await collect(
+        aclient, "stone", steps=1, seed=1, width=128, height=64, preview_every=1,
+        preview_max_side=512,
+    )  # fmt: skip
+    shown = next(e for e in wide if isinstance(e, Preview)).images[0].to_pil().size
+    assert shown == (128, 64)  # a preview is never larger than its result
 
 
 async def test_determinism_and_recipe_in_png(aclient: AsyncClient) -> None:

@@ -121,12 +121,15 @@ def _resolve_strength(req: GenerationRequest, steps: int) -> float | None:
     return strength
 
 
-def _resolve_preview(preview: PreviewOptions, limits: Limits) -> PreviewOptions:
+def _resolve_preview(preview: PreviewOptions, limits: Limits, longest: int) -> PreviewOptions:
+    """``longest``: the result's longer side, which a preview never exceeds (previews of a
+    64x64 texture were drawn at 256x256: 16x the pixels to send, no more detail)."""
     side = preview.max_side or DEFAULT_PREVIEW_SIDE
     if not 8 <= side <= limits.max_preview_side:
         raise InvalidArgument(
             "preview.max_side", f"must be between 8 and {limits.max_preview_side}, got {side}"
         )
+    side = min(side, max(longest, 8))
     if preview.every_n_steps < 0:
         raise InvalidArgument("preview.every_n_steps", "must be >= 0")
     if preview.result_only and preview.every_n_steps:
@@ -215,7 +218,7 @@ def resolve(
     inputs = decoded if decoded is not None else decode_inputs(req, limits)
     width, height = _resolve_size(req, spec, inputs, limits, caps)
     strength = _resolve_strength(req, steps)
-    preview = _resolve_preview(req.preview, limits)
+    preview = _resolve_preview(req.preview, limits, max(width, height))
     resolved = replace(
         req,
         model=spec.name,
