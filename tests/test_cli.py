@@ -419,6 +419,9 @@ def test_sizes_above_the_trained_size_say_what_to_expect(served: str, tmp_path: 
     native = pixelkiln("generate", "moss", "--size", "64", "-o", str(tmp_path / "b.png"), *common)
     assert native.returncode == 0, native.stderr
     assert "note:" not in native.stderr
+    odd = pixelkiln("generate", "moss", "--size", "100", "-o", str(tmp_path / "c.png"), *common)
+    assert odd.returncode == 1  # refused by the daemon, with no note about 100x100 before it
+    assert odd.stderr.splitlines()[0].startswith("error: INVALID_ARGUMENT: width:"), odd.stderr
 
 
 SERVE_MISTAKES = [

@@ -136,6 +136,8 @@ def _note_size(client: Client, args: argparse.Namespace) -> bool:
     width, height = args.width or args.size, args.height or args.size
     if info is None or not info.native_width or not info.native_height:
         return False
+    if any(side and side % 8 for side in (width, height)):
+        return False  # no model takes it: the daemon's refusal says why, not a note first
     if (width or 0) > info.native_width or (height or 0) > info.native_height:
         asked = f"{width or info.native_width}x{height or info.native_height}"
         print(
