@@ -115,8 +115,8 @@ class ServerConfig:
     insecure: bool = False
     # Origins (scheme://host[:port]) whose browser pages may open the WebSocket carrier.
     ws_allowed_origins: tuple[str, ...] = ()
-    # A WebSocket client that takes nothing of one message for this long (it stopped
-    # reading) is disconnected and its requests end, as if it had gone.
+    # A WebSocket client that takes no bytes for this long while the daemon has some for it
+    # (it stopped reading) is disconnected and its requests end, as if it had gone.
     ws_send_stall_s: float = 60.0
     # Model-loading policy (services/model_policy.py): folders and files clients may name,
     # hub downloads by admin clients, pickle-based weights.

@@ -297,11 +297,8 @@ def guarded_app(registry: CollectorRegistry, tokens: TokenStore | None) -> WsgiA
             return iter([b"NOT_FOUND: the metrics are at /metrics\n"])
         if tokens is not None:
             try:
-                values = environ.get(AUTHORIZATION_VALUES)
-                if values is None:  # another WSGI server: only the joined value
-                    tokens.authenticate(environ.get("HTTP_AUTHORIZATION"))
-                else:  # sent twice: refused, as on gRPC and WebSocket
-                    tokens.authenticate(one_value(values, AUTH_HEADER))
+                # Each copy sent (_Handler.get_environ): twice is refused, as on gRPC.
+                tokens.authenticate(one_value(environ[AUTHORIZATION_VALUES], AUTH_HEADER))
             except Unauthenticated as exc:
                 start_response(
                     "401 Unauthorized",

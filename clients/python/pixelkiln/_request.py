@@ -268,11 +268,16 @@ def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
 REPLAY_INPUTS = (("init_image", "init_image_sha256"), ("mask", "mask_sha256"))
 
 
+def missing_inputs(recipe: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The inputs (init_image, mask) ``recipe`` was made with that ``given`` lacks."""
+    return [k for k, digest in REPLAY_INPUTS if recipe.get(digest) and given.get(k) is None]
+
+
 def replay_request(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``Client.replay``'s keyword arguments: the recipe's, then ``overrides``. A recipe made
     with an init image or a mask needs them passed again: ValueError naming every one missing
     (the daemon would otherwise answer about a field the caller never set)."""
-    missing = [k for k, digest in REPLAY_INPUTS if recipe.get(digest) and overrides.get(k) is None]
+    missing = missing_inputs(recipe, overrides)
     if missing:
         raise ValueError(
             f"this recipe was made with {' and '.join(missing)}; pass "

@@ -35,7 +35,7 @@ from ._cli_parts import (
     unsigned,
 )
 from ._files import write_atomically
-from ._request import REPLAY_INPUTS, request_from_recipe
+from ._request import REPLAY_INPUTS, missing_inputs, request_from_recipe
 from .client import DEFAULT_ADDRESS, Client, load_recipe
 from .errors import PixelKilnError
 from .events import Result
@@ -169,9 +169,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "init_image": ("--init", args.init, "an init image"),
         "mask": ("--mask", args.mask, "a mask"),
     }
-    missing: list[tuple[str, str]] = []
     for key, digest in REPLAY_INPUTS:
-        flag, value, what = flags[key]
+        flag, value, _ = flags[key]
         if value:
             overrides[key] = path = input_image(flag, value)
             made_with = recipe.get(digest)
@@ -181,13 +180,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     "SHA-256 differs): the result will differ",
                     file=sys.stderr,
                 )
-        elif recipe.get(digest):
-            missing.append((flag, what))
+    missing = missing_inputs(recipe, overrides)
     if missing:
-        made_with = " and ".join(what for _, what in missing)
-        again = " and ".join(flag for flag, _ in missing)
+        wanted = " and ".join(flags[key][2] for key in missing)
+        again = " and ".join(flags[key][0] for key in missing)
         them = "them" if len(missing) > 1 else "it"
-        raise UsageError(f"{source} was made with {made_with}; pass {them} again with {again}")
+        raise UsageError(f"{source} was made with {wanted}; pass {them} again with {again}")
     bar = ProgressBar()
     try:
         with Client(args.address, timeout=args.timeout) as client:

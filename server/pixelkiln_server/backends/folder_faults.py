@@ -171,12 +171,12 @@ def folder_failure(
     looking at its files; else diffusers' own first line."""
     folder = Path(spec.source)
     prefix = f"model {spec.name!r}: " if spec.name != spec.source else ""
-    problem = folder_problem(folder, allow_pickle)
-    if problem == "no longer exists":
+    if not folder.exists():
         return NotFound(
             f"{prefix}model folder {folder} no longer exists (moved or deleted since it was "
             "registered): put it back, or load the model from where it is now"
         )
+    problem = folder_problem(folder, allow_pickle)
     if problem:
         sep = " " if problem.startswith(("has ", "is ")) else ": "
         return NotFound(
