@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as bench  # the script's folder is on sys.path
+import _handoff as handoff
 
 from pixelkiln_server import tracepoints
 
@@ -155,8 +156,8 @@ def main() -> int:
         raise SystemExit("no complete round was traced")
     data = {"benchmark": "critical_path", "environment": env, **vars(args), "out": str(args.out)}
     data.update(report(rounds, cpu, args))
-    data["hand_off_us"] = hand_off = bench.hand_off_us((0.0, args.gap_ms))
-    print(bench.hand_off_line(hand_off))
+    data["hand_off_us"] = hand_off = handoff.hand_off_us((0.0, args.gap_ms))
+    print(handoff.hand_off_line(hand_off))
     print(f"wrote {bench.write_json(args.out, data)}")
     return 0
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as bench  # the script's folder is on sys.path (in the spawned worker too)
+import _handoff as handoff
 from overhead import (
     CASES,
     HEADLINE,
@@ -166,7 +167,7 @@ def report(
         row["ratio_90"] = arm["ratio_90"]
     env["loadavg_1m_after"] = bench.load_average()
     print(bench.env_line(env))
-    print(bench.hand_off_line(hand_off))
+    print(handoff.hand_off_line(hand_off))
     data = {"benchmark": "overhead_pool", "quick": args.quick, "pairs": len(pairs)}
     data.update(environment=env, cases=cases, goals=goal_rows, hand_off_us=hand_off)
     print(f"wrote {bench.write_json(args.out, data)}")
@@ -218,7 +219,7 @@ def main() -> int:
         finally:
             worker.close()
         print(f"pair {i + 1}/{count}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    report(env, pairs, bench.hand_off_us(gaps), args)
+    report(env, pairs, handoff.hand_off_us(gaps), args)
     return 0
 
 
