@@ -226,6 +226,11 @@ def generate_cases() -> list[Case]:
         ("output_encoding", "transparency"),
     )
     add("trim without transparency", gen(sprite=gen_pb.SpriteSettings(trim=True)), ("sprite.trim",))
+    add(
+        "padding without trim",
+        gen(background=gen_pb.BACKGROUND_TRANSPARENT, sprite=gen_pb.SpriteSettings(padding=4)),
+        ("sprite.padding", "needs sprite.trim"),
+    )
     for pad in (257, 10_000):
         body = gen(
             background=gen_pb.BACKGROUND_TRANSPARENT,

@@ -198,7 +198,8 @@ BAD = [
     ({"atlas": True}, "atlas", "num_images >= 2"),
     ({"transparent": True, "output_encoding": "jpeg"}, "output_encoding", "transparency"),
     ({"trim": True}, "sprite.trim", "TRANSPARENT"),
-    ({"transparent": True, "padding": 1000}, "sprite.padding", "256"),
+    ({"transparent": True, "trim": True, "padding": 1000}, "sprite.padding", "256"),
+    ({"transparent": True, "padding": 4}, "sprite.padding", "needs sprite.trim"),
 ]
 
 

@@ -19,13 +19,15 @@ from pixelkiln import Client, PixelKilnError, Progress
 from .conftest import ROOT, png_bytes, start_served
 
 
-def pixelkiln(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def pixelkiln(
+    *args: str, timeout: float = 120, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pixelkiln.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -85,6 +87,27 @@ def test_generate_img2img_and_count(served: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "edit_0.png").is_file() and (tmp_path / "edit_1.png").is_file()
+
+
+def test_default_outputs_never_replace_an_earlier_result(served: str, tmp_path: Path) -> None:
+    """Without -o, a second run writes out-2.png (a whole group's names are checked: out_0.png
+    from --count takes the name out too); -o names a file that is replaced on purpose."""
+    common = ["--size", "64", "--steps", "1", "--address", served]
+    first = pixelkiln("generate", "red brick wall", "--seed", "1", *common, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "out.png").read_bytes()
+    second = pixelkiln("generate", "red brick wall", "--seed", "2", *common, cwd=tmp_path)
+    assert second.stdout.startswith("out-2.png (64x64, seed 2"), second.stdout
+    third = pixelkiln("generate", "x", "--count", "2", *common, cwd=tmp_path)
+    assert third.stdout.startswith("out-3_0.png"), third.stdout
+    assert (tmp_path / "out.png").read_bytes() == before
+    again = pixelkiln("replay", "out.png", *common[4:], cwd=tmp_path)
+    assert again.stdout.startswith("replay.png"), again.stderr
+    again = pixelkiln("replay", "out.png", *common[4:], cwd=tmp_path)
+    assert again.stdout.startswith("replay-2.png"), again.stderr
+    assert (tmp_path / "replay-2.png").read_bytes() == before  # replays bit for bit
+    named = pixelkiln("generate", "x", "-o", "out.png", *common, cwd=tmp_path)
+    assert named.returncode == 0 and (tmp_path / "out.png").read_bytes() != before
 
 
 def test_daemon_errors_print_code_and_message_with_status_1(served: str, tmp_path: Path) -> None:
@@ -244,10 +267,12 @@ MISTAKES = [
     ),
     (["generate", "x", "-o", "NODIR"], "-o/--output: folder"),
     (["generate", "x", "--timeout", "0"], "--timeout: must be > 0; got 0"),
-    (["generate", "x", "--padding", "-1"], "--padding: must be between 0 and 4294967295; got -1"),
-    (["generate", "x", "--seed", "-5"], "--seed: must be between 0 and 18446744073709551615"),
-    (["generate", "x", "--size", "5000000000"], "--size: must be between 0 and 4294967295"),
-    (["live", "x", "--watch", "PLAIN", "--seed", "-1"], "--seed: must be between 0 and"),
+    (["generate", "x", "--padding", "4"], "--padding: pads the trimmed sprite, so it needs --trim"),
+    (["generate", "x", "--trim"], "--trim: crops a transparent sprite to its content, so it needs"),
+    (["generate", "x", "--padding", "-1"], "--padding: must be 0 or more; got -1"),
+    (["generate", "x", "--seed", "-5"], "--seed: must be 0 or more; got -5"),
+    (["generate", "x", "--size", "5000000000"], "--size: must be below 4294967296; got 5000000000"),
+    (["live", "x", "--watch", "PLAIN", "--seed", "-1"], "--seed: must be 0 or more"),
     (["generate", "x", "--tile", "diagonal"], "argument --tile: invalid choice: 'diagonal'"),
     (["generate", "x", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
     (["replay", "MISSING"], "MISSING does not exist; give a PNG written by PixelKiln"),
@@ -481,12 +506,12 @@ def test_an_address_that_does_not_resolve_is_a_usage_mistake() -> None:
 def test_the_library_names_the_field_of_a_number_it_cannot_send() -> None:
     from pixelkiln._request import build_live_input, build_request
 
-    with pytest.raises(ValueError, match=r"^num_images: must be between 0 and 4294967295; got -2$"):
+    with pytest.raises(ValueError, match=r"^num_images: must be 0 or more; got -2$"):
         build_request("x", num_images=-2)
-    with pytest.raises(ValueError, match=r"^seed: must be between 0 and 18446744073709551615"):
+    with pytest.raises(ValueError, match=r"^seed: must be below 18446744073709551616; got "):
         build_request("x", seed=2**64)
     with pytest.raises(ValueError, match=r"^maps: unknown value 'normals'; allowed: normal, "):
         build_request("x", maps="normals")
-    with pytest.raises(ValueError, match=r"^steps: must be between 0 and"):
+    with pytest.raises(ValueError, match=r"^steps: must be 0 or more; got -1$"):
         build_live_input(1, steps=-1)
     assert build_request("x", seed=2**64 - 1, size=64).seed == 2**64 - 1

@@ -101,3 +101,22 @@ def test_any_other_refusal_raises_at_once(serve_health: tuple[str, SlowStart]) -
     with Client(address, timeout=5) as client, pytest.raises(PixelKilnError) as info:
         client.wait_ready(timeout=30)
     assert info.value.code is grpc.StatusCode.NOT_FOUND and servicer.checks == 1
+
+
+def test_no_daemon_says_how_to_start_one() -> None:
+    """A script that calls a daemon that is not running is told to start one, by both
+    clients; grpcio's own words stay in the message for the details."""
+    from pixelkiln.errors import NO_DAEMON_HINT, UnavailableError
+
+    with Client("127.0.0.1:1", timeout=2) as client, pytest.raises(UnavailableError) as sync:
+        client.status()
+
+    async def status() -> None:
+        async with AsyncClient("127.0.0.1:1", timeout=2) as aclient:
+            await aclient.status()
+
+    with pytest.raises(UnavailableError) as aio:
+        asyncio.run(status())
+    for err in (sync.value, aio.value):
+        assert err.message.startswith(f"{NO_DAEMON_HINT} (")
+        assert "127.0.0.1:1" in err.message or "connect" in err.message.lower()

@@ -37,7 +37,8 @@ CASES: list[tuple[str, dict[str, Any], grpc.StatusCode, list[str]]] = [
         "strength rounds to zero steps",
         {"init_image": png_bytes(RGB64), "strength": 0.1, "steps": 2},
         INVALID,
-        ["strength", "steps * strength"],
+        # The float32 the wire carried, shown as the caller wrote it (not 0.10000000149011612).
+        ["strength", "steps * strength", "(steps=2, strength=0.1)"],
     ),
     ("mask without init", {"mask": png_bytes(RGB64[:, :, 0])}, INVALID, ["mask", "init_image"]),
     (

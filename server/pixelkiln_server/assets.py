@@ -52,6 +52,12 @@ def validate(req: GenerationRequest, tiling_method: str) -> GenerationRequest:
         )
     if req.trim and req.background is not Background.TRANSPARENT:
         raise InvalidArgument("sprite.trim", "only applies with background TRANSPARENT")
+    if req.trim_padding and not req.trim:
+        raise InvalidArgument(
+            "sprite.padding",
+            f"pads the trimmed sprite, so it needs sprite.trim; got padding "
+            f"{req.trim_padding} without trim",
+        )
     if not 0 <= req.trim_padding <= MAX_TRIM_PADDING:
         raise InvalidArgument(
             "sprite.padding", f"must be between 0 and {MAX_TRIM_PADDING}, got {req.trim_padding}"

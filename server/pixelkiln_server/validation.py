@@ -97,9 +97,15 @@ def decode_inputs(req: GenerationRequest, limits: Limits) -> DecodedInputs:
     return inputs
 
 
+def shown(value: float) -> str:
+    """A float the wire carried in 32 bits, as the caller wrote it: 0.05, not
+    0.05000000074505806 (seven significant digits are all a float32 holds)."""
+    return f"{value:.7g}"
+
+
 def check_strength(strength: float) -> None:
     if not (math.isfinite(strength) and 0.0 < strength <= 1.0):
-        raise InvalidArgument("strength", f"must be in (0, 1], got {strength}")
+        raise InvalidArgument("strength", f"must be in (0, 1], got {shown(strength)}")
 
 
 def _resolve_strength(req: GenerationRequest, steps: int) -> float | None:
@@ -115,7 +121,7 @@ def _resolve_strength(req: GenerationRequest, steps: int) -> float | None:
     if int(steps * strength) < 1:
         raise InvalidArgument(
             "strength",
-            f"steps * strength must be at least 1 (steps={steps}, strength={strength}); "
+            f"steps * strength must be at least 1 (steps={steps}, strength={shown(strength)}); "
             "raise steps or strength",
         )
     return strength
@@ -200,7 +206,7 @@ def resolve(
     guidance = spec.default_guidance if req.guidance_scale is None else req.guidance_scale
     if not (math.isfinite(guidance) and 0.0 <= guidance <= MAX_GUIDANCE):
         raise InvalidArgument(
-            "guidance_scale", f"must be between 0 and {MAX_GUIDANCE}, got {guidance}"
+            "guidance_scale", f"must be between 0 and {MAX_GUIDANCE}, got {shown(guidance)}"
         )
     seed = secrets.randbelow(2**32) if req.seed is None else req.seed
     if not 0 <= seed <= MAX_SEED:
@@ -245,7 +251,7 @@ def check_live_update(update: LiveUpdate) -> None:
         raise InvalidArgument(
             "similar_skip_threshold",
             f"must be between 0 and 1 (a fraction of full scale; 0: only exact repeats are "
-            f"skipped), got {threshold}",
+            f"skipped), got {shown(threshold)}",
         )
     most = update.similar_skip_max
     if most is not None and not 0 <= most <= MAX_SIMILAR_SKIP:

@@ -86,7 +86,12 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
 
     gen = client_parser("generate", help_text="generate an image")
     gen.add_argument("prompt")
-    gen.add_argument("-o", "--output", default="out.png", help="output file (.png/.jpg/.webp)")
+    gen.add_argument(
+        "-o",
+        "--output",
+        help="output file (.png/.jpg/.webp); replaced if it exists. Default out.png, or "
+        "out-2.png, out-3.png, ... so an earlier result is never replaced",
+    )
     gen.add_argument("--model", default="", help="model name (default: the daemon's)")
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--size", type=int, default=0, help="width and height")
@@ -113,7 +118,11 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
 
     rep = client_parser("replay", help_text="reproduce an image from its recipe (.json or .png)")
     rep.add_argument("recipe")
-    rep.add_argument("-o", "--output", default="replay.png")
+    rep.add_argument(
+        "-o",
+        "--output",
+        help="output file; replaced if it exists. Default replay.png, or replay-2.png, ...",
+    )
     rep.add_argument("--init", help="the init image of an img2img recipe")
     rep.add_argument("--mask", help="the mask of an inpainting recipe")
     rep.set_defaults(func=commands["replay"])

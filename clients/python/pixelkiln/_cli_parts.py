@@ -4,6 +4,7 @@ Left out of the client wheel the Blender add-on bundles (like cli.py)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -90,6 +91,18 @@ def input_image(flag: str, value: str) -> Path:
     return path
 
 
+def free_name(stem: str, suffix: str = ".png") -> str:
+    """The default output when no -o is given: ``stem.png``, or ``stem-2.png``, ``stem-3.png``
+    ... the first whose whole group (``stem_0.png``, ``stem_normal.png``, ``stem_atlas.json``)
+    is free in the current folder, so a second run never replaces the first one's files."""
+    here = Path.cwd()
+    for n in itertools.count(1):
+        name = stem if n == 1 else f"{stem}-{n}"
+        if not any(here.glob(f"{name}.*")) and not any(here.glob(f"{name}_*")):
+            return name + suffix
+    raise AssertionError("unreachable")
+
+
 def output_path(flag: str, value: str) -> tuple[Path, str]:
     """Where results go and their encoding, from the suffix (checked before any work)."""
     path = Path(value)
@@ -120,8 +133,10 @@ def map_kinds(value: str) -> str:
 def unsigned(flags: list[tuple[str, int | None]], bits: int = 32) -> None:
     """Whole numbers the wire carries unsigned (sizes, counts, steps; seeds with 64 bits)."""
     for flag, value in flags:
-        if value is not None and not 0 <= value < 2**bits:
-            raise UsageError(f"{flag}: must be between 0 and {2**bits - 1}; got {value}")
+        if value is not None and value < 0:
+            raise UsageError(f"{flag}: must be 0 or more; got {value}")
+        if value is not None and value >= 2**bits:
+            raise UsageError(f"{flag}: must be below {2**bits}; got {value}")
 
 
 def positive(flag: str, value: float | None, *, zero_ok: bool = False) -> None:

@@ -78,8 +78,10 @@ def image_to_pb(value: ImageInput) -> img_pb.Image:
 
 def unsigned(field: str, value: int | None, bits: int = 32) -> None:
     """Counts, sizes and seeds travel as unsigned protobuf integers: refuse what cannot."""
-    if value is not None and not 0 <= value < 2**bits:
-        raise ValueError(f"{field}: must be between 0 and {2**bits - 1}; got {value}")
+    if value is not None and value < 0:
+        raise ValueError(f"{field}: must be 0 or more; got {value}")
+    if value is not None and value >= 2**bits:
+        raise ValueError(f"{field}: must be below {2**bits}; got {value}")
 
 
 def choice(field: str, value: str, table: dict[str, Any]) -> Any:

@@ -20,14 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from ._cli_args import EXIT_USAGE, Command
 from ._cli_args import build_parser as _build_parser
 from ._cli_parts import (
     ProgressBar,
     UsageError,
     format_table,
+    free_name,
     input_image,
     map_kinds,
     output_path,
@@ -37,7 +36,7 @@ from ._cli_parts import (
 from ._files import write_atomically
 from ._request import REPLAY_INPUTS, missing_inputs, request_from_recipe
 from .client import DEFAULT_ADDRESS, Client, load_recipe
-from .errors import PixelKilnError
+from .errors import PixelKilnError, no_daemon
 from .events import Result
 
 EXIT_DAEMON_ERROR = 1
@@ -80,11 +79,17 @@ def _written(path: Path, save: Callable[[Path], Path]) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    out, encoding = output_path("-o/--output", args.output)
+    out, encoding = output_path("-o/--output", args.output or free_name("out"))
     positive("--timeout", args.timeout)
     sizes = ("--size", "--width", "--height", "--steps", "--count", "--padding")
     unsigned([(flag, getattr(args, flag[2:])) for flag in sizes])
     unsigned([("--seed", args.seed)], bits=64)
+    if args.trim and not args.transparent:
+        raise UsageError(
+            "--trim: crops a transparent sprite to its content, so it needs --transparent"
+        )
+    if args.padding and not args.trim:
+        raise UsageError("--padding: pads the trimmed sprite, so it needs --trim")
     options: dict[str, Any] = {
         "model": args.model,
         "negative_prompt": args.negative,
@@ -151,7 +156,7 @@ def _note_size(client: Client, args: argparse.Namespace) -> bool:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    out, encoding = output_path("-o/--output", args.output)
+    out, encoding = output_path("-o/--output", args.output or free_name("replay"))
     positive("--timeout", args.timeout)
     source = Path(args.recipe)
     if not source.is_file():
@@ -406,21 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     return _build_parser(COMMANDS)
 
 
-def _unreachable(err: PixelKilnError) -> bool:
-    """No daemon answered at all (as opposed to a daemon that answered UNAVAILABLE)."""
-    text = err.message.lower()
-    return err.code is grpc.StatusCode.UNAVAILABLE and any(
-        hint in text
-        for hint in (
-            "failed to connect",
-            "connection refused",
-            "dns resolution failed",
-            "errors resolving",
-            "address lookup failed",
-        )
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = f"pixelkiln {args.command}"
@@ -430,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except PixelKilnError as err:
-        if _unreachable(err):
+        if no_daemon(err):
             address = getattr(args, "address", DEFAULT_ADDRESS)
             print(
                 f"{command}: error: no PixelKiln daemon at {address}: start one with "

@@ -44,7 +44,30 @@ _BY_CODE: dict[grpc.StatusCode, type[PixelKilnError]] = {
 }
 
 
+# grpcio's words when nothing listens at the address (as opposed to a daemon answering
+# UNAVAILABLE, say for a runner that died).
+_NO_LISTENER = (
+    "failed to connect",
+    "connection refused",
+    "dns resolution failed",
+    "errors resolving",
+    "address lookup failed",
+)
+NO_DAEMON_HINT = (
+    "no PixelKiln daemon answered: start one with `pixelkiln serve`, or check the address"
+)
+
+
+def no_daemon(err: PixelKilnError) -> bool:
+    """No daemon answered at all (as opposed to a daemon that answered UNAVAILABLE)."""
+    text = err.message.lower()
+    return err.code is grpc.StatusCode.UNAVAILABLE and any(hint in text for hint in _NO_LISTENER)
+
+
 def from_rpc_error(err: grpc.RpcError) -> PixelKilnError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
-    return _BY_CODE.get(code, PixelKilnError)(code, details or code.name)
+    error = _BY_CODE.get(code, PixelKilnError)(code, details or code.name)
+    if no_daemon(error):
+        error = type(error)(code, f"{NO_DAEMON_HINT} ({error.message})")
+    return error

@@ -175,7 +175,7 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
     ok = (lo < value <= hi) if lo_open else (lo <= value <= hi)  # NaN fails both
     if not ok:
         interval = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        raise ValueError(f"{name} must be in {interval}, got {value:.7g}")
 
 
 @dataclass(frozen=True)
