@@ -455,6 +455,7 @@ SERVE_MISTAKES = [
     (["--queue-size", "0"], "--queue-size: must be >= 1; got 0"),
     (["--live-idle-timeout", "0"], "--live-idle-timeout: must be > 0; got 0.0"),
     (["--max-batch", "0"], "--max-batch: must be >= 1; got 0"),
+    (["--ws-send-stall", "-1"], "--ws-send-stall: must be >= 0 (0: never); got -1.0"),
 ]
 
 

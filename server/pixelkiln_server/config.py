@@ -116,14 +116,15 @@ class ServerConfig:
     # Origins (scheme://host[:port]) whose browser pages may open the WebSocket carrier.
     ws_allowed_origins: tuple[str, ...] = ()
     # A WebSocket client that takes no bytes for this long while the daemon has some for it
-    # (it stopped reading) is disconnected and its requests end, as if it had gone.
+    # (it stopped reading) is disconnected and its requests end, as if it had gone. 0: never.
     ws_send_stall_s: float = 60.0
     # Model-loading policy (services/model_policy.py): folders and files clients may name,
     # hub downloads by admin clients, pickle-based weights.
     model_roots: tuple[Path, ...] = ()
     allow_downloads: bool = False
     allow_pickle: bool = False
-    # Per client (a token's name, else what identity.py tells): generations queued or running.
+    # Per client (a token's name, else what identity.py tells): generations queued, running
+    # or with a result not yet read.
     max_jobs_per_client: int = 16
     # Events waiting to be sent on one stream (a slow reader): previews are dropped first;
     # past this many the stream ends with RESOURCE_EXHAUSTED.

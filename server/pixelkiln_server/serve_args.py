@@ -133,6 +133,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="close a live session after this many seconds without input (default 30)",
     )
+    parser.add_argument(
+        "--ws-send-stall",
+        type=float,
+        default=60.0,
+        help="disconnect a WebSocket client that takes no bytes for this many seconds while "
+        "results wait for it (it stopped reading; its requests end); 0: never (default 60)",
+    )
     add_speed_arguments(parser)
     add_security_arguments(parser)
     parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
@@ -235,7 +242,8 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=16,
         metavar="N",
-        help="generations one client may have queued or running (default 16)",
+        help="generations one client may have queued, running or with a result it has not "
+        "read (default 16)",
     )
     sec.add_argument(
         "--stream-backlog",

@@ -289,12 +289,15 @@ class Operations:
     def _admit(self, caller: Caller, request: GenerationRequest) -> GenerationRequest:
         """The model policy and the per-client job limit, before the request is accepted."""
         limit = self.engine.config.max_jobs_per_client
-        own = self._jobs.get(caller.client_id, {}).values()
-        active = len({id(j) for j in own if not j.handle.job.finished})
-        if active >= limit:
+        # A request counts until its stream ends, not when its result is made: a client that
+        # does not read (an HTTP/2 window it never grants) would otherwise pile up finished
+        # results the daemon has to hold, as many as it likes.
+        held = len({id(j) for j in self._jobs.get(caller.client_id, {}).values()})
+        if held >= limit:
             raise ResourceExhausted(
-                f"client {caller.client_id!r} has {active} requests queued or running, the "
-                "limit set by --max-jobs-per-client; wait for one to finish"
+                f"client {caller.client_id!r} has {held} requests queued, running or with a "
+                "result it has not read yet, the limit set by --max-jobs-per-client; wait for "
+                "one to finish"
             )
         if not request.model:
             return request

@@ -108,7 +108,7 @@ class _Connection:
 
     async def _until_sent(self, sending: asyncio.Future[None]) -> None:
         sent = self._sent()
-        while not (await asyncio.wait({sending}, timeout=self.stall_s))[0]:
+        while not (await asyncio.wait({sending}, timeout=self.stall_s or None))[0]:
             now = self._sent()
             if now <= sent:
                 log.warning(

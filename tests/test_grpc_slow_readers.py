@@ -1,0 +1,157 @@
+"""gRPC clients that stop reading. grpcio's own client takes messages as they come whether the
+program reads them or not, so these tests speak HTTP/2 by hand (the ``h2`` library) to control
+the flow-control window."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from dataclasses import replace
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+from pixelkiln import AsyncClient
+from pixelkiln.v1 import generator_pb2 as gen_pb
+from pixelkiln.v1 import image_pb2 as image_pb
+from pixelkiln_server.backends.fake import FAKE_SPEC
+from pixelkiln_server.services.access import RequestRecord
+
+from .conftest import running_daemon
+
+FAKE_256 = replace(FAKE_SPEC, native_width=256, native_height=256)
+RESULT_BYTES = 256 * 256 * 4  # a 256x256 raw RGBA result
+
+
+class RawGrpc:
+    """One HTTP/2 connection that grants the daemon only the window it is told to."""
+
+    def __init__(self, sock: socket.socket, conn: h2.connection.H2Connection) -> None:
+        self.sock, self.conn = sock, conn
+        self.received = 0
+        self.ended: dict[int, str] = {}  # stream id -> "reset" or the trailers' grpc-status
+
+    @classmethod
+    async def open(cls, address: str, window: int) -> RawGrpc:
+        host, port = address.rsplit(":", 1)
+        sock = socket.socket()
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        raw = cls(sock, conn)
+        await raw.flush()
+        return raw
+
+    async def flush(self) -> None:
+        await asyncio.get_running_loop().sock_sendall(self.sock, self.conn.data_to_send())
+
+    async def generate(self, request: gen_pb.GenerateRequest) -> int:
+        stream = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(
+            stream,
+            [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/pixelkiln.v1.Generator/Generate"),
+                (":authority", "localhost"),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("pixelkiln-client-id", "slow-reader"),
+            ],
+        )
+        body = request.SerializeToString()
+        self.conn.send_data(stream, struct.pack(">BI", 0, len(body)) + body, end_stream=True)
+        await self.flush()
+        return stream
+
+    async def pump(self, seconds: float, grant: int = 0) -> None:
+        """Read frames for ``seconds``; ``grant``: acknowledge what arrives so the daemon may
+        send that much more (a reader), else never (a client that stopped reading)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while (left := until - loop.time()) > 0:
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), left)
+            except TimeoutError:
+                return
+            if not data:
+                return
+            for event in self.conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    self.received += len(event.data)
+                    if grant:
+                        self.conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                elif isinstance(event, h2.events.StreamReset):
+                    self.ended[event.stream_id] = "reset"
+                elif isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived):
+                    status = dict(event.headers).get(b"grpc-status")  # trailers-only: at once
+                    if status is not None:
+                        self.ended[event.stream_id] = status.decode()
+            await self.flush()
+            if grant:
+                await asyncio.sleep(len(data) / grant)  # read at about ``grant`` bytes/s
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def big_request() -> gen_pb.GenerateRequest:
+    request = gen_pb.GenerateRequest(prompt="step_ms=0", width=256, height=256, steps=1)
+    request.output_encoding = image_pb.ENCODING_RAW_RGBA8
+    request.preview.result_only = True
+    return request
+
+
+async def test_a_grpc_client_that_grants_no_window_holds_no_more_than_its_own_jobs() -> None:
+    """Such a client keeps its finished results (gRPC cannot end a call whose data waits on
+    the client's window: grpc.aio has no way to reset one stream), but only within its own
+    --max-jobs-per-client; the next one is refused and other clients are served."""
+    records: list[RequestRecord] = []
+    async with running_daemon(
+        register=(FAKE_256,), default_model="fake", max_jobs_per_client=2
+    ) as d:
+        d.ops.request_listeners.append(records.append)
+        raw = await RawGrpc.open(d.address, window=1024)  # less than one result
+        try:
+            held = [await raw.generate(big_request()) for _ in range(2)]
+            await raw.pump(1.0)
+            refused = await raw.generate(big_request())
+            await raw.pump(2.0)
+            assert raw.ended == {refused: "8"}, raw.ended  # RESOURCE_EXHAUSTED
+            assert raw.received < RESULT_BYTES and not set(held) & set(raw.ended)
+            async with AsyncClient(d.address, timeout=30) as other:
+                assert (await other.generate("step_ms=0", steps=1)).images
+            assert not await d.ops.wait_idle(0.5)  # the two are held ...
+        finally:
+            raw.close()
+        assert await d.ops.wait_idle(10.0)  # ... until their client goes
+    generates = sorted(r.code for r in records if r.method == "Generate")
+    assert generates.count("RESOURCE_EXHAUSTED") == 1, generates
+
+
+async def test_a_slow_grpc_reader_gets_its_results() -> None:
+    """Reading at ~128 KiB/s, a 256 KiB result takes about 2 s: a slow link is served."""
+    records: list[RequestRecord] = []
+    async with running_daemon(register=(FAKE_256,), default_model="fake") as d:
+        d.ops.request_listeners.append(records.append)
+        raw = await RawGrpc.open(d.address, window=65535)
+        try:
+            stream = await raw.generate(big_request())
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while stream not in raw.ended and loop.time() - started < 20:
+                await raw.pump(0.5, grant=128 * 1024)
+            took = loop.time() - started
+            assert raw.ended.get(stream) == "0", raw.ended  # grpc-status OK
+            assert raw.received > RESULT_BYTES
+            assert [r.code for r in records if r.method == "Generate"] == ["OK"]
+        finally:
+            raw.close()
+    assert took > 1.5  # it was read slowly
