@@ -408,10 +408,11 @@ def test_replay_of_an_img2img_recipe_asks_for_its_init_image(served: str, tmp_pa
 def test_progress_is_plain_lines_when_not_a_terminal() -> None:
     import io
 
-    from pixelkiln import Accepted, Event, Result
+    from pixelkiln import Accepted, Event, Queued, Result
     from pixelkiln._cli_parts import ProgressBar
 
     events: list[Event] = [Accepted("r1", "", "m", 5, 64, 64, 8, 1.0, 1)]
+    events += [Queued("r1", 2, 3), Queued("r1", 0, 1)]
     events += [Progress("r1", step, 8, 10.0 * step) for step in range(1, 9)]
     events.append(Result("r1", [], "", {"total_ms": 90.0}))
     plain, tty = io.StringIO(), io.StringIO()
@@ -422,6 +423,8 @@ def test_progress_is_plain_lines_when_not_a_terminal() -> None:
     assert "\r" not in plain.getvalue()
     assert plain.getvalue().splitlines() == [
         "accepted r1 seed=5 64x64",
+        "queued: position 3 of 3",
+        "queued: next, waiting for the model runner (busy, or starting and warming up)",
         "step 1/8 10 ms",
         "step 2/8 20 ms",
         "step 4/8 40 ms",

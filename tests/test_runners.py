@@ -24,7 +24,7 @@ from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.fake import FAKE_SPEC, fake_image
 from pixelkiln_server.engine.runner_client import READY, RunnerClient
 
-from .conftest import decode, running_daemon
+from .conftest import decode, make_config, running_daemon
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
@@ -253,3 +253,37 @@ async def test_cancel_reaches_a_job_in_a_child_process() -> None:
         assert info.value.code is grpc.StatusCode.CANCELLED
         assert steps < 10
         await wait_for(lambda: not runner(d).busy, 5)
+
+
+async def test_a_request_during_warm_up_is_told_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accepted, then seconds of silence while the runner loaded and warmed up its model: the
+    job now gets a Queued event at once (the CLI prints 'waiting for the model runner')."""
+    import threading
+
+    from pixelkiln_server.backends import fake
+
+    loading = threading.Event()
+    original = fake.FakeBackend.load
+
+    def slow_load(self: object, spec: object, options: object) -> object:
+        loading.wait(30)
+        return original(self, spec, options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fake.FakeBackend, "load", slow_load)
+    d = Daemon(make_config(default_model="fake"))
+    d.engine.registry.register(FAKE_SPEC)
+    await d.start()
+    try:
+        async with AsyncClient(d.address, timeout=30) as client:
+            events = client.stream("step_ms=0", steps=1)
+            first = await anext(events)
+            assert isinstance(first, Accepted)
+            second = await asyncio.wait_for(anext(events), 10)
+            assert isinstance(second, Queued) and second.position == 0
+            loading.set()
+            async for _ in events:
+                pass
+        await d.wait_ready()
+    finally:
+        loading.set()
+        await d.stop(0)

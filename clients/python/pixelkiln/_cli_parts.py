@@ -40,7 +40,10 @@ class ProgressBar:
                 f"accepted {event.request_id} seed={event.seed} {event.width}x{event.height}"
             )
         elif isinstance(event, Queued):
-            self._line(f"queued: position {event.position + 1} of {event.queue_depth}")
+            where = f"position {event.position + 1} of {event.queue_depth}"
+            if event.position == 0:
+                where = "next, waiting for the model runner (busy, or starting and warming up)"
+            self._line(f"queued: {where}")
         elif isinstance(event, Progress):
             step = f"step {event.step}/{event.total} {event.elapsed_ms:.0f} ms"
             if self.tty:

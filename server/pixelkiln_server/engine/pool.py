@@ -88,6 +88,9 @@ class RunnerPool:
             runner.on_message = self._message
             runner.on_exit = self._exited
         self.scheduler = scheduler
+        # No runner is ready before the first has warmed up: a job that comes meanwhile is
+        # told it waits (Queued), instead of seconds of silence after Accepted.
+        scheduler.busy = True
         self._warm_up = warm_up
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = batch_wait_s
