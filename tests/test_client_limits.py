@@ -113,7 +113,7 @@ async def test_max_jobs_per_client_on_both() -> None:
             await send(ws, "c", generate=slow)
             (env,) = await until(ws, "c", "accepted")
             assert env.error.code_name == "RESOURCE_EXHAUSTED"
-            assert "has 2 requests queued, running or with a result" in env.error.message
+            assert "has 2 requests queued or running" in env.error.message
             assert "--max-jobs-per-client" in env.error.message
             # A finished job frees its place.
             await send(ws, "x", cancel=gen_pb.CancelRequest(request_id="a"))

@@ -8,6 +8,7 @@ import asyncio
 import socket
 import struct
 from dataclasses import replace
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -51,21 +52,24 @@ class RawGrpc:
         await asyncio.get_running_loop().sock_sendall(self.sock, self.conn.data_to_send())
 
     async def generate(self, request: gen_pb.GenerateRequest) -> int:
+        return await self.call("Generate", request, end_stream=True)
+
+    async def call(self, method: str, message: Any, end_stream: bool) -> int:
         stream = self.conn.get_next_available_stream_id()
         self.conn.send_headers(
             stream,
             [
                 (":method", "POST"),
                 (":scheme", "http"),
-                (":path", "/pixelkiln.v1.Generator/Generate"),
+                (":path", f"/pixelkiln.v1.Generator/{method}"),
                 (":authority", "localhost"),
                 ("content-type", "application/grpc"),
                 ("te", "trailers"),
                 ("pixelkiln-client-id", "slow-reader"),
             ],
         )
-        body = request.SerializeToString()
-        self.conn.send_data(stream, struct.pack(">BI", 0, len(body)) + body, end_stream=True)
+        body = message.SerializeToString()
+        self.conn.send_data(stream, struct.pack(">BI", 0, len(body)) + body, end_stream=end_stream)
         await self.flush()
         return stream
 
@@ -88,8 +92,8 @@ class RawGrpc:
                         self.conn.acknowledge_received_data(
                             event.flow_controlled_length, event.stream_id
                         )
-                elif isinstance(event, h2.events.StreamReset):
-                    self.ended[event.stream_id] = "reset"
+                elif isinstance(event, h2.events.StreamReset):  # after trailers, or alone
+                    self.ended.setdefault(event.stream_id, "reset")
                 elif isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived):
                     status = dict(event.headers).get(b"grpc-status")  # trailers-only: at once
                     if status is not None:
@@ -155,3 +159,33 @@ async def test_a_slow_grpc_reader_gets_its_results() -> None:
         finally:
             raw.close()
     assert took > 1.5  # it was read slowly
+
+
+async def test_live_sessions_of_a_client_that_stopped_reading_free_their_places() -> None:
+    """Its sessions end at --live-idle-timeout and free their places under --max-live-sessions
+    for other clients, though their streams (with a frame that cannot be written) stay open
+    until the client goes; those still count against that client, which can open no more."""
+    settings = gen_pb.LiveSettings(prompt="step_ms=0", width=256, height=256)
+    settings.output_encoding = image_pb.ENCODING_RAW_RGBA8  # 256 KiB frames
+    live_input = gen_pb.LiveInput(seq=1, settings=settings)
+    async with running_daemon(
+        register=(FAKE_256,), default_model="fake", max_live_sessions=2, live_idle_timeout_s=1.0
+    ) as d:
+        raw = await RawGrpc.open(d.address, window=1024)
+        try:
+            held = [await raw.call("Live", live_input, end_stream=False) for _ in range(2)]
+            await raw.pump(3.0)  # their first frames wait on the window; then they idle out
+            assert d.engine.live_sessions == 0 and not raw.ended
+            async with AsyncClient(d.address, timeout=30) as other:
+                async with other.live(prompt="step_ms=0", steps=1) as session:
+                    await session.send()
+                    await session.close()
+                    frames = [frame async for frame in session]
+            assert len(frames) == 1
+            refused = await raw.call("Live", live_input, end_stream=False)
+            await raw.pump(1.0)
+            assert raw.ended == {refused: "8"}, raw.ended  # RESOURCE_EXHAUSTED
+            assert not set(held) & set(raw.ended)
+        finally:
+            raw.close()
+        assert await d.ops.wait_idle(10.0)

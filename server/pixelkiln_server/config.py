@@ -123,8 +123,8 @@ class ServerConfig:
     model_roots: tuple[Path, ...] = ()
     allow_downloads: bool = False
     allow_pickle: bool = False
-    # Per client (a token's name, else what identity.py tells): generations queued, running
-    # or with a result not yet read.
+    # Per client (a token's name, else what identity.py tells): generations queued or running;
+    # as many finished results it has not read are held for it.
     max_jobs_per_client: int = 16
     # Events waiting to be sent on one stream (a slow reader): previews are dropped first;
     # past this many the stream ends with RESOURCE_EXHAUSTED.

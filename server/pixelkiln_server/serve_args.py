@@ -242,8 +242,8 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=16,
         metavar="N",
-        help="generations one client may have queued, running or with a result it has not "
-        "read (default 16)",
+        help="generations one client may have queued or running, and finished results it "
+        "has not read (default 16 of each)",
     )
     sec.add_argument(
         "--stream-backlog",

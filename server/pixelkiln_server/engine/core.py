@@ -317,9 +317,13 @@ class Engine:
         session.start()
         return session
 
-    async def close_live(self, session: LiveSession) -> None:
+    def live_ended(self, session: LiveSession) -> None:
+        """The session makes no more frames: its place and its runner pin are free."""
         self._live_sessions.discard(session)
         self.pool.release_pin(session.id)
+
+    async def close_live(self, session: LiveSession) -> None:
+        self.live_ended(session)
         await session.close()
 
     @property

@@ -74,6 +74,7 @@ class LiveSession:
         self._engine = engine
         self.id = uuid.uuid4().hex
         self.client_id = client_id
+        self.ended = False  # makes no more frames (its last ones may still wait for the client)
         self.idle_timeout_s = idle_timeout_s
         # A frame's events besides its result would reach nobody (a session sends frames).
         self.settings = GenerationRequest(
@@ -192,6 +193,13 @@ class LiveSession:
         except Exception as exc:  # noqa: BLE001 - a bug ends the session (INTERNAL), never hangs it
             self.error = Internal("internal error in Live; see the daemon log")  # the record's
             self._frames.put_nowait(exc)  # the transport logs it and answers INTERNAL
+        finally:
+            # Its place under --max-live-sessions is free once it makes no more frames, even
+            # while its transport still waits to hand the last ones to a client that stopped
+            # reading (over gRPC that lasts until the client goes: grpc.aio cannot end one
+            # stream whose data waits on the client's flow-control window).
+            self.ended = True
+            self._engine.live_ended(self)
 
     async def _wait_for_input(self) -> None:
         self._wake.clear()

@@ -230,6 +230,17 @@ class Operations:
         record = caller.record("Live", priority="live")
         try:
             self._check_open()
+            # The engine frees a session's place when it makes no more frames; until its
+            # stream ends too, it stays with its client: one that stops reading cannot pile
+            # up sessions whose last frames the daemon must hold.
+            limit = self.engine.config.max_live_sessions
+            ended = sum(1 for s in self._lives if s.client_id == caller.client_id and s.ended)
+            if ended >= limit:
+                raise ResourceExhausted(
+                    f"client {caller.client_id!r} has {ended} ended live sessions with frames it "
+                    "has not read; the daemon holds at most --max-live-sessions of them per "
+                    "client: read your streams, or close them"
+                )
             session = self.engine.open_live(caller.client_id)
             session.admit = lambda name: self.policy.admit(name, caller.scope)
         except BaseException as exc:
@@ -289,15 +300,22 @@ class Operations:
     def _admit(self, caller: Caller, request: GenerationRequest) -> GenerationRequest:
         """The model policy and the per-client job limit, before the request is accepted."""
         limit = self.engine.config.max_jobs_per_client
-        # A request counts until its stream ends, not when its result is made: a client that
-        # does not read (an HTTP/2 window it never grants) would otherwise pile up finished
-        # results the daemon has to hold, as many as it likes.
-        held = len({id(j) for j in self._jobs.get(caller.client_id, {}).values()})
-        if held >= limit:
+        own = {id(j): j for j in self._jobs.get(caller.client_id, {}).values()}.values()
+        active = sum(1 for j in own if not j.handle.job.finished)
+        if active >= limit:
             raise ResourceExhausted(
-                f"client {caller.client_id!r} has {held} requests queued, running or with a "
-                "result it has not read yet, the limit set by --max-jobs-per-client; wait for "
-                "one to finish"
+                f"client {caller.client_id!r} has {active} requests queued or running, the "
+                "limit set by --max-jobs-per-client; wait for one to finish"
+            )
+        # A finished job stays with its client until its stream has taken the result: one that
+        # does not read (an HTTP/2 window it never grants) would otherwise pile up results the
+        # daemon has to hold, as many as it likes. A reader has one or two in flight at most.
+        unread = len(own) - active
+        if unread >= limit:
+            raise ResourceExhausted(
+                f"client {caller.client_id!r} has {unread} finished results it has not read; "
+                "the daemon holds at most --max-jobs-per-client of them per client: read your "
+                "streams, or close them"
             )
         if not request.model:
             return request
