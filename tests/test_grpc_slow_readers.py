@@ -176,11 +176,11 @@ async def test_live_sessions_of_a_client_that_stopped_reading_free_their_places(
             held = [await raw.call("Live", live_input, end_stream=False) for _ in range(2)]
             await raw.pump(3.0)  # their first frames wait on the window; then they idle out
             assert d.engine.live_sessions == 0 and not raw.ended
-            async with AsyncClient(d.address, timeout=30) as other:
-                async with other.live(prompt="step_ms=0", steps=1) as session:
-                    await session.send()
-                    await session.close()
-                    frames = [frame async for frame in session]
+            other = AsyncClient(d.address, timeout=30)
+            async with other, other.live(prompt="step_ms=0", steps=1) as session:
+                await session.send()
+                await session.close()
+                frames = [frame async for frame in session]
             assert len(frames) == 1
             refused = await raw.call("Live", live_input, end_stream=False)
             await raw.pump(1.0)
