@@ -39,10 +39,12 @@ from ..types import (
     GenerationRequest,
     LiveFrame,
     ModelInfo,
+    Priority,
     Result,
     UnloadResult,
 )
 from ..types import Failed as FailedEvent
+from ..validation import MAX_CLIENT_ID_CHARS
 from .access import RequestRecord, log_access
 from .model_policy import ModelPolicy
 
@@ -204,6 +206,10 @@ class Operations:
         with self._recorded(caller, "Cancel", request_id=request_id):
             if not request_id:
                 raise InvalidArgument("request_id", "must name a request (server id or yours)")
+            if len(request_id) > MAX_CLIENT_ID_CHARS:  # no request has a longer id
+                raise InvalidArgument(
+                    "request_id", f"is longer than {MAX_CLIENT_ID_CHARS} chars ({len(request_id)})"
+                )
             job = self._jobs.get(caller.client_id, {}).get(request_id)
             if job is None or job.finished:
                 return False
@@ -299,8 +305,23 @@ class Operations:
 
     def _admit(self, caller: Caller, request: GenerationRequest) -> GenerationRequest:
         """The model policy and the per-client job limit, before the request is accepted."""
+        if request.priority is Priority.LIVE:
+            raise InvalidArgument(
+                "priority",
+                "LIVE is the class of live sessions' frames (Generator.Live), served before "
+                "everything else; a Generate request asks INTERACTIVE or BATCH",
+            )
+        keys = self._jobs.get(caller.client_id, {})
+        if request.client_request_id in keys:
+            # One key would name two requests: Cancel would reach the wrong one, and the
+            # first would no longer count against the client.
+            raise InvalidArgument(
+                "client_request_id",
+                f"{request.client_request_id[:64]!r} already names one of your requests that "
+                "has not ended; give each request its own id",
+            )
         limit = self.engine.config.max_jobs_per_client
-        own = {id(j): j for j in self._jobs.get(caller.client_id, {}).values()}.values()
+        own = {id(j): j for j in keys.values()}.values()
         active = sum(1 for j in own if not j.handle.job.finished)
         if active >= limit:
             raise ResourceExhausted(
