@@ -266,32 +266,32 @@ async def test_a_client_request_id_names_one_request() -> None:
     client_request_id) is refused: it hid the first request from the per-client limit, and
     Cancel by that id reached the second one."""
     slow = gen_pb.GenerateRequest(prompt="x", steps=40, width=256, height=256)
-    async with running_daemon(max_jobs_per_client=2) as d:
-        async with grpc.aio.insecure_channel(d.address, options=OPTIONS) as channel:
-            stub = gen_grpc.GeneratorStub(channel)
-            first = stub.Generate(slow)
-            first_id = (await first.read()).request_id
-            clash = gen_pb.GenerateRequest(client_request_id=first_id)
-            clash.MergeFrom(slow)
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await stub.Generate(clash).read()
-            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-            assert str(info.value.details()).startswith("client_request_id: ")
-            mine = gen_pb.GenerateRequest(client_request_id="mine")
-            mine.MergeFrom(slow)
-            second = stub.Generate(mine)
-            await second.read()
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await stub.Generate(mine).read()  # "mine" is taken while the second runs
-            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-            cancelled = await stub.Cancel(gen_pb.CancelRequest(request_id=first_id))
-            assert cancelled.cancelled
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                while await first.read() is not grpc.aio.EOF:
-                    pass
-            assert info.value.code() is grpc.StatusCode.CANCELLED  # the first, not the second
-            second.cancel()
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await stub.Cancel(gen_pb.CancelRequest(request_id="x" * 129))
-            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-            assert str(info.value.details()).startswith("request_id: is longer than 128")
+    daemon = running_daemon(max_jobs_per_client=2)
+    async with daemon as d, grpc.aio.insecure_channel(d.address, options=OPTIONS) as channel:
+        stub = gen_grpc.GeneratorStub(channel)
+        first = stub.Generate(slow)
+        first_id = (await first.read()).request_id
+        clash = gen_pb.GenerateRequest(client_request_id=first_id)
+        clash.MergeFrom(slow)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Generate(clash).read()
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert str(info.value.details()).startswith("client_request_id: ")
+        mine = gen_pb.GenerateRequest(client_request_id="mine")
+        mine.MergeFrom(slow)
+        second = stub.Generate(mine)
+        await second.read()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Generate(mine).read()  # "mine" is taken while the second runs
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        cancelled = await stub.Cancel(gen_pb.CancelRequest(request_id=first_id))
+        assert cancelled.cancelled
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            while await first.read() is not grpc.aio.EOF:
+                pass
+        assert info.value.code() is grpc.StatusCode.CANCELLED  # the first, not the second
+        second.cancel()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Cancel(gen_pb.CancelRequest(request_id="x" * 129))
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert str(info.value.details()).startswith("request_id: is longer than 128")
