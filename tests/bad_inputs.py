@@ -238,6 +238,61 @@ def generate_cases() -> list[Case]:
         )
         add(f"sprite.padding {pad}", body, ("sprite.padding", "256"))
     add("unknown LoRA adapter", gen(loras={"nope": 1.0}), ("loras",))
+    # An over-long adapter name is refused without being repeated (100,000 characters echoed
+    # in the message once overflowed gRPC's metadata: RESOURCE_EXHAUSTED).
+    for n in (129, 1000, 100_000):
+        add(
+            f"LoRA adapter name of {n} characters",
+            gen(loras={"l" * n: 1.0}),
+            ("loras", "adapter names are at most 128 characters", f"got {n}"),
+        )
+    add(
+        "unknown LoRA adapter of 128 characters",
+        gen(loras={"n" * 128: 1.0}),
+        ("loras", "n" * 64 + "'…(128 chars)"),
+    )
+    # Enum numbers the proto does not define are refused, never served as the default.
+    encodings = "allowed: PNG, JPEG, WEBP, RAW_RGBA8"
+    for value in (5, 99, -1):
+        add(
+            f"output_encoding {value}",
+            gen(output_encoding=value),
+            ("output_encoding", f"unknown value {value}", encodings),
+        )
+    for value in (5, 99):
+        add(
+            f"preview.encoding {value}",
+            gen(preview=gen_pb.PreviewSettings(encoding=value)),
+            ("preview.encoding", f"unknown value {value}", encodings),
+        )
+        add(
+            f"init_image.encoding {value}",
+            gen(init_image=_image(PNG64, encoding=value)),
+            ("init_image.encoding", f"unknown value {value}", encodings),
+        )
+        add(
+            f"mask.encoding {value}",
+            gen(init_image=init, mask=_image(MASK64, encoding=value)),
+            ("mask.encoding", f"unknown value {value}", encodings),
+        )
+    for value in (3, 99):
+        add(
+            f"priority {value}",
+            gen(priority=value),
+            ("priority", f"unknown value {value}", "allowed: INTERACTIVE, BATCH"),
+        )
+    for value in (4, 99):
+        add(
+            f"tiling {value}",
+            gen(tiling=value),
+            ("tiling", f"unknown value {value}", "allowed: NONE, X, Y, XY"),
+        )
+    for value in (2, 99):
+        add(
+            f"background {value}",
+            gen(background=value),
+            ("background", f"unknown value {value}", "allowed: OPAQUE, TRANSPARENT"),
+        )
     # Names: over-long or malformed ones are INVALID_ARGUMENT whatever the loading policy;
     # names of models that are not there are the policy's to answer.
     for name, words in _bad_names("model"):
@@ -308,10 +363,30 @@ def other_cases() -> list[Case]:
             gen_pb.LiveSettings(similar_skip_max=1001),
             ("similar_skip_max", "1000"),
         ),
+        (
+            "tiling 99",
+            gen_pb.LiveSettings(tiling=99),
+            ("tiling", "unknown value 99", "allowed: NONE, X, Y, XY"),
+        ),
+        (
+            "output_encoding 99",
+            gen_pb.LiveSettings(output_encoding=99),
+            ("output_encoding", "unknown value 99", "allowed: PNG, JPEG, WEBP, RAW_RGBA8"),
+        ),
     ]
     for name, settings, words in live:
         body = gen_pb.LiveInput(seq=1, image=_image(PNG64), settings=settings)
         cases.append(Case(f"live {name}", "live", body, frozenset({INVALID}), words))
+    body = gen_pb.LiveInput(seq=1, image=_image(PNG64, encoding=99))
+    cases.append(
+        Case(
+            "live image.encoding 99",
+            "live",
+            body,
+            frozenset({INVALID}),
+            ("image.encoding", "unknown value 99"),
+        )
+    )
     for name, data in list(_undecodable().items())[:6]:
         body = gen_pb.LiveInput(seq=1, image=_image(data), settings=gen_pb.LiveSettings(prompt="x"))
         cases.append(Case(f"live image: {name}", "live", body, frozenset({INVALID}), ("image: ",)))

@@ -6,6 +6,7 @@ import io
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -13,12 +14,15 @@ import pytest
 from PIL import Image
 
 from pixelkiln import AsyncClient, PixelKilnError
+from pixelkiln_server import assets, validation
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends import tiling
 from pixelkiln_server.backends.base import LoadOptions
 from pixelkiln_server.backends.tiny_random import TinyRandomBackend
 from pixelkiln_server.catalogue import PRESETS
+from pixelkiln_server.config import Limits
 from pixelkiln_server.imaging.seam import seam_metric
+from pixelkiln_server.types import GenerationRequest
 
 from .conftest import ROOT, decode, home_dir, png_bytes
 
@@ -167,6 +171,37 @@ async def test_maps_come_back_and_tile(aclient: AsyncClient) -> None:
     dx = np.asarray(directx.image.maps["normal"].to_pil()).astype(int)
     assert np.array_equal(dx[:, :, 0], normal[:, :, 0])
     assert np.abs(dx[:, :, 1] - (255 - normal[:, :, 1].astype(int))).max() <= 1
+
+
+async def test_repeated_maps_are_derived_once(aclient: AsyncClient) -> None:
+    """maps normal,normal,height: two maps come back, and the recipe asks for two."""
+    result = await aclient.generate("slate", seed=4, steps=1, maps="normal,normal,height")
+    assert list(result.image.maps) == ["normal", "height"]
+    assert result.recipe["request"]["maps"] == ["normal", "height"]
+
+
+def test_validate_dedupes_maps_and_each_is_derived_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    request = GenerationRequest(prompt="x", maps=("normal", "normal", "height", "normal"))
+    resolved, _ = validation.resolve(request, PRESETS["tiny-random"], Limits())
+    assert resolved.maps == ("normal", "height")
+    asked: list[list[str]] = []
+    derive = assets.pbr.derive_maps
+
+    def spy(rgb: np.ndarray, kinds: list[str], *args: Any) -> dict[str, np.ndarray]:
+        asked.append(list(kinds))
+        return derive(rgb, kinds, *args)
+
+    monkeypatch.setattr(assets.pbr, "derive_maps", spy)
+    outputs, _ = assets.build_outputs(resolved, [np.zeros((64, 64, 3), np.float32)], {})
+    assert asked == [["normal", "height"]]
+    assert list(outputs[0].maps) == ["normal", "height"]
+
+
+def test_a_repeated_map_counts_once_toward_the_result_size() -> None:
+    """300 x ao at 512x512 is one map of 1 MiB raw, not 300 (300 MiB, over the limit)."""
+    request = GenerationRequest(prompt="x", width=512, height=512, maps=("ao",) * 300)
+    resolved, _ = validation.resolve(request, PRESETS["tiny-random"], Limits())
+    assert resolved.maps == ("ao",)
 
 
 async def test_atlas_packs_every_frame(aclient: AsyncClient) -> None:

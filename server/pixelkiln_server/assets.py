@@ -8,6 +8,7 @@ keeps the client's own prompt, so a replay takes the same path.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,7 +33,11 @@ MAX_TRIM_PADDING = 256
 
 
 def validate(req: GenerationRequest, tiling_method: str) -> GenerationRequest:
-    """Reject asset options that cannot be honoured; returns the request with maps deduped."""
+    """Reject asset options that cannot be honoured; returns the request with maps deduped
+    (first occurrence kept, in order: ``normal,normal,height`` derives two maps, not three)."""
+    maps = unique_maps(req.maps)
+    if maps != req.maps:
+        req = replace(req, maps=maps)
     unknown = [m for m in req.maps if m not in MAP_KINDS]
     if unknown:
         raise InvalidArgument("maps", f"unknown kind {unknown[0]}; allowed: {', '.join(MAP_KINDS)}")
@@ -71,6 +76,11 @@ def validate(req: GenerationRequest, tiling_method: str) -> GenerationRequest:
             "an inpainting mask; drop the mask or the tiling",
         )
     return req
+
+
+def unique_maps(maps: tuple[str, ...]) -> tuple[str, ...]:
+    """``maps`` without repeats, in the order first asked for."""
+    return tuple(dict.fromkeys(maps))
 
 
 def options(req: GenerationRequest) -> pbr.MapOptions:

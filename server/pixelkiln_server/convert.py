@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import image_pb2 as img_pb
 from pixelkiln.v1 import models_pb2 as models_pb
 
 from . import recipe as recipes
+from .errors import InvalidArgument
 from .types import (
     Accepted,
     Background,
@@ -53,6 +55,10 @@ _TILING_FROM_PB = {
     gen_pb.TILING_XY: Tiling.XY,
 }
 _TILING_TO_PB = {v: k for k, v in _TILING_FROM_PB.items()}
+_BACKGROUND_FROM_PB = {
+    gen_pb.BACKGROUND_OPAQUE: Background.OPAQUE,
+    gen_pb.BACKGROUND_TRANSPARENT: Background.TRANSPARENT,
+}
 _MAP_TO_PB = {
     "normal": gen_pb.MAP_KIND_NORMAL,
     "height": gen_pb.MAP_KIND_HEIGHT,
@@ -65,6 +71,31 @@ _CONVENTIONS: dict[int, str] = {
     gen_pb.NORMAL_CONVENTION_DIRECTX: "directx",
 }
 _DEFAULT_MAPS = MapSettings()
+T = TypeVar("T")
+
+
+def _allowed(enum: Any, prefix: str) -> str:
+    """The proto enum's names without their prefix, UNSPECIFIED left out: ``PNG, JPEG``."""
+    names = [v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values]
+    names = [n for n in names if n != "UNSPECIFIED"]
+    return ", ".join(names)
+
+
+_ALLOWED = {
+    "encoding": _allowed(img_pb.Encoding, "ENCODING_"),
+    "priority": _allowed(gen_pb.Priority, "PRIORITY_"),
+    "tiling": _allowed(gen_pb.Tiling, "TILING_"),
+    "background": _allowed(gen_pb.Background, "BACKGROUND_"),
+}
+
+
+def _known(field: str, value: int, table: Mapping[Any, T], allowed: str) -> T:
+    """``table[value]``; a number the proto does not define (a typo, or a newer client's
+    value) is refused naming the field, never served as the default."""
+    try:
+        return table[value]
+    except KeyError:
+        raise InvalidArgument(field, f"unknown value {value}; allowed: {allowed}") from None
 
 
 def _map_name(value: int) -> str:
@@ -97,15 +128,19 @@ def map_settings_to_pb(settings: MapSettings) -> gen_pb.MapSettings:
     )
 
 
-def encoding_from_pb(value: int, default: Encoding) -> Encoding:
-    # Unknown enum values (from a newer client) fall back to the default, like UNSPECIFIED.
-    return _ENCODING_FROM_PB.get(value, default)
+def encoding_from_pb(value: int, default: Encoding, field: str = "encoding") -> Encoding:
+    """UNSPECIFIED is ``default``; a number the proto does not define is InvalidArgument."""
+    if value == img_pb.ENCODING_UNSPECIFIED:
+        return default
+    return _known(field, value, _ENCODING_FROM_PB, _ALLOWED["encoding"])
 
 
-def image_from_pb(msg: img_pb.Image, default: Encoding = Encoding.PNG) -> EncodedImage:
+def image_from_pb(
+    msg: img_pb.Image, default: Encoding = Encoding.PNG, field: str = "image"
+) -> EncodedImage:
     return EncodedImage(
         data=msg.data,
-        encoding=encoding_from_pb(msg.encoding, default),
+        encoding=encoding_from_pb(msg.encoding, default, f"{field}.encoding"),
         width=msg.width,
         height=msg.height,
     )
@@ -132,24 +167,26 @@ def request_from_pb(msg: gen_pb.GenerateRequest) -> GenerationRequest:
         guidance_scale=msg.guidance_scale if msg.HasField("guidance_scale") else None,
         seed=msg.seed if msg.HasField("seed") else None,
         num_images=msg.num_images or 1,
-        init_image=image_from_pb(msg.init_image) if msg.HasField("init_image") else None,
+        init_image=(
+            image_from_pb(msg.init_image, field="init_image")
+            if msg.HasField("init_image")
+            else None
+        ),
         strength=msg.strength if msg.HasField("strength") else None,
-        mask=image_from_pb(msg.mask) if msg.HasField("mask") else None,
-        output_encoding=encoding_from_pb(msg.output_encoding, Encoding.PNG),
+        mask=image_from_pb(msg.mask, field="mask") if msg.HasField("mask") else None,
+        output_encoding=encoding_from_pb(msg.output_encoding, Encoding.PNG, "output_encoding"),
         preview=PreviewOptions(
             every_n_steps=preview.every_n_steps,
             max_side=preview.max_side,
-            encoding=encoding_from_pb(preview.encoding, Encoding.JPEG),
+            encoding=encoding_from_pb(preview.encoding, Encoding.JPEG, "preview.encoding"),
             progress=not preview.no_progress,
             result_only=preview.result_only,
         ),
         client_request_id=msg.client_request_id,
-        priority=_PRIORITY_FROM_PB.get(msg.priority, Priority.INTERACTIVE),
-        tiling=_TILING_FROM_PB.get(msg.tiling, Tiling.NONE),
-        background=(
-            Background.TRANSPARENT
-            if msg.background == gen_pb.BACKGROUND_TRANSPARENT
-            else Background.OPAQUE
+        priority=_known("priority", msg.priority, _PRIORITY_FROM_PB, _ALLOWED["priority"]),
+        tiling=_known("tiling", msg.tiling, _TILING_FROM_PB, _ALLOWED["tiling"]),
+        background=_known(
+            "background", msg.background, _BACKGROUND_FROM_PB, _ALLOWED["background"]
         ),
         trim=msg.sprite.trim,
         trim_padding=msg.sprite.padding,
@@ -349,10 +386,12 @@ def live_input_from_pb(msg: gen_pb.LiveInput) -> LiveInput:
     def opt(name: str) -> object:
         return getattr(s, name) if s.HasField(name) else None
 
-    tiling = _TILING_FROM_PB.get(s.tiling, Tiling.NONE) if s.HasField("tiling") else None
-    encoding = (
-        encoding_from_pb(s.output_encoding, Encoding.PNG) if s.HasField("output_encoding") else None
-    )
+    tiling = None
+    if s.HasField("tiling"):
+        tiling = _known("tiling", s.tiling, _TILING_FROM_PB, _ALLOWED["tiling"])
+    encoding = None
+    if s.HasField("output_encoding"):
+        encoding = encoding_from_pb(s.output_encoding, Encoding.PNG, "output_encoding")
     update = LiveUpdate(
         model=opt("model"),  # type: ignore[arg-type]
         prompt=opt("prompt"),  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from .types import DecodedInputs, GenerationRequest, LiveUpdate, PreviewOptions,
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**64 - 1
 MAX_CLIENT_ID_CHARS = 128
+MAX_LORA_NAME_CHARS = 128
 DEFAULT_IMG2IMG_STRENGTH = 0.5
 DEFAULT_PREVIEW_SIDE = 256
 MAX_SIMILAR_SKIP = 1000
@@ -35,6 +36,17 @@ def _check_side(field: str, value: int, limits: Limits, caps: Capabilities, name
             field,
             f"must be a multiple of {multiple} between {low} and {high} for {name} "
             f"(0 for the model's native size), got {value}",
+        )
+
+
+def _check_lora_names(req: GenerationRequest) -> None:
+    """Adapter names are short: the longest is refused without repeating it (a 100,000-character
+    name echoed in the message once overflowed gRPC's metadata limit: RESOURCE_EXHAUSTED)."""
+    longest = max((len(name) for name, _ in req.loras), default=0)
+    if longest > MAX_LORA_NAME_CHARS:
+        raise InvalidArgument(
+            "loras",
+            f"adapter names are at most {MAX_LORA_NAME_CHARS} characters, got {longest}",
         )
 
 
@@ -160,10 +172,12 @@ def _check_request_size(req: GenerationRequest, limits: Limits) -> None:
             "(--max-request-megapixels); ask for fewer or smaller images",
         )
     # The result is one message: each image, each derived map and the atlas, at most RGBA8 raw.
-    planes = 1 + len(req.maps) + (1 if req.atlas else 0)
+    # A map asked for twice is derived once (assets.validate drops the repeats).
+    maps = assets.unique_maps(req.maps)
+    planes = 1 + len(maps) + (1 if req.atlas else 0)
     raw = pixels * 4 * planes
     if raw > limits.max_result_bytes:
-        what = " with maps " + ",".join(req.maps) if req.maps else ""
+        what = " with maps " + ",".join(maps) if maps else ""
         what += " and an atlas" if req.atlas else ""
         raise InvalidArgument(
             "num_images",
@@ -192,6 +206,7 @@ def resolve(
         raise InvalidArgument("prompt", "must not be empty for text-to-image")
     if len(req.client_request_id) > MAX_CLIENT_ID_CHARS:
         raise InvalidArgument("client_request_id", f"is longer than {MAX_CLIENT_ID_CHARS} chars")
+    _check_lora_names(req)
 
     num_images = req.num_images or 1
     if not 1 <= num_images <= limits.max_images:

@@ -22,6 +22,15 @@ from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..model_options import MAX_LORA_SCALE, LoraAdapter
 
 log = logging.getLogger(__name__)
+# The most characters of a caller's adapter name an error message repeats.
+SHOWN_NAME_CHARS = 64
+
+
+def shown_name(name: str) -> str:
+    """``name`` quoted for a message, cut to :data:`SHOWN_NAME_CHARS` characters."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARS]!r}…({len(name)} chars)"
 
 
 def parse_cli(item: str) -> LoraAdapter:
@@ -52,13 +61,14 @@ def resolve_scales(
         if name not in known:
             loaded = ", ".join(sorted(known)) or "none"
             raise InvalidArgument(
-                "loras", f"model {model!r} has no LoRA adapter {name!r} (loaded: {loaded})"
+                "loras",
+                f"model {model!r} has no LoRA adapter {shown_name(name)} (loaded: {loaded})",
             )
         if not math.isfinite(scale) or abs(scale) > MAX_LORA_SCALE:
             raise InvalidArgument(
                 "loras",
-                f"scale of {name!r} must be within -{MAX_LORA_SCALE:g}..{MAX_LORA_SCALE:g}; "
-                f"got {scale}",
+                f"scale of {shown_name(name)} must be within "
+                f"-{MAX_LORA_SCALE:g}..{MAX_LORA_SCALE:g}; got {scale}",
             )
     known.update(dict(requested))
     return tuple(sorted(known.items()))

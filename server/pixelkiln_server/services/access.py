@@ -5,11 +5,17 @@ size and steps it resolved to, the result's timings) and hands it to its listene
 the request ends: with a result, an error, a cancel, or the client going away. The access log
 is one line per record on the ``pixelkiln.access`` logger; with ``--log-format json`` its fields
 are keys of the line's JSON object (logsetup.py).
+
+Values come from callers (a client_request_id, a model name, a Cancel's request id), so the
+line never shows them raw: each is cut to :data:`MAX_VALUE_CHARS` characters, and in the text
+line a value with spaces, quotes, ``=`` or unprintable characters is a quoted JSON-style string
+(a newline in a value cannot start a line of its own; a request id of megabytes is not logged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +24,9 @@ from ..errors import Code, PixelKilnError
 from ..types import Timings
 
 access_log = logging.getLogger("pixelkiln.access")
+# The most characters of one value an access-log line shows.
+MAX_VALUE_CHARS = 200
+_NEEDS_QUOTES = frozenset('"=\\')
 
 
 def code_of(exc: BaseException | None) -> str:
@@ -98,17 +107,52 @@ class RequestRecord:
         return out
 
 
-def log_access(record: RequestRecord) -> None:
-    """The access-log line: ``Generate OK id=... client=... model=tiny-random 64x64 ...``."""
+def clip(value: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """``value`` cut to ``limit`` characters, saying how long it was: ``abc…(5000 chars)``."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}…({len(value)} chars)"
+
+
+def quote(text: str) -> str:
+    """``text`` as a JSON string on one line, unprintable characters (line and paragraph
+    separators, DEL, C1 controls...) escaped as ``\\uXXXX`` too."""
+    return "".join(
+        c if c.isprintable() else json.dumps(c)[1:-1] for c in json.dumps(text, ensure_ascii=False)
+    )
+
+
+def text_value(value: object) -> str:
+    """One value as the text line shows it: clipped, and quoted unless it is one plain word."""
+    text = clip(str(value))
+    if not text or any(c in _NEEDS_QUOTES or c.isspace() or not c.isprintable() for c in text):
+        return quote(text)
+    return text
+
+
+def shown_fields(fields: dict[str, object]) -> dict[str, object]:
+    """The fields with every string value clipped (the JSON line's keys)."""
+    return {k: clip(v) if isinstance(v, str) else v for k, v in fields.items()}
+
+
+def format_access(record: RequestRecord) -> tuple[str, dict[str, object]]:
+    """The access-log line and the fields the JSON format adds as keys, both with the
+    caller's values clipped; the line holds no raw newline, quote or control character."""
     fields = record.fields()
-    words = [f"{record.method} {record.code}"]
+    words = [f"{text_value(record.method)} {text_value(record.code)}"]
     for key, value in fields.items():
         if key in ("method", "status", "width", "height", "error") or value == "":
             continue
-        words.append(f"{key}={value}")
+        words.append(f"{key}={text_value(value)}")
         sized = record.width or record.height
         if sized and (key == "model" or (key == "steps" and "model" not in fields)):
             words.append(f"size={record.width}x{record.height}")
     if record.message:
-        words.append(f"error={record.message!r}")
-    access_log.info(" ".join(words), extra={"access": fields})
+        words.append(f"error={quote(clip(record.message))}")
+    return " ".join(words), shown_fields(fields)
+
+
+def log_access(record: RequestRecord) -> None:
+    """The access-log line: ``Generate OK id=... client=... model=tiny-random 64x64 ...``."""
+    line, fields = format_access(record)
+    access_log.info(line, extra={"access": fields})
