@@ -348,3 +348,20 @@ def test_using_an_export_prunes_the_models_older_ones(tmp_path: Path) -> None:
     assert again._route is not None and current.is_dir()
     assert old[0].is_dir() and not old[1].exists() and not old[2].exists()
     assert not temp.exists() and other.is_dir()
+
+
+def test_large_calls_stay_on_torch() -> None:
+    """ONNX Runtime's attention memory grows with the square of the pixels: the shipped model
+    at 2048x2048 took 21.7 GB and the kernel killed the runner (torch: linear)."""
+    from types import SimpleNamespace
+
+    route = runtime_choice.OnnxRoute(
+        SimpleNamespace(wraps=True), runtime_choice.Choice("onnx", "", {}), 32, False
+    )
+    base = GenerationRequest(prompt="x", width=512, height=512, steps=1, seed=1)
+    assert route.serves(replace(base, guidance_scale=0.0, num_images=2))
+    assert route.serves(replace(base, guidance_scale=4.0))  # guidance doubles the batch
+    assert not route.serves(replace(base, guidance_scale=4.0, num_images=2))
+    assert not route.serves(replace(base, width=1024, height=1024, guidance_scale=0.0))
+    small = replace(base, width=256, height=256, guidance_scale=4.0, num_images=8)
+    assert route.serves(small)

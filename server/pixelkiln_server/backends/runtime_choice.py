@@ -17,7 +17,8 @@ inpainting (torch decodes it with the init image's GroupNorm statistics, inpaint
 which the exported decoder cannot; without them colours shift outside the mask), stream-batch
 live frames and tiny-autoencoder ones of a model that has a tiny autoencoder (torch's lean
 path has them, the export does not), sizes the exported UNet cannot halve cleanly, tiling on a
-model whose export does not wrap. Models that cannot be routed at all (noted in Status and
+model whose export does not wrap, and large calls (:func:`onnx_fits`: ONNX Runtime's attention
+memory grows with the square of the pixels; 2048x2048 took 21.7 GB). Models that cannot be routed at all (noted in Status and
 the log): non-SD families, CUDA and MPS devices (export on the GPU is ``pixelkiln
 export-onnx``'s job), half precision, LoRA adapters, compile, quantize or offload, schedulers
 other than Euler discrete, UNets with inpainting inputs; ``auto`` also leaves models above
@@ -246,6 +247,20 @@ def _cached_choice(folder: Path, torch_model: Any, onnx_model: LoadedModel) -> C
     return choice
 
 
+# ONNX Runtime holds each attention layer's whole score matrix, which grows with the square
+# of the pixels (torch's CPU attention does not). Measured on the shipped model, one 1-step
+# image, the runner's peak memory: 0.64, 0.91, 1.94, 4.32 GB at 256, 512, 768, 1024 px
+# square on ONNX Runtime against 0.58, 0.81, 1.11, 1.45 GB on torch; at 2048 px ONNX Runtime
+# took 21.7 GB and the kernel killed the runner. A call whose score matrices outgrow those of
+# two 512x512 images (a batch, or guidance's doubled one) stays on torch.
+ONNX_MAX_SCORES = 2 * (512 * 512) ** 2
+
+
+def onnx_fits(request: GenerationRequest) -> bool:
+    batch = request.num_images * (2 if (request.guidance_scale or 0.0) > 1.0 else 1)
+    return batch * (request.width * request.height) ** 2 <= ONNX_MAX_SCORES
+
+
 class OnnxRoute:
     """The requests of one diffusers model that its ONNX export serves."""
 
@@ -265,6 +280,7 @@ class OnnxRoute:
             and request.width % self.side_multiple == 0
             and request.height % self.side_multiple == 0
             and (request.tiling is Tiling.NONE or self.onnx.wraps)
+            and onnx_fits(request)
         )
 
     def generate(
