@@ -391,7 +391,7 @@ async def test_a_repeated_authorization_header_is_refused(tmp_path: Path) -> Non
         def twice() -> bytes:
             with socket.create_connection((server.host, server.port), timeout=10) as conn:
                 header = f"Authorization: Bearer {token}\r\n".encode()
-                conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + header * 2 + b"\r\n")
+                conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n" + header * 2 + b"\r\n")
                 answer = b""
                 while chunk := conn.recv(4096):
                     answer += chunk
@@ -404,3 +404,66 @@ async def test_a_repeated_authorization_header_is_refused(tmp_path: Path) -> Non
     status, _, body = answer.partition(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.0 401 ") or status.startswith(b"HTTP/1.1 401 ")
     assert body.decode() == "UNAUTHENTICATED: authorization: sent 2 times; send it once\n"
+
+
+def _raw_get(host: str, port: int, head: bytes) -> tuple[int, str]:
+    """The status and body of one request sent as ``head`` (request line and headers)."""
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(head + b"\r\n")
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    status, _, body = answer.partition(b"\r\n\r\n")
+    return int(status.split()[1]), body.decode()
+
+
+async def test_a_page_that_rebinds_its_name_to_loopback_is_refused() -> None:
+    async with metrics_daemon(ws_port=None) as d:
+        server = d.metrics_server
+        assert server is not None
+        port = server.port
+
+        def get(host_header: str | None, version: str = "1.1") -> tuple[int, str]:
+            head = f"GET /metrics HTTP/{version}\r\n"
+            if host_header is not None:
+                head += f"Host: {host_header}\r\n"
+            return _raw_get(server.host, port, head.encode())
+
+        def ask_all() -> dict[str | None, tuple[int, str]]:
+            names = ["evil.example", f"evil.example:{port}", f"localhost:{port}", "LocalHost"]
+            names += [f"127.0.0.1:{port}", "127.3.4.5", f"[::1]:{port}", "localhost, evil"]
+            answers: dict[str | None, tuple[int, str]] = {name: get(name) for name in names}
+            answers[None] = get(None, "1.0")  # HTTP/1.0 may leave Host out: not a browser
+            return answers
+
+        answers = await asyncio.to_thread(ask_all)
+    for refused in ("evil.example", f"evil.example:{port}", "localhost, evil"):
+        assert answers[refused] == (
+            403,
+            f"PERMISSION_DENIED: Host: {refused!r} is not a loopback name; scrape localhost, "
+            "127.0.0.1 or [::1]\n",
+        )
+    for allowed in (f"localhost:{port}", "LocalHost", f"127.0.0.1:{port}", "127.3.4.5", None):
+        assert answers[allowed][0] == 200, allowed
+        assert "pixelkiln_runner_up" in answers[allowed][1]
+    assert answers[f"[::1]:{port}"][0] == 200
+
+
+def test_host_is_checked_only_on_a_loopback_binding() -> None:
+    from prometheus_client import CollectorRegistry
+
+    def status(bound: str, host_header: str) -> str:
+        app = metrics.guarded_app(CollectorRegistry(), None, bound)
+        seen: list[str] = []
+        app({"PATH_INFO": "/nothing", "HTTP_HOST": host_header}, lambda s, h: seen.append(s))
+        return seen[0]
+
+    assert status("127.0.0.1", "evil.example") == "403 Forbidden"
+    assert status("localhost", "evil.example:9100") == "403 Forbidden"
+    assert status("[::1]", "127.0.0.1.evil.example") == "403 Forbidden"
+    assert status("::1", "[::1]:9100") == "404 Not Found"
+    # Not loopback: the token (or --insecure, exposed on purpose) decides, not the name used.
+    assert status("0.0.0.0", "evil.example") == "404 Not Found"
+    assert status("192.0.2.7", "scraper-alias.example:9100") == "404 Not Found"
+    cases = {"[::1]:80": "::1", "LOCALHOST:9": "localhost", "a.b:": "a.b", "::1": "::1"}
+    assert {header: metrics.host_name(header) for header in cases} == cases

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import logging
+import socket
+import sys
 import time
 
 import grpc
@@ -39,6 +43,53 @@ def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
     ]
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (``[::1]:50051``): unbracketed, gRPC would
+    read ``::1:50051`` as a host name."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _bind_problem(host: str, port: int) -> OSError | None:
+    """What binding a plain socket to ``host:port`` says: its error, or None when it binds."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            if sys.platform != "win32":  # as gRPC does; on Windows it would share a taken port
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        return exc
+    return None
+
+
+def listen_error(host: str, port: int, carrier: str, cause: OSError | None = None) -> OSError:
+    """Why ``carrier`` (gRPC, WebSocket) could not listen on ``host:port``, as an OSError whose
+    errno is EADDRINUSE only when another program holds the port. Which it is, gRPC does not
+    say: a plain socket bound to the same address tells a taken port from a bad --host."""
+    where = f"cannot listen on {host_port(host, port)} ({carrier})"
+    problem = _bind_problem(host, port)
+    if problem is not None and problem.errno == errno.EADDRINUSE:
+        error = OSError(f"{where}: in use by another program")
+    elif problem is not None and problem.errno == errno.EACCES:
+        error = OSError(f"{where}: not allowed (a port below 1024 needs privileges)")
+    else:
+        try:
+            mapped = getattr(ipaddress.ip_address(host.strip("[]")), "ipv4_mapped", None)
+        except ValueError:
+            mapped = None
+        if mapped is not None:
+            reason = f"an IPv4-mapped address; give the IPv4 address {mapped} instead"
+        elif problem is not None:
+            reason = problem.strerror or str(problem)
+        else:  # a plain socket binds it: the carrier's own reason, if it gave one
+            reason = (cause.strerror if cause is not None else None) or "the cause is unknown"
+        error = OSError(f"--host {host}: {where}: {reason}")
+    error.errno = problem.errno if problem is not None else None
+    return error
 
 
 class Daemon:
@@ -117,19 +168,19 @@ class Daemon:
 
     @property
     def address(self) -> str:
-        return f"{self.config.host}:{self.port}"
+        return host_port(self.config.host, self.port)
 
     @property
     def metrics_url(self) -> str:
         assert self.metrics_server is not None, "the metrics are off (--metrics-port)"
         m = self.metrics_server
-        return f"{m.scheme}://{self.config.host}:{m.port}/metrics"
+        return f"{m.scheme}://{host_port(self.config.host, m.port)}/metrics"
 
     @property
     def ws_url(self) -> str:
         assert self.websocket is not None, "the WebSocket carrier is off"
         scheme = "wss" if self.tls is not None else "ws"
-        return f"{scheme}://{self.config.host}:{self.websocket.port}/v1"
+        return f"{scheme}://{host_port(self.config.host, self.websocket.port)}/v1"
 
     async def start(self) -> None:
         generator_pb2_grpc.add_GeneratorServicer_to_server(
@@ -143,7 +194,8 @@ class Daemon:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        bind = f"{self.config.host}:{self.config.port}"
+        host = self.config.host
+        bind = host_port(host, self.config.port)
         try:
             if self.tls is not None:
                 self.port = self.server.add_secure_port(bind, self.tls.grpc_credentials())
@@ -152,12 +204,13 @@ class Daemon:
         except RuntimeError:  # grpcio's "Failed to bind to address"
             self.port = 0
         if self.port == 0:
-            raise OSError(
-                f"cannot listen on {bind} (gRPC): in use by another program, or not allowed"
-            )
+            raise listen_error(host, self.config.port, "gRPC")
         await self.server.start()
         if self.websocket is not None:
-            await self.websocket.start()
+            try:
+                await self.websocket.start()
+            except OSError as exc:
+                raise listen_error(host, self.websocket.port, "WebSocket", exc) from None
         if self.metrics_server is not None:
             self.metrics_server.start()
         self.engine.start()
@@ -212,10 +265,12 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     started = time.monotonic()
     try:
         await daemon.start()
-    except OSError as exc:  # a port in use: say which and what to do, no traceback
+    except OSError as exc:  # a port in use or a bad --host: say which, no traceback
         await daemon.server.stop(None)  # gRPC may be up when the WebSocket port is taken
         if daemon.websocket is not None:
             await daemon.websocket.stop()
+        if exc.errno != errno.EADDRINUSE:
+            raise SystemExit(f"pixelkiln serve: {exc}") from None
         raise SystemExit(
             f"pixelkiln serve: {exc}; choose free ports with --port/--ws-port or stop the "
             "daemon already running there"

@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import secrets
+import stat
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -26,6 +27,9 @@ from .errors import Unauthenticated
 AUTH_HEADER = "authorization"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 TOKEN_PREFIX = "pk_"
+# The most a token file or a PEM file (--tls-cert, --tls-key, --tls-client-ca) may hold; real
+# ones are a few kilobytes, and a bigger "file" (/dev/zero) would stall start-up for ever.
+MAX_FILE_BYTES = 1 << 20
 
 
 class Scope(str, Enum):
@@ -45,6 +49,32 @@ class Token:
 
 class TokenFileError(ValueError):
     """A token file that cannot be used; the message names the file and the line."""
+
+
+class UnreadableFile(ValueError):
+    """A file given on the command line that is not a small regular file; the message names
+    the path."""
+
+
+def read_small_file(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. Raises OSError when it cannot be
+    opened, UnreadableFile for anything else (a FIFO, a device, a folder, a bigger file)."""
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer; regular files ignore it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(f"{path} is not a regular file")
+        too_big = UnreadableFile(f"{path} is larger than {limit / (1 << 20):g} MiB")
+        if info.st_size > limit:
+            raise too_big
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)  # one more: a file that grew since fstat is refused too
+        if len(data) > limit:
+            raise too_big
+        return data
+    finally:
+        os.close(fd)
 
 
 def parse_tokens(text: str, source: str) -> list[Token]:
@@ -81,6 +111,19 @@ def parse_tokens(text: str, source: str) -> list[Token]:
     return tokens
 
 
+def _read_token_file(path: Path) -> str:
+    try:
+        data = read_small_file(path)
+    except OSError as exc:
+        raise TokenFileError(f"{path}: cannot read the token file ({exc.strerror})") from None
+    except UnreadableFile as exc:
+        raise TokenFileError(str(exc)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TokenFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
 def loose_permissions(path: Path) -> bool:
     """True when others than the owner may read the file (POSIX only)."""
     if sys.platform == "win32":
@@ -96,11 +139,7 @@ class TokenStore:
 
     @classmethod
     def load(cls, path: Path) -> TokenStore:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TokenFileError(f"{path}: cannot read the token file ({exc.strerror})") from None
-        return cls(parse_tokens(text, str(path)))
+        return cls(parse_tokens(_read_token_file(path), str(path)))
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -136,7 +175,7 @@ def create_token(path: Path, name: str, scope: Scope = Scope.GENERATE) -> str:
         raise TokenFileError(
             f"NAME: {name!r} must be 1-64 letters, digits or _.@- (starting with one of the first)"
         )
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    existing = _read_token_file(path) if path.exists() else ""
     if existing.strip():
         try:
             taken = {t.name for t in parse_tokens(existing, str(path))}

@@ -9,6 +9,8 @@ scrapes, by a custom collector, with no polling thread.
 The HTTP endpoint binds to the daemon's host and follows its exposure: with TLS on, it serves
 HTTPS with the same certificate (and requires client certificates when ``--tls-client-ca`` is
 given); with tokens on, a scrape needs ``Authorization: Bearer <token>`` like every RPC.
+Bound to a loopback host, it answers only requests whose ``Host`` names a loopback host: a
+web page whose own name was made to resolve to 127.0.0.1 (DNS rebinding) is refused (403).
 A client gets :data:`HEADER_TIMEOUT` seconds to send its request headers (and finish the TLS
 handshake), and at most :data:`MAX_CONNECTIONS` connections are served at once: an idle or
 slow client cannot hold threads for ever, token or not.
@@ -52,7 +54,7 @@ from prometheus_client.registry import Collector
 from .auth import AUTH_HEADER
 from .errors import Unauthenticated
 from .services.access import RequestRecord
-from .services.identity import one_value
+from .services.identity import is_loopback_host, one_value
 from .types import LiveFrame, Priority, Timings
 
 if TYPE_CHECKING:
@@ -287,11 +289,56 @@ def _server_class(host: str, port: int) -> type[WSGIServer]:
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def guarded_app(registry: CollectorRegistry, tokens: TokenStore | None) -> WsgiApp:
-    """Prometheus' WSGI app, behind the daemon's tokens when they are on."""
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header, without its port or IPv6 brackets, in lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    name, sep, port = header.rpartition(":")
+    return name if sep and ":" not in name and (port.isdigit() or not port) else header
+
+
+def host_allowed(header: str | None) -> bool:
+    """Whether a request with this ``Host`` header may read the metrics of an endpoint bound
+    to a loopback host: ``localhost`` or a loopback address (127.x, ``[::1]``), any port.
+    (The bound host is one of those: :func:`guarded_app` checks only then.)
+
+    A browser always sends the ``Host`` of the page's URL, so a page on evil.example, its name
+    made to resolve to 127.0.0.1, sends ``Host: evil.example`` and is refused. A request with
+    no ``Host`` at all (HTTP/1.0 allows that) cannot come from a browser and is let in: on
+    loopback it is a local program, which could read the port anyway.
+    """
+    if header is None:
+        return True
+    return is_loopback_host(host_name(header))
+
+
+def guarded_app(
+    registry: CollectorRegistry, tokens: TokenStore | None, host: str | None = None
+) -> WsgiApp:
+    """Prometheus' WSGI app, behind the daemon's tokens when they are on, answering only
+    loopback names in ``Host`` when bound to the loopback ``host``.
+
+    Bound to any other host, ``Host`` is not checked: scrapers on the network reach the
+    daemon by names and addresses it cannot know (aliases, proxies), and the endpoint is
+    guarded by the token already (or exposed on purpose with ``--insecure``, where anyone on
+    the network can read it directly, no rebinding needed).
+    """
     metrics_app = make_wsgi_app(registry)
+    check_host = host is not None and is_loopback_host(host)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        # Before anything else: a page that rebinds its name learns nothing, not even a 404.
+        # Two Host headers arrive joined with a comma, which names no host: refused.
+        sent = environ.get("HTTP_HOST")
+        if check_host and not host_allowed(sent):
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return iter(
+                [
+                    f"PERMISSION_DENIED: Host: {sent!r} is not a loopback name; scrape "
+                    "localhost, 127.0.0.1 or [::1]\n".encode()
+                ]
+            )
         if environ.get("PATH_INFO", "/") not in PATHS:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return iter([b"NOT_FOUND: the metrics are at /metrics\n"])
@@ -323,7 +370,7 @@ class MetricsServer:
     ) -> None:
         self.host = host
         self.port = port
-        self._app = guarded_app(registry, tokens)
+        self._app = guarded_app(registry, tokens, host)
         self._ssl = ssl_context
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -344,9 +391,11 @@ class MetricsServer:
                 handler_class=_Handler,
             )
         except OSError as exc:
-            raise OSError(
+            error = OSError(
                 f"cannot listen on {self.host}:{self.port} (--metrics-port): {exc.strerror}"
-            ) from None
+            )
+            error.errno = exc.errno  # EADDRINUSE: serve says to choose another port
+            raise error from None
         if self._ssl is not None:
             # The handshake happens on the handler's thread, at its first read: a client that
             # connects and says nothing never holds up the accepting thread.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from .auth import TokenStore, loose_permissions
+from .auth import TokenStore, UnreadableFile, loose_permissions, read_small_file
 from .config import ServerConfig
 from .services.identity import is_loopback_host
 
@@ -39,11 +39,13 @@ class TlsMaterial:
 
 
 def _read(path: object, flag: str) -> bytes:
+    """A PEM file's bytes; ws_ssl_context reads the same paths again, only after this."""
     try:
-        with open(str(path), "rb") as f:
-            return f.read()
+        return read_small_file(str(path))
     except OSError as exc:
         raise SecurityConfigError(f"{flag}: cannot read {path} ({exc.strerror})") from None
+    except UnreadableFile as exc:
+        raise SecurityConfigError(f"{flag}: {exc}") from None
 
 
 def load_tls(config: ServerConfig) -> TlsMaterial | None:
