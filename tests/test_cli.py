@@ -237,6 +237,8 @@ def _files(tmp_path: Path) -> dict[str, str]:
     typed.write_text(json.dumps({"request": {"prompt": "x", "width": "64"}}))
     folder = tmp_path / "folder.png"
     folder.mkdir()
+    seeded = tmp_path / "seeded.json"
+    seeded.write_text(json.dumps({"request": {"prompt": "x", "seed": "x"}}))
     return {
         "PLAIN": str(plain),
         "PHOTO": str(photo),
@@ -249,6 +251,7 @@ def _files(tmp_path: Path) -> dict[str, str]:
         "DEEP": str(deep),
         "TYPED": str(typed),
         "FOLDER": str(folder),
+        "SEEDED": str(seeded),
     }
 
 
@@ -256,7 +259,10 @@ MISTAKES = [
     (["generate", "x", "--init", "MISSING"], "--init: MISSING does not exist; give a PNG"),
     (["generate", "x", "--mask", "MISSING"], "--mask: MISSING does not exist"),
     (["generate", "x", "--init", "TMP"], "--init: TMP is a folder, not a file"),
-    (["generate", "x", "--init", "TEXT"], "--init: TEXT is not a PNG, JPEG or WebP image"),
+    (
+        ["generate", "x", "--init", "TEXT"],
+        "--init: TEXT is not a PNG, JPEG, WebP, GIF or BMP image",
+    ),
     (
         ["generate", "x", "--maps", "normal,normals"],
         "--maps: unknown kind 'normals'; allowed: normal, height, roughness, ao",
@@ -284,6 +290,25 @@ MISTAKES = [
     (["replay", "STOLEN"], "STOLEN: recipe field 'init_image': a recipe carries no images"),
     (["replay", "DEEP"], "DEEP is not a recipe: its JSON is nested too deeply"),
     (["replay", "TYPED"], "TYPED: recipe field 'width': '64' is not usable"),
+    (
+        ["replay", "SEEDED"],
+        "SEEDED: recipe field 'seed': 'x' is not usable (seed: expected an int, got str 'x')",
+    ),
+    (["generate", "x", "--count", "0"], "--count: must be 1 or more; got 0"),
+    (["generate", "x", "--count", "-1"], "--count: must be 1 or more; got -1"),
+    (
+        ["generate", "x", "--sedd", "5"],
+        "pixelkiln generate: error: unrecognized arguments: --sedd 5; did you mean --seed?",
+    ),
+    (
+        ["generate", "red", "brick", "wall"],
+        "unrecognized arguments: brick wall; quote a prompt of several words: "
+        'pixelkiln generate "red brick wall"',
+    ),
+    (
+        ["models", "--adress", "x"],
+        "pixelkiln models: error: unrecognized arguments: --adress x; did you mean --address?",
+    ),
     (["generate", "x", "-o", "FOLDER"], "-o/--output: FOLDER is a folder; give a file name in it"),
     (["live", "x", "--watch", "MISSING"], "--watch: MISSING does not exist"),
     (["live", "x", "--watch", "PLAIN", "--interval", "0"], "--interval: must be > 0"),
@@ -400,6 +425,7 @@ def test_replay_of_an_img2img_recipe_asks_for_its_init_image(served: str, tmp_pa
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"note: --init {other} is not the file this recipe was made with" in proc.stderr
+    assert "ReplayInputWarning" not in proc.stderr  # the library's warning: not said twice
     with Client(served) as client, pytest.raises(ValueError) as info:
         client.replay(out)  # the library says what the daemon would have blamed on strength
     assert "made with init_image; pass init_image= again" in str(info.value)
@@ -510,7 +536,7 @@ def test_an_address_that_does_not_resolve_is_a_usage_mistake() -> None:
 def test_the_library_names_the_field_of_a_number_it_cannot_send() -> None:
     from pixelkiln._request import build_live_input, build_request
 
-    with pytest.raises(ValueError, match=r"^num_images: must be 0 or more; got -2$"):
+    with pytest.raises(ValueError, match=r"^num_images: must be 1 or more; got -2$"):
         build_request("x", num_images=-2)
     with pytest.raises(ValueError, match=r"^seed: must be below 18446744073709551616; got "):
         build_request("x", seed=2**64)
@@ -519,3 +545,56 @@ def test_the_library_names_the_field_of_a_number_it_cannot_send() -> None:
     with pytest.raises(ValueError, match=r"^steps: must be 0 or more; got -1$"):
         build_live_input(1, steps=-1)
     assert build_request("x", seed=2**64 - 1, size=64).seed == 2**64 - 1
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    from pixelkiln.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"pixelkiln {version('pixelkiln')}\n"
+    assert version("pixelkiln") == "0.1.0"
+
+
+@pytest.mark.parametrize("kind", ["BMP", "GIF"])
+def test_init_images_of_every_kind_the_daemon_decodes(
+    kind: str, served: str, tmp_path: Path
+) -> None:
+    init = tmp_path / f"sketch.{kind.lower()}"
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(init, format=kind)
+    out = tmp_path / "edit.png"
+    proc = pixelkiln(
+        "generate", "bricks", "--init", str(init), "--steps", "2", "-o", str(out),
+        "--address", served,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()
+
+
+def test_a_deadline_of_the_clients_own_timeout_says_so(served: str, tmp_path: Path) -> None:
+    proc = pixelkiln(
+        "generate", "x", "--timeout", "0.001", "-o", str(tmp_path / "x.png"), "--address", served
+    )
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: DEADLINE_EXCEEDED: "), last
+    assert last.endswith(" (the --timeout of 0.001 s passed; raise it)")
+
+
+def test_a_result_written_into_a_missing_folder_names_the_file(tmp_path: Path) -> None:
+    """The folder can go between the check of -o and the write: the user's name is said, not
+    the temporary file's."""
+    from pixelkiln import Image as ResultImage
+    from pixelkiln._cli_parts import UsageError
+    from pixelkiln.cli import _written
+
+    image = ResultImage(png_bytes(np.zeros((8, 8, 3), np.uint8)), "png", 8, 8)
+    target = tmp_path / "gone" / "x.png"
+    with pytest.raises(UsageError) as info:
+        _written(target, image.save)
+    assert str(info.value) == (
+        f"-o/--output: cannot write {target}: folder {target.parent} does not exist"
+    )

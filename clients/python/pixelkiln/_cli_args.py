@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
+import importlib.metadata
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from .client import DEFAULT_ADDRESS
+from .client import DEFAULT_ADDRESS, default_address
 
 EXIT_USAGE = 2
 
@@ -28,22 +30,66 @@ class EnvAction(argparse.Action):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse's mistakes in one line (no usage block), exit status 2 as usual."""
+    """argparse's mistakes in one line (no usage block), exit status 2 as usual. Arguments no
+    flag takes are told by the subcommand's parser, with the flag meant or the prompt quoted."""
+
+    subcommands: Mapping[str, argparse.ArgumentParser]
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(  # type: ignore[override]  # one signature for typeshed's overloads
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> Any:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            parser = getattr(self, "subcommands", {}).get(command, self)
+            parser.error(unrecognized(parser, parsed, extras))
+        return parsed
+
+
+def unrecognized(parser: argparse.ArgumentParser, parsed: Any, extras: list[str]) -> str:
+    """The message for arguments no flag took: with the flag each mistyped one likely meant
+    or, for words beside a prompt, how to quote the prompt."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    flags = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
+    if flags:
+        known = sorted(parser._option_string_actions)
+        meant = {f: difflib.get_close_matches(f, known, n=1) for f in flags}
+        found = [(f, m[0]) for f, m in meant.items() if m]
+        if len(found) == 1 and len(flags) == 1:
+            message += f"; did you mean {found[0][1]}?"
+        elif found:
+            message += f"; did you mean {', '.join(f'{m} (for {f})' for f, m in found)}?"
+    elif isinstance(getattr(parsed, "prompt", None), str):
+        words = " ".join([parsed.prompt, *extras])
+        message += f'; quote a prompt of several words: {parser.prog} "{words}"'
+    return message
+
+
+def package_version() -> str:
+    """The installed package's version (pyproject.toml), else the module's."""
+    try:
+        return importlib.metadata.version("pixelkiln")
+    except importlib.metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
 
 
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     """Every subcommand's flags; ``commands`` maps each name to the function that runs it."""
     parser = Parser(prog="pixelkiln", description="PixelKiln image daemon and client")
+    parser.add_argument("--version", action="version", version=f"pixelkiln {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.subcommands = sub.choices
 
     def client_parser(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
             "--address",
-            default=os.environ.get("PIXELKILN_ADDRESS") or DEFAULT_ADDRESS,
+            default=default_address(),
             help=f"daemon (default: $PIXELKILN_ADDRESS, else {DEFAULT_ADDRESS})",
         )
         p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")

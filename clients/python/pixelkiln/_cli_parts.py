@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._request import ENCODINGS, MAP_KINDS, choice
+from ._request import ENCODINGS, INPUT_KINDS, MAP_KINDS, choice, image_kind
 from .events import Accepted, Event, Preview, Progress, Queued, Result
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -77,20 +77,20 @@ class ProgressBar:
 
 
 def input_image(flag: str, value: str) -> Path:
-    """An image file named on the command line: it exists and is a PNG, JPEG or WebP."""
+    """An image file named on the command line: it exists and is of a kind the daemon decodes
+    (:data:`pixelkiln._request.INPUT_KINDS`, told by its first bytes)."""
+    kinds = f"{', '.join(INPUT_KINDS[:-1])} or {INPUT_KINDS[-1]}"
     path = Path(value)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise UsageError(f"{flag}: {value} {what}; give a PNG, JPEG or WebP image file")
+        raise UsageError(f"{flag}: {value} {what}; give a {kinds} image file")
     try:
         with path.open("rb") as f:
             head = f.read(12)
     except OSError as exc:
         raise UsageError(f"{flag}: cannot read {value} ({exc.strerror})") from None
-    if not (
-        head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff") or head[8:12] == b"WEBP"
-    ):
-        raise UsageError(f"{flag}: {value} is not a PNG, JPEG or WebP image")
+    if image_kind(head) is None:
+        raise UsageError(f"{flag}: {value} is not a {kinds} image")
     return path
 
 

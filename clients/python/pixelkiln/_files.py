@@ -35,8 +35,18 @@ def write_atomically(
         with contextlib.suppress(OSError):  # a new file keeps the umask's bits
             shutil.copymode(target, tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename == str(tmp):
+            raise _about(exc, path, target) from None
         raise
     return path
+
+
+def _about(exc: OSError, path: Path, target: Path) -> OSError:
+    """``exc`` about the temporary file, said about ``path`` (the name the caller knows)."""
+    reason = exc.strerror
+    if not target.parent.is_dir():
+        reason = f"folder {target.parent} does not exist"
+    return OSError(exc.errno, reason, str(path))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import io
+import numbers
+import warnings
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .v1 import generator_pb2 as gen_pb
 from .v1 import image_pb2 as img_pb
@@ -42,6 +47,25 @@ PRIORITIES = {
 ImageInput = str | Path | bytes | Any  # a path, encoded bytes, a PIL image or a numpy array
 
 
+# The containers the daemon decodes (server imaging/codec.py INPUT_FORMATS), by magic bytes.
+INPUT_KINDS = ("PNG", "JPEG", "WebP", "GIF", "BMP")
+
+
+def image_kind(head: bytes) -> str | None:
+    """Which of :data:`INPUT_KINDS` the first 12 bytes of a file are, or None."""
+    if head.startswith(b"\x89PNG"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    return None
+
+
 def _sniff(data: bytes) -> Any:
     if data.startswith(b"\x89PNG"):
         return img_pb.ENCODING_PNG
@@ -52,8 +76,9 @@ def _sniff(data: bytes) -> Any:
     return img_pb.ENCODING_PNG
 
 
-def image_to_pb(value: ImageInput) -> img_pb.Image:
-    """Accepts a file path, encoded bytes, a PIL image, or a uint8 numpy array."""
+def image_to_pb(value: ImageInput, field: str = "image") -> img_pb.Image:
+    """Accepts a file path, encoded bytes, a PIL image, or a uint8 numpy array; TypeError
+    naming ``field`` for anything else."""
     if isinstance(value, img_pb.Image):
         return value
     if isinstance(value, str | Path):
@@ -73,7 +98,10 @@ def image_to_pb(value: ImageInput) -> img_pb.Image:
             width=value.width,
             height=value.height,
         )
-    raise TypeError(f"cannot send {type(value).__name__} as an image")
+    raise TypeError(
+        f"{field}: cannot send {type(value).__name__} as an image; pass a file path, encoded "
+        "bytes, a PIL image or a uint8 numpy array"
+    )
 
 
 def unsigned(field: str, value: int | None, bits: int = 32) -> None:
@@ -85,12 +113,105 @@ def unsigned(field: str, value: int | None, bits: int = 32) -> None:
 
 
 def choice(field: str, value: str, table: dict[str, Any]) -> Any:
-    """``table[value]`` (case-insensitive), or a ValueError naming the field and the choices."""
+    """``table[value]`` (case-insensitive), or a ValueError naming the field and the choices
+    (TypeError when ``value`` is not a str)."""
+    allowed = ", ".join(table)
+    if not isinstance(value, str):
+        _wrong(field, value, f"a str, one of {allowed}")
     try:
         return table[value.lower()]
-    except (KeyError, AttributeError):
-        allowed = ", ".join(table)
+    except KeyError:
         raise ValueError(f"{field}: unknown value {value!r}; allowed: {allowed}") from None
+
+
+def _wrong(field: str, value: object, expected: str, hint: str = "") -> NoReturn:
+    raise TypeError(f"{field}: expected {expected}, got {type(value).__name__} {value!r:.80}{hint}")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# What each keyword of build_request takes, checked before anything is built so that a wrong
+# type is a TypeError naming the keyword (not protobuf's or a comparison's words).
+_TEXT = ("prompt", "model", "negative_prompt", "client_request_id")
+_WHOLE = ("width", "height", "steps", "num_images", "padding", "preview_every", "preview_max_side")
+_REAL = ("guidance_scale", "strength", "height_blur", "normal_strength", "ao_radius", "ao_strength")
+_FLAGS = ("progress", "result_only", "transparent", "trim", "atlas", "tiny_autoencoder")
+_SIZE_HINT = "; use width= and height= for other shapes"
+
+
+def _check_types(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (build_request's arguments) with None in place of a keyword's default
+    replaced by the default and numbers as plain int/float; TypeError naming the first
+    keyword whose value is of the wrong type."""
+    defaults = build_request.__kwdefaults__ or {}
+    out = dict(values)
+    for name, value in values.items():
+        if value is None:
+            out[name] = defaults.get(name, "")  # the default ("" for the prompt)
+        elif name in _TEXT and not isinstance(value, str):
+            _wrong(name, value, "a str")
+        elif name in _WHOLE or name == "seed":
+            out[name] = int(value) if _whole(value) else _wrong(name, value, "an int")
+        elif name == "size":
+            what = "an int (the side of a square image)"
+            out[name] = int(value) if _whole(value) else _wrong(name, value, what, _SIZE_HINT)
+        elif name in _REAL:
+            out[name] = (
+                float(value)
+                if _real(value)
+                else _wrong(name, value, "a number (an int or a float)")
+            )
+        elif name in _FLAGS and not isinstance(value, bool):
+            _wrong(name, value, "True or False")
+        elif name == "maps" and not (
+            isinstance(value, str)
+            or (isinstance(value, list | tuple) and all(isinstance(m, str) for m in value))
+        ):
+            _wrong(name, value, f"a str or a list of str ({', '.join(MAP_KINDS)})")
+        elif name == "loras":
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and _real(v) for k, v in value.items()
+            ):
+                _wrong(name, value, "a dict of adapter name to scale (a number)")
+            out[name] = {k: float(v) for k, v in value.items()}
+    return out
+
+
+# Names a user of the command line may reach for, and the keyword that does it.
+KEYWORD_HINTS = {
+    "tile": "'tiling'",
+    "count": "'num_images'",
+    "negative": "'negative_prompt'",
+    "guidance": "'guidance_scale'",
+    "init": "'init_image'",
+    "directx": 'normal_convention="directx"',
+}
+
+
+def keywords() -> frozenset[str]:
+    """The keywords of ``Client.generate`` / ``stream`` (those of :func:`build_request`)."""
+    return frozenset(build_request.__kwdefaults__ or {}) | {"prompt"}
+
+
+def check_keywords(call: str, options: Mapping[str, Any], extra: Collection[str] = ()) -> None:
+    """TypeError for the first keyword of ``options`` that ``call`` does not take, with the
+    likeliest one meant (a CLI flag's name, or a close spelling)."""
+    known = keywords() | set(extra)
+    for name in options:
+        if name in known:
+            continue
+        hint = KEYWORD_HINTS.get(name)
+        if hint is None:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = repr(close[0]) if close else None
+        tail = f"did you mean {hint}?" if hint else f"keywords: {', '.join(sorted(known))}"
+        raise TypeError(f"{call}(): unknown keyword {name!r}; {tail}")
 
 
 def quiet_defaults(options: dict[str, Any]) -> None:
@@ -139,7 +260,8 @@ def build_request(
     tiny_autoencoder: bool = False,
 ) -> gen_pb.GenerateRequest:
     """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
-    width and height. Zero/None means the model's default.
+    width and height. Zero/None means the model's default (None for any keyword: its default).
+    A value of the wrong type is a TypeError naming the keyword, one out of range a ValueError.
 
     Assets: ``tiling`` "x" | "y" | "xy"; ``transparent=True`` for an RGBA sprite (``trim``
     and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
@@ -147,72 +269,60 @@ def build_request(
     ``tiny_autoencoder=True`` (img2img): the model's tiny autoencoder, as a live frame that
     asked for it used (its recipe replays with it). ``progress=False``: no Progress events;
     ``result_only=True``: no events at all but the Result (see :func:`quiet_defaults`)."""
-    if size is not None:
-        width = height = size
-    for field, number in (
-        ("width", width),
-        ("height", height),
-        ("steps", steps),
-        ("num_images", num_images),
-        ("padding", padding),
-        ("preview_every", preview_every),
-        ("preview_max_side", preview_max_side),
-    ):
-        unsigned(field, number)
-    unsigned("seed", seed, 64)
-    encoding = choice("output_encoding", output_encoding, ENCODINGS)
-    preview_enc = choice("preview_encoding", preview_encoding, ENCODINGS)
-    prio = choice("priority", priority, PRIORITIES)
-    tile = choice("tiling", tiling, TILINGS)
+    o = _check_types(locals())
+    if o["size"] is not None:
+        o["width"] = o["height"] = o["size"]
+    if o["num_images"] < 1:  # the wire's 0 would mean the default, 1: refused, not guessed
+        raise ValueError(f"num_images: must be 1 or more; got {o['num_images']}")
+    for field in _WHOLE:
+        unsigned(field, o[field])
+    unsigned("seed", o["seed"], 64)
+    encoding = choice("output_encoding", o["output_encoding"], ENCODINGS)
+    preview_enc = choice("preview_encoding", o["preview_encoding"], ENCODINGS)
+    prio = choice("priority", o["priority"], PRIORITIES)
+    tile = choice("tiling", o["tiling"], TILINGS)
+    maps = o["maps"]
     map_list = maps.split(",") if isinstance(maps, str) else list(maps)
     map_kinds = [choice("maps", m.strip(), MAP_KINDS) for m in map_list if m.strip()]
-    convention = choice("normal_convention", normal_convention, CONVENTIONS)
+    convention = choice("normal_convention", o["normal_convention"], CONVENTIONS)
+    background = gen_pb.BACKGROUND_TRANSPARENT if o["transparent"] else gen_pb.BACKGROUND_OPAQUE
     msg = gen_pb.GenerateRequest(
-        model=model,
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        width=width,
-        height=height,
-        steps=steps,
-        num_images=num_images,
+        model=o["model"],
+        prompt=o["prompt"],
+        negative_prompt=o["negative_prompt"],
+        width=o["width"],
+        height=o["height"],
+        steps=o["steps"],
+        num_images=o["num_images"],
         output_encoding=encoding,
         preview=gen_pb.PreviewSettings(
-            every_n_steps=preview_every,
-            max_side=preview_max_side,
+            every_n_steps=o["preview_every"],
+            max_side=o["preview_max_side"],
             encoding=preview_enc,
-            no_progress=not progress,
-            result_only=result_only,
+            no_progress=not o["progress"],
+            result_only=o["result_only"],
         ),
-        client_request_id=client_request_id,
+        client_request_id=o["client_request_id"],
         priority=prio,
         tiling=tile,
-        background=gen_pb.BACKGROUND_TRANSPARENT if transparent else gen_pb.BACKGROUND_OPAQUE,
-        sprite=gen_pb.SpriteSettings(trim=trim, padding=padding),
+        background=background,
+        sprite=gen_pb.SpriteSettings(trim=o["trim"], padding=o["padding"]),
         maps=map_kinds,
-        atlas=atlas,
-        tiny_autoencoder=tiny_autoencoder,
+        atlas=o["atlas"],
+        tiny_autoencoder=o["tiny_autoencoder"],
     )
     settings = msg.map_settings
     settings.convention = convention
-    for name, value in (
-        ("height_blur", height_blur),
-        ("normal_strength", normal_strength),
-        ("ao_radius", ao_radius),
-        ("ao_strength", ao_strength),
-    ):
-        if value is not None:
-            setattr(settings, name, value)
-    if guidance_scale is not None:
-        msg.guidance_scale = guidance_scale
-    if seed is not None:
-        msg.seed = seed
-    if strength is not None:
-        msg.strength = strength
-    if init_image is not None:
-        msg.init_image.CopyFrom(image_to_pb(init_image))
-    if mask is not None:
-        msg.mask.CopyFrom(image_to_pb(mask))
-    msg.loras.update(loras or {})
+    for name in ("height_blur", "normal_strength", "ao_radius", "ao_strength"):
+        if o[name] is not None:
+            setattr(settings, name, o[name])
+    for name in ("guidance_scale", "seed", "strength"):
+        if o[name] is not None:
+            setattr(msg, name, o[name])
+    for name in ("init_image", "mask"):
+        if o[name] is not None:
+            getattr(msg, name).CopyFrom(image_to_pb(o[name], name))
+    msg.loras.update(o["loras"] or {})
     return msg
 
 
@@ -270,21 +380,55 @@ def request_from_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
 REPLAY_INPUTS = (("init_image", "init_image_sha256"), ("mask", "mask_sha256"))
 
 
+class ReplayInputWarning(UserWarning):
+    """A replay's init_image or mask is not the file its recipe was made with."""
+
+
 def missing_inputs(recipe: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """The inputs (init_image, mask) ``recipe`` was made with that ``given`` lacks."""
     return [k for k, digest in REPLAY_INPUTS if recipe.get(digest) and given.get(k) is None]
 
 
+def differing_inputs(recipe: dict[str, Any], given: Mapping[str, bytes]) -> list[str]:
+    """The inputs of ``given`` (encoded bytes by name: init_image, mask) whose SHA-256 is not
+    the one ``recipe`` keeps: a replay with them makes a different image."""
+    return [
+        key
+        for key, digest in REPLAY_INPUTS
+        if key in given
+        and recipe.get(digest)
+        and hashlib.sha256(given[key]).hexdigest() != recipe[digest]
+    ]
+
+
+def differs_note(what: str) -> str:
+    """What the CLI notes and ``Client.replay`` warns when :func:`differing_inputs` names one."""
+    return (
+        f"{what} is not the file this recipe was made with (its SHA-256 differs): the result "
+        "will differ"
+    )
+
+
 def replay_request(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``Client.replay``'s keyword arguments: the recipe's, then ``overrides``. A recipe made
     with an init image or a mask needs them passed again: ValueError naming every one missing
-    (the daemon would otherwise answer about a field the caller never set)."""
+    (the daemon would otherwise answer about a field the caller never set). One passed again
+    that is not the file the recipe was made with is a :class:`ReplayInputWarning`."""
+    check_keywords("replay", overrides, extra=("on_event",))
     missing = missing_inputs(recipe, overrides)
     if missing:
         raise ValueError(
             f"this recipe was made with {' and '.join(missing)}; pass "
             f"{', '.join(m + '=' for m in missing)} again (a recipe keeps only their SHA-256)"
         )
+    overrides = dict(overrides)
+    for key, _ in REPLAY_INPUTS:
+        value = overrides.get(key)
+        if value is not None:
+            overrides[key] = image = image_to_pb(value, key)  # read once, sent as read
+            if differing_inputs(recipe, {key: image.data}):
+                what = f"{key} {value}" if isinstance(value, str | Path) else key
+                warnings.warn(differs_note(what), ReplayInputWarning, stacklevel=3)
     return {**request_from_recipe(recipe), **overrides}
 
 

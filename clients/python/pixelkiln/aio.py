@@ -20,10 +20,10 @@ from . import _request
 from ._channel import PemSource, Security
 from .client import (
     CLIENT_ID_HEADER,
-    DEFAULT_ADDRESS,
     MAX_MESSAGE_BYTES,
     STARTING,
     channel_options,
+    default_address,
     load_recipe,
 )
 from .errors import PixelKilnError, from_rpc_error
@@ -38,7 +38,7 @@ from .v1 import models_pb2_grpc as models_grpc
 class AsyncClient:
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = None,
         *,
         timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
@@ -48,8 +48,9 @@ class AsyncClient:
         client_cert: PemSource = None,
         client_key: PemSource = None,
     ) -> None:
-        """Security arguments as :class:`pixelkiln.Client`'s (token, TLS roots, client cert)."""
-        self.address = address
+        """Address and security arguments as :class:`pixelkiln.Client`'s (address, else
+        $PIXELKILN_ADDRESS, else 127.0.0.1:50051; token, TLS roots, client cert)."""
+        self.address = address = address or default_address()
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
         security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
@@ -77,6 +78,7 @@ class AsyncClient:
     async def stream(self, prompt: str = "", **options: Any) -> AsyncIterator[Event]:
         """Yield Accepted/Queued/Progress/Preview/Result. Breaking out of the loop (or
         cancelling the task) cancels the request on the daemon."""
+        _request.check_keywords("stream", options)
         request = _request.build_request(prompt, **options)
         call = self._gen.Generate(request, timeout=self.timeout, metadata=self._metadata)
         try:
@@ -91,6 +93,7 @@ class AsyncClient:
         self, prompt: str = "", *, on_event: Callable[[Event], None] | None = None, **options: Any
     ) -> Result:
         """As ``Client.generate``: without ``on_event``, the Result alone."""
+        _request.check_keywords("generate", options, extra=("on_event",))
         if on_event is None:
             _request.quiet_defaults(options)
         async for event in self.stream(prompt, **options):

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import importlib
 import json
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from ._cli_args import EXIT_USAGE, Command
 from ._cli_args import build_parser as _build_parser
@@ -34,7 +36,14 @@ from ._cli_parts import (
     unsigned,
 )
 from ._files import write_atomically
-from ._request import REPLAY_INPUTS, missing_inputs, request_from_recipe
+from ._request import (
+    REPLAY_INPUTS,
+    ReplayInputWarning,
+    differing_inputs,
+    differs_note,
+    missing_inputs,
+    request_from_recipe,
+)
 from .client import DEFAULT_ADDRESS, Client, load_recipe
 from .errors import PixelKilnError, no_daemon
 from .events import Result
@@ -81,6 +90,8 @@ def _written(path: Path, save: Callable[[Path], Path]) -> Path:
 def cmd_generate(args: argparse.Namespace) -> int:
     out, encoding = output_path("-o/--output", args.output or free_name("out"))
     positive("--timeout", args.timeout)
+    if args.count < 1:
+        raise UsageError(f"--count: must be 1 or more; got {args.count}")
     sizes = ("--size", "--width", "--height", "--steps", "--count", "--padding")
     unsigned([(flag, getattr(args, flag[2:])) for flag in sizes])
     unsigned([("--seed", args.seed)], bits=64)
@@ -174,17 +185,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "init_image": ("--init", args.init, "an init image"),
         "mask": ("--mask", args.mask, "a mask"),
     }
-    for key, digest in REPLAY_INPUTS:
+    for key, _digest in REPLAY_INPUTS:
         flag, value, _ = flags[key]
         if value:
             overrides[key] = path = input_image(flag, value)
-            made_with = recipe.get(digest)
-            if made_with and hashlib.sha256(path.read_bytes()).hexdigest() != made_with:
-                print(
-                    f"note: {flag} {value} is not the file this recipe was made with (its "
-                    "SHA-256 differs): the result will differ",
-                    file=sys.stderr,
-                )
+            if differing_inputs(recipe, {key: path.read_bytes()}):
+                print(f"note: {differs_note(f'{flag} {value}')}", file=sys.stderr)
     missing = missing_inputs(recipe, overrides)
     if missing:
         wanted = " and ".join(flags[key][2] for key in missing)
@@ -193,7 +199,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"{source} was made with {wanted}; pass {them} again with {again}")
     bar = ProgressBar()
     try:
-        with Client(args.address, timeout=args.timeout) as client:
+        with Client(args.address, timeout=args.timeout) as client, warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReplayInputWarning)  # the note above said it
             result = client.replay(recipe, on_event=bar, **overrides)
     finally:
         bar.close()
@@ -428,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        print(f"error: {err}", file=sys.stderr)
+        timeout, hint = getattr(args, "timeout", None), ""
+        if err.code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout:
+            hint = f" (the --timeout of {timeout:g} s passed; raise it)"
+        print(f"error: {err}{hint}", file=sys.stderr)
         return EXIT_DAEMON_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

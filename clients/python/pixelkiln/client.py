@@ -10,6 +10,7 @@ with Client("127.0.0.1:50051") as client:
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from .v1 import models_pb2 as models_pb
 from .v1 import models_pb2_grpc as models_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+ADDRESS_ENV = "PIXELKILN_ADDRESS"
 # Sent with every call so the daemon can be fair between clients sharing a connection.
 CLIENT_ID_HEADER = "pixelkiln-client-id"
 # Matches the daemon's default; a 1024x1024 raw RGBA image alone is 4 MiB, grpcio's default.
@@ -37,6 +39,12 @@ MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 # Answers of a health poll that mean "not up yet": no listener, or a daemon too busy starting
 # (Ray joining, a model loading on a loaded machine) to answer one poll within the timeout.
 STARTING = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def default_address() -> str:
+    """Where a client given no address connects: $PIXELKILN_ADDRESS, else 127.0.0.1:50051
+    (the ``pixelkiln`` command's --address default too)."""
+    return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
@@ -83,7 +91,8 @@ class GenerationStream:
 
 
 class Client:
-    """A daemon's client. On a studio network pass ``token=`` (or set PIXELKILN_TOKEN) and
+    """A daemon's client: at ``address``, else $PIXELKILN_ADDRESS, else 127.0.0.1:50051
+    (:func:`default_address`). On a studio network pass ``token=`` (or set PIXELKILN_TOKEN) and
     ``root_certificates=`` (the CA's PEM path or bytes, or PIXELKILN_TLS_CA) for TLS;
     ``client_cert=``/``client_key=`` when the daemon requires client certificates.
 
@@ -92,7 +101,7 @@ class Client:
 
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = None,
         *,
         timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
@@ -102,7 +111,7 @@ class Client:
         client_cert: PemSource = None,
         client_key: PemSource = None,
     ) -> None:
-        self.address = address
+        self.address = address = address or default_address()
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
         security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
@@ -129,7 +138,9 @@ class Client:
 
     def stream(self, prompt: str = "", **options: Any) -> GenerationStream:
         """Start a generation; iterate the result for Accepted/Queued/Progress/Preview/Result.
-        Options are those of :func:`pixelkiln._request.build_request`."""
+        Options are those of :func:`pixelkiln._request.build_request`; an unknown one is a
+        TypeError naming the likeliest meant."""
+        _request.check_keywords("stream", options)
         request = _request.build_request(prompt, **options)
         return GenerationStream(
             self._gen.Generate(request, timeout=self.timeout, metadata=self._metadata), self
@@ -145,6 +156,7 @@ class Client:
         """Generate and wait for the result; ``on_event`` sees every event on the way. Without
         ``on_event`` the daemon sends the Result alone (unless ``progress=True`` or previews
         are asked for): one message, nothing beside the model to write or read."""
+        _request.check_keywords("generate", options, extra=("on_event",))
         if on_event is None:
             _request.quiet_defaults(options)
         for event in self.stream(prompt, **options):
@@ -156,7 +168,8 @@ class Client:
 
     def replay(self, recipe: dict[str, Any] | str | Path, **overrides: Any) -> Result:
         """Reproduce a recipe (a dict, JSON text, or a .json/.png path). Pass init_image/mask
-        again for img2img and inpainting recipes."""
+        again for img2img and inpainting recipes (a file other than the one the recipe was
+        made with warns: ``_request.ReplayInputWarning``, a UserWarning)."""
         return self.generate(**_request.replay_request(load_recipe(recipe), overrides))
 
     def live(self, **settings: Any) -> LiveSession:

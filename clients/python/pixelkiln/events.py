@@ -23,6 +23,25 @@ ENCODING_NAMES = {
 }
 
 
+# Image.save: the encoding each suffix writes, and how Pillow re-encodes to it (the daemon's
+# qualities, imaging/codec.py).
+SAVE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+_PIL_SAVE: dict[str, tuple[str, dict[str, Any]]] = {
+    "png": ("PNG", {"compress_level": 1}),
+    "jpeg": ("JPEG", {"quality": 85}),
+    "webp": ("WEBP", {"quality": 80}),
+}
+
+
+def _pillow(purpose: str) -> Any:
+    """PIL.Image, or an ImportError that says what needed it and what to install."""
+    try:
+        from PIL import Image as PILImage
+    except ImportError:
+        raise ImportError(f"{purpose} needs Pillow: pip install 'pixelkiln[images]'") from None
+    return PILImage
+
+
 def _size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
@@ -55,8 +74,7 @@ class Image:
         return cls(msg.data, ENCODING_NAMES.get(msg.encoding, "png"), msg.width, msg.height)
 
     def to_pil(self) -> Any:
-        from PIL import Image as PILImage
-
+        PILImage = _pillow("Image.to_pil()")  # noqa: N806 - the module, as PIL names it
         if self.encoding == "raw_rgba8":
             self._check_raw()
             return PILImage.frombuffer("RGBA", (self.width, self.height), self.data, "raw")
@@ -81,18 +99,46 @@ class Image:
             )
 
     def save(self, path: str | Path, *, durable: bool = True) -> Path:
-        """Write the image; encoded bytes are written as they came (PNG keeps its recipe).
+        """Write the image in the format its suffix names: .png, .jpg/.jpeg or .webp (any
+        other: ValueError). Bytes already in that format are written as they came (a PNG
+        keeps its recipe); others are re-encoded with Pillow (``pip install
+        'pixelkiln[images]'``), keeping the alpha channel in PNG and WebP. JPEG has none: an
+        image with transparent pixels is refused (ValueError), an opaque RGBA one is written
+        as RGB.
 
         Written to a temporary file first and renamed (``_files.write_atomically``), so a
         crash or a full disk never leaves half a file and an existing file stays whole until
         the new one is. ``durable=False`` skips the flush to disk (a live preview's frames)."""
         path = Path(path)
-        if self.encoding == "raw_rgba8":
-            kind = (path.suffix.lstrip(".") or "png").upper()
-            kind = {"JPG": "JPEG", "TIF": "TIFF"}.get(kind, kind)
-            pil = self.to_pil()
-            return write_atomically(path, lambda f: pil.save(f, format=kind), durable=durable)
-        return write_atomically(path, lambda f: f.write(self.data), durable=durable)
+        wanted = SAVE_SUFFIXES.get(path.suffix.lower())
+        if wanted is None:
+            what = f"cannot write {path.suffix} files" if path.suffix else "needs a file suffix"
+            allowed = ", ".join(SAVE_SUFFIXES)
+            raise ValueError(f"save: {what} ({path}); allowed: {allowed}")
+        data = self.data if wanted == self.encoding else self._encode(wanted, path)
+        return write_atomically(path, lambda f: f.write(data), durable=durable)
+
+    def _encode(self, encoding: str, path: Path) -> bytes:
+        """This image re-encoded as ``encoding`` ("png", "jpeg" or "webp") for ``path``."""
+        _pillow(f"saving a {self.encoding} image as {path.name} (re-encoding it)")
+        pil = self.to_pil()
+        if pil.mode == "P" or "transparency" in pil.info:
+            pil = pil.convert("RGBA")
+        has_alpha = "A" in pil.getbands()
+        if encoding == "jpeg" and has_alpha:
+            if pil.getchannel("A").getextrema()[0] < 255:
+                raise ValueError(
+                    f"save: {path}: JPEG has no alpha channel and this image has transparent "
+                    "pixels; save it as .png or .webp, or flatten it yourself "
+                    "(image.to_pil().convert('RGB'))"
+                )
+            pil = pil.convert("RGB")  # opaque: nothing is lost
+        elif encoding != "png" and pil.mode not in ("RGB", "RGBA", "L"):
+            pil = pil.convert("RGBA" if has_alpha else "RGB")
+        kind, options = _PIL_SAVE[encoding]
+        buf = io.BytesIO()
+        pil.save(buf, format=kind, **options)
+        return buf.getvalue()
 
     def __repr__(self) -> str:
         return f"Image({self.width}x{self.height} {self.encoding} {_size(len(self.data))})"

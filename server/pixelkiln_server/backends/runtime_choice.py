@@ -18,9 +18,9 @@ which the exported decoder cannot; without them colours shift outside the mask),
 live frames and tiny-autoencoder ones of a model that has a tiny autoencoder (torch's lean
 path has them, the export does not), sizes the exported UNet cannot halve cleanly, tiling on a
 model whose export does not wrap, and large calls (:func:`onnx_fits`: ONNX Runtime's attention
-memory grows with the square of the pixels; 2048x2048 took 21.7 GB). Models that cannot be routed at all (noted in Status and
-the log): non-SD families, CUDA and MPS devices (export on the GPU is ``pixelkiln
-export-onnx``'s job), half precision, LoRA adapters, compile, quantize or offload, schedulers
+memory grows with the square of the pixels; 2048x2048 took 21.7 GB). Models that cannot be
+routed at all (noted in Status and the log): non-SD families, CUDA and MPS devices (export on
+the GPU is ``pixelkiln export-onnx``'s job), half precision, LoRA adapters, compile, quantize or offload, schedulers
 other than Euler discrete, UNets with inpainting inputs; ``auto`` also leaves models above
 :data:`AUTO_MAX_BYTES` of weights on torch (exporting them at start would take minutes).
 
