@@ -20,8 +20,8 @@ path has them, the export does not), sizes the exported UNet cannot halve cleanl
 model whose export does not wrap, and large calls (:func:`onnx_fits`: ONNX Runtime's attention
 memory grows with the square of the pixels; 2048x2048 took 21.7 GB). Models that cannot be
 routed at all (noted in Status and the log): non-SD families, CUDA and MPS devices (export on
-the GPU is ``pixelkiln export-onnx``'s job), half precision, LoRA adapters, compile, quantize or offload, schedulers
-other than Euler discrete, UNets with inpainting inputs; ``auto`` also leaves models above
+the GPU is ``pixelkiln export-onnx``'s job), half precision, LoRA adapters, compile, quantize
+or offload, schedulers other than Euler discrete, UNets with inpainting inputs; ``auto`` also leaves models above
 :data:`AUTO_MAX_BYTES` of weights on torch (exporting them at start would take minutes).
 
 The two runtimes agree to float tolerance, not bit for bit (tests/test_runtime_choice.py
