@@ -12,17 +12,17 @@ lean path). ONNX Runtime is chosen when the geometric mean of its time ratios is
 and the torch and ONNX Runtime versions; delete ``measured-*.json`` there to measure again.
 
 One runtime serves every routed request of a model (txt2img, img2img, live frames), so a live
-frame's recipe replays through Generate on the same runtime. What stays on torch, always:
-inpainting (torch decodes it with the init image's GroupNorm statistics, inpaint.decode_like,
-which the exported decoder cannot; without them colours shift outside the mask), stream-batch
-live frames and tiny-autoencoder ones of a model that has a tiny autoencoder (torch's lean
-path has them, the export does not), sizes the exported UNet cannot halve cleanly, tiling on a
-model whose export does not wrap, and large calls (:func:`onnx_fits`: ONNX Runtime's attention
-memory grows with the square of the pixels; 2048x2048 took 21.7 GB). Models that cannot be
-routed at all (noted in Status and the log): non-SD families, CUDA and MPS devices (export on
-the GPU is ``pixelkiln export-onnx``'s job), half precision, LoRA adapters, compile, quantize
-or offload, schedulers other than Euler discrete, UNets with inpainting inputs; ``auto`` also leaves models above
-:data:`AUTO_MAX_BYTES` of weights on torch (exporting them at start would take minutes).
+frame's recipe replays through Generate on the same runtime. What stays on torch, always: inpainting
+(torch decodes it with the init image's GroupNorm statistics, inpaint.decode_like, which the
+exported decoder cannot; without them colours shift outside the mask), stream-batch live frames and
+tiny-autoencoder ones of a model that has a tiny autoencoder (torch's lean path has them, the export
+does not), sizes the exported UNet cannot halve cleanly, tiling on a model whose export does not
+wrap, and large calls (:func:`onnx_fits`: ONNX Runtime's attention memory grows with the square of
+the pixels; 2048x2048 took 21.7 GB). Models that cannot be routed at all (noted in Status and the
+log): non-SD families, CUDA and MPS devices (export on the GPU is ``pixelkiln export-onnx``'s job),
+half precision, LoRA adapters, compile, quantize or offload, schedulers other than Euler discrete,
+UNets with inpainting inputs; ``auto`` also leaves models above :data:`AUTO_MAX_BYTES` of weights on
+torch (exporting them at start would take minutes).
 
 The two runtimes agree to float tolerance, not bit for bit (tests/test_runtime_choice.py
 measures it); on one machine the choice is cached, so the same recipe gives the same bytes.
