@@ -31,6 +31,11 @@ from .shutdown import ShutdownSignals, say, watch_stdin
 
 log = logging.getLogger(__name__)
 
+# At shutdown, after the grace: how long the requests then ended get to carry their UNAVAILABLE
+# to their clients, and how long a runner gets to exit before it is killed.
+FINAL_WORD_S = 1.0
+RUNNER_STOP_S = 2.0
+
 SERVICE_NAMES = (
     generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
@@ -242,12 +247,18 @@ class Daemon:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._warm_up is not None and not self._warm_up.done():
             self._warm_up.cancel()
-        # Both carriers stop accepting and give in-flight jobs the same grace.
-        carriers = [self.server.stop(grace)]
+        # In-flight requests get the grace on both carriers, which keep listening meanwhile (a
+        # new request is refused with UNAVAILABLE "shutting down", not met by a closed port).
+        # Then what is left ends with UNAVAILABLE, said on its own stream, before the carriers
+        # close and cut whatever still has not ended.
+        if not await self.ops.wait_idle(grace):
+            self.ops.end_all()
+            await self.ops.wait_idle(FINAL_WORD_S)
+        carriers = [self.server.stop(0)]
         if self.websocket is not None:
-            carriers.append(self.websocket.stop(grace))
+            carriers.append(self.websocket.stop(0))
         await asyncio.gather(*carriers)
-        await self.engine.shutdown()
+        await self.engine.shutdown(RUNNER_STOP_S)
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.stop)
         log.info("stopped")

@@ -142,6 +142,10 @@ class LiveSession:
         self._pending = (live_input, self._image, self.settings, time.perf_counter())
         self._wake.set()
 
+    def stop(self, exc: PixelKilnError) -> None:
+        """End the session with ``exc`` after the frames already made (daemon shutdown)."""
+        self._fail(exc)
+
     def _fail(self, exc: PixelKilnError) -> None:
         if self.error is None:
             self.error = exc

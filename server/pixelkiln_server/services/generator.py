@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 import grpc
@@ -11,6 +12,7 @@ from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import generator_pb2_grpc as gen_grpc
 
 from .. import convert
+from ..errors import Cancelled, DeadlineExceeded, PixelKilnError
 from ..tracepoints import mark
 from ..types import Failed, Result
 from .identity import CLIENT_ID_HEADER, Gatekeeper
@@ -18,6 +20,14 @@ from .operations import Operations
 from .status import streaming, unary
 
 __all__ = ["CLIENT_ID_HEADER", "GeneratorService"]
+
+
+def _why_gone(context: grpc.aio.ServicerContext) -> PixelKilnError:
+    """What the records say of a call that ended before its job did."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return DeadlineExceeded("the client's deadline passed")
+    return Cancelled("the client went away")
 
 
 class GeneratorService(gen_grpc.GeneratorServicer):
@@ -32,6 +42,7 @@ class GeneratorService(gen_grpc.GeneratorServicer):
         mark("front.received")
         caller = self.gate.grpc_caller(context)
         job = await self.ops.generate(caller, convert.request_from_pb(request))
+        job.why_gone = functools.partial(_why_gone, context)
         mark("front.queued")
         finished = False
         try:

@@ -100,6 +100,10 @@ class OwnedJob:
         self._keys = keys
         self.finished = False
         self.record = record
+        self._shutdown = False
+        # Set by a transport that can tell why its client stopped listening (gRPC: a deadline
+        # that passed is DEADLINE_EXCEEDED in the records, not "the client went away").
+        self.why_gone: Callable[[], PixelKilnError] | None = None
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         record = self.record
@@ -111,16 +115,25 @@ class OwnedJob:
                     self._ops._finish(record, None)
                 elif isinstance(event, FailedEvent):
                     self.finished = True
+                    if self._shutdown and isinstance(event.error, Cancelled):
+                        event = FailedEvent(Unavailable(SHUTTING_DOWN))
                     self._ops._finish(record, event.error)
                 yield event
         finally:
             if not record.done:
-                self._ops._finish(record, Cancelled("the client went away"))
+                gone = self.why_gone() if self.why_gone else Cancelled("the client went away")
+                self._ops._finish(record, gone)
             self._ops._forget(self)
 
     def cancel(self, reason: str = "cancelled by the client") -> None:
         if not self.finished:
             self.handle.cancel(reason)
+
+    def end_for_shutdown(self) -> None:
+        """Cancel it; its stream ends with UNAVAILABLE (a retry elsewhere is safe)."""
+        if not self.finished:
+            self._shutdown = True
+            self.handle.cancel(SHUTTING_DOWN)
 
 
 class Operations:
@@ -359,6 +372,15 @@ class Operations:
     def drain(self) -> None:
         """Refuse new generations and live sessions on every transport from now on."""
         self._draining = True
+
+    def end_all(self) -> None:
+        """The grace is over: every job still queued or running, and every live session, ends
+        with UNAVAILABLE, which its stream carries to the client before the carriers close."""
+        for own in list(self._jobs.values()):
+            for job in {id(j): j for j in own.values()}.values():
+                job.end_for_shutdown()
+        for session in list(self._lives):
+            session.stop(Unavailable(SHUTTING_DOWN))
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for every job and live session opened here to end; True
