@@ -41,6 +41,7 @@ def _encode(pixels: np.ndarray, fmt: str) -> bytes:
 
 RGB64 = np.full((64, 64, 3), 120, np.uint8)
 PNG64 = _encode(RGB64, "PNG")
+PNG100 = _encode(np.zeros((100, 100, 3), np.uint8), "PNG")  # not a multiple of 8
 MASK64 = _encode(np.full((64, 64), 255, np.uint8), "PNG")
 
 
@@ -170,6 +171,12 @@ def generate_cases() -> list[Case]:
         ("preview.result_only", "preview.every_n_steps"),
     )
     add("mask without init_image", gen(mask=_image(MASK64)), ("mask", "init_image"))
+    # The size comes from the image: name it, not width (which the caller never set).
+    add(
+        "init_image of 100x100",
+        gen(init_image=_image(PNG100), strength=1.0, width=0, height=0),
+        ("init_image: is 100x100", "width and height"),
+    )
     other = _encode(np.zeros((72, 64), np.uint8), "PNG")
     add(
         "mask of another size", gen(init_image=init, mask=_image(other)), ("mask", "64x72", "64x64")
@@ -374,9 +381,17 @@ def other_cases() -> list[Case]:
             ("output_encoding", "unknown value 99", "allowed: PNG, JPEG, WEBP, RAW_RGBA8"),
         ),
     ]
+    live.append(
+        # One img2img step would need 1,000,000 steps: strength is named, not steps.
+        ("strength 1e-6", gen_pb.LiveSettings(strength=1e-6), ("strength", "raise strength"))
+    )
     for name, settings, words in live:
         body = gen_pb.LiveInput(seq=1, image=_image(PNG64), settings=settings)
         cases.append(Case(f"live {name}", "live", body, frozenset({INVALID}), words))
+    body = gen_pb.LiveInput(seq=1, image=_image(PNG100))  # a resized editor canvas
+    cases.append(
+        Case("live image of 100x100", "live", body, frozenset({INVALID}), ("image: is 100x100",))
+    )
     body = gen_pb.LiveInput(seq=1, image=_image(PNG64, encoding=99))
     cases.append(
         Case(

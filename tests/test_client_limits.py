@@ -66,7 +66,7 @@ async def ws_error(d: Daemon, request: gen_pb.GenerateRequest) -> env_pb.Error:
         # 4 x 2048x2048 fits the pixels, but with a normal map it is 128 MiB raw > 65 MiB
         (
             {"num_images": 4, "maps": [gen_pb.MAP_KIND_NORMAL]},
-            ["num_images", "134,217,728 bytes raw", "68,157,440", "--max-message-mib"],
+            ["num_images", "needs up to 134,758,400 bytes", "68,157,440", "--max-message-mib"],
         ),
     ],
     ids=["megapixels", "undeliverable"],

@@ -122,3 +122,14 @@ def test_live_enum_values_unset_or_known() -> None:
     )
     update = convert.live_input_from_pb(msg).settings
     assert update.tiling is Tiling.X and update.output_encoding is Encoding.PNG
+
+
+def test_a_result_exactly_at_the_message_limit_is_refused_before_it_is_made() -> None:
+    """512x512 RGBA8 is exactly 1 MiB raw: with --max-message-mib 1 it was accepted, made, then
+    refused by gRPC ("Sent message larger than max"); the recipe and framing need room too."""
+    limits = Limits(max_result_bytes=2**20)
+    exact = GenerationRequest(prompt="x", width=512, height=512, num_images=1)
+    with pytest.raises(InvalidArgument) as info:
+        validation._check_request_size(exact, limits)
+    assert info.value.field == "num_images" and "message limit" in info.value.message
+    validation._check_request_size(GenerationRequest(prompt="x", width=496, height=512), limits)

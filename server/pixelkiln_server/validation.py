@@ -75,6 +75,18 @@ def _resolve_size(
         init_h, init_w = inputs.init_rgb.shape[:2]
         width = width or init_w
         height = height or init_h
+    if inputs.init_rgb is not None and not (req.width and req.height):
+        # A side taken from the init image: name the image, not a field the caller never set.
+        try:
+            _check_side("width", width or spec.native_width, limits, caps, spec.name)
+            _check_side("height", height or spec.native_height, limits, caps, spec.name)
+        except InvalidArgument as exc:
+            init_h, init_w = inputs.init_rgb.shape[:2]
+            raise InvalidArgument(
+                "init_image",
+                f"is {init_w}x{init_h}, and the size is taken from it: {exc.message}; resize "
+                "it, or give width and height",
+            ) from None
     width = width or spec.native_width
     height = height or spec.native_height
     _check_side("width", width, limits, caps, spec.name)
@@ -161,6 +173,9 @@ def _resolve_preview(preview: PreviewOptions, limits: Limits, longest: int) -> P
     return replace(preview, max_side=side, progress=progress)
 
 
+RESULT_OVERHEAD = 16 * 1024  # the recipe, atlas frames, protobuf framing
+
+
 def _check_request_size(req: GenerationRequest, limits: Limits) -> None:
     """Refuse what would take too much memory, or could not be delivered in one message."""
     pixels = req.width * req.height * req.num_images
@@ -176,14 +191,19 @@ def _check_request_size(req: GenerationRequest, limits: Limits) -> None:
     maps = assets.unique_maps(req.maps)
     planes = 1 + len(maps) + (1 if req.atlas else 0)
     raw = pixels * 4 * planes
-    if raw > limits.max_result_bytes:
+    # Beside the pixels the message carries the recipe, the atlas frames and its framing, and a
+    # PNG of noise can come out a little larger than raw: a result exactly at the limit was
+    # accepted, made, then refused by gRPC ("Sent message larger than max").
+    needed = raw + raw // 256 + RESULT_OVERHEAD
+    if needed > limits.max_result_bytes:
         what = " with maps " + ",".join(maps) if maps else ""
         what += " and an atlas" if req.atlas else ""
         raise InvalidArgument(
             "num_images",
-            f"{req.num_images} x {req.width}x{req.height}{what} is {raw:,} bytes raw, over the "
-            f"message limit of {limits.max_result_bytes:,} bytes (--max-message-mib): the "
-            "result could not be delivered; ask for fewer or smaller images",
+            f"{req.num_images} x {req.width}x{req.height}{what} needs up to {needed:,} bytes "
+            f"(raw RGBA8 and the recipe), over the message limit of "
+            f"{limits.max_result_bytes:,} bytes (--max-message-mib): the result could not be "
+            "delivered; ask for fewer or smaller images",
         )
 
 

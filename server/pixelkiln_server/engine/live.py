@@ -221,7 +221,15 @@ class LiveSession:
         if settings.steps or not img2img or settings.strength is None:
             return settings.steps
         spec = self._engine.registry.spec(settings.model or self._engine.config.default_model)
-        return _live_steps(spec.default_steps, settings.strength)
+        steps = _live_steps(spec.default_steps, settings.strength)
+        if steps > spec.max_steps:  # else the frame's request blamed steps, never set
+            raise InvalidArgument(
+                "strength",
+                f"{validation.shown(settings.strength)} runs no img2img step within {spec.name}'s "
+                f"{spec.max_steps} steps (steps x strength must reach 1); raise strength to at "
+                f"least {1 / spec.max_steps:.3g}, or set steps",
+            )
+        return steps
 
     def _put_frame(self, frame: LiveFrame) -> None:
         """A frame for the client; past the backlog cap (a client that does not read) the
