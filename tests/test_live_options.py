@@ -341,3 +341,27 @@ def test_runner_notes_become_result_fields() -> None:
         "held": 0,
         "graph_calls": 0,
     }
+
+
+async def test_cli_live_brings_out_every_frame_stream_batch_holds(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 4 denoising steps (8 x strength 0.5) a frame answers the input 3 inputs earlier: the
+    CLI re-sends a still file as each frame comes until the frame of its change is out (it
+    re-sent once, and the rest waited for keep-alives 5 s apart; none here)."""
+    from pixelkiln import cli
+
+    from .conftest import running_daemon
+
+    monkeypatch.setattr(cli, "LIVE_KEEPALIVE_S", 1e9)
+    sketch = tmp_path / "sketch.png"
+    sketch.write_bytes(png_bytes(BASE))
+    out = tmp_path / "live.png"
+    argv = ["live", "bricks", "--watch", str(sketch), "-o", str(out), "--steps", "8"]
+    argv += ["--strength", "0.5", "--stream-batch", "--frames", "1"]
+    async with running_daemon() as d:
+        code = await asyncio.wait_for(
+            asyncio.to_thread(cli.main, [*argv, "--address", d.address]), 60
+        )
+    assert code == 0
+    assert decode(out.read_bytes()).shape == (64, 64, 3)

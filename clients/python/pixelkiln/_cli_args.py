@@ -187,7 +187,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     live.add_argument(
         "--stream-batch",
         action="store_true",
-        help="batch the denoising steps of consecutive frames (faster; one frame of lag)",
+        help="batch the denoising steps of consecutive frames (faster; a frame answers the "
+        "input N - 1 inputs earlier at N denoising steps, steps x strength)",
     )
     live.add_argument(
         "--tiny-autoencoder", action="store_true", help="encode/decode with the tiny autoencoder"

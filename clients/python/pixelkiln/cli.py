@@ -211,6 +211,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 # The daemon ends a live session silent for --live-idle-timeout (30 s by default): while the
 # watched file does not change, the CLI re-sends it this often (an unchanged input is free).
 LIVE_KEEPALIVE_S = 5.0
+# How often a still input is sent again while stream batch holds the frame of its last change.
+FLUSH_EVERY_S = 0.1
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -248,9 +250,14 @@ def cmd_live(args: argparse.Namespace) -> int:
     written = 0
     with Client(args.address) as client, client.live(**settings) as session:
         stop = threading.Event()
+        # Stream batch answers N - 1 inputs late (N denoising steps) and sends no frame for an
+        # input it holds: after a change the same input is sent again at each look (the newest
+        # waiting input replaces the one before, so each frame's run takes one) until the frame
+        # answering the change has come.
+        latest = {"seq": 0, "answered": 0}
 
         def watcher() -> None:
-            last, data, sent_at, flush = None, b"", 0.0, False
+            last, data, sent_at = None, b"", 0.0
             while not stop.is_set():
                 try:
                     info = watch.stat()
@@ -258,13 +265,15 @@ def cmd_live(args: argparse.Namespace) -> int:
                     if stamp != last:
                         data = watch.read_bytes()
                         last = stamp
+                        latest["seq"] = session.send(data)
+                        sent_at = time.monotonic()
+                    elif (
+                        args.stream_batch
+                        and latest["answered"] < latest["seq"]
+                        and time.monotonic() - sent_at >= FLUSH_EVERY_S
+                    ):
                         session.send(data)
-                        sent_at, flush = time.monotonic(), args.stream_batch
-                    elif flush:
-                        # Stream batch answers one input late: the same input again brings
-                        # out the frame of the last change.
-                        session.send(data)
-                        sent_at, flush = time.monotonic(), False
+                        sent_at = time.monotonic()
                     elif last is not None and time.monotonic() - sent_at >= LIVE_KEEPALIVE_S:
                         session.send(data)  # the same input: the daemon answers "unchanged"
                         sent_at = time.monotonic()
@@ -289,6 +298,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         try:
             for frame in session:
                 if frame.image is not None:
+                    latest["answered"] = max(latest["answered"], frame.seq)
                     # Each frame replaces the last: no flush to disk.
                     _written(out, functools.partial(frame.image.save, durable=False))
                     written += 1
