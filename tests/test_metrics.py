@@ -260,8 +260,12 @@ def test_serve_log_format_json_writes_one_object_per_line() -> None:
         scraped = _get(f"http://127.0.0.1:{metrics}/metrics")
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     assert 'pixelkiln_requests_total{code="OK",method="Generate",transport="grpc"} 1.0' in scraped
+    # Standard output's own lines (listening, ready, shutting down) are JSON objects too.
+    said = [json.loads(line) for line in out.decode().splitlines()]
+    assert [x["message"].split(":")[0] for x in said] == ["pixelkiln"] * 3, said
+    assert said[1]["message"].startswith("pixelkiln: ready (tiny-random)")
     lines: list[dict[str, Any]] = [json.loads(line) for line in err.decode().splitlines()]
     assert lines and all({"time", "level", "logger", "message"} <= set(x) for x in lines)
     access = [x for x in lines if x["logger"] == "pixelkiln.access"]

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import sys
 import time
@@ -19,6 +20,7 @@ from pixelkiln.v1 import generator_pb2, generator_pb2_grpc, models_pb2, models_p
 from . import heap
 from .config import ServerConfig
 from .engine.core import Engine
+from .logsetup import make_formatter
 from .metrics import Metrics, MetricsServer
 from .security import check_binding, load_tls, load_tokens, ws_ssl_context
 from .services.decoding import DecodeGuard
@@ -264,6 +266,10 @@ class Daemon:
         log.info("stopped")
 
 
+def _say_json(text: str) -> None:
+    say(make_formatter("json").format(logging.makeLogRecord({"name": "pixelkiln", "msg": text})))
+
+
 async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     """Run until SIGINT/SIGTERM (SIGBREAK on Windows), or standard input closes when
     ``stop_on_stdin_close``; returns the exit status. See shutdown.py for each OS."""
@@ -289,7 +295,9 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     ws = f", WebSocket {daemon.ws_url}" if daemon.websocket is not None else ""
     if daemon.metrics_server is not None:
         ws += f", metrics {daemon.metrics_url}"
-    say(f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}")
+    json_lines = os.environ.get("PIXELKILN_LOG_FORMAT") == "json"  # logsetup's --log-format
+    tell = _say_json if json_lines else say  # then stdout's own lines are JSON too
+    tell(f"pixelkiln: listening on {daemon.address} (gRPC){ws}; warming up {config.default_model}")
     ready = asyncio.ensure_future(daemon.wait_ready())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({ready, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -302,8 +310,8 @@ async def serve(config: ServerConfig, stop_on_stdin_close: bool = False) -> int:
     else:
         took = time.monotonic() - started
         heap.settle()  # the front's start-up objects out of later full collections
-        say(f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING")
+        tell(f"pixelkiln: ready ({config.default_model}) in {took:.1f} s, health SERVING")
         await stopper
-    say("pixelkiln: shutting down")
+    tell("pixelkiln: shutting down")
     await daemon.stop()
     return status
