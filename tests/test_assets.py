@@ -298,3 +298,20 @@ def test_cli_writes_texture_maps_and_atlas(served: str, tmp_path: Path) -> None:
     frames = json.loads((tmp_path / "coins_atlas.json").read_text())
     assert len(frames["frames"]) == 4 and frames["meta"]["image"] == "coins_atlas.png"
     assert Image.open(tmp_path / "coins_0.png").mode == "RGBA"
+
+
+def test_maps_of_a_model_whose_outputs_wrap_are_derived_across_the_edges() -> None:
+    """The shipped model tiles every output: its maps did not unless --tile was given (the
+    albedo tiled, the normal map showed a seam)."""
+    from pixelkiln_server.imaging import codec
+    from pixelkiln_server.imaging import maps as pbr
+
+    rgb = np.random.default_rng(3).random((64, 64, 3), dtype=np.float32)
+    req = GenerationRequest(prompt="x", width=64, height=64, seed=1, maps=("normal",))
+    wrapped = pbr.derive_maps(codec.to_uint8(rgb), ["normal"], assets.options(req), True, True)
+    flat = pbr.derive_maps(codec.to_uint8(rgb), ["normal"], assets.options(req), False, False)
+    for wraps, expected in ((True, wrapped), (False, flat)):
+        (out,), _ = assets.build_outputs(req, [rgb], {}, wraps=wraps)
+        got = np.asarray(Image.open(io.BytesIO(out.maps["normal"].data)))
+        assert np.array_equal(got, expected["normal"]), wraps
+    assert not np.array_equal(wrapped["normal"], flat["normal"])

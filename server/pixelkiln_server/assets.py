@@ -105,9 +105,12 @@ def _seam(rgb: np.ndarray, tiling: Tiling) -> SeamInfo | None:
 
 
 def build_outputs(
-    req: GenerationRequest, images: list[np.ndarray], text: dict[str, str]
+    req: GenerationRequest, images: list[np.ndarray], text: dict[str, str], wraps: bool = False
 ) -> tuple[list[OutputImage], AtlasImage | None]:
-    """Encode each image (with its maps, seam report, matte and trim) and the atlas if asked."""
+    """Encode each image (with its maps, seam report, matte and trim) and the atlas if asked.
+    ``wraps``: the model's every output tiles (the shipped one: circular padding), so its maps
+    are derived across the edges as with ``tiling`` XY (else the albedo tiled and the normal
+    map showed a seam)."""
     assert req.seed is not None
     outputs: list[OutputImage] = []
     pixels_for_atlas: list[np.ndarray] = []
@@ -122,7 +125,7 @@ def build_outputs(
                 pixels, trim_box = matte.trim(pixels, req.trim_padding)
         derived = {}
         if req.maps:
-            wrap_x, wrap_y = req.tiling.wrap_x, req.tiling.wrap_y
+            wrap_x, wrap_y = req.tiling.wrap_x or wraps, req.tiling.wrap_y or wraps
             maps = pbr.derive_maps(rgb, list(req.maps), options(req), wrap_x, wrap_y)
             derived = {kind: codec.encode(m, req.output_encoding) for kind, m in maps.items()}
         outputs.append(

@@ -36,7 +36,8 @@ def build(
     png = request.output_encoding is Encoding.PNG or request.atlas
     recipe_json = recipes.to_json(recipe)
     text = {codec.RECIPE_PNG_KEY: recipe_json} if png else {}
-    outputs, atlas = assets.build_outputs(request, images, text)
+    wraps = bool(getattr(model, "wraps", False))  # diffusers and ONNX models of a wrapping UNet
+    outputs, atlas = assets.build_outputs(request, images, text, wraps)
     result = Result(
         images=outputs, recipe=recipe, timings=Timings(), atlas=atlas, recipe_json=recipe_json
     )
