@@ -3304,7 +3304,8 @@ class StatusResponseMsg:
 
 	var dtype: String = ""
 
-	## Accelerator memory in use by the daemon (torch allocator); process RSS on the CPU.
+	## The loaded models' weights, summed over the runners (what the memory budget counts); a
+	## runner process holds more (activations while it runs, its libraries).
 	var memory_used_bytes: int = 0
 
 	var loaded_models: Array[String] = []

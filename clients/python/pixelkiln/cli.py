@@ -344,7 +344,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"version       {s.version}")
     print(f"ready         {'yes' if s.ready else 'no'}")
     print(f"device        {s.device} ({s.dtype})")
-    print(f"memory        {s.memory_used_bytes / 2**20:.1f} MiB")
+    print(f"weights       {s.memory_used_bytes / 2**20:.1f} MiB (the loaded models)")
     print(f"models        {', '.join(s.loaded_models) or '-'} (default {s.default_model})")
     for m in s.models:
         if m.options.get("runtime"):  # torch, or onnx and why (serve --runtime)

@@ -628,7 +628,8 @@ namespace PixelKiln.V1
 
         private ulong memoryUsedBytes_ = 0UL;
         /// <summary>
-        /// Accelerator memory in use by the daemon (torch allocator); process RSS on the CPU.
+        /// The loaded models' weights, summed over the runners (what the memory budget counts); a
+        /// runner process holds more (activations while it runs, its libraries).
         /// </summary>
         public ulong MemoryUsedBytes
         {
