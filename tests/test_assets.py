@@ -288,6 +288,7 @@ def test_cli_writes_texture_maps_and_atlas(served: str, tmp_path: Path) -> None:
         "--count",
         "4",
         "--atlas",
+        "--trim",
         "--steps",
         "1",
         "-o",
@@ -296,7 +297,12 @@ def test_cli_writes_texture_maps_and_atlas(served: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert Image.open(tmp_path / "coins_atlas.png").mode == "RGBA"
     frames = json.loads((tmp_path / "coins_atlas.json").read_text())
-    assert len(frames["frames"]) == 4 and frames["meta"]["image"] == "coins_atlas.png"
+    assert frames["meta"]["image"] == "coins_atlas.png"
+    # Named after the files written beside the sheet; each says where its trimmed sprite sat.
+    assert sorted(frames["frames"]) == [f"coins_{i}.png" for i in range(4)]
+    first = frames["frames"]["coins_0.png"]
+    assert first["sourceSize"] == {"w": 64, "h": 64}
+    assert Image.open(tmp_path / "coins_0.png").size == (first["frame"]["w"], first["frame"]["h"])
     assert Image.open(tmp_path / "coins_0.png").mode == "RGBA"
 
 

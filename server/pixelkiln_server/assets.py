@@ -114,6 +114,7 @@ def build_outputs(
     assert req.seed is not None
     outputs: list[OutputImage] = []
     pixels_for_atlas: list[np.ndarray] = []
+    sources: list[tuple[int, int]] = []  # each image's size before a trim
     png_text = text if req.output_encoding is Encoding.PNG else None
     for index, image in enumerate(images):
         rgb = codec.to_uint8(image)
@@ -141,10 +142,17 @@ def build_outputs(
             )
         )
         pixels_for_atlas.append(pixels)
+        sources.append((rgb.shape[1], rgb.shape[0]))
     atlas = None
     if req.atlas:
         names = [f"frame_{o.index:03d}" for o in outputs]
-        sheet, frames = atlases.pack_atlas(pixels_for_atlas, names, [o.seed for o in outputs])
+        trims = [
+            (o.trim_box, source) if o.trim_box is not None else None
+            for o, source in zip(outputs, sources, strict=True)
+        ]
+        sheet, frames = atlases.pack_atlas(
+            pixels_for_atlas, names, [o.seed for o in outputs], trims=trims
+        )
         atlas = AtlasImage(
             image=codec.encode(sheet, Encoding.PNG, text=text),
             frames_json=json.dumps(frames, sort_keys=True),

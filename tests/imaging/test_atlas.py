@@ -137,3 +137,16 @@ def test_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
 def test_rejects_bad_image_naming_its_index() -> None:
     with pytest.raises(ValueError, match=r"images\[1\]"):
         pack_atlas([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)], ["a", "b"], [1, 2])
+
+
+def test_trimmed_frames_say_where_they_sat() -> None:
+    """A sprite cropped to its content keeps its place in the drawn frame (TexturePacker's
+    trimmed, spriteSourceSize, sourceSize), so an animation of trimmed frames lines up."""
+    a = np.full((10, 6, 4), 200, np.uint8)
+    b = np.full((8, 8, 4), 100, np.uint8)
+    _, data = pack_atlas([a, b], ["a", "b"], [1, 2], trims=[((5, 3, 6, 10), (64, 64)), None])
+    fa, fb = data["frames"]["a"], data["frames"]["b"]
+    assert fa["trimmed"] is True
+    assert fa["spriteSourceSize"] == {"x": 5, "y": 3, "w": 6, "h": 10}
+    assert fa["sourceSize"] == {"w": 64, "h": 64}
+    assert fb["trimmed"] is False and fb["sourceSize"] == {"w": 8, "h": 8}

@@ -61,7 +61,8 @@ def _output_paths(out: Path, count: int) -> list[Path]:
 def _write_result(result: Result, out: Path) -> None:
     """stone.png, stone_normal.png, ...; with --count: stone_0.png, stone_0_normal.png, ...;
     with --atlas also stone_atlas.png and stone_atlas.json (TexturePacker JSON hash)."""
-    for image, path in zip(result.images, _output_paths(out, len(result.images)), strict=True):
+    paths = _output_paths(out, len(result.images))
+    for image, path in zip(result.images, paths, strict=True):
         _written(path, image.save)
         seam = f", seam ratio {image.seam['ratio']:.2f}" if image.seam else ""
         print(f"{path} ({image.width}x{image.height}, seed {image.seed}{seam})")
@@ -72,6 +73,11 @@ def _write_result(result: Result, out: Path) -> None:
         sheet = _written(out.with_name(f"{out.stem}_atlas.png"), result.atlas.save)
         frames = dict(result.atlas_frames or {})
         frames.setdefault("meta", {})["image"] = sheet.name
+        # Frames named after the files written beside the sheet (gems_0.png, ...), as a
+        # packer names them; the daemon, which knows no file names, says frame_000, ...
+        by_index = sorted(frames.get("frames", {}).items())
+        if len(by_index) == len(paths):
+            frames["frames"] = {p.name: f for p, (_, f) in zip(paths, by_index, strict=True)}
         text = json.dumps(frames, indent=2).encode()
         frames_path = out.with_name(f"{out.stem}_atlas.json")
         _written(frames_path, lambda p: write_atomically(p, lambda f: f.write(text)))

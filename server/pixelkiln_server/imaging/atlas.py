@@ -5,7 +5,7 @@ Equal-size images go on a grid of ceil(sqrt(n)) columns; mixed sizes use a shelf
 The atlas is exactly as large as needed, not a power of two: engines that want POT can pad
 it.
 ``padding`` px separate frames from each other and from the atlas border. Nothing is
-rotated or trimmed.
+rotated; sprites trimmed before packing say so (``trims``).
 """
 
 from __future__ import annotations
@@ -60,12 +60,16 @@ def pack_atlas(
     seeds: list[int],
     padding: int = 0,
     image_name: str = "atlas.png",
+    trims: list[tuple[tuple[int, int, int, int], tuple[int, int]] | None] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Pack images into one uint8 atlas; returns (atlas, TexturePacker JSON-Hash dict).
 
     Images are uint8 (or float [0, 1]) RGB or RGBA; the atlas is RGB if all are RGB, else
     RGBA (RGB images get alpha 255, empty space is transparent). ``image_name`` goes to
-    meta.image. Each frame also carries its ``seed``.
+    meta.image. Each frame also carries its ``seed``. ``trims``: per image, None or the box
+    it was cropped to in its source ((x, y, w, h), (source w, source h)); such a frame is
+    ``trimmed`` with ``spriteSourceSize`` and ``sourceSize`` saying where it sat, so an
+    engine lines a trimmed animation up as it was drawn.
     """
     n = len(images)
     if n == 0:
@@ -85,16 +89,22 @@ def pack_atlas(
     channels = 4 if any(a.shape[2] == 4 for a in arrs) else 3
     atlas = np.zeros((ah, aw, channels), dtype=np.uint8)
     frames: dict[str, Any] = {}
-    for a, name, seed, (x, y), (w, h) in zip(arrs, names, seeds, pos, sizes, strict=True):
+    boxes = trims if trims is not None else [None] * n
+    if len(boxes) != n:
+        raise ValueError(f"trims must match images ({n}), got {len(boxes)}")
+    for a, name, seed, (x, y), (w, h), box in zip(
+        arrs, names, seeds, pos, sizes, boxes, strict=True
+    ):
         atlas[y : y + h, x : x + w, : a.shape[2]] = a
         if channels == 4 and a.shape[2] == 3:
             atlas[y : y + h, x : x + w, 3] = 255
+        (sx, sy, _, _), (source_w, source_h) = box if box else ((0, 0, w, h), (w, h))
         frames[name] = {
             "frame": {"x": x, "y": y, "w": w, "h": h},
             "rotated": False,
-            "trimmed": False,
-            "spriteSourceSize": {"x": 0, "y": 0, "w": w, "h": h},
-            "sourceSize": {"w": w, "h": h},
+            "trimmed": (source_w, source_h) != (w, h),
+            "spriteSourceSize": {"x": sx, "y": sy, "w": w, "h": h},
+            "sourceSize": {"w": source_w, "h": source_h},
             "seed": int(seed),
         }
     meta = {
