@@ -105,7 +105,11 @@ def _valid() -> dict[str, Any]:
             "frames.a.frame.y is not a whole number",
         ),
         (lambda f: f["frames"]["a"]["frame"].pop("w"), "frames.a.frame.w is missing"),
-        (lambda f: f["frames"]["a"].update(rotated=True), "frames.a is rotated or trimmed"),
+        (lambda f: f["frames"]["a"].update(rotated=True), "frames.a is rotated"),
+        (
+            lambda f: f["frames"]["a"].update(trimmed=True, sourceSize={"w": 4, "h": 4}),
+            "frames.a.spriteSourceSize does not fit in its 4x4 sourceSize",
+        ),
         (lambda f: f.pop("meta"), "has no object 'meta'"),
         (lambda f: f.update(frames={}), "has no frames"),
         (lambda f: f["meta"].update(size={"w": 0, "h": 8}), "meta.size must be positive"),
@@ -127,3 +131,15 @@ def test_a_bad_map_is_refused_naming_the_field(
 def test_text_that_is_not_a_map_is_refused(reader: Path, tmp_path: Path, text: str) -> None:
     code, lines = read(reader, tmp_path, text)
     assert code == 3 and lines[0].startswith("error: the atlas frame map is not"), lines
+
+
+def test_a_trimmed_frame_pivots_on_its_sources_centre(reader: Path, tmp_path: Path) -> None:
+    """A 6x10 sprite trimmed out of a 64x64 frame at (5, 3): its pivot is where that frame's
+    centre falls, so a trimmed animation lines up as drawn (the daemon's packer writes it)."""
+    sprite = np.zeros((10, 6, 4), dtype=np.uint8)
+    _, frames = pack_atlas([sprite], ["a"], [1], trims=[((5, 3, 6, 10), (64, 64))])
+    code, lines = read(reader, tmp_path, json.dumps(frames))
+    assert code == 0, lines
+    name, rest = lines[1].split("\t")
+    pivot = [float(v) for v in rest.split(" pivot ")[1].split()]
+    assert pivot == pytest.approx([(32 - 5) / 6, (3 + 10 - 32) / 10])

@@ -13,14 +13,22 @@ namespace PixelKiln.Unity.Editor
         public int Y;
         public int Width;
         public int Height;
+        /// <summary>
+        /// The sprite's pivot, normalised from its bottom-left: the centre of the frame it was
+        /// drawn in. (0.5, 0.5) unless the daemon trimmed it (then its source's centre, so a
+        /// trimmed animation's frames line up as they were drawn).
+        /// </summary>
+        public float PivotX = 0.5f;
+        public float PivotY = 0.5f;
     }
 
     /// <summary>
     /// The frame map the daemon writes beside an atlas (TexturePacker "JSON (Hash)": <c>frames</c>
     /// maps each name to its <c>frame</c> {x, y, w, h}, origin top-left; <c>meta.size</c> is the
     /// atlas size). <see cref="UnityY"/> turns a frame's top-left y into Unity's bottom-left one
-    /// for sprite rectangles. Frames keep the map's order. Rotated or trimmed frames (which the
-    /// daemon never writes) are refused. No Unity types: tests/clients runs it with mono.
+    /// for sprite rectangles. Frames keep the map's order. A trimmed frame's pivot is its source's
+    /// centre; rotated frames (which the daemon never writes) are refused. No Unity types:
+    /// tests/clients runs it with mono.
     /// </summary>
     internal sealed class AtlasFrameMap
     {
@@ -50,8 +58,8 @@ namespace PixelKiln.Unity.Editor
                 string where = "frames." + entry.Key;
                 var value = entry.Value as List<KeyValuePair<string, object>>;
                 if (value == null) throw new FormatException(where + " is not an object");
-                if (True(value, "rotated") || True(value, "trimmed"))
-                    throw new FormatException(where + " is rotated or trimmed, which PixelKiln does not import");
+                if (True(value, "rotated"))
+                    throw new FormatException(where + " is rotated, which PixelKiln does not import");
                 var rect = Member(value, "frame", where);
                 var frame = new AtlasFrame
                 {
@@ -61,6 +69,21 @@ namespace PixelKiln.Unity.Editor
                     Width = Integer(rect, "w", where + ".frame"),
                     Height = Integer(rect, "h", where + ".frame"),
                 };
+                if (True(value, "trimmed"))
+                {
+                    // Where the trimmed rectangle sat in its source (spriteSourceSize x, y) and the
+                    // source's size: the pivot goes to the source's centre.
+                    var placed = Member(value, "spriteSourceSize", where);
+                    var source = Member(value, "sourceSize", where);
+                    int sx = Integer(placed, "x", where + ".spriteSourceSize");
+                    int sy = Integer(placed, "y", where + ".spriteSourceSize");
+                    int sw = Integer(source, "w", where + ".sourceSize");
+                    int sh = Integer(source, "h", where + ".sourceSize");
+                    if (sx < 0 || sy < 0 || sx + frame.Width > sw || sy + frame.Height > sh)
+                        throw new FormatException(where + ".spriteSourceSize does not fit in its " + sw + "x" + sh + " sourceSize");
+                    frame.PivotX = (sw / 2f - sx) / frame.Width;
+                    frame.PivotY = (sy + frame.Height - sh / 2f) / frame.Height;
+                }
                 if (frame.Name.Length == 0) throw new FormatException("a frame has an empty name");
                 if (frame.Width <= 0 || frame.Height <= 0 || frame.X < 0 || frame.Y < 0
                     || frame.X + frame.Width > map.Width || frame.Y + frame.Height > map.Height)

@@ -17,7 +17,8 @@ namespace PixelKiln.Unity.Editor
     /// </summary>
     internal static class SpriteSheet
     {
-        /// <summary>Sets the importer's sprite rectangles: <c>STEM_FRAME</c>, pivot at the centre.</summary>
+        /// <summary>Sets the importer's sprite rectangles: <c>STEM_FRAME</c>, pivot at the centre of
+        /// the frame each was drawn in (of a trimmed sprite: its source's centre).</summary>
         public static void Slice(TextureImporter importer, AtlasFrameMap map)
         {
             importer.spriteImportMode = SpriteImportMode.Multiple;
@@ -34,8 +35,8 @@ namespace PixelKiln.Unity.Editor
                 {
                     name = stem + "_" + frame.Name,
                     rect = new Rect(frame.X, map.UnityY(frame), frame.Width, frame.Height),
-                    alignment = SpriteAlignment.Center,
-                    pivot = new Vector2(0.5f, 0.5f),
+                    alignment = SpriteAlignment.Custom,
+                    pivot = new Vector2(frame.PivotX, frame.PivotY),
                     spriteID = GUID.Generate(),
                 };
                 rects.Add(rect);
