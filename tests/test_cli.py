@@ -16,7 +16,7 @@ from PIL import Image
 
 from pixelkiln import Client, PixelKilnError, Progress
 
-from .conftest import ROOT, png_bytes, start_served
+from .conftest import ROOT, decode, png_bytes, start_served
 
 
 def pixelkiln(
@@ -598,3 +598,26 @@ def test_a_result_written_into_a_missing_folder_names_the_file(tmp_path: Path) -
     assert str(info.value) == (
         f"-o/--output: cannot write {target}: folder {target.parent} does not exist"
     )
+
+
+def test_replay_of_one_image_of_a_batch_makes_that_image(served: str, tmp_path: Path) -> None:
+    """gems_1.png's recipe is its batch's with its index: replay runs the batch (its pixels
+    depend on it) and writes that image alone (it wrote the whole batch, and no -o file)."""
+    common = ["--size", "64", "--steps", "1", "--seed", "5", "--address", served]
+    made = pixelkiln("generate", "gem", "--count", "3", "-o", "gems.png", *common, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    again = pixelkiln("replay", "gems_1.png", "-o", "one.png", "--address", served, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("one.png (64x64, seed 6)"), again.stdout
+    assert not list(tmp_path.glob("one_*"))
+    assert decode((tmp_path / "one.png").read_bytes()).tobytes() == (
+        decode((tmp_path / "gems_1.png").read_bytes()).tobytes()
+    )
+    recipe = json.loads(Image.open(tmp_path / "gems_1.png").text["pixelkiln"])  # type: ignore[attr-defined]
+    assert recipe["image_index"] == 1 and recipe["request"]["num_images"] == 3
+    recipe["image_index"] = 7
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps(recipe))
+    bad = pixelkiln("replay", str(hostile), "--address", served, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "'image_index': 7 is not an image of its batch of 3" in bad.stderr

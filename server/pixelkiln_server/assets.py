@@ -104,6 +104,16 @@ def _seam(rgb: np.ndarray, tiling: Tiling) -> SeamInfo | None:
     return SeamInfo(report.edge * scale, report.interior * scale, report.ratio)
 
 
+def _indexed(text: dict[str, str] | None, index: int, count: int) -> dict[str, str] | None:
+    """Each image of a batch carries the batch's recipe with its own ``image_index``: a replay
+    of one PNG runs the batch it came from (its pixels depend on it) and keeps that image."""
+    if text is None or count < 2 or codec.RECIPE_PNG_KEY not in text:
+        return text
+    recipe = json.loads(text[codec.RECIPE_PNG_KEY])
+    recipe["image_index"] = index
+    return {**text, codec.RECIPE_PNG_KEY: json.dumps(recipe, sort_keys=True, separators=(",", ":"))}
+
+
 def build_outputs(
     req: GenerationRequest, images: list[np.ndarray], text: dict[str, str], wraps: bool = False
 ) -> tuple[list[OutputImage], AtlasImage | None]:
@@ -132,7 +142,9 @@ def build_outputs(
         outputs.append(
             OutputImage(
                 image=codec.encode(
-                    np.ascontiguousarray(pixels), req.output_encoding, text=png_text
+                    np.ascontiguousarray(pixels),
+                    req.output_encoding,
+                    text=_indexed(png_text, index, len(images)),
                 ),
                 seed=(req.seed + index) % 2**64,
                 index=index,

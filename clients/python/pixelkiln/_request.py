@@ -409,6 +409,26 @@ def differs_note(what: str) -> str:
     )
 
 
+def image_index(recipe: dict[str, Any]) -> int | None:
+    """The image of its batch a PNG's recipe belongs to (``image_index``), or None for a
+    recipe of the whole request. ValueError when it is not an image the batch makes."""
+    index = recipe.get("image_index")
+    if index is None:
+        return None
+    req = recipe.get("request", recipe)
+    count = req.get("num_images", 1) if isinstance(req, dict) else 1
+    if (
+        not isinstance(index, int)
+        or isinstance(index, bool)
+        or not isinstance(count, int)
+        or not 0 <= index < count
+    ):
+        raise ValueError(
+            f"recipe field 'image_index': {index!r} is not an image of its batch of {count!r}"
+        )
+    return index
+
+
 def replay_request(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``Client.replay``'s keyword arguments: the recipe's, then ``overrides``. A recipe made
     with an init image or a mask needs them passed again: ValueError naming every one missing

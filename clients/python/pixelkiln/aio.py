@@ -25,6 +25,7 @@ from .client import (
     channel_options,
     default_address,
     load_recipe,
+    one_of_batch,
 )
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
@@ -104,7 +105,11 @@ class AsyncClient:
         raise PixelKilnError(grpc.StatusCode.UNKNOWN, "stream ended without a result")
 
     async def replay(self, recipe: Any, **overrides: Any) -> Result:
-        return await self.generate(**_request.replay_request(load_recipe(recipe), overrides))
+        """As :meth:`pixelkiln.Client.replay`."""
+        data = load_recipe(recipe)
+        index = _request.image_index(data)
+        result = await self.generate(**_request.replay_request(data, overrides))
+        return result if index is None else one_of_batch(result, index)
 
     def live(self, **settings: Any) -> AsyncLiveSession:
         """Open a live session: ``async with client.live(prompt=...) as s: await s.send(img)``

@@ -41,6 +41,7 @@ from ._request import (
     ReplayInputWarning,
     differing_inputs,
     differs_note,
+    image_index,
     missing_inputs,
     request_from_recipe,
 )
@@ -183,6 +184,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         recipe = load_recipe(source)
         request_from_recipe(recipe)  # checked before connecting: a bad field is named here
+        image_index(recipe)
     except (ValueError, OSError) as exc:
         message = str(exc)
         raise UsageError(message if str(source) in message else f"{source}: {message}") from None

@@ -9,6 +9,7 @@ with Client("127.0.0.1:50051") as client:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -169,8 +170,12 @@ class Client:
     def replay(self, recipe: dict[str, Any] | str | Path, **overrides: Any) -> Result:
         """Reproduce a recipe (a dict, JSON text, or a .json/.png path). Pass init_image/mask
         again for img2img and inpainting recipes (a file other than the one the recipe was
-        made with warns: ``_request.ReplayInputWarning``, a UserWarning)."""
-        return self.generate(**_request.replay_request(load_recipe(recipe), overrides))
+        made with warns: ``_request.ReplayInputWarning``, a UserWarning). The PNG of one image
+        of a batch replays the batch (its pixels depend on it) and returns that image alone."""
+        data = load_recipe(recipe)
+        index = _request.image_index(data)
+        result = self.generate(**_request.replay_request(data, overrides))
+        return result if index is None else one_of_batch(result, index)
 
     def live(self, **settings: Any) -> LiveSession:
         """Open a live session; ``settings`` (prompt, strength, seed, steps, size, ...) go with
@@ -223,6 +228,11 @@ class Client:
                     f"daemon at {self.address} not ready after {timeout:.0f} s",
                 )
             time.sleep(interval)
+
+
+def one_of_batch(result: Result, index: int) -> Result:
+    """``result`` narrowed to its image ``index`` (no atlas: that is the batch's)."""
+    return dataclasses.replace(result, images=[result.images[index]], atlas=None, atlas_frames=None)
 
 
 def load_recipe(recipe: dict[str, Any] | str | Path) -> dict[str, Any]:
