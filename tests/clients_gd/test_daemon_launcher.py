@@ -402,7 +402,7 @@ def test_launcher_shows_why_the_daemon_exited(game: Path) -> None:
     [(asked, message)] = launcher.exits
     assert asked is False
     assert message.startswith("the daemon exited with code 2:\n# "), message
-    assert "address already in use; choose free ports with --port/--ws-port" in message
+    assert "in use by another program; choose free ports with --port/--ws-port" in message
     assert launcher("log_tail") in message
     launcher.vm.shutdown()
 
