@@ -101,8 +101,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--runner-hang-timeout",
         type=float,
         default=60.0,
-        help="kill and restart a runner that sends nothing (not even its heartbeat) for this "
-        "many seconds while it runs a job (default 60)",
+        help="kill and restart a runner that sends nothing (not even its heartbeat, sent every "
+        "0.5 s from its own thread whether it runs a job, loads a model or waits) for this "
+        "many seconds; a runner just started has at least 120 s for its first message "
+        "(default 60)",
     )
     parser.add_argument("--queue-size", type=int, default=32, help="max queued requests")
     parser.add_argument(

@@ -6,9 +6,17 @@ micro-batching is on) to a runner: one that already holds the job's model, else 
 loaded. A live session's jobs stay on the runner that served its first frame.
 
 A runner that dies ends its in-flight jobs with UNAVAILABLE (retry-safe) and is started
-again with backoff, warmed up (its default model loaded, one generation run) before it takes
-work. Jobs still queued never left the front, so none is lost. A runner that sends nothing
-(not even its heartbeat) for ``hang_timeout_s`` while it runs a job is killed.
+again, warmed up (its default model loaded, one generation run) before it takes work: at
+once, then with backoff while it keeps failing (a start that fails, or a death soon after it
+became ready). Jobs still queued never left the front, and jobs it had not started go back to
+the front of the queue, so none is lost. A runner that sends nothing (not even its heartbeat,
+which its own thread sends whether it works, loads or waits) for ``hang_timeout_s`` is killed;
+a runner just started has at least ``FIRST_MESSAGE_S`` for its first message.
+
+At the daemon's start a runner that dies is restarted the same way; the first start fails
+(the daemon exits) only when every runner failed to load or warm up the default model with an
+error of its own (NOT_FOUND, INVALID_ARGUMENT, ...), not a death: such a model fails on every
+runner. It succeeds as soon as one runner is ready.
 """
 
 from __future__ import annotations
@@ -31,8 +39,21 @@ from .scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
-# How long a starting runner may stay silent (before its first heartbeat) before it is killed.
-STARTUP_SILENCE_S = 120.0
+# A runner that dies within this many seconds of becoming ready goes on with its backoff; one
+# that served longer is started again at once.
+STABLE_S = 60.0
+# How long a just-started runner may stay silent before its first message (its first
+# heartbeat comes once Python has started and imported the runner's modules); after that,
+# ``hang_timeout_s`` applies in every state.
+FIRST_MESSAGE_S = 120.0
+# How long the pool waits for a runner it killed to be gone before it starts another.
+KILL_WAIT_S = 10.0
+
+
+def backoff_s(failures: int) -> float:
+    """The wait before the next start after ``failures`` failures in a row: none after a
+    death, then 0.5 s, doubling, at most ``MAX_BACKOFF_S``."""
+    return 0.0 if failures <= 0 else min(MAX_BACKOFF_S, 0.25 * 2**failures)
 
 
 def batch_key(job: Job) -> tuple[object, ...] | None:
@@ -105,70 +126,119 @@ class RunnerPool:
         self._serving = False
         self._starting: set[str] = set()
         self._kill_reasons: dict[str, str] = {}
+        # Runners the pool killed because their start failed (their exit is no crash): why.
+        self._start_failed: dict[str, str] = {}
+        # Set when a runner's process has ended (its exit was handled).
+        self._gone = {runner.name: asyncio.Event() for runner in runners}
+        # When each runner last became ready, after how many failures in a row.
+        self._ready_since: dict[str, tuple[float, int]] = {}
+        # The first start: the runners whose default model failed to load or warm up.
+        self._load_errors: dict[str, PixelKilnError] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         self._first = asyncio.get_running_loop().create_future()
         for runner in self.runners:
-            self._spawn(self._bring_up(runner, first=True))
+            self._spawn(self._bring_up(runner, failures=0))
         self._spawn(self._dispatch_loop())
         self._spawn(self._watchdog())
 
     async def wait_ready(self) -> None:
-        """Until one runner serves; raises the first start-up error if none can."""
+        """Until one runner serves; raises a load error of the default model once every
+        runner has had one (a runner that dies is restarted, not reported)."""
         assert self._first is not None, "start() first"
         await asyncio.shield(self._first)
 
-    async def _bring_up(self, runner: RunnerClient, first: bool) -> None:
+    async def _bring_up(self, runner: RunnerClient, failures: int) -> None:
         if runner.name in self._starting:
             return
         self._starting.add(runner.name)
         try:
-            await self._bring_up_loop(runner, first)
+            await self._bring_up_loop(runner, failures)
         finally:
             self._starting.discard(runner.name)
 
-    async def _bring_up_loop(self, runner: RunnerClient, first: bool) -> None:
-        failures = 0
+    async def _bring_up_loop(self, runner: RunnerClient, failures: int) -> None:
+        """Start ``runner`` and warm it up until it is ready (or the pool closes), after
+        ``failures`` failures in a row (its backoff goes on from there)."""
         while not self._closing:
-            if failures:  # the first restart is immediate; then 0.5 s, doubling, at most 10 s
-                await asyncio.sleep(min(MAX_BACKOFF_S, 0.25 * 2**failures))
+            if failures:
+                delay = backoff_s(failures)
+                log.warning(
+                    "runner %s: next start in %.1f s (failure %d in a row)",
+                    runner.name, delay, failures,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
                 if self._closing:
                     return
+            self._kill_reasons.pop(runner.name, None)
+            self._start_failed.pop(runner.name, None)
+            self._gone[runner.name].clear()
+            started = False
             try:
                 runner.start()
+                started = True
                 if self._warm_up is not None:
                     await self._warm_up(runner)
             except Exception as caught:  # noqa: BLE001 - any start-up failure is retried
+                failures += 1
+                if runner.state != STARTING:  # it died (``_exited`` said why): retried
+                    continue
                 if isinstance(caught, PixelKilnError):
                     exc = caught
                 else:
                     log.exception("runner %s could not start", runner.name)
                     exc = Unavailable(f"model runner {runner.name} could not start: {caught}")
-                failures += 1
-                log.error("runner %s failed to start: %s", runner.name, exc.message)
-                if first and self._first is not None and not self._first.done():
-                    # The default model failing at the first start fails on every runner:
-                    # report it (the daemon exits) instead of retrying forever.
-                    runner.state = STOPPED
-                    runner.kill()
-                    self._first.set_exception(exc)
+                await self._stop_failed_start(runner, exc, started)
+                if self._first_start_failed(runner, exc):
                     return
-                runner.kill()
                 continue
-            if runner.state != STARTING:  # died while warming up
+            if runner.state != STARTING:  # died as its warm-up ended
                 failures += 1
                 continue
             runner.state = READY
-            if not first:
-                runner.restarts += 1
+            self._ready_since[runner.name] = (time.monotonic(), failures)
+            self._load_errors.pop(runner.name, None)
             log.info("runner %s ready on %s (pid %s)", runner.name, runner.device, runner.pid)
             self._health_changed()
             if self._first is not None and not self._first.done():
                 self._first.set_result(None)
             self._wake.set()
             return
+
+    async def _stop_failed_start(
+        self, runner: RunnerClient, exc: PixelKilnError, started: bool
+    ) -> None:
+        """The runner could not start, or lives but could not load or warm up its default
+        model: the pool kills it (its exit is no crash) and, when it had ``started``, waits
+        for it to be gone before another is started."""
+        why = f"{exc.code.value}: {exc.message}"
+        runner.last_error = f"its start failed: {why}"
+        log.error("runner %s (%s) failed to start: %s", runner.name, runner.device, why)
+        self._start_failed[runner.name] = why
+        with contextlib.suppress(Exception):
+            runner.kill()
+        if started:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gone[runner.name].wait(), KILL_WAIT_S)
+
+    def _first_start_failed(self, runner: RunnerClient, exc: PixelKilnError) -> bool:
+        """During the first start: True (the start fails, the runners stop) once every runner
+        has failed to load or warm up the default model, the sign of a model that cannot be
+        served (it fails alike on every runner); until then the others may still come up."""
+        if self._first is None or self._first.done():
+            return False
+        self._load_errors[runner.name] = exc
+        if len(self._load_errors) < len(self.runners):
+            return False
+        self._closing = True
+        for other in self.runners:
+            other.state = STOPPED
+            with contextlib.suppress(Exception):
+                other.kill()
+        self._first.set_exception(exc)
+        return True
 
     async def stop(self, timeout: float) -> None:
         """Cancel what runs, wait up to ``timeout`` for it to end, stop every runner."""
@@ -318,13 +388,13 @@ class RunnerPool:
 
     def _requeue_unstarted(self, runner: RunnerClient) -> None:
         """Jobs the runner never reported on were probably never started (it died before
-        reading them): they go back to the queue, once. A job that a runner died on twice
-        may be what kills runners; it fails like the others."""
+        reading them): they go back to the front of the queue (full or not), once. A job
+        that a runner died on twice may be what kills runners; it fails like the others."""
         for job in list(runner.inflight.values()):
             if job.heard or job.dispatches > 1 or job.cancelled:
                 continue
             try:
-                self.scheduler.put(job)
+                self.scheduler.put_back(job)
             except PixelKilnError:
                 continue
             del runner.inflight[job.id]
@@ -332,13 +402,22 @@ class RunnerPool:
 
     def _exited(self, runner: RunnerClient, cause: str) -> None:
         self._batch_over.set()
+        self._gone[runner.name].set()
         if self._closing or runner.state == STOPPED:
             self._fail_inflight(runner, Unavailable("the daemon is shutting down"))
+            return
+        why = self._start_failed.pop(runner.name, None)
+        if why is not None:  # the pool's own kill: last_error keeps the start's error
+            log.info(
+                "runner %s (%s) stopped: the pool killed it because its start failed (%s)",
+                runner.name, runner.device, why,
+            )  # fmt: skip
             return
         cause = self._kill_reasons.pop(runner.name, cause)
         runner.last_error = cause
         log.error("runner %s (%s) stopped: %s", runner.name, runner.device, cause)
-        self._requeue_unstarted(runner)
+        if runner.name not in self._starting:  # a starting runner's only job is its warm-up
+            self._requeue_unstarted(runner)
         self._fail_inflight(
             runner,
             Unavailable(
@@ -348,21 +427,30 @@ class RunnerPool:
         )
         self._health_changed()
         if runner.name not in self._starting:  # else its start-up loop tries again
-            self._spawn(self._bring_up(runner, first=False))
+            self._spawn(self._bring_up(runner, self._failures_before(runner)))
+
+    def _failures_before(self, runner: RunnerClient) -> int:
+        """Failures in a row before the restart of a runner that died after it was ready: a
+        restarted runner that died within ``STABLE_S`` of becoming ready goes on with its
+        backoff; one that served longer (or its first process) starts afresh."""
+        ready_at, failures = self._ready_since.pop(runner.name, (float("-inf"), 0))
+        if runner.restarts and time.monotonic() - ready_at < STABLE_S:
+            return failures + 1
+        return 0
 
     async def _watchdog(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.hang_timeout_s / 4))
             now = time.monotonic()
             for runner in self.runners:
-                # Heartbeats come from their own thread whether the runner works or not, so
-                # silence means a frozen process (busy or idle). A starting one gets longer:
-                # spawning, imports and the first heartbeat take seconds on a loaded machine.
-                limit = self.hang_timeout_s
-                if runner.state == STARTING:
-                    limit = max(limit, STARTUP_SILENCE_S)
-                elif runner.state != READY:
+                # Heartbeats come from their own thread whether the runner works, loads a
+                # model or waits, so silence means a frozen process. Before its first message
+                # a runner gets longer: spawning and imports take seconds on a loaded machine.
+                if runner.state not in (STARTING, READY):
                     continue
+                limit = self.hang_timeout_s
+                if not runner.has_spoken:
+                    limit = max(limit, FIRST_MESSAGE_S)
                 silent = now - runner.last_seen
                 if silent > limit:
                     log.error("runner %s sent nothing for %.0f s: killing it", runner.name, silent)

@@ -51,9 +51,14 @@ class RunnerClient:
         self.batch_started = 0.0
         self.models: list[LoadedModelStatus] = []
         self.budget_bytes = 0
+        # Processes started in place of one that died or was stopped (every start after the
+        # first, whether or not it then warmed up): a crash loop shows.
         self.restarts = 0
         self.jobs_run = 0
         self.last_seen = time.monotonic()
+        # Whether this start's runner has sent anything yet (its first heartbeat, at least).
+        self.has_spoken = False
+        # Why it last stopped or failed to start; the pool that owns it sets it.
         self.last_error = ""
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._call_ids = itertools.count(1)
@@ -76,13 +81,16 @@ class RunnerClient:
         return any(m.name == name for m in self.models)
 
     def start(self) -> None:
-        """Start the transport (a fresh one after a crash) and its reader thread."""
+        """Start the transport (a fresh one, counted in ``restarts``, for every start after
+        the first) and its reader."""
         self._loop = asyncio.get_running_loop()
-        if self._generation:  # a fresh transport for every start after the first
+        if self._generation:
             self.transport = self._make_transport()
+            self.restarts += 1
         self._generation += 1
         self.state = STARTING
         self.last_seen = time.monotonic()
+        self.has_spoken = False
         self.transport.start()
         generation, transport = self._generation, self.transport
         fd = transport.take_fd()
@@ -139,6 +147,7 @@ class RunnerClient:
         if generation != self._generation:
             return
         self.last_seen = time.monotonic()
+        self.has_spoken = True
         if "models" in message:  # the runner's state, on a batch's end and on replies
             self.models, self.budget_bytes = port.state_from_wire(message)
         ev = message.get("ev")
@@ -165,7 +174,6 @@ class RunnerClient:
             f"model runner {self.name} ({self.device}) stopped: {cause}; "
             "the request was not completed and retrying it is safe"
         )
-        self.last_error = cause
         for future in self._calls.values():
             if not future.done():
                 future.set_exception(error)

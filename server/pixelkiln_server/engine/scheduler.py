@@ -2,7 +2,8 @@
 clients (round robin, the client served least recently first), then arrival. Thread-safe.
 
 Every change of order re-reports queue positions to the jobs whose position changed, and
-:meth:`Scheduler.take_compatible` hands the runner pool queued jobs it can run in one batch.
+:meth:`Scheduler.take_compatible` hands the runner pool queued jobs it can run in one batch;
+:meth:`Scheduler.put_back` returns one a runner never started to the front of its class.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        # Jobs handed out and put back (their runner died before starting them): first in
+        # their priority class, in arrival order.
+        self._returned: set[Job] = set()
         # Set by the pool while no runner is free: a job entering an empty queue of an idle
         # runner starts at once, and gets no Queued event (one message less per request).
         self.busy = False
@@ -44,6 +48,19 @@ class Scheduler:
                 )
             job.seq = next(self._seq)
             self._jobs.append(job)
+            self._changed()
+            self._cond.notify()
+
+    def put_back(self, job: Job) -> None:
+        """Return a job that was taken but never started (its runner died first) to where it
+        stood: ahead of the jobs of its priority class, even when the queue is full (it was
+        admitted once). Raises Unavailable once the queue is closed."""
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the daemon is shutting down")
+            self._returned.add(job)
+            self._jobs.append(job)
+            self._jobs.sort(key=lambda j: j.seq)
             self._changed()
             self._cond.notify()
 
@@ -81,6 +98,7 @@ class Scheduler:
             if job not in self._jobs:
                 return False
             self._jobs.remove(job)
+            self._returned.discard(job)
             self._changed()
             return True
 
@@ -89,6 +107,7 @@ class Scheduler:
         with self._cond:
             self._closed = True
             jobs, self._jobs, self._order = self._jobs, [], []
+            self._returned.clear()
             self._cond.notify_all()
             return jobs
 
@@ -98,6 +117,7 @@ class Scheduler:
 
     def _take(self, job: Job) -> None:
         self._jobs.remove(job)
+        self._returned.discard(job)
         self._served[job.client_id] = next(self._tick)
         if len(self._served) > _MAX_CLIENT_HISTORY:
             oldest = min(self._served, key=self._served.__getitem__)
@@ -119,7 +139,11 @@ class Scheduler:
         for rank in ranks:
             per_client: dict[str, list[Job]] = {}
             for job in self._jobs:
-                if job.request.priority.rank == rank:
+                if job.request.priority.rank != rank:
+                    continue
+                if job in self._returned:
+                    order.append(job)
+                else:
                     per_client.setdefault(job.client_id, []).append(job)
             clients = sorted(
                 per_client, key=lambda c: (self._served.get(c, 0), per_client[c][0].seq)
