@@ -166,7 +166,9 @@ class EngineCollector(Collector):
             "pixelkiln_runner_up", "1 while the runner takes work", labels=labels
         )
         restarts = CounterMetricFamily(
-            "pixelkiln_runner_restarts", "Restarts after a crash, a hang or a failed start", labels=labels
+            "pixelkiln_runner_restarts",
+            "Restarts after a crash, a hang or a failed start",
+            labels=labels,
         )
         running = GaugeMetricFamily(
             "pixelkiln_runner_running_jobs", "Jobs the runner is running", labels=labels
