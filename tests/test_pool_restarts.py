@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import pytest
 
 from pixelkiln import AsyncClient
+from pixelkiln import PixelKilnError as ClientError
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends.fake import FAKE_SPEC
 from pixelkiln_server.engine import pool as pool_module
@@ -401,3 +403,40 @@ async def test_a_runner_gets_longer_for_its_first_message(
     async with started_daemon(freezes_at_once, runner_hang_timeout_s=1.0) as d:
         await ready(d)
         assert "the limit is 4 s" in runner(d).last_error
+
+
+# -- requests wait for no runner that cannot start --------------------------------------------
+
+
+async def remove_folder_for_good(r: RunnerClient, n: int, warm_up: WarmUp) -> None:
+    if n >= 2:  # every restart: the model's folder is gone
+        raise NotFound("model folder /models/gone was removed")
+    await warm_up(r)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+async def test_requests_waiting_for_a_runner_that_cannot_start_fail_with_its_cause() -> None:
+    """A queued request waited for as long as the restarts failed (forever, for a removed
+    model folder), and new ones were accepted into that queue; now both are answered with
+    UNAVAILABLE naming the failed start, until a runner serves again."""
+    async with started_daemon(remove_folder_for_good) as d:
+        await ready(d)
+        r = runner(d)
+        await wait_for(lambda: r.state == READY and not r.busy)
+        kill(r, "SIGSTOP")  # busy with nothing: the next request waits in the queue
+        async with AsyncClient(d.address, timeout=60) as client:
+            first = asyncio.ensure_future(client.generate("x", seed=1))
+            await wait_for(lambda: bool(r.inflight))
+            queued = asyncio.ensure_future(client.generate("x", seed=2))
+            await wait_for(lambda: d.engine.scheduler.depth == 1)
+            kill(r)
+            with pytest.raises(ClientError) as waited:
+                await asyncio.wait_for(queued, 60)
+            assert waited.value.code is grpc.StatusCode.UNAVAILABLE
+            assert "no model runner can serve" in waited.value.message
+            assert "NOT_FOUND: model folder /models/gone" in waited.value.message
+            with pytest.raises(ClientError) as refused:
+                await client.generate("x", seed=3)
+            assert "no model runner can serve" in refused.value.message
+            with contextlib.suppress(ClientError):
+                await first

@@ -134,6 +134,9 @@ class RunnerPool:
         self._ready_since: dict[str, tuple[float, int]] = {}
         # The first start: the runners whose default model failed to load or warm up.
         self._load_errors: dict[str, PixelKilnError] = {}
+        # Why no runner can serve, once a start failed while none served (the queue would wait
+        # for a runner that may never come): new requests are refused with it meanwhile.
+        self.down_reason: str | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -184,6 +187,7 @@ class RunnerPool:
             except Exception as caught:  # noqa: BLE001 - any start-up failure is retried
                 failures += 1
                 if runner.state != STARTING:  # it died (``_exited`` said why): retried
+                    self._start_failed_with_none_serving(runner, runner.last_error or "it died")
                     continue
                 if isinstance(caught, PixelKilnError):
                     exc = caught
@@ -193,11 +197,13 @@ class RunnerPool:
                 await self._stop_failed_start(runner, exc, started)
                 if self._first_start_failed(runner, exc):
                     return
+                self._start_failed_with_none_serving(runner, f"{exc.code.value}: {exc.message}")
                 continue
             if runner.state != STARTING:  # died as its warm-up ended
                 failures += 1
                 continue
             runner.state = READY
+            self.down_reason = None
             self._ready_since[runner.name] = (time.monotonic(), failures)
             self._load_errors.pop(runner.name, None)
             log.info("runner %s ready on %s (pid %s)", runner.name, runner.device, runner.pid)
@@ -222,6 +228,22 @@ class RunnerPool:
         if started:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._gone[runner.name].wait(), KILL_WAIT_S)
+
+    def _start_failed_with_none_serving(self, runner: RunnerClient, why: str) -> None:
+        """A start failed and no runner serves: the requests waiting for one fail now, naming
+        the cause, and new ones are refused until a runner is ready (they waited for as long
+        as the runners kept failing: forever, for a model folder that was removed)."""
+        if self.serving or self._closing:
+            return
+        self.down_reason = (
+            f"no model runner can serve: {runner.name}'s start failed ({why}); it is started "
+            "again with backoff: retry later"
+        )
+        waiting = self.scheduler.take_compatible(lambda job: True, self.scheduler.capacity)
+        for job in waiting:
+            job.finish(Failed(Unavailable(self.down_reason)))
+        if waiting:
+            log.warning("%d queued requests failed: %s", len(waiting), self.down_reason)
 
     def _first_start_failed(self, runner: RunnerClient, exc: PixelKilnError) -> bool:
         """During the first start: True (the start fails, the runners stop) once every runner
