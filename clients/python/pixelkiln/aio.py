@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import _request
+from . import _replay, _request
 from ._channel import PemSource, Security
 from .client import (
     CLIENT_ID_HEADER,
@@ -107,8 +107,8 @@ class AsyncClient:
     async def replay(self, recipe: Any, **overrides: Any) -> Result:
         """As :meth:`pixelkiln.Client.replay`."""
         data = load_recipe(recipe)
-        index = _request.image_index(data)
-        result = await self.generate(**_request.replay_request(data, overrides))
+        index = _replay.image_index(data)
+        result = await self.generate(**_replay.replay_request(data, overrides))
         return result if index is None else one_of_batch(result, index)
 
     def live(self, **settings: Any) -> AsyncLiveSession:

@@ -36,7 +36,7 @@ from ._cli_parts import (
     unsigned,
 )
 from ._files import write_atomically
-from ._request import (
+from ._replay import (
     REPLAY_INPUTS,
     ReplayInputWarning,
     differing_inputs,

@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import _request
+from . import _replay, _request
 from ._channel import PemSource, Security
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
@@ -170,11 +170,11 @@ class Client:
     def replay(self, recipe: dict[str, Any] | str | Path, **overrides: Any) -> Result:
         """Reproduce a recipe (a dict, JSON text, or a .json/.png path). Pass init_image/mask
         again for img2img and inpainting recipes (a file other than the one the recipe was
-        made with warns: ``_request.ReplayInputWarning``, a UserWarning). The PNG of one image
+        made with warns: ``_replay.ReplayInputWarning``, a UserWarning). The PNG of one image
         of a batch replays the batch (its pixels depend on it) and returns that image alone."""
         data = load_recipe(recipe)
-        index = _request.image_index(data)
-        result = self.generate(**_request.replay_request(data, overrides))
+        index = _replay.image_index(data)
+        result = self.generate(**_replay.replay_request(data, overrides))
         return result if index is None else one_of_batch(result, index)
 
     def live(self, **settings: Any) -> LiveSession:
