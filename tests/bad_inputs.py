@@ -282,6 +282,8 @@ def generate_cases() -> list[Case]:
             gen(init_image=init, mask=_image(MASK64, encoding=value)),
             ("mask.encoding", f"unknown value {value}", encodings),
         )
+    # LIVE is the class of live frames, served before everything: not for Generate.
+    add("priority LIVE", gen(priority=gen_pb.PRIORITY_LIVE), ("priority", "live sessions"))
     for value in (3, 99):
         add(
             f"priority {value}",

@@ -40,7 +40,6 @@ CASES: list[tuple[str, dict[str, Any], grpc.StatusCode, list[str]]] = [
         # The float32 the wire carried, shown as the caller wrote it (not 0.10000000149011612).
         ["strength", "steps * strength", "(steps=2, strength=0.1)"],
     ),
-    ("live priority from Generate", {"priority": "live"}, INVALID, ["priority", "live sessions"]),
     ("mask without init", {"mask": png_bytes(RGB64[:, :, 0])}, INVALID, ["mask", "init_image"]),
     (
         "mask of another size",

@@ -39,7 +39,6 @@ CONVENTIONS: dict[str, Any] = {
 PRIORITIES = {
     "interactive": gen_pb.PRIORITY_INTERACTIVE,
     "batch": gen_pb.PRIORITY_BATCH,
-    "live": gen_pb.PRIORITY_LIVE,
 }
 
 ImageInput = str | Path | bytes | Any  # a path, encoded bytes, a PIL image or a numpy array
