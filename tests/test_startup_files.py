@@ -54,10 +54,16 @@ def _config_of(files: dict[str, Path | str]) -> dict[str, object]:
     return {flag[2:].replace("-", "_"): Path(path) for flag, path in files.items()}
 
 
-def _limit_memory() -> None:
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+# The CLI under an address-space cap set in the child itself, after exec: a ``preexec_fn`` runs
+# Python between fork and exec in a process whose gRPC threads are busy (the test worker's),
+# and the child then aborted in gRPC's fork handlers (seen in CI: SIGABRT, "epoll_wait error").
+CAPPED_CLI = (
+    "import resource, runpy, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    f"    resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT}))\n"
+    "sys.argv = ['pixelkiln', *sys.argv[1:]]\n"
+    "runpy.run_module('pixelkiln.cli', run_name='__main__')\n"
+)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="/dev/zero and FIFOs are POSIX")
@@ -73,13 +79,12 @@ def test_serve_refuses_a_device_or_a_fifo_at_once(
         bad = Path("/dev/zero")
     args = [arg for pair in _files(flag, bad, pki).items() for arg in map(str, pair)]
     proc = subprocess.run(
-        [sys.executable, "-m", "pixelkiln.cli", "serve", "--port", "0", "--ws-port", "-1", *args],
+        [sys.executable, "-c", CAPPED_CLI, "serve", "--port", "0", "--ws-port", "-1", *args],
         capture_output=True,
         text=True,
         timeout=REFUSE_WITHIN,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_limit_memory if sys.platform.startswith("linux") else None,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == f"pixelkiln serve: error: {flag}: {bad} is not a regular file\n"
