@@ -75,22 +75,21 @@ def _resolve_size(
         init_h, init_w = inputs.init_rgb.shape[:2]
         width = width or init_w
         height = height or init_h
-    if inputs.init_rgb is not None and not (req.width and req.height):
-        # A side taken from the init image: name the image, not a field the caller never set.
-        try:
-            _check_side("width", width or spec.native_width, limits, caps, spec.name)
-            _check_side("height", height or spec.native_height, limits, caps, spec.name)
-        except InvalidArgument as exc:
-            init_h, init_w = inputs.init_rgb.shape[:2]
-            raise InvalidArgument(
-                "init_image",
-                f"is {init_w}x{init_h}, and the size is taken from it: {exc.message}; resize "
-                "it, or give width and height",
-            ) from None
     width = width or spec.native_width
     height = height or spec.native_height
-    _check_side("width", width, limits, caps, spec.name)
-    _check_side("height", height, limits, caps, spec.name)
+    try:
+        _check_side("width", width, limits, caps, spec.name)
+        _check_side("height", height, limits, caps, spec.name)
+    except InvalidArgument as exc:
+        if inputs.init_rgb is None or (req.width and req.height):
+            raise
+        # A side taken from the init image: name the image, not a field the caller never set.
+        init_h, init_w = inputs.init_rgb.shape[:2]
+        raise InvalidArgument(
+            "init_image",
+            f"is {init_w}x{init_h}, and the size is taken from it: {exc.message}; resize "
+            "it, or give width and height",
+        ) from None
     if width * height > limits.max_pixels:
         raise InvalidArgument(
             "width",

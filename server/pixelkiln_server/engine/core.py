@@ -224,9 +224,8 @@ class Engine:
         ``affinity`` (a live session) stay on one runner. ``decoded``: the input images as
         the caller already decoded them (with :func:`validation.decode_inputs`), not again."""
         spec = self.registry.spec(request.model or self.config.default_model)
-        down = getattr(self.pool, "down_reason", None)
-        if down is not None:
-            raise Unavailable(down)
+        if self.pool.down_reason is not None:
+            raise Unavailable(self.pool.down_reason)
         limits = self.config.limits
         if request.init_image is not None or request.mask is not None:
             # Decoding and hashing the inputs (for the recipe) stay off the event loop.

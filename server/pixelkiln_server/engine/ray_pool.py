@@ -131,6 +131,8 @@ class RayPool:
         self._closing = False
         self._serving = False
         self._failed_polls = 0
+        # RunnerPool's refusal while no runner can start; Serve restarts replicas itself.
+        self.down_reason: str | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 

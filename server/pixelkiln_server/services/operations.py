@@ -136,6 +136,11 @@ class OwnedJob:
             self.handle.cancel(SHUTTING_DOWN)
 
 
+def _distinct(keys: dict[str, OwnedJob]) -> list[OwnedJob]:
+    """A client's jobs, each once (a job is under its server id and its client_request_id)."""
+    return list({id(job): job for job in keys.values()}.values())
+
+
 class Operations:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -334,7 +339,7 @@ class Operations:
                 "has not ended; give each request its own id",
             )
         limit = self.engine.config.max_jobs_per_client
-        own = {id(j): j for j in keys.values()}.values()
+        own = _distinct(keys)
         active = sum(1 for j in own if not j.handle.job.finished)
         if active >= limit:
             raise ResourceExhausted(
@@ -376,8 +381,8 @@ class Operations:
     def end_all(self) -> None:
         """The grace is over: every job still queued or running, and every live session, ends
         with UNAVAILABLE, which its stream carries to the client before the carriers close."""
-        for own in list(self._jobs.values()):
-            for job in {id(j): j for j in own.values()}.values():
+        for keys in list(self._jobs.values()):
+            for job in _distinct(keys):
                 job.end_for_shutdown()
         for session in list(self._lives):
             session.stop(Unavailable(SHUTTING_DOWN))
