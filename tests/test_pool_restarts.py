@@ -38,22 +38,12 @@ from pixelkiln_server.errors import NotFound, PixelKilnError
 from pixelkiln_server.types import GenerationRequest, Priority
 
 from .conftest import make_config
+from .test_runners import fake_config, runner, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
 POOL_LOG = "pixelkiln_server.engine.pool"
 WarmUp = Callable[[RunnerClient], Awaitable[None]]
-
-
-def fake_config(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "default_model": "fake",
-        "runner": "process",
-        "runner_faults": True,
-        "ws_port": None,
-    }
-    values.update(overrides)
-    return values
 
 
 @contextlib.asynccontextmanager
@@ -88,19 +78,6 @@ async def started_daemon(
 async def ready(d: Daemon, timeout: float = 60.0) -> None:
     """The first start succeeds (well before a hung runner's 120 s would have passed)."""
     await asyncio.wait_for(d.wait_ready(), timeout)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-def runner(d: Daemon, index: int = 0) -> RunnerClient:
-    return d.engine.runners[index]  # type: ignore[return-value]
 
 
 def kill(r: RunnerClient, sig: str = "SIGKILL") -> None:

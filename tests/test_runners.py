@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import grpc
@@ -29,7 +30,8 @@ from .conftest import decode, make_config, running_daemon
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
 
-def fake_daemon(**overrides: object) -> contextlib.AbstractAsyncContextManager[Daemon]:
+def fake_config(**overrides: object) -> dict[str, object]:
+    """A daemon on the fake model (and "fake-b") in child processes that take fault orders."""
     values: dict[str, object] = {
         "default_model": "fake",
         "runner": "process",
@@ -37,21 +39,25 @@ def fake_daemon(**overrides: object) -> contextlib.AbstractAsyncContextManager[D
         "ws_port": None,
     }
     values.update(overrides)
+    return values
+
+
+def fake_daemon(**overrides: object) -> contextlib.AbstractAsyncContextManager[Daemon]:
     specs = (FAKE_SPEC, replace(FAKE_SPEC, name="fake-b"))
-    return running_daemon(register=specs, **values)
+    return running_daemon(register=specs, **fake_config(**overrides))
 
 
-async def wait_for(predicate: object, timeout: float = 30.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
 
 
 def runner(d: Daemon, index: int = 0) -> RunnerClient:
-    return d.engine.runners[index]
+    return d.engine.runners[index]  # type: ignore[return-value]
 
 
 async def test_generates_through_a_child_process() -> None:
