@@ -10,10 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._request import ENCODINGS, INPUT_KINDS, MAP_KINDS, choice, image_kind
-from .events import Accepted, Event, Preview, Progress, Queued, Result
-
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+from ._request import INPUT_KINDS, MAP_KINDS, image_kind
+from .events import SAVE_SUFFIXES, Accepted, Event, Preview, Progress, Queued, Result
 
 
 class UsageError(Exception):
@@ -110,9 +108,9 @@ def output_path(flag: str, value: str) -> tuple[Path, str]:
     """Where results go and their encoding, from the suffix (checked before any work)."""
     path = Path(value)
     suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
+    if suffix not in SAVE_SUFFIXES:  # what Image.save writes
         what = f"cannot write {path.suffix} files" if path.suffix else "needs a file suffix"
-        raise UsageError(f"{flag}: {what} ({value}); allowed: {', '.join(OUTPUT_SUFFIXES)}")
+        raise UsageError(f"{flag}: {what} ({value}); allowed: {', '.join(SAVE_SUFFIXES)}")
     parent = path.parent
     if not parent.is_dir():
         raise UsageError(f"{flag}: folder {parent} does not exist (for {value})")
@@ -120,9 +118,7 @@ def output_path(flag: str, value: str) -> tuple[Path, str]:
         raise UsageError(f"{flag}: {value} is a folder; give a file name in it")
     if not os.access(parent, os.W_OK):  # checked again when writing (Windows folders pass)
         raise UsageError(f"{flag}: folder {parent} is not writable (for {value})")
-    encoding = {"jpg": "jpeg"}.get(suffix[1:], suffix[1:])
-    choice(flag, encoding, ENCODINGS)
-    return path, encoding
+    return path, SAVE_SUFFIXES[suffix]
 
 
 def map_kinds(value: str) -> str:
