@@ -14,7 +14,7 @@ import pytest
 from PIL import Image as PILImage
 
 from pixelkiln import AsyncClient, Client, Image
-from pixelkiln._request import build_request
+from pixelkiln._request import build_live_input, build_request
 
 from .conftest import png_bytes
 
@@ -72,6 +72,17 @@ def test_right_types_still_build_and_none_means_the_default() -> None:
     assert (request.width, request.height, request.seed) == (64, 64, 7)
     assert request.guidance_scale == 4.0 and request.strength == 0.5
     assert request.model == "" and request.steps == 0 and request.num_images == 1
+
+
+def test_size_fills_only_the_sides_not_given() -> None:
+    """``size=64, width=128`` (the CLI's ``--size 64 --width 128``) is 128x64: the side given
+    by name wins instead of being dropped without a word."""
+    wide = build_request("stone", size=64, width=128)
+    tall = build_request("stone", size=64, height=32)
+    assert (wide.width, wide.height) == (128, 64)
+    assert (tall.width, tall.height) == (64, 32)
+    live = build_live_input(1, size=64, width=128)
+    assert (live.settings.width, live.settings.height) == (128, 64)
 
 
 def test_num_images_below_one_is_refused() -> None:

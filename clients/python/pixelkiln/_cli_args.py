@@ -140,7 +140,12 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     )
     gen.add_argument("--model", default="", help="model name (default: the daemon's)")
     gen.add_argument("--negative", default="", help="negative prompt")
-    gen.add_argument("--size", type=int, default=0, help="width and height")
+    gen.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="width and height (--width or --height sets one side instead)",
+    )
     gen.add_argument("--width", type=int, default=0)
     gen.add_argument("--height", type=int, default=0)
     gen.add_argument("--steps", type=int, default=0)

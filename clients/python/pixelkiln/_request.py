@@ -256,8 +256,8 @@ def build_request(
     loras: dict[str, float] | None = None,
     tiny_autoencoder: bool = False,
 ) -> gen_pb.GenerateRequest:
-    """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets both
-    width and height. Zero/None means the model's default (None for any keyword: its default).
+    """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets
+    width and height where they are not given (``size=64, width=128``: 128x64). Zero/None means the model's default (None for any keyword: its default).
     A value of the wrong type is a TypeError naming the keyword, one out of range a ValueError.
 
     Assets: ``tiling`` "x" | "y" | "xy"; ``transparent=True`` for an RGBA sprite (``trim``
@@ -267,8 +267,9 @@ def build_request(
     asked for it used (its recipe replays with it). ``progress=False``: no Progress events;
     ``result_only=True``: no events at all but the Result (see :func:`quiet_defaults`)."""
     o = _check_types(locals())
-    if o["size"] is not None:
-        o["width"] = o["height"] = o["size"]
+    if o["size"] is not None:  # the side not given as width/height
+        o["width"] = o["width"] or o["size"]
+        o["height"] = o["height"] or o["size"]
     if o["num_images"] < 1:  # the wire's 0 would mean the default, 1: refused, not guessed
         raise ValueError(f"num_images: must be 1 or more; got {o['num_images']}")
     for field in _WHOLE:
@@ -339,8 +340,9 @@ def build_live_input(
     msg = gen_pb.LiveInput(seq=seq)
     if image is not None:
         msg.image.CopyFrom(image_to_pb(image))
-    if size is not None:
-        settings["width"] = settings["height"] = size
+    if size is not None:  # the side not given as width/height
+        settings["width"] = settings.get("width") or size
+        settings["height"] = settings.get("height") or size
     target = msg.settings
     for name, value in settings.items():
         if value is None:
