@@ -245,6 +245,11 @@ def generate_cases() -> list[Case]:
         )
         add(f"sprite.padding {pad}", body, ("sprite.padding", "256"))
     add("unknown LoRA adapter", gen(loras={"nope": 1.0}), ("loras",))
+    add(
+        "17 LoRA adapters",
+        gen(loras={f"a{i}": 1.0 for i in range(17)}),
+        ("loras", "at most 16 adapters in one request, got 17"),
+    )
     # An over-long adapter name is refused without being repeated (100,000 characters echoed
     # in the message once overflowed gRPC's metadata: RESOURCE_EXHAUSTED).
     for n in (129, 1000, 100_000):

@@ -23,6 +23,7 @@ MAX_GUIDANCE = 30.0
 MAX_SEED = 2**64 - 1
 MAX_CLIENT_ID_CHARS = 128
 MAX_LORA_NAME_CHARS = 128
+MAX_LORAS = 16  # adapters in one request (a pipeline fuses a handful; more is a mistake)
 DEFAULT_IMG2IMG_STRENGTH = 0.5
 DEFAULT_PREVIEW_SIDE = 256
 MAX_SIMILAR_SKIP = 1000
@@ -41,7 +42,12 @@ def _check_side(field: str, value: int, limits: Limits, caps: Capabilities, name
 
 def _check_lora_names(req: GenerationRequest) -> None:
     """Adapter names are short: the longest is refused without repeating it (a 100,000-character
-    name echoed in the message once overflowed gRPC's metadata limit: RESOURCE_EXHAUSTED)."""
+    name echoed in the message once overflowed gRPC's metadata limit: RESOURCE_EXHAUSTED), and
+    a request names at most MAX_LORAS of them."""
+    if len(req.loras) > MAX_LORAS:
+        raise InvalidArgument(
+            "loras", f"at most {MAX_LORAS} adapters in one request, got {len(req.loras)}"
+        )
     longest = max((len(name) for name, _ in req.loras), default=0)
     if longest > MAX_LORA_NAME_CHARS:
         raise InvalidArgument(
