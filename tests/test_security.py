@@ -115,6 +115,24 @@ async def test_scopes_on_grpc(secure: Daemon, pki: Pki) -> None:
         assert (await root.load("tiny-random")).loaded
 
 
+async def test_a_generate_token_sees_no_paths_of_the_server(secure: Daemon, pki: Pki) -> None:
+    """Model sources that are folders on the daemon's machine reach a generate-scope caller as
+    their last component, on both transports; an admin sees where they are."""
+    async with client(secure, pki, ALICE) as alice, client(secure, pki, ROOT) as root:
+        seen = {m.name: m.source for m in await alice.models()}
+        full = {m.name: m.source for m in await root.models()}
+    assert Path(full["pixelkiln-textures"]).is_absolute()
+    assert seen["pixelkiln-textures"] == "…/pixelkiln-textures"
+    assert seen["sd-turbo"] == full["sd-turbo"] == "stabilityai/sd-turbo"  # hub ids are kept
+    async with connect(
+        secure.ws_url, max_size=MAX, ssl=wss_context(pki), additional_headers=bearer(ALICE)
+    ) as ws:
+        await send(ws, "m", list_models=models_pb.ListModelsRequest())
+        (env,) = await until(ws, "m", "list_models_response")
+    sources = {m.name: m.source for m in env.list_models_response.models}
+    assert sources["pixelkiln-textures"] == "…/pixelkiln-textures"
+
+
 async def test_reflection_needs_a_token(secure: Daemon, pki: Pki) -> None:
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())

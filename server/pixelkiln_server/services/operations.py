@@ -45,6 +45,7 @@ from ..types import (
 )
 from ..types import Failed as FailedEvent
 from ..validation import MAX_CLIENT_ID_CHARS
+from . import disclosure
 from .access import RequestRecord, log_access
 from .model_policy import ModelPolicy
 
@@ -297,7 +298,10 @@ class Operations:
 
     def list_models(self, caller: Caller) -> tuple[list[ModelInfo], str]:
         with self._recorded(caller, "List"):
-            return self.engine.models(), self.engine.config.default_model
+            models = self.engine.models()
+            if caller.scope is not Scope.ADMIN:
+                models = disclosure.public_models(models)
+            return models, self.engine.config.default_model
 
     async def load(self, caller: Caller, name: str) -> ModelInfo:
         with self._recorded(caller, "Load", model=name):
@@ -317,7 +321,10 @@ class Operations:
 
     def status(self, caller: Caller) -> DaemonStatus:
         with self._recorded(caller, "Status"):
-            return self.engine.status()
+            status = self.engine.status()
+            if caller.scope is not Scope.ADMIN:
+                status = disclosure.public_status(status)
+            return status
 
     # --- rules ---
 

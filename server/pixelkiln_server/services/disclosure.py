@@ -1,0 +1,52 @@
+"""What a caller without the admin scope sees of the daemon's machine.
+
+A studio daemon serves artists with ``generate`` tokens: they need the models' names, sizes and
+states, not where the weights lie on the server (a path names its user and its folders), the
+runners' process ids, or paths inside a runner's last error. ListModels and Status give such a
+caller a model's source as its last path component (hub ids are kept), runner pid 0 and paths
+in ``last_error`` cut to their last component. An admin (and every loopback caller of a daemon
+without tokens) sees everything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import PurePosixPath, PureWindowsPath
+
+from ..types import DaemonStatus, ModelInfo
+
+# An absolute POSIX path, a Windows drive path, a UNC path or a home path, up to a space or a
+# quote (paths with spaces are cut at the space: the rest reads as words, naming no folder).
+_PATH = re.compile(r"(?:(?<![\w.])[A-Za-z]:[\\/](?!/)|\\\\|~[\\/]|(?<![\w.:/])/)[^\s'\"<>|]*")
+
+
+def _last_part(path: str) -> str:
+    name = PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
+    return f"…/{name}" if name else "…"
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute or home path replaced by ``…/`` and its last component."""
+    return _PATH.sub(lambda m: _last_part(m.group(0).rstrip(".,;:)")) + _tail(m.group(0)), text)
+
+
+def _tail(path: str) -> str:
+    """Punctuation that ended the sentence rather than the path (kept after the cut)."""
+    return path[len(path.rstrip(".,;:)")) :]
+
+
+def public_source(source: str) -> str:
+    """A hub id or ``builtin:`` source as it is; a path as its last component."""
+    if _PATH.match(source) or source.startswith((".", "~")):
+        return _last_part(source)
+    return source
+
+
+def public_models(models: list[ModelInfo]) -> list[ModelInfo]:
+    return [replace(m, source=public_source(m.source)) for m in models]
+
+
+def public_status(status: DaemonStatus) -> DaemonStatus:
+    runners = [replace(r, pid=0, last_error=scrub_paths(r.last_error)) for r in status.runners]
+    return replace(status, runners=runners)
