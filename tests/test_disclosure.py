@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from pixelkiln_server.services.disclosure import public_source, public_status, scrub_paths
+from pixelkiln_server.errors import InvalidArgument, NotFound
+from pixelkiln_server.services.disclosure import (
+    hide_paths,
+    public_source,
+    public_status,
+    scrub_paths,
+)
 from pixelkiln_server.types import DaemonStatus, RunnerInfo
 
 SCRUBBED = [
@@ -54,3 +60,13 @@ def test_status_hides_pids_and_paths_in_errors() -> None:
     assert seen.pid == 0 and seen.restarts == 2
     assert seen.last_error == "load failed: …/x.safetensors is not a checkpoint"
     assert status.runners[0].pid == 4242  # the daemon's own view is unchanged
+
+
+def test_hide_paths_copies_the_error_and_keeps_its_kind() -> None:
+    original = InvalidArgument("lora", "cannot load 'style' from /home/ann/loras/style.safetensors")
+    shown = hide_paths(original)
+    assert type(shown) is InvalidArgument and shown.field == "lora"
+    assert shown.message == "lora: cannot load 'style' from …/style.safetensors" == str(shown)
+    assert "/home/ann" in original.message  # the log and the records keep it whole
+    plain = NotFound("no model named 'x'")
+    assert hide_paths(plain) is plain

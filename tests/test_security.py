@@ -133,6 +133,32 @@ async def test_a_generate_token_sees_no_paths_of_the_server(secure: Daemon, pki:
     assert sources["pixelkiln-textures"] == "…/pixelkiln-textures"
 
 
+async def test_errors_reach_a_generate_token_without_server_paths(
+    secure: Daemon, pki: Pki, tmp_path: Path
+) -> None:
+    """A model folder under a --model-root that cannot be read: the error names the file by
+    its last part for a generate caller (gRPC and WebSocket), in full for an admin."""
+    folder = tmp_path / "studio-models" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "pixelkiln_onnx.json").write_text("{")
+    messages = {}
+    async with client(secure, pki, ALICE) as alice, client(secure, pki, ROOT) as root:
+        for name, who in (("alice", alice), ("root", root)):
+            with pytest.raises(PixelKilnError) as info:
+                await who.generate("x", steps=1, model=str(folder))
+            assert info.value.code is grpc.StatusCode.NOT_FOUND
+            messages[name] = info.value.message
+    assert str(folder) in messages["root"]
+    assert str(tmp_path) not in messages["alice"]
+    assert messages["alice"] == "…/pixelkiln_onnx.json is not a readable ONNX manifest"
+    async with connect(
+        secure.ws_url, max_size=MAX, ssl=wss_context(pki), additional_headers=bearer(ALICE)
+    ) as ws:
+        await send(ws, "g", generate=gen_pb.GenerateRequest(prompt="x", model=str(folder)))
+        (env,) = await until(ws, "g", "error")
+    assert env.error.code_name == "NOT_FOUND" and env.error.message == messages["alice"]
+
+
 async def test_reflection_needs_a_token(secure: Daemon, pki: Pki) -> None:
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())

@@ -114,6 +114,8 @@ class LiveSession:
         # The error that ended the session, if one did; each frame as it is handed out.
         self.error: PixelKilnError | None = None
         self.on_frame: Callable[[LiveFrame], None] | None = None
+        # The error as the stream's caller sees it (the front cuts paths for some callers).
+        self.shown: Callable[[PixelKilnError], PixelKilnError] = _as_is
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -164,6 +166,8 @@ class LiveSession:
             item = await self._frames.get()
             if item is _END:
                 return
+            if isinstance(item, PixelKilnError):
+                raise self.shown(item)
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, LiveFrame)
@@ -358,6 +362,10 @@ def _decode_with_signature(
 
 def _as_named(name: str) -> str:
     return name
+
+
+def _as_is(exc: PixelKilnError) -> PixelKilnError:
+    return exc
 
 
 def _named_as_live(exc: PixelKilnError) -> PixelKilnError:

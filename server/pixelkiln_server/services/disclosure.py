@@ -4,8 +4,9 @@ A studio daemon serves artists with ``generate`` tokens: they need the models' n
 states, not where the weights lie on the server (a path names its user and its folders), the
 runners' process ids, or paths inside a runner's last error. ListModels and Status give such a
 caller a model's source as its last path component (hub ids are kept), runner pid 0 and paths
-in ``last_error`` cut to their last component. An admin (and every loopback caller of a daemon
-without tokens) sees everything.
+in ``last_error`` cut to their last component; error messages (a model folder that cannot be
+loaded, a LoRA file) reach it with paths cut the same way (the daemon's log keeps them whole).
+An admin (and every loopback caller of a daemon without tokens) sees everything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import PurePosixPath, PureWindowsPath
+from typing import TypeVar
 
+from ..errors import PixelKilnError
 from ..types import DaemonStatus, ModelInfo
 
 # An absolute POSIX path, a Windows drive path, a UNC path or a home path, up to a space or a
@@ -50,3 +53,18 @@ def public_models(models: list[ModelInfo]) -> list[ModelInfo]:
 def public_status(status: DaemonStatus) -> DaemonStatus:
     runners = [replace(r, pid=0, last_error=scrub_paths(r.last_error)) for r in status.runners]
     return replace(status, runners=runners)
+
+
+E = TypeVar("E", bound=PixelKilnError)
+
+
+def hide_paths(exc: E) -> E:
+    """``exc`` as a caller without the admin scope sees it: a copy with paths cut, or ``exc``
+    itself when it names none (the original stays whole for the log and the records)."""
+    message = scrub_paths(exc.message)
+    if message == exc.message:
+        return exc
+    shown = type(exc).__new__(type(exc))
+    shown.__dict__.update(exc.__dict__)
+    shown.args, shown.message = (message,), message
+    return shown

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..auth import Scope
 from ..catalogue import check_model_name
@@ -50,6 +50,7 @@ from .access import RequestRecord, log_access
 from .model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
+E = TypeVar("E", bound=BaseException)
 
 SHUTTING_DOWN = "the daemon is shutting down; retry on another daemon or after it restarts"
 
@@ -81,6 +82,14 @@ def to_error(exc: BaseException, operation: str, request_id: str = "") -> PixelK
         return exc
     log.error("%s failed", where, exc_info=exc)
     return Internal(f"internal error in {operation}; see the daemon log")
+
+
+def _shown(caller: Caller, exc: E) -> E:
+    """``exc`` as ``caller`` may see it: paths of the server's machine cut for a caller
+    without the admin scope (services/disclosure.py)."""
+    if caller.scope is Scope.ADMIN or not isinstance(exc, PixelKilnError):
+        return exc
+    return disclosure.hide_paths(exc)
 
 
 class OwnedJob:
@@ -119,6 +128,7 @@ class OwnedJob:
                     if self._shutdown and isinstance(event.error, Cancelled):
                         event = FailedEvent(Unavailable(SHUTTING_DOWN))
                     self._ops._finish(record, event.error)
+                    event = FailedEvent(_shown(self.caller, event.error))
                 yield event
         finally:
             if not record.done:
@@ -172,12 +182,22 @@ class Operations:
     @contextlib.contextmanager
     def _recorded(self, caller: Caller, method: str, **fields: Any) -> Iterator[RequestRecord]:
         record = caller.record(method, **fields)
-        try:
+        with self._refused(caller, record):
             yield record
+        self._finish(record, None)
+
+    @contextlib.contextmanager
+    def _refused(self, caller: Caller, record: RequestRecord) -> Iterator[None]:
+        """An error inside finishes ``record`` with it and reaches the caller as it may see it
+        (paths of the server's machine cut for a caller without the admin scope)."""
+        try:
+            yield
         except BaseException as exc:
             self._finish(record, exc)
-            raise
-        self._finish(record, None)
+            shown = _shown(caller, exc)
+            if shown is exc:
+                raise
+            raise shown from None
 
     def _live_frame(self, frame: LiveFrame) -> None:
         for listener in self.frame_listeners:
@@ -198,13 +218,10 @@ class Operations:
             steps=request.steps,
             priority=request.priority.value,
         )
-        try:
+        with self._refused(caller, record):
             self._check_open()
             request = self._admit(caller, request)
             handle = await self.engine.submit(request, client_id=caller.client_id)
-        except BaseException as exc:
-            self._finish(record, exc)
-            raise
         record.request_id = handle.id
         resolved = handle.job.request  # what Accepted reports (a result_only caller gets none)
         record.model, record.steps = handle.job.spec.name, resolved.steps
@@ -253,7 +270,7 @@ class Operations:
 
     def open_live(self, caller: Caller) -> LiveSession:
         record = caller.record("Live", priority="live")
-        try:
+        with self._refused(caller, record):
             self._check_open()
             # The engine frees a session's place when it makes no more frames; until its
             # stream ends too, it stays with its client: one that stops reading cannot pile
@@ -268,9 +285,8 @@ class Operations:
                 )
             session = self.engine.open_live(caller.client_id)
             session.admit = lambda name: self.policy.admit(name, caller.scope)
-        except BaseException as exc:
-            self._finish(record, exc)
-            raise
+            if caller.scope is not Scope.ADMIN:
+                session.shown = disclosure.hide_paths
         record.request_id = session.id
         session.on_frame = self._live_frame
         self._live_records[session] = record
