@@ -8,12 +8,16 @@ now clipped, and quoted as JSON strings in the text line when they are not one p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from websockets.asyncio.client import connect
 
+from pixelkiln.v1 import envelope_pb2 as env_pb
 from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import generator_pb2_grpc as gen_grpc
 from pixelkiln_server.app import Daemon, grpc_options
@@ -156,3 +160,43 @@ async def test_over_the_wire(daemon: Daemon, caplog: pytest.LogCaptureFixture) -
     assert f"client_request_id={json.dumps(forged)}" in generate.getMessage()
     assert "\n" not in cancel.getMessage() and len(cancel.getMessage()) < 1000
     assert len(cancel.access["request_id"]) < 300  # type: ignore[attr-defined]
+
+
+async def test_refusals_in_conversion_are_logged_on_both_transports(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown enum number is refused while the message is converted, before the request
+    is checked; it is logged (and counted) like any refusal, and a live input refused there
+    ends its session with that error on both transports (it said OK before)."""
+    caplog.set_level(logging.INFO, logger="pixelkiln.access")
+    caplog.clear()
+    bad = gen_pb.GenerateRequest(prompt="x", steps=1, output_encoding=99)  # type: ignore[arg-type]
+    live = gen_pb.LiveInput(seq=1, settings=gen_pb.LiveSettings(tiling=99))  # type: ignore[arg-type]
+    async with grpc.aio.insecure_channel(daemon.address) as channel:
+        stub = gen_grpc.GeneratorStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stub.Generate(bad, timeout=60):
+                pass
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+        async def inputs() -> AsyncIterator[gen_pb.LiveInput]:
+            yield live
+            await asyncio.sleep(60)  # the session must end without the client closing it
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stub.Live(inputs(), timeout=60):
+                pass
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    async with connect(daemon.ws_url) as ws:
+        for rid, body in (("g", {"generate": bad}), ("l", {"live_input": live})):
+            await ws.send(env_pb.Envelope(request_id=rid, **body).SerializeToString())
+            env = env_pb.Envelope.FromString(await asyncio.wait_for(ws.recv(), 60))
+            assert env.request_id == rid and env.error.code_name == "INVALID_ARGUMENT"
+    seen = [
+        (r.access["method"], r.access["transport"], r.access["status"])  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "pixelkiln.access"
+    ]
+    for transport in ("grpc", "websocket"):
+        for method in ("Generate", "Live"):
+            assert (method, transport, "INVALID_ARGUMENT") in seen, seen

@@ -41,7 +41,9 @@ class GeneratorService(gen_grpc.GeneratorServicer):
     ) -> AsyncIterator[gen_pb.GenerateEvent]:
         mark("front.received")
         caller = self.gate.grpc_caller(context)
-        job = await self.ops.generate(caller, convert.request_from_pb(request))
+        with self.ops.converting(caller, "Generate"):
+            converted = convert.request_from_pb(request)
+        job = await self.ops.generate(caller, converted)
         job.why_gone = functools.partial(_why_gone, context)
         mark("front.queued")
         finished = False
@@ -69,7 +71,7 @@ class GeneratorService(gen_grpc.GeneratorServicer):
         async def read() -> None:
             try:
                 async for msg in request_iterator:
-                    session.push(convert.live_input_from_pb(msg))
+                    self.ops.push_live(session, functools.partial(convert.live_input_from_pb, msg))
             finally:
                 # Also when reading fails (an undecodable input aborts the call with
                 # INVALID_ARGUMENT, services/decoding.py): the session ends, never waits idle.

@@ -38,6 +38,7 @@ from ..types import (
     Event,
     GenerationRequest,
     LiveFrame,
+    LiveInput,
     ModelInfo,
     Priority,
     Result,
@@ -206,6 +207,13 @@ class Operations:
             except Exception:  # noqa: BLE001
                 log.exception("frame listener %r failed", listener)
 
+    @contextlib.contextmanager
+    def converting(self, caller: Caller, method: str) -> Iterator[None]:
+        """Around a transport's conversion of a request message: a refusal there (an unknown
+        enum number) is recorded like any other, so it reaches the access log and metrics."""
+        with self._refused(caller, caller.record(method)):
+            yield
+
     # --- generation ---
 
     async def generate(self, caller: Caller, request: GenerationRequest) -> OwnedJob:
@@ -293,6 +301,17 @@ class Operations:
         self._lives.add(session)
         self._update_idle()
         return session
+
+    @staticmethod
+    def push_live(session: LiveSession, live_input: Callable[[], LiveInput]) -> None:
+        """Hand a session the input ``live_input()`` converts; one that cannot be converted
+        ends the session with that error, like settings it refuses (both transports)."""
+        try:
+            converted = live_input()
+        except PixelKilnError as exc:
+            session.stop(exc)
+            return
+        session.push(converted)
 
     async def close_live(self, session: LiveSession) -> None:
         self._lives.discard(session)

@@ -14,6 +14,7 @@ code name (``PERMISSION_DENIED: ...`` / ``UNAUTHENTICATED: ...``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from http import HTTPStatus
@@ -162,7 +163,9 @@ class _Connection:
             if rid in self.jobs:
                 raise InvalidArgument("request_id", f"{rid!r} is already running")
             mark("front.received")
-            job = await ops.generate(caller, convert.request_from_pb(envelope.generate))
+            with ops.converting(caller, "Generate"):
+                request = convert.request_from_pb(envelope.generate)
+            job = await ops.generate(caller, request)
             mark("front.queued")
             self.jobs[rid] = job
             self.spawn(self.stream_events(rid, job))
@@ -180,7 +183,9 @@ class _Connection:
                 session = ops.open_live(caller)
                 self.lives[rid] = session
                 self.spawn(self.stream_frames(rid, session))
-            session.push(convert.live_input_from_pb(envelope.live_input))
+            ops.push_live(
+                session, functools.partial(convert.live_input_from_pb, envelope.live_input)
+            )
         elif kind == "live_end":
             session = self.lives.get(rid)
             if session is None:
