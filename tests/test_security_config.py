@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from pixelkiln.cli import main as cli_main
+from pixelkiln_server import auth
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.auth import Scope, TokenStore, create_token, parse_tokens
+from pixelkiln_server.errors import Unauthenticated
 from pixelkiln_server.security import SecurityConfigError
 
 from .certs import Pki, make_pki
@@ -125,6 +127,47 @@ def test_token_create_appends_a_random_token_with_mode_0600(
     assert "already has a token" in capsys.readouterr().err
     assert create_token(path, "third") not in (alice, lead)
     assert [t.name for t in parse_tokens(path.read_text(), "x")] == ["alice", "lead", "third"]
+
+
+def test_a_changed_token_file_takes_effect_without_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Added and revoked tokens count for the next call; a file that turns unusable (a bad
+    line, or removed) refuses every token until it is fixed, rather than keeping the old ones."""
+    monkeypatch.setattr(auth, "RELOAD_CHECK_S", 0.0)
+    path = tmp_path / "tokens"
+    alice = create_token(path, "alice")
+    store = TokenStore.load(path)
+    assert store.authenticate(f"Bearer {alice}").name == "alice"
+    bob = create_token(path, "bob")  # `pixelkiln token create` while the daemon runs
+    assert store.authenticate(f"Bearer {bob}").name == "bob"
+    path.write_text(path.read_text().splitlines()[1] + "\n")  # alice's line removed
+    with pytest.raises(Unauthenticated, match="not known"):
+        store.authenticate(f"Bearer {alice}")
+    path.write_text("bob generate short\n")
+    for token in (alice, bob):
+        with pytest.raises(Unauthenticated, match="token file cannot be used now"):
+            store.authenticate(f"Bearer {token}")
+    path.unlink()
+    with pytest.raises(Unauthenticated, match="token file cannot be used now"):
+        store.authenticate(f"Bearer {bob}")
+    create_token(path, "carol")
+    with pytest.raises(Unauthenticated, match="not known"):
+        store.authenticate(f"Bearer {bob}")
+    assert len(store) == 1
+
+
+def test_the_token_file_is_looked_at_once_a_second_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tokens"
+    alice = create_token(path, "alice")
+    store = TokenStore.load(path)
+    looked: list[Path] = []
+    monkeypatch.setattr(auth, "_stamp", lambda p: looked.append(p))
+    for _ in range(100):
+        store.authenticate(f"Bearer {alice}")
+    assert len(looked) <= 1
 
 
 def test_token_file_mistakes_name_the_line() -> None:

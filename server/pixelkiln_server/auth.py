@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import logging
 import os
 import re
 import secrets
 import stat
 import sys
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -30,6 +32,11 @@ TOKEN_PREFIX = "pk_"
 # The most a token file or a PEM file (--tls-cert, --tls-key, --tls-client-ca) may hold; real
 # ones are a few kilobytes, and a bigger "file" (/dev/zero) would stall start-up for ever.
 MAX_FILE_BYTES = 1 << 20
+# How often a daemon looks at its token file for changes (at most once per this many seconds,
+# when a caller authenticates): a token added or revoked takes effect without a restart.
+RELOAD_CHECK_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class Scope(str, Enum):
@@ -132,20 +139,50 @@ def loose_permissions(path: Path) -> bool:
 
 
 class TokenStore:
-    """The tokens a daemon accepts. Comparison is constant-time against every token."""
+    """The tokens a daemon accepts. Comparison is constant-time against every token.
 
-    def __init__(self, tokens: list[Token]) -> None:
+    Loaded from a file, it looks at the file again (size, time, inode) at most every
+    RELOAD_CHECK_S seconds when a caller authenticates, and re-reads it when it changed: a
+    token added with ``pixelkiln token create`` or a line deleted takes effect for new calls
+    without a restart (streams already open keep going). A changed file that cannot be used
+    (removed, half-written, a bad line) fails closed: every token is refused, with a message
+    that says so, until the file is fixed; the log names the fault."""
+
+    def __init__(self, tokens: list[Token], path: Path | None = None) -> None:
         self._tokens = [(t, t.secret.encode()) for t in tokens]
+        self._path = path
+        self._stamp = _stamp(path) if path is not None else None
+        self._checked = time.monotonic()
+        self._fault = ""
 
     @classmethod
     def load(cls, path: Path) -> TokenStore:
-        return cls(parse_tokens(_read_token_file(path), str(path)))
+        return cls(parse_tokens(_read_token_file(path), str(path)), path)
 
     def __len__(self) -> int:
         return len(self._tokens)
 
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if self._path is None or now - self._checked < RELOAD_CHECK_S:
+            return
+        self._checked = now
+        stamp = _stamp(self._path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            tokens = parse_tokens(_read_token_file(self._path), str(self._path))
+        except TokenFileError as exc:
+            self._tokens, self._fault = [], str(exc)
+            log.error("the token file changed and cannot be used; every token is refused: %s", exc)
+            return
+        self._tokens, self._fault = [(t, t.secret.encode()) for t in tokens], ""
+        log.info("token file %s changed: %d tokens", self._path, len(tokens))
+
     def authenticate(self, authorization: str | None) -> Token:
         """The token of an ``authorization: Bearer <token>`` header, or raise Unauthenticated."""
+        self._refresh()
         if not authorization:
             raise Unauthenticated(
                 "authorization: this daemon needs a token; send 'authorization: Bearer <token>'"
@@ -153,6 +190,11 @@ class TokenStore:
         scheme, _, presented = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthenticated("authorization: must be 'Bearer <token>'")
+        if self._fault:
+            raise Unauthenticated(
+                "authorization: the daemon's token file cannot be used now (its log says why); "
+                "no token is accepted until it is fixed"
+            )
         given = presented.strip().encode()
         found: Token | None = None
         for token, secret in self._tokens:  # no early exit: the time does not depend on where
@@ -161,6 +203,15 @@ class TokenStore:
         if found is None:
             raise Unauthenticated("authorization: the token is not known to this daemon")
         return found
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: size, modification time and inode (None: gone)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 def new_secret() -> str:
