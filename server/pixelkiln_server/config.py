@@ -97,6 +97,8 @@ class ServerConfig:
     warm_up: bool = True
     # Live sessions: how many at once, and how long one may stay silent before it is closed.
     max_live_sessions: int = 8
+    # Of them, how many one client may hold (a client cannot take every place).
+    max_live_per_client: int = 4
     live_idle_timeout_s: float = 30.0
     # Micro-batching: compatible queued txt2img requests (same model, size, steps, guidance,
     # tiling) run as one pipeline call. The worker waits at most batch_wait_ms for company;

@@ -130,6 +130,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-live-sessions", type=int, default=8, help="concurrent live sessions (default 8)"
     )
     parser.add_argument(
+        "--max-live-per-client",
+        type=int,
+        default=4,
+        metavar="N",
+        help="of those, how many one client may hold (default 4, so that one client cannot "
+        "take every place)",
+    )
+    parser.add_argument(
         "--live-idle-timeout",
         type=float,
         default=30.0,

@@ -308,11 +308,18 @@ class Engine:
             runner.cancel(job.id, reason)
 
     def open_live(self, client_id: str) -> LiveSession:
-        """Start a live session, or raise ResourceExhausted at the daemon's session limit."""
+        """Start a live session, or raise ResourceExhausted at the daemon's session limit or
+        the client's share of it."""
         limit = self.config.max_live_sessions
         if len(self._live_sessions) >= limit:
             raise ResourceExhausted(
                 f"too many live sessions ({limit} open, the limit set by --max-live-sessions)"
+            )
+        share = self.config.max_live_per_client
+        if sum(1 for s in self._live_sessions if s.client_id == client_id) >= share:
+            raise ResourceExhausted(
+                f"client {client_id!r} has {share} live sessions open, the most one client may "
+                "hold (--max-live-per-client); end one first"
             )
         session = LiveSession(self, client_id, self.config.live_idle_timeout_s)
         self._live_sessions.add(session)
