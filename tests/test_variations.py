@@ -14,12 +14,16 @@ import sys
 from collections.abc import AsyncIterator
 
 import numpy as np
+import pytest
 import pytest_asyncio
 
 from pixelkiln import AsyncClient
+from pixelkiln_server import validation
 from pixelkiln_server.app import Daemon
 from pixelkiln_server.backends import variation
-from pixelkiln_server.catalogue import SHIPPED_MODEL
+from pixelkiln_server.catalogue import PRESETS, SHIPPED_MODEL
+from pixelkiln_server.config import Limits
+from pixelkiln_server.types import GenerationRequest
 
 from .conftest import ROOT, running_daemon
 
@@ -71,3 +75,14 @@ def test_the_mirror_is_a_fair_coin_of_the_seed() -> None:
     assert 400 < sum(flips) < 600
     assert flips == [variation.mirrored(seed) for seed in range(1000)]
     assert any(flips[i] != flips[i + 1] for i in range(8))
+
+
+def test_a_picked_seed_fits_an_editors_32_bit_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, the seed is picked so that every image's seed (seed + i) is below 2^31: Blender's
+    IntProperty and Godot's SpinBox take no more, and a seed shown must be typeable back."""
+    monkeypatch.setattr(validation.secrets, "randbelow", lambda n: n - 1)  # the largest pick
+    for count in (1, 8):
+        request = GenerationRequest(prompt="x", num_images=count)
+        resolved, _ = validation.resolve(request, PRESETS["tiny-random"], Limits())
+        assert resolved.seed is not None
+        assert resolved.seed + count - 1 == 2**31 - 1

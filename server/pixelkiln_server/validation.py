@@ -21,6 +21,7 @@ from .types import DecodedInputs, GenerationRequest, LiveUpdate, PreviewOptions,
 
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**64 - 1
+PICKED_SEEDS = 2**31  # an unset seed is picked below this (image i's seed too)
 MAX_CLIENT_ID_CHARS = 128
 MAX_LORA_NAME_CHARS = 128
 MAX_LORAS = 16  # adapters in one request (a pipeline fuses a handful; more is a mistake)
@@ -248,7 +249,10 @@ def resolve(
         raise InvalidArgument(
             "guidance_scale", f"must be between 0 and {MAX_GUIDANCE}, got {shown(guidance)}"
         )
-    seed = secrets.randbelow(2**32) if req.seed is None else req.seed
+    # A seed the daemon picks leaves every image's seed (seed + i) below 2^31: editors show
+    # and take seeds in signed 32-bit fields (Blender's IntProperty, Godot's SpinBox).
+    picked = PICKED_SEEDS - num_images + 1
+    seed = secrets.randbelow(picked) if req.seed is None else req.seed
     if not 0 <= seed <= MAX_SEED:
         raise InvalidArgument("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
     if seed + num_images - 1 > MAX_SEED:

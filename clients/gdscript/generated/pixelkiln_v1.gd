@@ -650,8 +650,8 @@ class GenerateRequestMsg:
 			_guidance_scale = value
 			_has_guidance_scale = true
 
-	## Seed of the first image; image i uses seed + i. Unset: the server picks one and reports it
-	## in Accepted and in each result image.
+	## Seed of the first image; image i uses seed + i. Unset: the server picks one (every image's
+	## seed below 2^31) and reports it in Accepted and in each result image.
 	@warning_ignore("shadowed_global_identifier")
 	var seed: int:
 		get:

@@ -281,8 +281,8 @@ namespace PixelKiln.V1
         private ulong seed_ = 0UL;
         private bool hasSeed_;
         /// <summary>
-        /// Seed of the first image; image i uses seed + i. Unset: the server picks one and reports it
-        /// in Accepted and in each result image.
+        /// Seed of the first image; image i uses seed + i. Unset: the server picks one (every image's
+        /// seed below 2^31) and reports it in Accepted and in each result image.
         /// </summary>
         public ulong Seed
         {
