@@ -19,7 +19,7 @@ namespace PixelKiln.Unity.Editor
     /// </summary>
     internal static class AssetSaver
     {
-        public const string DefaultFolder = "Assets/PixelKiln";
+        public const string DefaultFolder = OutputFolder.Default;
 
         /// <summary>Call from the main thread; the returned task resumes there.</summary>
         public static async Task<List<string>> SaveAsync(Result result, string folder, string name, Tiling tiling, bool sprite)
@@ -96,15 +96,8 @@ namespace PixelKiln.Unity.Editor
             return assetPath;
         }
 
-        /// <summary>A project-relative folder under Assets/, with forward slashes.</summary>
-        public static string CheckFolder(string folder)
-        {
-            folder = (string.IsNullOrEmpty(folder) ? DefaultFolder : folder).Replace('\\', '/').TrimEnd('/');
-            if (folder != "Assets" && !folder.StartsWith("Assets/", StringComparison.Ordinal))
-                throw new ArgumentException("the output folder must be inside the project's Assets folder, like "
-                    + DefaultFolder + " (got '" + folder + "')");
-            return folder;
-        }
+        /// <summary>A project-relative folder under Assets/, with forward slashes (<see cref="OutputFolder"/>).</summary>
+        public static string CheckFolder(string folder) => OutputFolder.Check(folder);
 
         /// <summary>A file-name stem from a prompt: lowercase letters, digits and underscores, at most 40.</summary>
         public static string Slug(string text)
