@@ -2,8 +2,9 @@
 diffusers' inpainting pipelines refuse), a 4-channel SD UNet and a FLUX DiT.
 
 The yardstick is each model's own VAE round trip (encode, decode) of the init image, measured
-here in-process on the same weights: away from the mask the result must stay as close to the
-init image as the round trip is; under the mask it must change clearly more than that."""
+here in-process on the same weights: under the mask the result must change clearly more than
+that; away from the mask it is the init image itself (the result is laid back over it,
+imaging/overlay.py)."""
 
 from __future__ import annotations
 
@@ -99,8 +100,9 @@ async def test_inpainting_changes_only_the_masked_region(iclient: AsyncClient, m
         f"inpainted {out_outside:.2f} outside / {out_inside:.2f} inside"
     )
     print(report)
-    # Outside: within the VAE's round-trip error (10% for float and stochastic-encode noise).
-    assert out_outside <= 1.1 * rt_outside, report
+    # Outside: the init image's own pixels (laid back over the decoded result), not the VAE's
+    # round trip of them.
+    assert np.array_equal(out[outside], init[outside]), report
     # Inside: generated, so farther from the init than both the round trip and the outside.
     assert out_inside > 1.15 * max(rt_inside, out_outside), report
 
@@ -131,4 +133,5 @@ async def test_each_inpainted_image_depends_only_on_its_seed(
     assert both.images[1].seed == 11
     second = decode(both.images[1].data).astype(int)
     assert np.abs(second - decode(alone.image.data)).max() <= 1
-    assert np.abs(second - decode(both.images[0].data)).mean() > 1
+    # The images differ where they were repainted (the rest is the init image in both).
+    assert np.abs(second - decode(both.images[0].data))[16:48, 16:48].mean() > 1

@@ -28,7 +28,7 @@ from ..backends.base import BatchItem, LoadedModel, LoadOptions
 from ..catalogue import ModelSpec
 from ..engine.registry import ModelRegistry
 from ..errors import Cancelled, Internal, PixelKilnError
-from ..imaging import codec
+from ..imaging import codec, overlay
 from ..tracepoints import mark
 from ..types import DecodedInputs, GenerationRequest
 from . import port, results
@@ -400,6 +400,9 @@ class RunnerHost:
             self.raise_if_cancelled(job.id)
             self.fault("encode")
             shas = self._answered_shas(job, notes.get("answers", ""))
+            init, mask = job.inputs.init_rgb, job.inputs.mask
+            if init is not None and mask is not None:  # inpainting: the rest stays as it was
+                images = [overlay.keep_unmasked(image, init, mask) for image in images]
             result = results.build(job.request, model, images, batch_images, notes, shas)
         except PixelKilnError as exc:
             self._fail(job, exc)
