@@ -246,6 +246,16 @@ def generate_cases() -> list[Case]:
         add(f"sprite.padding {pad}", body, ("sprite.padding", "256"))
     add("unknown LoRA adapter", gen(loras={"nope": 1.0}), ("loras",))
     add(
+        "17 map entries",
+        gen(maps=[gen_pb.MAP_KIND_NORMAL] * 17),
+        ("maps", "at most 16 entries (normal, height, roughness, ao), got 17"),
+    )
+    add(  # counted before conversion: 60 million of them once stalled the event loop 26 s
+        "a million map entries",
+        gen(maps=[gen_pb.MAP_KIND_AO] * 1_000_000),
+        ("maps", "got 1,000,000"),
+    )
+    add(
         "17 LoRA adapters",
         gen(loras={f"a{i}": 1.0 for i in range(17)}),
         ("loras", "at most 16 adapters in one request, got 17"),
