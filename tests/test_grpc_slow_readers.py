@@ -189,3 +189,41 @@ async def test_live_sessions_of_a_client_that_stopped_reading_free_their_places(
         finally:
             raw.close()
         assert await d.ops.wait_idle(10.0)
+
+
+async def test_a_peer_without_a_token_is_refused_before_its_message_arrives(
+    tmp_path: Any,
+) -> None:
+    """A refusal does not read the request: a peer with no token that declares a 1 MiB message
+    and sends 1 KB of it gets UNAUTHENTICATED at once (grpc read whole messages before a unary
+    refusal ran, so 16 half-sent 60 MiB messages held 750 MiB for as long as the peer stayed).
+    Health Check stays open; Watch, which holds a stream, needs a token too."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice generate pk_{'a' * 43}\n")
+    tokens.chmod(0o600)
+    async with running_daemon(token_file=tokens, ws_port=None) as d:
+        raw = await RawGrpc.open(d.address, window=65535)
+        try:
+            calls = {
+                "/pixelkiln.v1.Generator/Generate": b"\0" + struct.pack(">I", 2**20) + b"x" * 1024,
+                "/grpc.health.v1.Health/Watch": b"\0\0\0\0\0",
+                "/grpc.health.v1.Health/Check": b"\0\0\0\0\0",
+            }
+            streams = {}
+            for path, data in calls.items():
+                stream = raw.conn.get_next_available_stream_id()
+                headers = [(":method", "POST"), (":scheme", "http"), (":path", path)]
+                headers += [(":authority", "localhost"), ("content-type", "application/grpc")]
+                raw.conn.send_headers(stream, [*headers, ("te", "trailers")])
+                raw.conn.send_data(stream, data, end_stream=path.endswith("Check"))
+                streams[path] = stream
+            await raw.flush()
+            for _ in range(20):
+                await raw.pump(0.5)
+                if all(s in raw.ended for s in streams.values()):
+                    break
+        finally:
+            raw.close()
+    assert raw.ended.get(streams["/pixelkiln.v1.Generator/Generate"]) == "16"  # UNAUTHENTICATED
+    assert raw.ended.get(streams["/grpc.health.v1.Health/Watch"]) == "16"
+    assert raw.ended.get(streams["/grpc.health.v1.Health/Check"]) == "0"

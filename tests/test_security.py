@@ -10,13 +10,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from pixelkiln import AsyncClient, Client, PixelKilnError, Progress
 from pixelkiln.cli import main as cli_main
@@ -24,6 +25,7 @@ from pixelkiln.v1 import generator_pb2 as gen_pb
 from pixelkiln.v1 import models_pb2 as models_pb
 from pixelkiln.v1 import models_pb2_grpc
 from pixelkiln_server.app import Daemon
+from pixelkiln_server.services import websocket
 
 from .certs import Pki, make_pki
 from .conftest import free_port, home_dir, make_config
@@ -257,6 +259,31 @@ async def test_scopes_on_websocket(secure: Daemon, pki: Pki) -> None:
         await send(ws, "l", load_model=models_pb.LoadModelRequest(name="tiny-random"))
         (env,) = await until(ws, "l", "model_info")
         assert env.model_info.loaded
+
+
+async def test_one_token_holds_at_most_so_many_websocket_connections(
+    secure: Daemon, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each connection may hold a few frames of up to the message limit; one client's
+    connections are capped (16), another client still connects."""
+    monkeypatch.setattr(websocket, "MAX_CONNECTIONS_PER_CLIENT", 2)
+
+    def open_as(token: str) -> Any:
+        return connect(
+            secure.ws_url, max_size=MAX, ssl=wss_context(pki), additional_headers=bearer(token)
+        )
+
+    async with open_as(ALICE) as one, open_as(ALICE) as two, open_as(ALICE) as three:
+        with pytest.raises(ConnectionClosed) as info:
+            await three.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+        assert "RESOURCE_EXHAUSTED" in info.value.rcvd.reason
+        for ws in (one, two):
+            await send(ws, "s", status=models_pb.StatusRequest())
+            assert (await until(ws, "s", "status_response"))[0].status_response.ready
+        async with open_as(BOB) as bob:
+            await send(bob, "s", status=models_pb.StatusRequest())
+            assert (await until(bob, "s", "status_response"))[0].status_response.ready
 
 
 # --- Origin ---

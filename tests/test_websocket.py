@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import socket
 import struct
@@ -260,3 +261,27 @@ async def test_a_slow_client_that_keeps_reading_is_not_disconnected() -> None:
         finally:
             sock.close()
     assert took > 4 * 1.0  # longer than the stall for each result, and none was cut
+
+
+async def test_an_envelope_id_is_bounded_and_logged_quoted(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5 MB envelope id was echoed whole and written as one 5 MB log line; one with a
+    newline forged a log line. Ids over 128 characters are refused without the echo; the
+    daemon's log quotes what a client sent."""
+    caplog.set_level(logging.INFO)
+    async with connect(daemon.ws_url, max_size=MAX) as ws:
+        await send(ws, "x" * 200_000, status=models_pb.StatusRequest())
+        env = await recv(ws)
+        assert env.request_id == "" and env.error.code_name == "INVALID_ARGUMENT"
+        assert env.error.message == "request_id: at most 128 characters, got 200,000"
+        forged = "a\n2026-12-07 00:00:00,000 WARNING pixelkiln.access: FORGED"
+        await send(ws, forged)  # no body: refused, naming the envelope
+        (env,) = await until(ws, forged, "error")
+        assert env.error.code_name == "INVALID_ARGUMENT"
+        await send(ws, "s", status=models_pb.StatusRequest())  # the connection goes on
+        assert (await until(ws, "s", "status_response"))[0].status_response.ready
+    lines = [r.getMessage() for r in caplog.records]
+    assert not any("\n" in line for line in lines)
+    assert all(len(line) < 2000 for line in lines)
+    assert any("FORGED" in line for line in lines)  # logged, on one line

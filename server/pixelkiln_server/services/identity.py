@@ -20,7 +20,9 @@ from ..errors import PermissionDenied, Unauthenticated
 from .operations import Caller
 
 CLIENT_ID_HEADER = "pixelkiln-client-id"
-OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+# Open without a token: launchers and load balancers poll Check. Watch holds a stream per call
+# (18,400 of them held 300 MiB for a peer with no token), so it needs one like the rest.
+OPEN_METHODS = ("/grpc.health.v1.Health/Check",)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -108,20 +110,20 @@ class Gatekeeper:
 
 
 def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> Any:
-    async def deny_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    """A handler that answers ``code`` without reading the request: every refusal takes a
+    request stream it never reads (a unary handler makes grpc take the whole message first,
+    so a peer with no token could make the daemon hold 16 x 60 MiB half-sent messages)."""
+
+    async def deny_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
 
-    async def deny_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def deny_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await context.abort(code, message)
         yield  # pragma: no cover - abort raises
 
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny_stream)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny_unary)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny_stream)
-    return grpc.unary_unary_rpc_method_handler(deny_unary)
+        return grpc.stream_stream_rpc_method_handler(deny_stream)
+    return grpc.stream_unary_rpc_method_handler(deny_unary)
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
@@ -138,7 +140,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_METHOD_PREFIXES):
+        if handler is None or method in OPEN_METHODS:
             return handler
         try:
             self.tokens.authenticate(

@@ -47,7 +47,7 @@ from ..types import (
 from ..types import Failed as FailedEvent
 from ..validation import MAX_CLIENT_ID_CHARS
 from . import disclosure
-from .access import RequestRecord, log_access
+from .access import RequestRecord, log_access, text_value
 from .model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,11 @@ class Caller:
 def to_error(exc: BaseException, operation: str, request_id: str = "") -> PixelKilnError:
     """What the client sees for ``exc``: a PixelKilnError as it is; anything else is logged
     with its traceback and becomes INTERNAL with a generic message (never the trace)."""
-    where = f"{operation} {request_id}".strip()
+    # The id and the message can hold what a client sent: quoted and clipped, as in the
+    # access log (a WebSocket envelope id with a newline forged a log line, 5 MB of it one line).
+    where = f"{operation} {text_value(request_id)}" if request_id else operation
     if isinstance(exc, PixelKilnError):
-        log.info("%s -> %s: %s", where, exc.code.value, exc.message)
+        log.info("%s -> %s: %s", where, exc.code.value, text_value(exc.message))
         return exc
     log.error("%s failed", where, exc_info=exc)
     return Internal(f"internal error in {operation}; see the daemon log")

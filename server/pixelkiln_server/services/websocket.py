@@ -23,6 +23,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from pixelkiln.v1 import envelope_pb2 as env_pb
 from pixelkiln.v1 import generator_pb2 as gen_pb
@@ -32,6 +33,7 @@ from ..engine.live import LiveSession
 from ..errors import InvalidArgument, NotFound, PixelKilnError
 from ..tracepoints import mark
 from ..types import Failed, Result
+from ..validation import MAX_CLIENT_ID_CHARS
 from .identity import Gatekeeper, one_value
 from .operations import Caller, Operations, OwnedJob, to_error
 from .status import grpc_code
@@ -50,6 +52,7 @@ OPERATION = {
     "unload_model": "Unload",
     "status": "Status",
 }
+MAX_CONNECTIONS_PER_CLIENT = 16
 HTTP_STATUS = {
     "UNAUTHENTICATED": HTTPStatus.UNAUTHORIZED,
     "PERMISSION_DENIED": HTTPStatus.FORBIDDEN,
@@ -130,6 +133,8 @@ class _Connection:
     async def run(self) -> None:
         try:
             async for data in self.ws:
+                if self.ws.state is not State.OPEN:
+                    break  # aborted (it stopped reading): what it queued before goes unread
                 await self.dispatch(data)
         except ConnectionClosed:
             pass
@@ -152,6 +157,10 @@ class _Connection:
             return
         rid = envelope.request_id
         kind = envelope.WhichOneof("body")
+        if len(rid) > MAX_CLIENT_ID_CHARS:  # not echoed: the answer would be as large
+            too_long = f"at most {MAX_CLIENT_ID_CHARS} characters, got {len(rid):,}"
+            await self.send(error_envelope("", InvalidArgument("request_id", too_long)))
+            return
         try:
             await self.handle(rid, kind, envelope)
         except Exception as exc:  # noqa: BLE001 - one request's failure, not the connection's
@@ -270,6 +279,9 @@ class WebSocketCarrier:
             self.host,
             self.port,
             max_size=self.max_size,
+            # Frames read ahead while one is handled: with 65 MiB frames, websockets' 16 let a
+            # client that never reads make the daemon hold ~1.1 GiB per connection.
+            max_queue=2,
             compression=None,
             process_request=self._check_handshake,
             ssl=self.ssl_context,
@@ -292,6 +304,15 @@ class WebSocketCarrier:
             return
         peer = ws.remote_address
         caller = self.gate.ws_caller(ws.request.headers, f"ws:{peer[0]}:{peer[1]}" if peer else "")
+        held = sum(1 for c in self._connections if c.caller.client_id == caller.client_id)
+        if held >= MAX_CONNECTIONS_PER_CLIENT:  # each may hold a few frames of up to 65 MiB
+            log.info("WebSocket client %s refused: %d connections open", caller.client_id, held)
+            await ws.close(
+                1008,
+                f"RESOURCE_EXHAUSTED: {held} connections of this client are open, the most "
+                "one client may hold; close one",
+            )
+            return
         connection = _Connection(self.ops, ws, caller, self.send_stall_s)
         self._connections.add(connection)
         try:
