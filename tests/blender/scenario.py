@@ -100,7 +100,7 @@ class Scenario:
             "width": 64,
             "height": 128,
             "random_seed": False,
-            "seed": 7,
+            "seed": "7",
             "steps": 2,
             "count": 1,
             "tiling": "none",

@@ -52,8 +52,10 @@ def check_address(address: str) -> str | None:
     return None
 
 
-def describe_error(exc: BaseException, address: str) -> str:
-    """Turn any failure of a job into one sentence that says what to do."""
+def describe_error(exc: BaseException, address: str, *, connected: bool = False) -> str:
+    """Turn any failure of a job into one sentence that says what to do. ``connected``: the
+    daemon had already answered this job (its health check or an event), so a lost
+    connection means the daemon went away, not that something else listens there."""
     if isinstance(exc, NotReadyError):
         return str(exc)
     if isinstance(exc, ValueError) and str(exc).startswith("root_certificates:"):
@@ -79,6 +81,11 @@ def describe_error(exc: BaseException, address: str) -> str:
             f"The TLS handshake with {address} failed: the daemon's certificate is not trusted "
             "or does not name this host. Set CA certificate in the add-on's preferences (or "
             "PIXELKILN_TLS_CA) to the CA that signed its --tls-cert."
+        )
+    if code is grpc.StatusCode.UNAVAILABLE and connected:
+        return (
+            f"Lost the connection to the daemon at {address} during the request: the daemon "
+            f"went away (stopped or crashed; {msg}). Start it again and retry: a retry is safe."
         )
     if code is grpc.StatusCode.UNAVAILABLE:
         if "connection refused" in low or "failed to connect to remote host" in low:
@@ -129,6 +136,8 @@ class Job:
         self.cancel_requested = threading.Event()
         self.finished = threading.Event()
         self.context: dict[str, Any] = {}  # main-thread bookkeeping (datablock names, ...)
+        # Set once the daemon answered (health or an event): a later UNAVAILABLE is a loss.
+        self.connected = False
         self._thread: threading.Thread | None = None
 
     def post(self, kind: str, payload: Any = None) -> None:
@@ -153,7 +162,7 @@ class Job:
             if exc.code is grpc.StatusCode.CANCELLED and self.cancel_requested.is_set():
                 self.post("cancelled")
             else:
-                self.post("error", describe_error(exc, self.address))
+                self.post("error", describe_error(exc, self.address, connected=self.connected))
         except Exception as exc:  # noqa: BLE001 - reported, never raised into Blender
             traceback.print_exc()
             self.post("error", describe_error(exc, self.address))
@@ -175,6 +184,7 @@ class Job:
         """Fail fast with a clear message when no daemon, the wrong port, or not warm yet."""
         client.timeout = HEALTH_TIMEOUT_S
         state = client.health()
+        self.connected = True
         if state != "SERVING":
             raise NotReadyError(
                 f"The daemon at {self.address} is {state}: it is loading or warming up its "
@@ -191,6 +201,7 @@ class HealthJob(Job):
     def run(self) -> None:
         with Client(self.address, timeout=HEALTH_TIMEOUT_S, **self.security) as client:
             state = client.health()
+            self.connected = True
             info: dict[str, Any] = {"state": state}
             if state == "SERVING":
                 status = client.status()
@@ -225,6 +236,7 @@ class GenerateJob(Job):
             if self.cancel_requested.is_set():
                 stream.cancel()
             for event in stream:
+                self.connected = True
                 self.post("event", event)
                 if isinstance(event, Result):
                     return
@@ -275,6 +287,7 @@ class LiveJob(Job):
                     return
                 self.post("live_started")
                 for frame in session:
+                    self.connected = True
                     self.post("live_frame", frame)
 
     def cancel(self) -> None:

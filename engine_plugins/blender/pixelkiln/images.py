@@ -1,9 +1,14 @@
 """Image datablocks: placeholders, previews and live frames as raw pixels, results as PNGs
-packed into the .blend (no temporary files, no Pillow). Main thread only."""
+packed into the .blend (no temporary files, no Pillow), and Save To's PNG files (never
+replacing one). Main thread only."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ PROP_BASE = "pixelkiln_base"  # the albedo image's name, on the albedo and its m
 PROP_SEED = "pixelkiln_seed"
 PROP_RECIPE = "pixelkiln_recipe"
 NON_COLOR_ROLES = frozenset({"normal", "height", "roughness", "ao"})
+_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}  # results: PNG unless asked
 
 
 def name_from_prompt(prompt: str) -> str:
@@ -55,13 +61,67 @@ def load_encoded(img: bpy.types.Image, data: bytes) -> None:
     img.buffers_free()  # the next draw or pixel read decodes the new bytes
 
 
-def save_result(image: Any, folder: str, name: str) -> Path:
-    """Write a result PNG (its recipe embedded) into ``folder``. The client writes a
-    temporary file and renames it, so a crash never leaves half a PNG."""
-    target_dir = Path(bpy.path.abspath(folder))
-    target_dir.mkdir(parents=True, exist_ok=True)
+def output_folder(folder: str) -> Path:
+    """The folder Save To names, made absolute now (``//`` is next to the .blend).
+    ValueError when it is ``//...`` and the .blend was never saved: Blender would resolve it
+    against its working directory (the install folder, or /)."""
+    folder = folder.strip()
+    if folder.startswith("//") and not bpy.data.filepath:
+        raise ValueError(
+            f"Save To '{folder}' is relative to the .blend, which is not saved yet: save the "
+            ".blend first (// means next to it), or pick an absolute folder."
+        )
+    return Path(bpy.path.abspath(folder))
+
+
+def unique_stem(folder: Path, stem: str) -> str:
+    """``stem``, else ``stem_2``, ``stem_3`` ...: the first that no file in ``folder`` uses as
+    ``stem.*`` or ``stem_*`` (a result's maps are ``stem_normal.png`` ...: they share it)."""
+    names = [p.name.casefold() for p in folder.iterdir()] if folder.is_dir() else []
+
+    def taken(candidate: str) -> bool:
+        c = candidate.casefold()
+        return any(n.startswith((f"{c}.", f"{c}_")) for n in names)
+
+    candidate, n = stem, 2
+    while taken(candidate):
+        candidate, n = f"{stem}_{n}", n + 1
+    return candidate
+
+
+def write_new(path: Path, data: bytes) -> Path:
+    """Write ``path`` through a temporary file beside it, put in place only when complete (a
+    crash never leaves half a PNG). Never replaces a file: FileExistsError when ``path``
+    exists (a hard link is the atomic "create if absent"; without one, a rename)."""
+    tmp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(4)}.part")
+    try:
+        with open(tmp, "xb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links (FAT, some network shares)
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+            os.rename(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return path
+
+
+def save_result(image: Any, folder: Path, name: str) -> list[Path]:
+    """Write a result and its maps as they came (PNG, the recipe embedded) into ``folder``:
+    ``stem.png``, ``stem_normal.png`` ..., under one stem from ``name`` that no file there uses
+    yet, so an earlier result's files are never replaced. The albedo's path comes first."""
+    folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r'[\\/:*?"<>|]+', "_", name).strip(" .") or "pixelkiln"
-    return Path(image.save(target_dir / f"{safe}.png"))
+    stem = unique_stem(folder, safe)
+    files = [(stem, image)] + [(f"{stem}_{kind}", m) for kind, m in image.maps.items()]
+    return [write_new(folder / f"{n}{_SUFFIXES.get(i.encoding, '.png')}", i.data) for n, i in files]
 
 
 def maps_of(albedo: bpy.types.Image) -> dict[str, bpy.types.Image]:

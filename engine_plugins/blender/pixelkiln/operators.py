@@ -27,9 +27,15 @@ def _address_ok(op: bpy.types.Operator, context: bpy.types.Context) -> bool:
         op.report({"WARNING"}, notice)
     problem = check_address(address)
     if problem:
-        runtime.set_status(problem, "ERROR")
-        op.report({"ERROR"}, problem)
+        _refuse(op, problem)
     return problem is None
+
+
+def _refuse(op: bpy.types.Operator, message: str) -> set[str]:
+    """A request that cannot start: said in the panel and by the operator."""
+    runtime.set_status(message, "ERROR")
+    op.report({"ERROR"}, message)
+    return {"CANCELLED"}
 
 
 def _show_in_editor(context: bpy.types.Context, image: bpy.types.Image) -> None:
@@ -72,9 +78,12 @@ class PIXELKILN_OT_generate(bpy.types.Operator):
         if not settings.prompt.strip():
             self.report({"ERROR"}, "Type a prompt first")
             return {"CANCELLED"}
-        options = runtime.request_options(settings)
         after = "material" if self.make_material else None
-        _job, target = runtime.start_generate(context.scene, options, after=after)
+        try:
+            options = runtime.request_options(settings)
+            _job, target = runtime.start_generate(context.scene, options, after=after)
+        except ValueError as exc:  # the seed or Save To: refused before anything starts
+            return _refuse(self, str(exc))
         _show_in_editor(context, target)
         return {"FINISHED"}
 
@@ -98,8 +107,11 @@ class PIXELKILN_OT_seamless(bpy.types.Operator):
         if not targets:
             self.report({"ERROR"}, "Select a mesh (or another object that holds materials)")
             return {"CANCELLED"}
-        options = runtime.request_options(settings, **SEAMLESS_OVERRIDES)
-        _job, target = runtime.start_generate(context.scene, options, after=("assign", targets))
+        try:
+            options = runtime.request_options(settings, **SEAMLESS_OVERRIDES)
+            _job, target = runtime.start_generate(context.scene, options, after=("assign", targets))
+        except ValueError as exc:
+            return _refuse(self, str(exc))
         _show_in_editor(context, target)
         return {"FINISHED"}
 
@@ -191,7 +203,10 @@ class PIXELKILN_OT_live_start(bpy.types.Operator):
             return {"CANCELLED"}
         if not _address_ok(self, context):
             return {"CANCELLED"}
-        runtime.start_live(context.scene, source)
+        try:
+            runtime.start_live(context.scene, source)
+        except ValueError as exc:
+            return _refuse(self, str(exc))
         return {"FINISHED"}
 
 

@@ -35,6 +35,7 @@ def draw_generate(layout: Any, settings: Any, st: Any) -> None:
     row.prop(settings, "random_seed", text="", icon="FILE_REFRESH")
     sub = row.row(align=True)
     sub.enabled = not settings.random_seed
+    sub.alert = sub.enabled and not _seed_ok(settings)
     sub.prop(settings, "seed")
     col.prop(settings, "steps")
     col.prop(settings, "count")
@@ -54,6 +55,14 @@ def draw_generate(layout: Any, settings: Any, st: Any) -> None:
     else:
         row.operator("pixelkiln.generate", icon="IMAGE")
     layout.operator("pixelkiln.seamless_on_selected", icon="MOD_ARRAY")
+
+
+def _seed_ok(settings: Any) -> bool:
+    try:
+        props.seed_value(settings)
+    except ValueError:
+        return False
+    return True
 
 
 def wrapped(layout: Any, text: str, icon: str, width: int = 40, max_lines: int = 8) -> None:

@@ -10,6 +10,8 @@ the token that goes with them) to another host.
 
 from __future__ import annotations
 
+import re
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -29,6 +31,33 @@ TILING_ITEMS = [
     ("xy", "XY", "Tiles both ways (seamless texture)"),
 ]
 MAP_KINDS = ("normal", "height", "roughness", "ao")
+SEED_MAX = 2**64 - 1  # seeds are uint64 on the wire; an IntProperty stops at 2**31 - 1
+_SEED_KEY = "seed_text"  # where the seed field keeps its text
+
+
+def _get_seed(settings: bpy.types.PropertyGroup) -> str:
+    text = settings.get(_SEED_KEY)
+    if text is None:  # a .blend from before seeds were text keeps its number (an int here)
+        old = settings.get("seed")
+        return str(old) if isinstance(old, int) else "0"
+    return str(text)
+
+
+def _set_seed(settings: bpy.types.PropertyGroup, value: str) -> None:
+    settings[_SEED_KEY] = value.strip()
+    if "seed" in settings:
+        del settings["seed"]  # the int an older version saved
+
+
+def seed_value(settings: PixelKilnSettings) -> int:
+    """The seed field as a number; ValueError with a message to show when it is not one."""
+    text = settings.seed.strip()
+    if re.fullmatch(r"[0-9]{1,20}", text) and int(text) <= SEED_MAX:
+        return int(text)
+    raise ValueError(
+        f"Seed '{text}' is not a whole number from 0 to {SEED_MAX}: type one, or switch on "
+        "Random Seed to let the daemon pick."
+    )
 
 
 class PixelKilnSettings(bpy.types.PropertyGroup):
@@ -56,7 +85,13 @@ class PixelKilnSettings(bpy.types.PropertyGroup):
     random_seed: BoolProperty(  # type: ignore[valid-type]
         name="Random Seed", description="Let the daemon pick a seed", default=True
     )
-    seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
+    # Text, not an IntProperty: a seed is a uint64 (0 to 18446744073709551615).
+    seed: StringProperty(  # type: ignore[valid-type]
+        name="Seed",
+        description=f"A whole number from 0 to {SEED_MAX}; the same seed gives the same image",
+        get=_get_seed,
+        set=_set_seed,
+    )
     steps: IntProperty(  # type: ignore[valid-type]
         name="Steps", description="0: the model's default", default=0, min=0, max=50
     )

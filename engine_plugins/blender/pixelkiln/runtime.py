@@ -9,6 +9,7 @@ yourself, or ``pump()`` to run it until the jobs are done (what the tests do).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -44,7 +45,8 @@ def set_status(text: str, level: str = "INFO") -> None:
 
 
 def request_options(settings: Any, **overrides: Any) -> dict[str, Any]:
-    """Keyword arguments for ``Client.stream`` from the panel's settings."""
+    """Keyword arguments for ``Client.stream`` from the panel's settings; ValueError (a
+    message to show) when the seed is not one."""
     options: dict[str, Any] = {
         "prompt": settings.prompt,
         "width": settings.width,
@@ -60,7 +62,7 @@ def request_options(settings: Any, **overrides: Any) -> dict[str, Any]:
         "preview_max_side": min(256, max(settings.width, settings.height, 8)),
     }
     if not settings.random_seed:
-        options["seed"] = settings.seed
+        options["seed"] = props.seed_value(settings)  # ValueError: the message to show
     options.update(overrides)
     return options
 
@@ -70,7 +72,10 @@ def start_generate(
 ) -> tuple[GenerateJob, bpy.types.Image]:
     """Create the target image now (the editor can show it at once), then generate into it.
 
-    ``after``: None, ``"material"``, or ``("assign", [object names])``."""
+    ``after``: None, ``"material"``, or ``("assign", [object names])``. ValueError (a
+    message to show, nothing started) when Save To cannot be resolved."""
+    output_dir = scene.pixelkiln.output_dir.strip()
+    folder = str(images.output_folder(output_dir)) if output_dir else ""
     name = images.name_from_prompt(options.get("prompt", ""))
     width = options.get("width") or 512
     height = options.get("height") or 512
@@ -80,7 +85,7 @@ def start_generate(
     job.context.update(
         image=target.name,
         after=after,
-        output_dir=scene.pixelkiln.output_dir,
+        output_dir=folder,
         transparent=bool(options.get("transparent")),
     )
     st = state()
@@ -122,7 +127,7 @@ def start_live(scene: bpy.types.Scene, source: bpy.types.Image) -> LiveJob:
     if settings.steps:
         live_settings["steps"] = settings.steps
     if not settings.random_seed:
-        live_settings["seed"] = settings.seed
+        live_settings["seed"] = props.seed_value(settings)
     job = LiveJob(BRIDGE, props.daemon_address(bpy.context), live_settings)
     job.security = props.client_security(bpy.context)
     result_name = f"{source.name} (live)"
@@ -288,6 +293,7 @@ def _apply_result(job: Job, result: Any) -> None:
     st = state()
     base = job.context["image"]
     written: list[str] = []
+    saved: list[str] = []
     problems: list[str] = []
     for i, res in enumerate(result.images):
         # The first image fills the placeholder; the others are new datablocks (Blender
@@ -304,10 +310,9 @@ def _apply_result(job: Job, result: Any) -> None:
         _apply_maps(img, res.maps)
         if job.context.get("output_dir"):
             try:
-                saved = images.save_result(res, job.context["output_dir"], name)
-                for kind, m in res.maps.items():
-                    images.save_result(m, job.context["output_dir"], f"{name}_{kind}")
-                img.filepath_raw = str(saved)
+                files = images.save_result(res, Path(job.context["output_dir"]), name)
+                img.filepath_raw = str(files[0])
+                saved.append(files[0].name)
             except OSError as exc:
                 problems.append(f"could not save to disk: {exc}")
         written.append(name)
@@ -323,6 +328,9 @@ def _apply_result(job: Job, result: Any) -> None:
     after = job.context.get("after")
     if after and written:
         summary += "; " + _after_result(after, bpy.data.images[written[0]])
+    if saved:
+        maps = " and maps" if result.images and result.images[0].maps else ""
+        summary += f"; saved {', '.join(saved)}{maps} in {job.context['output_dir']}"
     if problems:
         set_status(f"{summary}; but {'; '.join(problems)}", "WARNING")
     else:
