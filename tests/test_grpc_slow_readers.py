@@ -227,3 +227,15 @@ async def test_a_peer_without_a_token_is_refused_before_its_message_arrives(
     assert raw.ended.get(streams["/pixelkiln.v1.Generator/Generate"]) == "16"  # UNAUTHENTICATED
     assert raw.ended.get(streams["/grpc.health.v1.Health/Watch"]) == "16"
     assert raw.ended.get(streams["/grpc.health.v1.Health/Check"]) == "0"
+
+
+async def test_a_connection_holds_at_most_64_calls_at_once() -> None:
+    """The daemon tells each HTTP/2 peer how many calls it may open at once (an open Watch or
+    Generate holds memory; 18,400 of them were held for one peer before)."""
+    async with running_daemon(ws_port=None) as d:
+        raw = await RawGrpc.open(d.address, window=65535)
+        try:
+            await raw.pump(0.5)  # the daemon's SETTINGS
+        finally:
+            raw.close()
+    assert raw.conn.remote_settings.max_concurrent_streams == 64

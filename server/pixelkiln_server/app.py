@@ -44,6 +44,10 @@ SERVICE_NAMES = (
 )
 
 
+MAX_STREAMS_PER_CONNECTION = 64  # calls open at once on one connection (16 jobs + 4 live...)
+IDLE_CONNECTION_MS = 10 * 60 * 1000  # a connection with no call for this long is closed
+
+
 def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
     """Channel options shared by the server and the clients: message limits on purpose."""
     return [
@@ -137,7 +141,14 @@ class Daemon:
         self.server = grpc.aio.server(
             # Without SO_REUSEPORT a second daemon on the same port fails to start instead of
             # silently sharing the port's connections with the first.
-            options=[*grpc_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
+            options=[
+                *grpc_options(config.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+                # A peer's streams and idle connections are bounded: each holds memory and a
+                # file descriptor (a client's channel reconnects by itself after the idle close).
+                ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+                ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
+            ],
             # DecodeGuard: bytes that are not the method's message answer INVALID_ARGUMENT.
             interceptors=[DecodeGuard(), *(() if tokens is None else [TokenInterceptor(tokens)])],
         )
