@@ -35,7 +35,8 @@ from .jobs import EventChannel, Job
 from .live import LiveSession
 from .memory import default_cpu_budget, physical_memory_bytes
 from .pool import RunnerPool
-from .ray_pool import RayPool, ReplicaView
+from .ray_pool import RayPool
+from .ray_replicas import ReplicaView
 from .registry import ModelRegistry
 from .runner_client import READY, RunnerClient, run_message
 from .scheduler import Scheduler

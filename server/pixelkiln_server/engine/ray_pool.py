@@ -11,8 +11,14 @@ Cancel is ``cancel()`` on that call's response: the replica's generator gets
 ``CancelledError`` and the job stops at its next step.
 
 A replica that dies (killed, its node removed) ends its jobs with UNAVAILABLE naming the
-replica and the cause, retry-safe; a job the replica never started goes back to the queue
-once. Serve starts a replacement. Every await on Ray has a deadline, so nothing hangs.
+replica and the cause, retry-safe; a job the replica never started goes back to the front of
+the queue (full or not), once. Serve starts a replacement, which takes the dead one's place in
+Status: its restarts (+1, and +1 for each replacement that failed to start meanwhile) and why
+it went. While no replica serves and Serve reports that replicas fail to start (a default
+model that cannot load), the waiting jobs fail with UNAVAILABLE naming the start's error and
+new ones are refused (``down_reason``) until one serves. A replica that holds a job and sends
+nothing (not even its heartbeat) for ``hang_timeout_s`` loses it; a job waiting in Serve's
+queue while replicas serve (busy) waits on. Every other await on Ray has a deadline.
 
 The first front deploys the application; a front that finds it running attaches to it, so
 several fronts (on several ports or machines) share one pool of replicas. Status lists the
@@ -26,7 +32,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalogue import ModelSpec
@@ -34,11 +39,12 @@ from ..config import RayOptions
 from ..errors import Cancelled, PixelKilnError, Unavailable
 from ..runners import port
 from ..runners.host import HostConfig
-from ..types import Failed, LoadedModelStatus, UnloadResult
+from ..types import Failed, UnloadResult
 from . import ray_deploy, ray_head
 from .jobs import Job
 from .pool import deliver
 from .ray_deploy import ray_cause
+from .ray_replicas import Replacements, ReplicaView, deployment_messages, start_failure
 from .runner_client import READY, run_message
 from .scheduler import Scheduler
 
@@ -49,37 +55,6 @@ STARTUP_S = 300.0  # connect, deploy, replicas built and warmed up
 CALL_S = 120.0  # a load (a model can take a minute to load on a GPU)
 STATE_S = 5.0
 LOST_AFTER_POLLS = 3  # failed state broadcasts in a row: no replica is listed (NOT_SERVING)
-
-
-@dataclass
-class ReplicaView:
-    """One replica as the front last heard of it (what ``Status.runners`` shows)."""
-
-    name: str
-    device: str = ""
-    state: str = READY
-    pid: int | None = None
-    node: str = ""
-    actor: str = ""
-    models: list[LoadedModelStatus] = field(default_factory=list)
-    budget_bytes: int = 0
-    busy: bool = False
-    jobs_run: int = 0
-    restarts: int = 0
-    last_error: str = ""
-    inflight: dict[str, Job] = field(default_factory=dict)
-
-    def loaded(self, name: str) -> bool:
-        return any(m.name == name for m in self.models)
-
-    def heard(self, message: port.Message) -> None:
-        for key in ("device", "pid", "node", "actor", "busy", "jobs_run"):
-            if key in message:
-                setattr(self, key, message[key])
-        if "models" in message:
-            self.models, self.budget_bytes = port.state_from_wire(message)
-        if self.device == "auto" and self.models:  # what "auto" turned out to be there
-            self.device = self.models[0].device
 
 
 class _Stream:
@@ -131,7 +106,11 @@ class RayPool:
         self._closing = False
         self._serving = False
         self._failed_polls = 0
-        # RunnerPool's refusal while no runner can start; Serve restarts replicas itself.
+        # Replicas that left (Serve replaces them) and the replacements that take their place.
+        self._replacements = Replacements(autoscaling=options.max_replicas > 0)
+        # Set while no replica serves and Serve reports that replicas fail to start (say, the
+        # default model's folder is gone): the jobs waiting fail with it, new ones are refused
+        # (Engine.submit) until a replica serves again; else they would wait for one forever.
         self.down_reason: str | None = None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -221,26 +200,92 @@ class RayPool:
             )
         except Exception as exc:  # noqa: BLE001 - the next poll tries again
             self._failed_polls += 1
-            log.warning("Ray runner: no replica answered (%s)", ray_cause(exc))
-            if self._failed_polls >= LOST_AFTER_POLLS:  # the cluster or the app is gone
+            level = (
+                logging.WARNING if self._failed_polls in (1, LOST_AFTER_POLLS) else logging.DEBUG
+            )
+            log.log(level, "Ray runner: no replica answered (%s)", ray_cause(exc))
+            if self._failed_polls >= LOST_AFTER_POLLS:  # no replica, the cluster or the app gone
+                for view in self._replicas.values():
+                    if not view.inflight:
+                        self._replacements.left(view)
                 self._replicas = {n: v for n, v in self._replicas.items() if v.inflight}
                 self._health_changed()
+            if not self.serving:
+                await self._check_starts()
             return
         self._failed_polls = 0
         seen = {}
         for answer in answers:
             if isinstance(answer, bytes):
                 message = port.unpack(answer)
-                view = self._replicas.get(message["name"]) or ReplicaView(message["name"])
+                view = self._view(message["name"])
                 view.heard(message)
                 seen[view.name] = view
         # Replicas with jobs of this front stay listed until those end.
         for name, view in self._replicas.items():
-            if name not in seen and view.inflight:
-                seen[name] = view
+            if name not in seen:
+                if view.inflight:
+                    seen[name] = view
+                else:
+                    self._replacements.left(view)
         self._replicas = seen
         self._health_changed()
+        if self.serving:
+            if self.down_reason is not None:
+                log.info("Ray runner: a replica of %s serves again", self.options.app)
+            self.down_reason = None
+            self._replacements.serving()
+        else:
+            await self._check_starts()
         self._wake.set()
+
+    def _view(self, name: str) -> ReplicaView:
+        """The replica ``name``; a new one after the first start is Serve's replacement of
+        one that left (ray_replicas.Replacements)."""
+        view = self._replicas.get(name)
+        if view is None:
+            started = self._first is not None and self._first.done()
+            view = self._replacements.arrived(name) if started else ReplicaView(name)
+        return view
+
+    async def _check_starts(self) -> None:
+        """No replica serves: when Serve says that replicas fail to start, the requests
+        waiting for one fail now, naming the cause, and new ones are refused meanwhile."""
+        try:
+            found = await asyncio.wait_for(
+                asyncio.to_thread(deployment_messages, self.options.app), STATE_S
+            )
+        except Exception as exc:  # noqa: BLE001 - the next poll asks again
+            log.warning("Ray runner: Serve's status did not come (%s)", ray_cause(exc))
+            return
+        message = next(
+            (m for status, m in found if "failed to start" in m or "DEPLOY_FAILED" in status), ""
+        )
+        if not message:
+            return
+        self._replacements.failed_start(message)
+        reason = (
+            f"no replica of the Ray application {self.options.app} can serve: a replica's start "
+            f"failed ({start_failure(message)}); Serve starts it again: retry later"
+        )
+        if reason != self.down_reason:
+            log.error("Ray runner: %s", reason)
+        self.down_reason = reason
+        self._fail_waiting(reason)
+
+    def _fail_waiting(self, reason: str) -> None:
+        """The jobs queued here, and those sent that no replica has taken yet, end with
+        UNAVAILABLE ``reason``."""
+        error = Unavailable(reason)
+        jobs = self.scheduler.take_compatible(lambda job: True, self.scheduler.capacity)
+        for stream in list(self._streams.values()):
+            if stream.replica is None and not stream.job.finished:
+                stream.cancel(stream.job.id, reason)
+                jobs.append(stream.job)
+        for job in jobs:
+            job.finish(Failed(error))
+        if jobs:
+            log.warning("%d waiting requests failed: %s", len(jobs), reason)
 
     def _capacity(self) -> int:
         """Jobs out at once: one per replica; twice that under autoscaling, so that Serve
@@ -271,6 +316,9 @@ class RayPool:
                 if job.cancelled:
                     job.finish(Failed(Cancelled(job.cancel_reason or "cancelled")))
                     continue
+                if self.down_reason is not None:  # put back meanwhile: none can take it
+                    job.finish(Failed(Unavailable(self.down_reason)))
+                    continue
                 stream = _Stream(job)
                 self._streams[job.id] = stream
                 self._spawn(self._run(stream))
@@ -288,11 +336,7 @@ class RayPool:
             if job.cancelled:
                 stream.response.cancel()
             events = stream.response.__aiter__()
-            while True:
-                try:
-                    data = await asyncio.wait_for(events.__anext__(), self.hang_timeout_s)
-                except StopAsyncIteration:
-                    break
+            while (data := await self._next(stream, events)) is not None:
                 self._heard(stream, port.unpack(data))
             self._lost(stream, "it ended the job's stream without a result")
         except asyncio.CancelledError:
@@ -310,13 +354,34 @@ class RayPool:
                 stream.replica.inflight.pop(job.id, None)
             self._wake.set()
 
+    async def _next(self, stream: _Stream, events: Any) -> bytes | None:
+        """The call's next event; None at its end. A replica that holds the job sends one at
+        least every HEARTBEAT_S, so ``hang_timeout_s`` of silence means a frozen one
+        (TimeoutError). Before one takes it, the call waits in Serve's queue: as long as
+        replicas serve (busy with jobs, this front's or another's) it waits on, as in the
+        front's own queue; with none, for ``hang_timeout_s``. The wait is never cancelled on
+        the way (that would cancel the call's assignment to a replica)."""
+        pending = asyncio.ensure_future(events.__anext__())
+        try:
+            while True:
+                done, _ = await asyncio.wait({pending}, timeout=self.hang_timeout_s)
+                if done:
+                    try:
+                        data: bytes = pending.result()
+                    except StopAsyncIteration:
+                        return None
+                    return data
+                if stream.replica is not None or not self.serving:
+                    raise TimeoutError
+        finally:
+            if not pending.done():
+                pending.cancel()
+
     def _heard(self, stream: _Stream, message: port.Message) -> None:
         ev = message.get("ev")
         job = stream.job
         if ev == "replica":
-            view = self._replicas.get(message["name"])
-            if view is None:
-                view = self._replicas[message["name"]] = ReplicaView(message["name"])
+            view = self._replicas[message["name"]] = self._view(message["name"])
             view.heard(message)
             view.inflight[job.id] = job
             stream.replica = view
@@ -345,8 +410,9 @@ class RayPool:
             stream.replica.last_error = cause
         log.error("Ray replica %s lost request %s: %s", name, job.id, cause)
         if not job.heard and job.dispatches < 2 and not self._closing:
+            # Never started: back to the front of the queue, full or not (it was admitted).
             with contextlib.suppress(PixelKilnError):
-                self.scheduler.put(job)
+                self.scheduler.put_back(job)
                 log.info("request %s goes back to the queue", job.id)
                 return
         if stream.replica is None:
