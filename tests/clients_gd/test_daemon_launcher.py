@@ -149,6 +149,30 @@ def test_resolve_walks_up_to_the_checkout(command: Callable[..., Any], tmp_path:
     assert command("resolve", "", project.as_posix(), "Linux")["path"] == venv
 
 
+def test_resolve_expands_the_home_folder(
+    command: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "Jürgen home"
+    posix = _touch(home / "pk" / ".venv" / "bin" / "pixelkiln")
+    windows = _touch(home / "pk" / ".venv" / "Scripts" / "pixelkiln.exe")
+    project = (tmp_path / "game").as_posix()
+    # A folder or a file under "~", as typed in the Executable setting, per OS.
+    assert command("resolve", "~/pk", project, "Linux", home.as_posix())["path"] == posix
+    typed = "~\\pk\\.venv\\Scripts\\pixelkiln"
+    windows_home = home.as_posix().replace("/", "\\")
+    assert command("resolve", typed, project, "Windows", windows_home)["path"] == windows
+    # By default HOME (USERPROFILE on Windows) from the environment.
+    monkeypatch.setenv("HOME", home.as_posix())
+    assert command("resolve", "~/pk/.venv/bin/pixelkiln", project, "macOS")["path"] == posix
+    monkeypatch.setenv("USERPROFILE", home.as_posix())
+    monkeypatch.setenv("HOME", "/nowhere")
+    assert command("resolve", "~/pk", project, "Windows")["path"] == windows
+    # "~user" is not the home folder; without a home nothing changes.
+    assert command("expand_home", "~other/pk", "/home/me") == "~other/pk"
+    assert command("expand_home", "~/pk", "") == "~/pk"
+    assert command("expand_home", "~", "/home/me/") == "/home/me"
+
+
 def test_resolve_a_configured_file_or_folder(command: Callable[..., Any], tmp_path: Path) -> None:
     venv = tmp_path / CHECKOUT / ".venv"
     posix = _touch(venv / "bin" / "pixelkiln")

@@ -56,7 +56,8 @@ COPIED = ("generated", "runtime", "client")
 def _own_gd_files() -> list[Path]:
     """Hand-written .gd files (the addon's copies are checked against their sources)."""
     addon = [p for p in sorted(ADDON.rglob("*.gd")) if p.relative_to(ADDON).parts[0] not in COPIED]
-    harnesses = [E2E, E2E.with_name("web_main.gd"), E2E.with_name("secure.gd")]
+    names = ("web_main.gd", "secure.gd", "dock_checks.gd")
+    harnesses = [E2E, *(E2E.with_name(name) for name in names)]
     return sorted(CLIENT.glob("*.gd")) + addon + harnesses
 
 

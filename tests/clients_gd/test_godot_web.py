@@ -50,6 +50,9 @@ LAUNCHER_CALLS: list[tuple[str, list[Any]]] = [
     ("parent_dir", ["/"]),
     ("resolve", ["", "/no/such/project/", "Linux"]),
     ("resolve", ["/no such/pixelkiln", "/p/", "Windows"]),
+    ("resolve", ["~/no such/pixelkiln", "/p/", "Linux", "/home/a b"]),
+    ("resolve", ["~\\no such", "/p/", "Windows", "C:\\Users\\Jürgen\\"]),
+    ("expand_home", ["~other/x", "/home/me"]),
     ("local_port", ["ws://127.0.0.1:6000/v1"]),
     ("local_port", ["wss://[::1]:7000/v1"]),
     ("local_port", ["ws://localhost/v1"]),
@@ -105,6 +108,7 @@ def web_run(ws_daemon: tuple[str, int]) -> Iterator[tuple[runner.Report, int]]:
             ],
             "deadline_ms": (RUN_TIMEOUT_S - 30) * 1000,
             "launcher": LAUNCHER_CALLS,
+            "dock": True,
         }
         try:
             got = runner.run(config, timeout=RUN_TIMEOUT_S)
@@ -179,6 +183,71 @@ def test_asset_writer_saves_what_the_engine_decodes(web_run: tuple[runner.Report
 
 
 @needs_browser
+def test_asset_names_never_overwrite(web_run: tuple[runner.Report, int]) -> None:
+    names = _report(web_run)["dock"]["names"]
+    assert names["errors"] == []
+    # "x 7" seed 1, then "x" seed 7 with two images: x_7_0/x_7_1 would take the first's x_7_1.
+    assert [p.rsplit("/", 1)[1] for p in names["first"]] == ["x_7_1.png", "x_7_1_normal.png"]
+    second = ["x_7_2_0.png", "x_7_2_0_normal.png", "x_7_2_1.png", "x_7_2_1_normal.png"]
+    assert [p.rsplit("/", 1)[1] for p in names["second"]] == second
+    assert names["kept"] is True and names["normal_kept"] is True
+    # write_atomic renames over an existing file only when asked to (32: ERR_ALREADY_EXISTS).
+    assert names["refused"] == 32
+    assert names["written"] == [0, 0, "[]"]
+    images = ["x_7_1.png", "x_7_1_normal.png", *second]
+    want = {n + ext for n in images for ext in ("", ".import")} | {"extra.json"}
+    assert set(names["files"]) == want
+
+
+@needs_browser
+def test_oversized_frame_is_resource_exhausted(web_run: tuple[runner.Report, int]) -> None:
+    frame = _report(web_run)["dock"]["frame"]
+    assert frame["done"] is True and frame["code"] == "RESOURCE_EXHAUSTED"
+    assert frame["message"].startswith("frame of 20")  # 2000 bytes of prompt and the envelope
+    assert "bytes exceeds the message limit of 1000 bytes" in frame["message"]
+    assert "raise --max-message-mib on the daemon" in frame["message"]
+
+
+@needs_browser
+def test_dock_checks_the_seed_and_the_folder(web_run: tuple[runner.Report, int]) -> None:
+    checks = _report(web_run)["dock"]["checks"]
+    assert checks["empty"] == {"folder": "res://pixelkiln", "error": ""}
+    assert checks["nested"] == {"folder": "res://art/stone/moss", "error": ""}
+    for refused in ("up", "absolute", "user"):
+        assert checks[refused]["folder"] == "" and checks[refused]["error"].startswith("Save to:")
+    assert "leaves the project" in checks["up"]["error"]
+    assert "not inside the project" in checks["absolute"]["error"]
+    # uint64 seeds: 2^64 - 1 travels as the int with the same 64 bits; more is refused.
+    assert checks["seed_max"] == {"seed": -1, "error": ""}
+    assert checks["seed_31"] == {"seed": 2**31, "error": ""}
+    assert checks["seed_over"]["error"].startswith("Seed: 18446744073709551616 is larger than")
+    assert "is not a whole number" in checks["seed_text"]["error"]
+
+
+@needs_browser
+def test_dock_keeps_its_job_when_moved(web_run: tuple[runner.Report, int]) -> None:
+    dock = _report(web_run)["dock"]["dock"]
+    assert "error" not in dock, dock
+    assert dock["connected"] is True
+    # Refused before anything is sent: a seed over 2^64 - 1, a folder outside the project.
+    seed_message, seed_no_job = dock["refused"]["seed"]
+    assert seed_no_job is True and "larger than 18446744073709551615" in seed_message
+    folder_message, folder_no_job = dock["refused"]["folder"]
+    assert folder_no_job is True and "'/tmp/outside' is not inside the project" in folder_message
+    # Taken out of the tree and added under another parent during the job: it still finishes,
+    # with the largest seed, shows the result and saves it under res:// (read-only in a web
+    # build: the pack; the writer is checked under user:// above), and nothing that was not
+    # saved reaches the editor's file system.
+    assert dock["done_when_moved"] is False
+    assert dock["job"] == ["", "", "18446744073709551615"]
+    assert dock["preview"] == [64, 64]
+    assert dock["message"] == "Could not save res://pixelkiln_moved: Unavailable"
+    assert dock["still_connected"] is True
+    assert dock["updated"] == [] and dock["reimported"] == []
+    assert dock["after_free"] == 0  # freed: disconnected
+
+
+@needs_browser
 def test_dock_settings_round_trip(web_run: tuple[runner.Report, int]) -> None:
     settings = _report(web_run)["settings"]
     assert settings["daemon_default"] == {"url": "ws://127.0.0.1:50052/v1", "connect": True}
@@ -238,6 +307,26 @@ def test_addon_uids_are_what_godot_writes(web_run: tuple[runner.Report, int]) ->
     assert len(set(texts.values())) == len(scripts)  # one per script, all different
     # Godot's ResourceUID parses each and writes it back unchanged (a malformed text would not).
     assert _report(web_run)["uids"] == texts
+
+
+def test_handshake_problem_names_the_origin_rule(ws_daemon: tuple[str, int]) -> None:
+    url = f"ws://127.0.0.1:{ws_daemon[1]}/v1"
+    # The fixture's daemon allows http://127.0.0.1:* (the test page), and nothing else.
+    assert runner.handshake_problem(url, "http://127.0.0.1:8123") == ""
+    refused = runner.handshake_problem(url, "http://localhost:8123")
+    assert "refused the page's Origin http://localhost:8123 (HTTP 403" in refused
+    assert "--ws-allow-origin 'http://127.0.0.1:*'" in refused
+    closed = runner.handshake_problem(f"ws://127.0.0.1:{free_port()}/v1", "http://127.0.0.1:1")
+    assert closed.startswith("cannot connect to ws://127.0.0.1:") and "pixelkiln serve" in closed
+
+
+@needs_browser
+def test_cli_run_says_why_it_cannot_connect(capsys: pytest.CaptureFixture[str]) -> None:
+    from godot_web import cli
+
+    url = f"ws://127.0.0.1:{free_port()}/v1"
+    assert cli.main(["run", url]) == 1  # at once, not after the run's deadline
+    assert capsys.readouterr().out.startswith(f"error: cannot connect to {url}")
 
 
 # ---- the packer, without a browser -----------------------------------------------------------

@@ -13,10 +13,12 @@ extends Node
 ## (no processes here: OS.execute_with_pipe is desktop-only).
 ## Byte arrays travel as {"base64": ...}. A run that exceeds "deadline_ms" reports the stage
 ## it was in and quits with 2, so a hang ends with a reason. With "secure" ({"url", "token"}),
-## only tests/clients_gd/secure.gd's run_refused() runs, against a daemon with tokens.
+## only tests/clients_gd/secure.gd's run_refused() runs, against a daemon with tokens. With "dock"
+## (true), tests/clients_gd/dock_checks.gd runs too: the dock itself, the no-overwrite names, ...
 
 const E2E = preload("res://tests/e2e.gd")
 const Secure = preload("res://tests/secure.gd")
+const DockChecks = preload("res://tests/dock_checks.gd")
 const Client = preload("res://addons/pixelkiln/client/pixelkiln_client.gd")
 const PK = preload("res://addons/pixelkiln/generated/pixelkiln_v1.gd")
 const AssetWriter = preload("res://addons/pixelkiln/asset_writer.gd")
@@ -65,6 +67,9 @@ func _ready() -> void:
 	if config.has("launcher"):
 		_stage = "launcher"
 		out["launcher"] = _launcher(config["launcher"])
+	if config.get("dock", false):
+		_stage = "dock"
+		out["dock"] = await DockChecks.new().run(self, config["url"], FakeSettings.new())
 	out["problems"] = harness.problems.duplicate()
 	harness.free()
 	_finish(out, 1 if out["problems"].size() > 0 else 0)

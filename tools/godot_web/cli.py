@@ -24,11 +24,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     try:
-        got = runner.run({"url": args.url}, timeout=args.timeout)
+        deadline_ms = max(1000, int((args.timeout - 20) * 1000))  # a report before the timeout
+        config = {"url": args.url, "deadline_ms": deadline_ms}
+        got = runner.run(config, timeout=args.timeout, check_handshake=True)
     except runner.RunError as err:
         print(f"error: {err}")
         return 1
     print("\n".join(got.console))
     print(json.dumps(got.report, indent=1)[:4000])
     print(f"exit {got.exit_code} after {got.seconds:.1f} s")
+    if got.report is not None and "deadline" in got.report:
+        print(
+            f"error: the run stopped at its deadline in {got.report['deadline']!r}: the client"
+            " never finished there (a daemon that went away, or one too slow for --timeout)"
+        )
     return 0 if got.exit_code == 0 else 1

@@ -1,6 +1,7 @@
-"""The web test project: the addon's client, messages, codec, asset writer, settings and daemon
-launcher (what runs without editor classes), the end-to-end script and a main scene that runs
-it, as the files of a .pck."""
+"""The web test project: the addon's client, messages, codec, asset writer, dock, settings and
+daemon launcher (what runs without editor classes; the dock reaches the editor by name, and the
+tests give it a stand-in), the end-to-end scripts and a main scene that runs them, as the files
+of a .pck."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ ADDON_FILES = (
     "generated/pixelkiln_v1.gd",
     "runtime/proto_codec.gd",
     "asset_writer.gd",
+    "dock.gd",
+    "dock_request.gd",
+    "dock_live_options.gd",
     "dock_settings.gd",
     "dock_widgets.gd",
     "dock_daemon.gd",
@@ -78,6 +82,7 @@ def files(run: dict[str, Any]) -> dict[str, bytes]:
     }
     scripts["res://tests/e2e.gd"] = (TESTS / "e2e.gd").read_bytes()
     scripts["res://tests/secure.gd"] = (TESTS / "secure.gd").read_bytes()
+    scripts["res://tests/dock_checks.gd"] = (TESTS / "dock_checks.gd").read_bytes()
     scripts["res://web_main.gd"] = (TESTS / "web_main.gd").read_bytes()
     out = dict(scripts)
     out["res://project.godot"] = PROJECT_GODOT.encode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from . import project, template
 from .serve import PageServer
@@ -85,10 +87,58 @@ def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def run(config: dict[str, Any], timeout: float = 90, browser: str | None = None) -> Report:
+def handshake_problem(url: str, origin: str, timeout: float = 5) -> str:
+    """Why the page (at ``origin``) cannot open a WebSocket to ``url``, "" when it can.
+
+    The browser's WebSocket only says 1006 when the daemon refuses its handshake, so the run
+    would wait for its deadline; asked here first, the daemon's answer is clear: nothing
+    listening, or 403 for an Origin it does not allow (``pixelkiln serve --ws-allow-origin``).
+    Only ``ws://`` URLs are asked (a ``wss://`` daemon's certificate is the browser's business).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        return ""
+    port = parts.port or 80
+    connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        "Origin": origin,
+    }
+    try:
+        connection.request("GET", parts.path or "/", headers=headers)
+        answer = connection.getresponse()
+        body = answer.read(2000).decode("utf-8", "replace").strip() if answer.status != 101 else ""
+    except OSError as err:
+        return (
+            f"cannot connect to {url} ({err}): is `pixelkiln serve` running with its WebSocket "
+            "carrier on that port (--ws-port, default 50052)?"
+        )
+    finally:
+        connection.close()
+    if answer.status == 101:
+        return ""
+    if answer.status == 403:
+        return (
+            f"the daemon at {url} refused the page's Origin {origin} (HTTP 403: {body}); start it "
+            "with --ws-allow-origin 'http://127.0.0.1:*' to let the test page connect"
+        )
+    return f"the daemon at {url} refused the WebSocket handshake: HTTP {answer.status} {body}"
+
+
+def run(
+    config: dict[str, Any],
+    timeout: float = 90,
+    browser: str | None = None,
+    check_handshake: bool = False,
+) -> Report:
     """Packs the project with ``config`` as res://run.json, runs it, returns the report.
 
-    Raises :class:`RunError` when nothing is reported within ``timeout`` seconds.
+    Raises :class:`RunError` when nothing is reported within ``timeout`` seconds, and with
+    ``check_handshake`` before starting the browser when the page could not reach
+    ``config["url"]`` (see :func:`handshake_problem`).
     """
     why = missing()
     if why:
@@ -101,6 +151,11 @@ def run(config: dict[str, Any], timeout: float = 90, browser: str | None = None)
         PageServer(project.build(config)) as server,
         tempfile.TemporaryDirectory(prefix="pixelkiln-chromium-") as profile,
     ):
+        if check_handshake:
+            parts = urlsplit(server.url)
+            problem = handshake_problem(config["url"], f"{parts.scheme}://{parts.netloc}")
+            if problem:
+                raise RunError(problem)
         cmd = [exe, *FLAGS, f"--user-data-dir={profile}", server.url]
         proc = subprocess.Popen(
             cmd,

@@ -6,7 +6,10 @@ extends RefCounted
 ## beside it ([code].NAME.tmp[/code]: skipped by the editor's scan, and on the same volume, so
 ## the rename is atomic), then renamed into place. The [code].import[/code] file goes first, so
 ## the editor's first import of the image already uses its settings (the editor keeps the
-## [code][params][/code] of an existing .import file). Names never overwrite an existing asset.
+## [code][params][/code] of an existing .import file). Names never overwrite an existing asset:
+## the name is chosen so that none of the files a result writes exists yet (every image, map and
+## atlas file, and their .import files), and [method write_atomic] refuses to rename over a file
+## that appeared in the meantime.
 ## Afterwards, tell the editor about the saved paths: [method EditorFileSystem.update_file] for
 ## each and [method EditorFileSystem.reimport_files] for the images (the dock does; cheaper than
 ## a scan of the whole project).
@@ -40,16 +43,15 @@ static func save_result(
 	var sprite := request.background == PK.Background.BACKGROUND_TRANSPARENT
 	var for_3d := tiled or not request.maps.is_empty()
 	var first_seed := String.num_uint64(result.images[0].seed)
-	var base := unique_base(folder, slug(request.prompt) + "_" + first_seed)
+	var base := unique_base(folder, slug(request.prompt) + "_" + first_seed, suffixes(result))
 	var kind := "sprite" if sprite else ("texture" if tiled else "image")
 	for generated in result.images:
-		var name := base if result.images.size() == 1 else base + "_" + str(generated.index)
+		var name := base + _image_suffix(result, generated)
 		_save_image(folder, name, generated.image, import_settings(kind, for_3d), saved, errors)
 		for derived in generated.maps:
-			var suffix: String = MAP_SUFFIX.get(derived.kind, "map")
 			var map_kind := "normal" if derived.kind == PK.MapKind.MAP_KIND_NORMAL else "map"
 			var params := import_settings(map_kind, true)
-			_save_image(folder, name + "_" + suffix, derived.image, params, saved, errors)
+			_save_image(folder, name + _map_suffix(derived), derived.image, params, saved, errors)
 	if result.atlas != null:
 		var atlas_params := import_settings("sprite" if sprite else "image", false)
 		_save_image(folder, base + "_atlas", result.atlas.image, atlas_params, saved, errors)
@@ -112,18 +114,36 @@ static func slug(prompt: String) -> String:
 	return out if not out.is_empty() else "image"
 
 
-## [param base], or base_2, base_3, ... : the first with no asset of that name in the folder.
-static func unique_base(folder: String, base: String) -> String:
+## [param base], or base_2, base_3, ... : the first for which no file that the result writes
+## (base + each of [param name_suffixes], see [method suffixes]) exists in the folder.
+static func unique_base(folder: String, base: String, name_suffixes := [""]) -> String:
 	var candidate := base
 	var n := 1
-	while _taken(folder, candidate):
+	while _taken(folder, candidate, name_suffixes):
 		n += 1
 		candidate = base + "_" + str(n)
 	return candidate
 
 
+## The endings that [method save_result] adds to the base name for [param result]: "" (the base
+## itself, also kept free for a batch), "_0", "_0_normal", ..., "_atlas".
+static func suffixes(result: PK.ResultMsg) -> Array[String]:
+	var out: Array[String] = [""]
+	for generated in result.images:
+		var name := _image_suffix(result, generated)
+		if not name.is_empty():
+			out.append(name)
+		for derived in generated.maps:
+			out.append(name + _map_suffix(derived))
+	out.append("_atlas")
+	return out
+
+
 ## Writes [param data] to a hidden temp file beside [param path], then renames it into place.
-static func write_atomic(path: String, data: PackedByteArray) -> Error:
+## An existing file at [param path] is kept (ERR_ALREADY_EXISTS) unless [param replace].
+static func write_atomic(path: String, data: PackedByteArray, replace := false) -> Error:
+	if not replace and FileAccess.file_exists(path):
+		return ERR_ALREADY_EXISTS
 	var temp := path.get_base_dir().path_join("." + path.get_file() + ".tmp")
 	var file := FileAccess.open(temp, FileAccess.WRITE)
 	if file == null:
@@ -131,18 +151,32 @@ static func write_atomic(path: String, data: PackedByteArray) -> Error:
 	file.store_buffer(data)
 	var err := file.get_error()
 	file.close()
+	if not replace and FileAccess.file_exists(path):  # appeared while the temp file was written
+		err = ERR_ALREADY_EXISTS
 	if err != OK:
 		DirAccess.remove_absolute(temp)
 		return err
 	return DirAccess.rename_absolute(temp, path)
 
 
-static func _taken(folder: String, name: String) -> bool:
-	for stem in [name, name + "_0", name + "_atlas"]:
+static func _taken(folder: String, base: String, name_suffixes: Array) -> bool:
+	for suffix in name_suffixes:
+		var stem := folder.path_join(base + str(suffix))
+		if FileAccess.file_exists(stem + ".json"):
+			return true
 		for ext in ["png", "jpg", "webp"]:
-			if FileAccess.file_exists(folder.path_join(stem + "." + ext)):
+			var path: String = stem + "." + ext
+			if FileAccess.file_exists(path) or FileAccess.file_exists(path + ".import"):
 				return true
 	return false
+
+
+static func _image_suffix(result: PK.ResultMsg, generated: PK.GeneratedImageMsg) -> String:
+	return "" if result.images.size() == 1 else "_" + str(generated.index)
+
+
+static func _map_suffix(derived: PK.DerivedMapMsg) -> String:
+	return "_" + str(MAP_SUFFIX.get(derived.kind, "map"))
 
 
 static func _save_image(
@@ -165,7 +199,11 @@ static func _save_image(
 		)
 		data = raw.save_png_to_buffer()
 	var path := folder.path_join(name + "." + ext)
-	var err := write_atomic(path + ".import", import_file_text(params).to_utf8_buffer())
+	var err := OK
+	if FileAccess.file_exists(path) or FileAccess.file_exists(path + ".import"):
+		err = ERR_ALREADY_EXISTS  # never half of a pair: neither file is written
+	if err == OK:
+		err = write_atomic(path + ".import", import_file_text(params).to_utf8_buffer())
 	if err == OK:
 		err = write_atomic(path, data)
 	if err == OK:

@@ -35,8 +35,15 @@ static func candidates(venv: String, os_name: String) -> PackedStringArray:
 ## folders: a project inside a PixelKiln checkout), else the name itself, for the OS to find on
 ## PATH. [param project_dir] is the
 ## project's folder as an OS path ([code]ProjectSettings.globalize_path("res://")[/code]).
-static func resolve(configured: String, project_dir: String, os_name: String) -> Dictionary:
+## A leading [code]~[/code] is the user's home folder ([param home]; by default HOME, or
+## USERPROFILE on Windows): Godot's file functions do not expand it.
+static func resolve(
+	configured: String, project_dir: String, os_name: String, home := "<environment>"
+) -> Dictionary:
+	if home == "<environment>":
+		home = OS.get_environment("USERPROFILE" if os_name == "Windows" else "HOME")
 	var value := _slashes(configured.strip_edges().trim_prefix('"').trim_suffix('"'))
+	value = expand_home(value, home)
 	if value.is_empty():
 		value = NAME
 	if is_bare(value):
@@ -65,6 +72,17 @@ static func resolve(configured: String, project_dir: String, os_name: String) ->
 		"path": "",
 		"error": "'" + value + "' does not exist. Set the pixelkiln executable, for example " + EXAMPLES,
 	}
+
+
+## [param path] with a leading "~" ("~", "~/x", "~\\x") replaced by [param home]; other paths
+## (and "~user/x", or any path when [param home] is empty) unchanged.
+static func expand_home(path: String, home: String) -> String:
+	if home.is_empty() or not (path == "~" or path.begins_with("~/") or path.begins_with("~\\")):
+		return path
+	var base := _slashes(home)
+	while base.length() > 1 and base.ends_with("/"):
+		base = base.substr(0, base.length() - 1)
+	return base + _slashes(path.substr(1))
 
 
 ## True for a name without a folder ("pixelkiln"), which the OS looks for on PATH.

@@ -6,10 +6,14 @@ extends VBoxContainer
 ##
 ## "Start daemon" runs a local `pixelkiln serve` for the URL's port (dock_daemon.gd).
 ##
-## Thin on purpose: the protocol lives in client/pixelkiln_client.gd and saving (atomic files,
-## .import settings) in asset_writer.gd, both run by tests/clients_gd; this file only wires
-## controls to them. Nothing here blocks the editor: the client polls itself each frame and
-## every answer arrives as a signal.
+## Thin on purpose: the protocol lives in client/pixelkiln_client.gd, saving (atomic files,
+## .import settings) in asset_writer.gd and the checks of the seed and folder in dock_request.gd;
+## this file only wires controls to them. Nothing here blocks the editor: the client polls itself
+## each frame and every answer arrives as a signal.
+##
+## The editor is reached through [member editor] (EditorInterface, looked up by name), never by
+## an editor class's name, so that this script also loads in a release build: the real Godot of
+## tests/clients_gd runs the dock there with a stand-in editor.
 
 const Client = preload("client/pixelkiln_client.gd")
 const PK = preload("generated/pixelkiln_v1.gd")
@@ -18,17 +22,16 @@ const DockSettings = preload("dock_settings.gd")
 const DaemonPanel = preload("dock_daemon.gd")
 const Widgets = preload("dock_widgets.gd")
 const LiveOptions = preload("dock_live_options.gd")
+const Checks = preload("dock_request.gd")  # before MAPS
 const LIVE_INTERVAL_MS := 125
 const LIVE_MAX_IN_FLIGHT := 2
 const LIVE_DEFAULT_SIDE := 512
-const MAPS := {
-	"normal": PK.MapKind.MAP_KIND_NORMAL,
-	"height": PK.MapKind.MAP_KIND_HEIGHT,
-	"roughness": PK.MapKind.MAP_KIND_ROUGHNESS,
-	"ao": PK.MapKind.MAP_KIND_AO,
-}
+const MAPS := Checks.MAPS
 const LIVE_SOURCES := ["Texture", "2D viewport", "3D viewport"]
 
+## EditorInterface (or a stand-in with get_editor_settings(), get_resource_filesystem() and
+## get_editor_viewport_2d/3d()); null: the editor's, looked up when the dock enters the tree.
+var editor: Object = null
 var _client: Client = null
 var _job: Client.Job = null
 var _live: Client.LiveSession = null
@@ -50,7 +53,7 @@ var _negative: LineEdit
 var _width: SpinBox
 var _height: SpinBox
 var _steps: SpinBox
-var _seed: SpinBox
+var _seed: LineEdit
 var _random_seed: CheckBox
 var _tiling: OptionButton
 var _transparent: CheckBox
@@ -66,14 +69,16 @@ var _preview: TextureRect
 var _message: Label
 var _live_toggle: CheckButton
 var _live_source: OptionButton
-var _live_texture: EditorResourcePicker
+var _live_texture: Control  # an EditorResourcePicker in the editor
 var _strength: HSlider
 var _live_options := LiveOptions.new()
 
 
 func _ready() -> void:
+	if editor == null:
+		editor = Engine.get_singleton("EditorInterface")
 	_build()
-	var settings := EditorInterface.get_editor_settings()
+	var settings: Object = editor.get_editor_settings()
 	var daemon := DockSettings.load_daemon(settings, Client.DEFAULT_URL)
 	DockSettings.register_security(settings)
 	_url.text = daemon["url"]
@@ -89,23 +94,30 @@ func _ready() -> void:
 	_refresh()
 
 
-## Also when the dock is moved or floated: that takes it out of the tree and back, and
-## _exit_tree() disconnected it (_ready() runs only once).
 func _enter_tree() -> void:
 	if _client != null:
 		_connect_if_wanted()
 		_refresh()
 
 
+## Moving or floating the dock takes it out of the tree and back: the connection, the running
+## generation and the live session stay (the client polls itself, not through the dock). Only
+## freeing the dock (the plugin disabled, the editor closing) disconnects.
 func _exit_tree() -> void:
 	if _client != null:
 		_save_settings()
+
+
+func _notification(what: int) -> void:
+	if what == NOTIFICATION_PREDELETE and _client != null:
+		_client.connected.disconnect(_on_connected)
+		_client.disconnected.disconnect(_on_disconnected)
 		_client.disconnect_from_daemon()
 
 
 func _process(_delta: float) -> void:
 	if not _unimported.is_empty():
-		var filesystem := EditorInterface.get_resource_filesystem()
+		var filesystem: Object = editor.get_resource_filesystem()
 		if not filesystem.is_scanning():
 			_import_saved(filesystem)
 	if _live != null and _live.active:
@@ -114,7 +126,7 @@ func _process(_delta: float) -> void:
 
 ## Tells the editor about the files just written and imports the images among them (with the
 ## settings of their .import files), instead of scanning the whole project.
-func _import_saved(filesystem: EditorFileSystem) -> void:
+func _import_saved(filesystem: Object) -> void:
 	var images := PackedStringArray()
 	for path in _unimported:
 		filesystem.update_file(path)
@@ -131,7 +143,7 @@ func _import_saved(filesystem: EditorFileSystem) -> void:
 func _on_connect_pressed() -> void:
 	_connect_when_opened = _client.get_state() == Client.State.DISCONNECTED
 	if _connect_when_opened:
-		DockSettings.configure(_client, EditorInterface.get_editor_settings())
+		DockSettings.configure(_client, editor.get_editor_settings())
 		_client.connect_to_daemon(_url.text.strip_edges())
 		if not _client.last_error.is_empty():
 			_status.text = _client.last_error
@@ -143,7 +155,7 @@ func _on_connect_pressed() -> void:
 
 func _connect_if_wanted() -> void:
 	if _connect_when_opened and _client.get_state() == Client.State.DISCONNECTED:
-		DockSettings.configure(_client, EditorInterface.get_editor_settings())
+		DockSettings.configure(_client, editor.get_editor_settings())
 		_client.connect_to_daemon(_url.text.strip_edges())
 		if not _client.last_error.is_empty():
 			_status.text = _client.last_error
@@ -154,14 +166,14 @@ func _connect_if_wanted() -> void:
 func _on_daemon_started() -> void:
 	_connect_when_opened = true
 	if not _client.is_daemon_connected():
-		DockSettings.configure(_client, EditorInterface.get_editor_settings())
+		DockSettings.configure(_client, editor.get_editor_settings())
 		_client.connect_to_daemon(_url.text.strip_edges())
 	_save_settings()
 	_refresh()
 
 
 func _save_settings() -> void:
-	var settings := EditorInterface.get_editor_settings()
+	var settings: Object = editor.get_editor_settings()
 	DockSettings.save_daemon(settings, _url.text.strip_edges(), _connect_when_opened)
 	DockSettings.save_form(settings, DockSettings.values_of(_form_controls()))
 
@@ -189,7 +201,17 @@ func _on_disconnected(reason: String) -> void:
 func _on_generate_pressed() -> void:
 	if _job != null and not _job.done:
 		return
-	var request := _build_request()
+	var checked := Checks.save_folder(_folder.text)
+	var seed_value := _seed_value()
+	var problem: String = (
+		checked["error"] if seed_value["error"].is_empty() else seed_value["error"]
+	)
+	if not problem.is_empty():
+		_message.text = problem
+		return
+	var folder: String = checked["folder"]
+	_folder.text = folder
+	var request := _build_request(seed_value["seed"])
 	_save_settings()
 	_progress.value = 0
 	_message.text = "Generating..."
@@ -205,10 +227,12 @@ func _on_generate_pressed() -> void:
 		_message.text = job.error_text()
 		return
 	_show_image(job.image_bytes(0))
-	var saved := AssetWriter.save_result(job.result, request, _folder.text.strip_edges())
+	var saved := AssetWriter.save_result(job.result, request, folder)
 	var paths: Array = saved["paths"]
 	var errors: Array = saved["errors"]
 	_message.text = "Saved " + ", ".join(PackedStringArray(paths))
+	if not errors.is_empty():
+		_message.text = "Could not save " + ", ".join(PackedStringArray(errors))
 	for error in errors:
 		push_error("PixelKiln: could not save " + str(error))
 	_unimported.append_array(PackedStringArray(paths))
@@ -229,29 +253,16 @@ func _on_progress(step: int, total: int) -> void:
 	_progress.value = step
 
 
-func _build_request() -> PK.GenerateRequestMsg:
-	var request := PK.GenerateRequestMsg.new()
-	request.prompt = _prompt.text.strip_edges()
-	request.negative_prompt = _negative.text.strip_edges()
-	request.width = int(_width.value)
-	request.height = int(_height.value)
-	request.steps = int(_steps.value)
-	if not _random_seed.button_pressed:
-		request.seed = int(_seed.value)
-	request.tiling = _tiling.get_selected_id()
-	if _transparent.button_pressed:
-		request.background = PK.Background.BACKGROUND_TRANSPARENT
-		request.sprite = PK.SpriteSettingsMsg.new()
-		request.sprite.trim = _trim.button_pressed
-	for map_name in MAPS:
-		var box: CheckBox = _map_boxes[map_name]
-		if box.button_pressed:
-			request.maps.append(MAPS[map_name])
-	request.num_images = int(_count.value)
-	request.atlas = _atlas.button_pressed and request.num_images > 1
-	request.preview = PK.PreviewSettingsMsg.new()
-	request.preview.every_n_steps = 1
-	return request
+## {"seed": int, "error": String}: the seed field (0 and no error while "random" is on).
+func _seed_value() -> Dictionary:
+	if _random_seed.button_pressed:
+		return {"seed": 0, "error": ""}
+	return Checks.parse_seed(_seed.text)
+
+
+func _build_request(seed_value: int) -> PK.GenerateRequestMsg:
+	var form := DockSettings.values_of(_form_controls())
+	return Checks.request_from(form, null if _random_seed.button_pressed else seed_value)
 
 
 ## The controls whose values persist per project (dock_settings.gd), by key.
@@ -288,13 +299,18 @@ func _on_live_toggled(on: bool) -> void:
 		if _live != null:
 			_live.end()
 		return
+	var seed_value := _seed_value()
+	if not seed_value["error"].is_empty():
+		_message.text = seed_value["error"]
+		_live_toggle.set_pressed_no_signal(false)
+		return
 	var settings := _live_settings()
 	settings.width = _live_side(_width.value)
 	settings.height = _live_side(_height.value)
 	settings.steps = int(_steps.value) if _steps.value > 0 else 2
 	settings.output_encoding = PK.Encoding.ENCODING_JPEG
 	if not _random_seed.button_pressed:
-		settings.seed = int(_seed.value)
+		settings.seed = seed_value["seed"]
 	_live = _client.start_live(settings)
 	_live.frame.connect(_on_live_frame)
 	_live.ended.connect(_on_live_ended)
@@ -307,7 +323,10 @@ func _send_live_frame() -> void:
 	var now := Time.get_ticks_msec()
 	if now - _live_sent_ms < LIVE_INTERVAL_MS or _live_in_flight >= LIVE_MAX_IN_FLIGHT:
 		return
-	var image := _capture(_live_side(_width.value), _live_side(_height.value))
+	var picked: Variant = _live_texture.get("edited_resource")
+	var source := _live_source.selected
+	var side := Vector2i(_live_side(_width.value), _live_side(_height.value))
+	var image := LiveOptions.capture(source, picked, editor, side)
 	if image == null:
 		return
 	var pixels := image.get_data()
@@ -356,26 +375,6 @@ func _live_side(value: float) -> int:
 	return int(value) if value >= 64 else LIVE_DEFAULT_SIDE
 
 
-## The live source as RGBA8 pixels of the session's size, or null when there is none.
-func _capture(width: int, height: int) -> Image:
-	var image: Image = null
-	if _live_source.selected == 0:
-		var texture := _live_texture.edited_resource as Texture2D
-		if texture != null:
-			image = texture.get_image()
-	elif _live_source.selected == 1:
-		image = EditorInterface.get_editor_viewport_2d().get_texture().get_image()
-	else:
-		image = EditorInterface.get_editor_viewport_3d(0).get_texture().get_image()
-	if image == null or image.is_empty():
-		return null
-	if image.is_compressed():
-		image.decompress()
-	image.convert(Image.FORMAT_RGBA8)
-	image.resize(width, height, Image.INTERPOLATE_BILINEAR)
-	return image
-
-
 # ---- layout ----------------------------------------------------------------------------
 
 
@@ -415,7 +414,8 @@ func _build() -> void:
 	_steps = Widgets.spin(0, 50, 1, 0)
 	_count = Widgets.spin(1, 8, 1, 1)
 	Widgets.add_row(self, "Steps / count", [_steps, _count])
-	_seed = Widgets.spin(0, 2147483647, 1, 0)
+	_seed = LineEdit.new()  # a uint64: more than a SpinBox (a float) holds exactly
+	_seed.placeholder_text = "0"
 	_random_seed = Widgets.check("random", true)
 	Widgets.add_row(self, "Seed", [_seed, _random_seed])
 
@@ -451,8 +451,7 @@ func _build() -> void:
 	for source in LIVE_SOURCES:
 		_live_source.add_item(source)
 	Widgets.add_row(self, "", [_live_toggle, _live_source])
-	_live_texture = EditorResourcePicker.new()
-	_live_texture.base_type = "Texture2D"
+	_live_texture = Widgets.resource_picker("Texture2D")
 	_strength = HSlider.new()
 	_strength.min_value = 0.05
 	_strength.max_value = 1.0

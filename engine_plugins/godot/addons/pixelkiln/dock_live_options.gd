@@ -48,3 +48,23 @@ func show_applied(frame: PK.LiveFrameMsg) -> void:
 	if frame.similar:
 		parts.append("similar: skipped")
 	_applied.text = "Applied: " + ", ".join(parts)
+
+
+## The live source as RGBA8 pixels of [param side], or null when there is none: [param source] 0
+## is [param texture] (a Texture2D or null), 1 and 2 the editor's 2D and 3D viewports.
+static func capture(source: int, texture: Variant, editor: Object, side: Vector2i) -> Image:
+	var image: Image = null
+	if source == 0:
+		if texture is Texture2D:
+			image = (texture as Texture2D).get_image()
+	elif source == 1:
+		image = editor.get_editor_viewport_2d().get_texture().get_image()
+	else:
+		image = editor.get_editor_viewport_3d(0).get_texture().get_image()
+	if image == null or image.is_empty():
+		return null
+	if image.is_compressed():
+		image.decompress()
+	image.convert(Image.FORMAT_RGBA8)
+	image.resize(side.x, side.y, Image.INTERPOLATE_BILINEAR)
+	return image

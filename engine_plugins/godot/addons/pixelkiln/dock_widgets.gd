@@ -43,3 +43,13 @@ static func spin(low: float, high: float, step: float, value: float) -> SpinBox:
 	made.step = step
 	made.value = value
 	return made
+
+
+## An EditorResourcePicker for [param base_type]; an empty Control where there is no editor (the
+## release build that tests/clients_gd runs the dock in).
+static func resource_picker(base_type: String) -> Control:
+	if not ClassDB.class_exists("EditorResourcePicker"):
+		return Control.new()
+	var picker: Control = ClassDB.instantiate("EditorResourcePicker")
+	picker.set("base_type", base_type)
+	return picker

@@ -89,3 +89,17 @@ static func bad_ca(ca_path: String, loaded: Error) -> String:
 static func not_connected(last_error: String) -> Array:
 	var why := last_error if not last_error.is_empty() else "call connect_to_daemon() first"
 	return [UNAVAILABLE, "UNAVAILABLE", "not connected to the PixelKiln daemon: " + why]
+
+
+## [code, code_name, message] of a frame larger than the client's buffer (the daemon's message
+## limit): refused before sending, in the words of the C# client and of gRPC.
+static func frame_too_big(size: int, limit: int) -> Array:
+	return [
+		RESOURCE_EXHAUSTED,
+		"RESOURCE_EXHAUSTED",
+		(
+			"frame of " + str(size) + " bytes exceeds the message limit of " + str(limit)
+			+ " bytes (the daemon would close the connection; raise --max-message-mib on the"
+			+ " daemon and the client's buffer_bytes together, or send a smaller image)"
+		),
+	]

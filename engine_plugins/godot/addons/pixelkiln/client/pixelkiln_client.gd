@@ -458,8 +458,7 @@ func _send_live(session: LiveSession, envelope: PK.EnvelopeMsg) -> bool:
 ## Sends now, or queues while connecting; returns [] or [code, code_name, message].
 func _send(data: PackedByteArray) -> Array:
 	if data.size() > buffer_bytes:
-		var size := str(data.size())
-		return [INVALID_ARGUMENT, "INVALID_ARGUMENT", "frame of " + size + " bytes over the limit"]
+		return Errors.frame_too_big(data.size(), buffer_bytes)
 	if _state == State.CONNECTING:
 		_outbox.append(data)
 		return []
