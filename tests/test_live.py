@@ -152,23 +152,21 @@ async def test_one_client_holds_at_most_its_share_of_live_places() -> None:
         running_daemon(max_live_sessions=3, max_live_per_client=2) as d,
         AsyncClient(d.address, timeout=30) as greedy,
         AsyncClient(d.address, timeout=30) as other,
+        greedy.live(prompt="x", steps=2) as one,
+        greedy.live(prompt="x", steps=2) as two,
     ):
-        async with (
-            greedy.live(prompt="x", steps=2) as one,
-            greedy.live(prompt="x", steps=2) as two,
-        ):
-            for session in (one, two):
-                await session.send(SKETCHES[1])
-                assert (await session.__aiter__().__anext__()).image is not None
-            with pytest.raises(PixelKilnError) as refused:
-                async with greedy.live(prompt="y", steps=2) as third:
-                    await third.send(SKETCHES[2])
-                    await collect(third)
-            assert refused.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "--max-live-per-client" in refused.value.message
-            async with other.live(prompt="z", steps=2) as theirs:
-                await theirs.send(SKETCHES[2])
-                assert (await theirs.__aiter__().__anext__()).image is not None
+        for session in (one, two):
+            await session.send(SKETCHES[1])
+            assert (await session.__aiter__().__anext__()).image is not None
+        with pytest.raises(PixelKilnError) as refused:
+            async with greedy.live(prompt="y", steps=2) as third:
+                await third.send(SKETCHES[2])
+                await collect(third)
+        assert refused.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-live-per-client" in refused.value.message
+        async with other.live(prompt="z", steps=2) as theirs:
+            await theirs.send(SKETCHES[2])
+            assert (await theirs.__aiter__().__anext__()).image is not None
 
 
 def test_sync_live_session(served: str) -> None:

@@ -257,8 +257,9 @@ def build_request(
     tiny_autoencoder: bool = False,
 ) -> gen_pb.GenerateRequest:
     """Keyword arguments of ``Client.generate`` -> the protobuf request. ``size`` sets
-    width and height where they are not given (``size=64, width=128``: 128x64). Zero/None means the model's default (None for any keyword: its default).
-    A value of the wrong type is a TypeError naming the keyword, one out of range a ValueError.
+    width and height where they are not given (``size=64, width=128``: 128x64). Zero/None
+    means the model's default (None for any keyword: its default). A value of the wrong type
+    is a TypeError naming the keyword, one out of range a ValueError.
 
     Assets: ``tiling`` "x" | "y" | "xy"; ``transparent=True`` for an RGBA sprite (``trim``
     and ``padding`` crop it); ``maps`` "normal,height,roughness,ao" (or a list) with the map
