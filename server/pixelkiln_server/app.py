@@ -77,6 +77,15 @@ def _bind_problem(host: str, port: int) -> OSError | None:
     return None
 
 
+def _why_not_allowed(port: int) -> str:
+    if sys.platform == "win32":  # Hyper-V, WSL2 and Docker reserve ranges (50051 among them)
+        return (
+            "Windows reserves this port for Hyper-V, WSL or Docker; `netsh interface ipv4 show "
+            "excludedportrange protocol=tcp` lists the ranges: pick a --port outside them"
+        )
+    return "a port below 1024 needs privileges" if port < 1024 else "the system refuses it"
+
+
 def listen_error(host: str, port: int, carrier: str, cause: OSError | None = None) -> OSError:
     """Why ``carrier`` (gRPC, WebSocket) could not listen on ``host:port``, as an OSError whose
     errno is EADDRINUSE only when another program holds the port. Which it is, gRPC does not
@@ -86,7 +95,7 @@ def listen_error(host: str, port: int, carrier: str, cause: OSError | None = Non
     if problem is not None and problem.errno == errno.EADDRINUSE:
         error = OSError(f"{where}: in use by another program")
     elif problem is not None and problem.errno == errno.EACCES:
-        error = OSError(f"{where}: not allowed (a port below 1024 needs privileges)")
+        error = OSError(f"{where}: not allowed ({_why_not_allowed(port)})")
     else:
         try:
             mapped = getattr(ipaddress.ip_address(host.strip("[]")), "ipv4_mapped", None)

@@ -126,9 +126,12 @@ def _read_token_file(path: Path) -> str:
     except UnreadableFile as exc:
         raise TokenFileError(str(exc)) from None
     try:
-        return data.decode("utf-8")
+        # utf-8-sig: Notepad's "UTF-8 with BOM" starts with one (it read as part of a name).
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TokenFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")  # PowerShell 5.1's > and Out-File
+        hint = "; it is UTF-16: save it as UTF-8" if utf16 else ""
+        raise TokenFileError(f"{path}: not UTF-8 text (byte {exc.start}){hint}") from None
 
 
 def loose_permissions(path: Path) -> bool:

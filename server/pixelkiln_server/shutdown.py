@@ -98,7 +98,10 @@ def say(text: str) -> None:
     and the exit at the end does not fail flushing it.
     """
     try:
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except UnicodeEncodeError:  # a Windows stdout redirected to a file: the ANSI code page
+            print(text.encode("ascii", "backslashreplace").decode("ascii"), flush=True)
     except (OSError, ValueError):  # ValueError: sys.stdout itself was closed
         with contextlib.suppress(OSError, ValueError, AttributeError):
             null = os.open(os.devnull, os.O_WRONLY)

@@ -96,10 +96,12 @@ def free_name(stem: str, suffix: str = ".png") -> str:
     """The default output when no -o is given: ``stem.png``, or ``stem-2.png``, ``stem-3.png``
     ... the first whose whole group (``stem_0.png``, ``stem_normal.png``, ``stem_atlas.json``)
     is free in the current folder, so a second run never replaces the first one's files."""
-    here = Path.cwd()
+    # Compared case-blind: macOS and Windows file systems are (Out.png is out.png there).
+    names = [p.name.casefold() for p in Path.cwd().iterdir()]
     for n in itertools.count(1):
         name = stem if n == 1 else f"{stem}-{n}"
-        if not any(here.glob(f"{name}.*")) and not any(here.glob(f"{name}_*")):
+        group = (f"{name.casefold()}.", f"{name.casefold()}_")
+        if not any(existing.startswith(group) for existing in names):
             return name + suffix
     raise AssertionError("unreachable")
 

@@ -24,6 +24,13 @@ def write_atomically(
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if target.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(target))
+    if target.exists() and not os.access(target, os.W_OK):
+        # A read-only file (one a version control system has not opened for edit) is not
+        # replaced: POSIX would do it silently, Windows refuses the rename and the read-only
+        # copy of its mode on the temporary file would stop its removal too.
+        raise PermissionError(
+            13, "is read-only: make it writable (or check it out) first", str(path)
+        )
     # A short prefix: the name must stay within the file system's 255 bytes.
     tmp = target.with_name(f".{target.name[:64]}.{secrets.token_hex(4)}.part")
     try:

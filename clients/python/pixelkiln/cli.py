@@ -8,6 +8,7 @@ the problem and what is allowed); 130 interrupted (Ctrl+C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import json
@@ -436,7 +437,19 @@ def build_parser() -> argparse.ArgumentParser:
     return _build_parser(COMMANDS)
 
 
+def _tolerant_output() -> None:
+    """Text the console cannot show is escaped, not a crash: on Windows a stdout redirected to
+    a file uses the ANSI code page (cp1252), and a prompt in another script raised
+    UnicodeEncodeError after the image was written."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_output()
     args = build_parser().parse_args(argv)
     command = f"pixelkiln {args.command}"
     try:

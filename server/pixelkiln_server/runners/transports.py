@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 from typing import Any, Protocol
 
@@ -148,12 +149,24 @@ class ProcessTransport:
         code = self._process.exitcode
         if code is None:
             return "its connection closed"
-        if code < 0:
-            try:
-                return f"killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                return f"killed by signal {-code}"
-        return f"exited with status {code}"
+        return exit_cause(code)
+
+
+def exit_cause(code: int, platform: str = sys.platform) -> str:
+    """A runner process's exit code in words. On Windows there are no signals: CPython reports
+    TerminateProcess (the pool's kill) as -SIGTERM, and a crash exits with an NTSTATUS code
+    (0xC0000005: an access violation), shown in hex as Windows tools show it."""
+    if platform == "win32":
+        if code == -signal.SIGTERM:
+            return "terminated"
+        if code & 0xFFFFFFFF >= 0xC0000000:
+            return f"crashed with status 0x{code & 0xFFFFFFFF:08X}"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def child_main(conn_in: Any, conn_out: Any, config: dict[str, Any], framed: bool) -> None:

@@ -1,0 +1,91 @@
+"""What a Windows or macOS user meets that this Linux machine can still show: token files
+with a byte-order mark, console encodings, case-blind file names, read-only targets, runner
+exit codes, reserved ports (the OS is simulated where it must be; nothing here runs Windows
+or macOS)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from pixelkiln._cli_parts import free_name
+from pixelkiln._files import write_atomically
+from pixelkiln_server import app
+from pixelkiln_server.auth import TokenFileError, TokenStore
+from pixelkiln_server.runners.transports import exit_cause
+from pixelkiln_server.shutdown import say
+
+TOKEN = "pk_" + "w" * 43
+
+
+def test_a_token_file_saved_by_notepad_with_a_bom_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_bytes(b"\xef\xbb\xbf" + f"alice generate {TOKEN}\r\n".encode())
+    assert TokenStore.load(path).authenticate(f"Bearer {TOKEN}").name == "alice"
+    path.write_bytes(f"alice generate {TOKEN}\n".encode("utf-16"))  # PowerShell 5.1's >
+    with pytest.raises(TokenFileError, match="it is UTF-16: save it as UTF-8"):
+        TokenStore.load(path)
+
+
+def test_a_daemon_line_the_console_cannot_encode_is_escaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Windows stdout redirected to a file is cp1252: the line goes out escaped and stdout
+    stays (it was pointed at the null device, losing every later line)."""
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="cp1252", errors="strict")
+    monkeypatch.setattr(sys, "stdout", out)
+    say("listening: モデル ready")
+    say("ready")
+    out.flush()
+    assert raw.getvalue().decode("cp1252").splitlines() == [
+        "listening: \\u30e2\\u30c7\\u30eb ready",
+        "ready",
+    ]
+
+
+def test_default_names_are_free_case_blind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On macOS and Windows Out.png and out.png are one file: the second run must not take it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Out.png").write_bytes(b"x")
+    assert free_name("out") == "out-2.png"
+    (tmp_path / "OUT-2_normal.png").write_bytes(b"x")
+    assert free_name("out") == "out-3.png"
+
+
+def test_a_read_only_target_is_refused_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POSIX replaced a read-only file silently, Windows refuses the rename (and left a
+    read-only temporary file it could not remove): both now refuse first, naming the file."""
+    target = tmp_path / "stone.png"
+    target.write_bytes(b"old")
+    target.chmod(0o444)
+    if os.access(target, os.W_OK):  # root may write anything: answer as for a user
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == target else real(p, m))
+    with pytest.raises(PermissionError, match="is read-only") as info:
+        write_atomically(target, lambda f: f.write(b"new"))
+    assert info.value.filename == str(target)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["stone.png"]
+
+
+def test_runner_exit_codes_in_words_on_each_os() -> None:
+    assert exit_cause(-signal.SIGKILL, "linux") == "killed by signal SIGKILL"
+    assert exit_cause(3, "linux") == "exited with status 3"
+    assert exit_cause(-signal.SIGTERM, "win32") == "terminated"  # TerminateProcess
+    assert exit_cause(3221225477, "win32") == "crashed with status 0xC0000005"
+    assert exit_cause(-1073741819, "win32") == "crashed with status 0xC0000005"
+    assert exit_cause(1, "win32") == "exited with status 1"
+
+
+def test_a_port_windows_reserved_is_named_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "below 1024" in app._why_not_allowed(80)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert "excludedportrange" in app._why_not_allowed(50051)
