@@ -89,3 +89,21 @@ def test_a_port_windows_reserved_is_named_as_such(monkeypatch: pytest.MonkeyPatc
     assert "below 1024" in app._why_not_allowed(80)
     monkeypatch.setattr(sys, "platform", "win32")
     assert "excludedportrange" in app._why_not_allowed(50051)
+
+
+async def test_runner_log_lines_can_travel_over_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows a spawned runner inherits no handles: its stderr went nowhere when the
+    daemon's output was a file or a pipe (Unity, Godot). There (and here with the switch on)
+    its formatted lines travel as port messages and the front writes them out."""
+    from pixelkiln_server.engine import runner_client
+    from pixelkiln_server.logsetup import LOGS_VIA_PORT_ENV
+
+    from .conftest import running_daemon
+
+    lines: list[str] = []
+    monkeypatch.setattr(runner_client, "write_runner_lines", lines.append)
+    monkeypatch.setenv(LOGS_VIA_PORT_ENV, "1")  # the spawned runner reads it
+    async with running_daemon(runner="process", ws_port=None) as d:
+        assert d.engine.runners[0].pid  # a child process
+    assert any("[cpu#0]: loaded tiny-random" in line for line in lines), lines[:5]
+    assert not any(line.endswith("\n") for line in lines)  # one record per message

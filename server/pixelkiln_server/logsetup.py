@@ -16,10 +16,12 @@ calls :func:`configure_from_env` before its first import of a model library.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -140,3 +142,46 @@ def _quiet_loaded_libraries() -> None:
             for part in call.split("."):
                 target = getattr(target, part)
             target()  # type: ignore[operator]
+
+
+# A runner child sends its log lines to the front over the port when this is "1" (always on
+# Windows: spawned children inherit no handles there, so its stderr went nowhere when the
+# daemon's own output was a file or a pipe, as under Unity and Godot). The front writes them to
+# its standard error as they came, already formatted (text or JSON, named after the runner).
+LOGS_VIA_PORT_ENV = "PIXELKILN_RUNNER_LOGS_VIA_PORT"
+
+
+def logs_via_port() -> bool:
+    return sys.platform == "win32" or os.environ.get(LOGS_VIA_PORT_ENV) == "1"
+
+
+class _LineSender:
+    """A stream for the root handler: each record (write, then flush, under the handler's
+    lock) goes out as one message."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self._send = send
+        self._buffer: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._buffer.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        text, self._buffer = "".join(self._buffer).rstrip("\n"), []
+        if text:
+            self._send(text)
+
+
+def send_logs_to(send: Callable[[str], None]) -> None:
+    """Point the process's log handler at ``send`` (one formatted line or record per call)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(_LineSender(send))
+
+
+def write_runner_lines(text: str) -> None:
+    """A runner's log record, as it formatted it, on the front's standard error."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..catalogue import ModelSpec
 from ..errors import Unavailable
+from ..logsetup import write_runner_lines
 from ..runners import port
 from ..runners.frames import GarbledFrame, LoopReader
 from ..runners.transports import Transport
@@ -158,6 +159,8 @@ class RunnerClient:
                     future.set_result(message.get("value"))
                 else:
                     future.set_exception(port.error_from_wire(message.get("error") or {}))
+        elif ev == "log":
+            write_runner_lines(str(message.get("text", "")))
         elif ev != "alive":
             if message.get("done"):
                 mark("front.from_runner")

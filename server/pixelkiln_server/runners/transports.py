@@ -179,7 +179,7 @@ def child_main(conn_in: Any, conn_out: Any, config: dict[str, Any], framed: bool
         signal.signal(signal.SIGBREAK, signal.SIG_IGN)
     host_config = HostConfig(**config)
     # The parent's quiet/--verbose choice (it travels in the environment), before torch loads.
-    from ..logsetup import configure_from_env
+    from ..logsetup import configure_from_env, logs_via_port, send_logs_to
 
     configure_from_env(runner=host_config.name)
     if host_config.threads:
@@ -201,4 +201,7 @@ def child_main(conn_in: Any, conn_out: Any, config: dict[str, Any], framed: bool
             return True  # recv() says the front is gone
 
     send = frame_writer(conn_out.fileno()) if framed else conn_out.send_bytes
-    RunnerHost(host_config, send, own_process=True).serve(recv, waiting)
+    host = RunnerHost(host_config, send, own_process=True)
+    if logs_via_port():
+        send_logs_to(lambda text: host.send({"ev": "log", "text": text}))
+    host.serve(recv, waiting)
