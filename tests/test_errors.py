@@ -101,11 +101,13 @@ async def test_prompt_too_long(aclient: AsyncClient) -> None:
     assert info.value.code is INVALID and "4000" in info.value.message
 
 
+@pytest.mark.parametrize("device", ["cuda", "mps"])
 async def test_out_of_memory_maps_to_resource_exhausted(
-    daemon: Daemon, aclient: AsyncClient
+    daemon: Daemon, aclient: AsyncClient, device: str
 ) -> None:
     """Fault injection: the CPU cannot run out of GPU memory on demand, so the pipeline call is
-    made to raise what torch raises on CUDA; the daemon answers RESOURCE_EXHAUSTED and serves on."""
+    made to raise what torch raises on CUDA (OutOfMemoryError) and on Apple's MPS (a plain
+    RuntimeError, which became INTERNAL); the daemon answers RESOURCE_EXHAUSTED and serves on."""
     import torch
 
     model: Any = runner_models(daemon)[0]
@@ -113,6 +115,11 @@ async def test_out_of_memory_maps_to_resource_exhausted(
     original = type(pipe).__call__
 
     def oom(*args: Any, **kwargs: Any) -> Any:
+        if device == "mps":
+            raise RuntimeError(
+                "MPS backend out of memory (MPS allocated: 17.11 GB, other allocations: "
+                "1.02 GB, max allowed: 18.13 GB). Tried to allocate 20.00 GB on private pool."
+            )
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     type(pipe).__call__ = oom

@@ -55,6 +55,7 @@ FAILURES: dict[str, Callable[[], BaseException]] = {
     "missing-file": lambda: hf.RemoteEntryNotFoundError("404 Entry.", response=_response(404)),
     "hub-down": lambda: hf.HfHubHTTPError("503 Server Error", response=_response(503)),
     "out-of-memory": lambda: torch.cuda.OutOfMemoryError("CUDA out of memory."),
+    "out-of-memory-mps": lambda: RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)"),
 }
 
 EXPECTED: dict[str, tuple[grpc.StatusCode, tuple[str, ...]]] = {
@@ -69,6 +70,10 @@ EXPECTED: dict[str, tuple[grpc.StatusCode, tuple[str, ...]]] = {
     "missing-file": (grpc.StatusCode.NOT_FOUND, ("missing", "model_index.json")),
     "hub-down": (grpc.StatusCode.UNAVAILABLE, ("server error", "try again")),
     "out-of-memory": (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ("out of GPU memory", "--offload model", "--quantize", "pixelkiln-textures"),
+    ),
+    "out-of-memory-mps": (
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         ("out of GPU memory", "--offload model", "--quantize", "pixelkiln-textures"),
     ),

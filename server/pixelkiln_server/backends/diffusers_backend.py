@@ -19,7 +19,17 @@ from ..errors import FailedPrecondition, InvalidArgument, PixelKilnError, Resour
 from ..imaging import preview, torus
 from ..model_options import LoraAdapter
 from ..types import DecodedInputs, GenerationRequest, Priority, Tiling
-from . import accel, inpaint, load_errors, lora, runtime_choice, tiling, tiny_vae, variation
+from . import (
+    accel,
+    gpu_memory,
+    inpaint,
+    load_errors,
+    lora,
+    runtime_choice,
+    tiling,
+    tiny_vae,
+    variation,
+)
 from .base import BatchItem, LoadedModel, LoadOptions, NoHooks, StepHooks
 from .diffusers_load import (
     apply_padding,
@@ -159,6 +169,8 @@ class DiffusersModel(LoadedModel):
         if cuda:
             torch.cuda.empty_cache()
             return max(0, before - torch.cuda.memory_allocated(self.device))
+        if getattr(self.device, "type", str(self.device)) == "mps":
+            gpu_memory.empty_caches("mps")  # unloading hands the memory back on a Mac too
         return sum(n for ref, n in refs if ref() is None)
 
     def unload(self) -> None:
@@ -331,8 +343,10 @@ class DiffusersModel(LoadedModel):
                         self._seam_pass(img, request, i, on_step_end)
                         for i, img in enumerate(images)
                     ]
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
+        except gpu_memory.errors() as exc:
+            if not gpu_memory.exhausted(exc):
+                raise
+            gpu_memory.empty_caches()
             raise ResourceExhausted(
                 f"out of GPU memory for {request.width}x{request.height} x{sum(counts)}; "
                 "try a smaller size or fewer images"
@@ -474,14 +488,18 @@ class DiffusersBackend:
                 except (torch.cuda.OutOfMemoryError, PixelKilnError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - torch.compile's many backend errors
+                    if gpu_memory.exhausted(exc):
+                        raise
                     model.release()
                     raise FailedPrecondition(
                         f"compile: torch.compile failed while warming up {spec.name!r} "
                         f"({type(exc).__name__}); serve without --compile"
                     ) from exc
             model._route, model._runtime = runtime_choice.choose(model, options.home)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
+        except gpu_memory.errors() as exc:
+            if not gpu_memory.exhausted(exc):
+                raise
+            gpu_memory.empty_caches()
             raise load_errors.too_large(spec, dtype_name(dtype), free) from None
         if cuda:
             model.resident_bytes = max(0, torch.cuda.memory_allocated(device) - before)

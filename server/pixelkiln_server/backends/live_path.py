@@ -447,13 +447,16 @@ class LeanPath:
 
 @contextlib.contextmanager
 def _gpu_memory(request: GenerationRequest) -> Iterator[None]:
-    """A CUDA out-of-memory error of a live frame as RESOURCE_EXHAUSTED, the cache emptied."""
-    import torch
+    """An out-of-memory error of a live frame (CUDA, MPS) as RESOURCE_EXHAUSTED, the cache
+    emptied."""
+    from . import gpu_memory
 
     try:
         yield
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
+    except gpu_memory.errors() as exc:
+        if not gpu_memory.exhausted(exc):
+            raise
+        gpu_memory.empty_caches()
         raise ResourceExhausted(
             f"out of GPU memory for a {request.width}x{request.height} live frame; "
             "try a smaller size"
