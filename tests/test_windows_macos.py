@@ -107,3 +107,32 @@ async def test_runner_log_lines_can_travel_over_the_port(monkeypatch: pytest.Mon
         assert d.engine.runners[0].pid  # a child process
     assert any("[cpu#0]: loaded tiny-random" in line for line in lines), lines[:5]
     assert not any(line.endswith("\n") for line in lines)  # one record per message
+
+
+def _proc_int(name: str) -> int:
+    return int(Path("/proc/sys", name).read_text())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's limits")
+def test_socket_pair_buffers_are_widened_for_macos() -> None:
+    """macOS gives local socket pairs 8 KiB buffers; the runner's are set to 4 MiB there
+    (exercised here on Linux's socket pairs, whose sizes would otherwise be its own)."""
+    import multiprocessing
+    import socket
+
+    from pixelkiln_server.runners.transports import SOCKET_BUFFER_BYTES, widen_buffers
+
+    a, b = multiprocessing.get_context("spawn").Pipe()
+    try:
+        widen_buffers(a)
+        with socket.socket(fileno=os.dup(a.fileno())) as sock:
+            sent = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            received = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        with socket.socket(fileno=os.dup(b.fileno())) as other:  # left alone
+            untouched = other.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        # Linux caps the request at net.core.[wr]mem_max and reports twice what it keeps.
+        assert sent > untouched and received > untouched
+        assert sent >= min(2 * SOCKET_BUFFER_BYTES, 2 * _proc_int("net/core/wmem_max"))
+    finally:
+        a.close()
+        b.close()
