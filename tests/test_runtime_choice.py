@@ -6,6 +6,7 @@ on torch; ``auto`` measures once per machine and caches it; bad combinations are
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -195,6 +196,8 @@ def test_auto_measures_once_per_machine_and_caches_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runtime_choice, "FASTER", 100.0)  # any measurement picks ONNX
+    monkeypatch.setattr(runtime_choice, "STEADY_SPREAD", math.inf)  # kept however busy CI is
+    monkeypatch.setattr(runtime_choice, "MEASURE_BUDGET_S", math.inf)
     model = load("auto", tmp_path, "tiny-random")
     first = model.active_options()["runtime"]
     assert first.startswith("onnx (measured: ONNX Runtime takes")
@@ -214,9 +217,57 @@ def test_auto_measures_once_per_machine_and_caches_it(
     record.unlink()  # measured again, now in torch's favour
     monkeypatch.undo()
     monkeypatch.setattr(runtime_choice, "FASTER", 0.0)
+    monkeypatch.setattr(runtime_choice, "STEADY_SPREAD", math.inf)
+    monkeypatch.setattr(runtime_choice, "MEASURE_BUDGET_S", math.inf)
     third = load("auto", tmp_path, "tiny-random")
     assert third._route is None and third.active_options()["runtime"].startswith("torch (")
     assert json.loads(record.read_text())["runtime"] == "torch"
+
+
+def test_an_unsteady_measurement_is_used_once_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine busy with other programs the probes disagree (one start measured 0.03x
+    and kept it for good): such a measurement serves this run and is taken again next time."""
+    busy = runtime_choice.Choice(
+        "onnx", "measured: ONNX Runtime takes 0.03x torch's time (unsteady: ...)", {}, False
+    )
+    calls: list[int] = []
+
+    def measured(*args: Any) -> runtime_choice.Choice:
+        calls.append(1)
+        return busy
+
+    monkeypatch.setattr(runtime_choice, "measure", measured)
+    first = load("auto", tmp_path, "tiny-random")
+    assert "unsteady" in first.active_options()["runtime"]
+    assert not list(tmp_path.glob(f"{runtime_choice.CACHE_DIR}/*/measured-*.json"))
+    load("auto", tmp_path, "tiny-random")
+    assert len(calls) == 2  # measured again at the next start
+
+
+def test_probes_that_disagree_are_unsteady(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]  # a fake clock: each call takes the time it is given, nothing is timed
+
+    class Timed:
+        def __init__(self, seconds: dict[str, float]) -> None:
+            self.seconds = seconds
+
+        def generate(self, request: Any, inputs: Any, hooks: Any) -> None:
+            clock[0] += self.seconds[request.priority.value]
+
+    kinds = ("txt2img", "live")
+    probes = {k: (SimpleNamespace(priority=SimpleNamespace(value=k)), None) for k in kinds}
+    monkeypatch.setattr(runtime_choice, "_probes", lambda model: probes)
+    monkeypatch.setattr(runtime_choice.time, "perf_counter", lambda: clock[0])
+    torch_side = Timed({"txt2img": 0.2, "live": 0.2})
+    agreeing = runtime_choice.measure(torch_side, Timed({"txt2img": 0.1, "live": 0.12}))  # type: ignore[arg-type]
+    apart = runtime_choice.measure(torch_side, Timed({"txt2img": 0.02, "live": 0.3}))  # type: ignore[arg-type]
+    slow = runtime_choice.measure(
+        Timed({"txt2img": 9.0, "live": 9.0}), Timed({"txt2img": 4.5, "live": 4.5})
+    )  # type: ignore[arg-type]
+    assert agreeing.steady and not apart.steady and not slow.steady  # slow: over 30 s
+    assert "unsteady" in apart.why and "unsteady" not in agreeing.why
 
 
 def test_auto_keeps_torch_and_says_why_when_the_export_fails(

@@ -59,6 +59,11 @@ FASTER = 0.9
 AUTO_MAX_BYTES = 300 * 2**20
 REPEATS = 3
 WARMUP = 2
+# A measurement is kept only when the probes' ratios agree within this factor and it took at
+# most MEASURE_BUDGET_S: on a machine busy with other programs torch's threads suffer far more
+# than ONNX Runtime's (one start measured 0.03x, torch at 8.6 s a call, and kept it for good).
+STEADY_SPREAD = 2.5
+MEASURE_BUDGET_S = 30.0
 # Bumped when what the probes time changes (2: the torch live frame's recorded graphs), so a
 # measurement cached by an older PixelKiln is taken again.
 PROBES_VERSION = 2
@@ -72,6 +77,9 @@ class Choice:
     why: str
     # Median milliseconds per measured request kind and runtime ("txt2img/torch": 203.0).
     timings: dict[str, float]
+    # The probes agreed (kept for later starts); False: other programs were busy, it is used
+    # for this run only and measured again at the next start.
+    steady: bool = True
 
 
 def why_not(model: Any, runtime: str) -> str | None:
@@ -215,6 +223,7 @@ def measure(torch_model: Any, onnx_model: LoadedModel) -> Choice:
     frame records its graphs at its second call: traced.py)."""
     timings: dict[str, float] = {}
     ratios = []
+    started_all = time.perf_counter()
     for kind, (request, inputs) in _probes(torch_model).items():
         runs: dict[str, list[float]] = {"torch": [], "onnx": []}
         for rep in range(WARMUP + REPEATS):
@@ -228,7 +237,12 @@ def measure(torch_model: Any, onnx_model: LoadedModel) -> Choice:
         ratios.append(timings[f"{kind}/onnx"] / timings[f"{kind}/torch"])
     ratio = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     runtime = "onnx" if ratio <= FASTER else "torch"
-    return Choice(runtime, f"measured: ONNX Runtime takes {ratio:.2f}x torch's time", timings)
+    took = time.perf_counter() - started_all
+    steady = max(ratios) / min(ratios) <= STEADY_SPREAD and took <= MEASURE_BUDGET_S
+    why = f"measured: ONNX Runtime takes {ratio:.2f}x torch's time"
+    if not steady:
+        why += f" (unsteady: probes {min(ratios):.2f}x to {max(ratios):.2f}x in {took:.0f} s)"
+    return Choice(runtime, why, timings, steady)
 
 
 def _cached_choice(folder: Path, torch_model: Any, onnx_model: LoadedModel) -> Choice:
@@ -238,7 +252,14 @@ def _cached_choice(folder: Path, torch_model: Any, onnx_model: LoadedModel) -> C
         return Choice(str(raw["runtime"]), str(raw["why"]) + ", cached", dict(raw["timings"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    log.info("measuring ONNX Runtime against torch on this machine, once (about 10 s)")
     choice = measure(torch_model, onnx_model)
+    if not choice.steady:
+        log.warning(
+            "%s: the machine looks busy; used for this run only, measured again at the next start",
+            choice.why,
+        )
+        return choice
     record = {"runtime": choice.runtime, "why": choice.why, "timings": choice.timings}
     record["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
