@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .catalogue import SHIPPED_MODEL
+from .catalogue import PRESETS, SHIPPED_MODEL
 from .eventloop import LOOPS
 from .logsetup import LEVELS, LOG_FORMATS
 from .model_options import OFFLOAD_MODES, QUANTIZE_MODES, RUNTIMES
@@ -31,8 +31,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=SHIPPED_MODEL,
-        help="default model: a preset (pixelkiln-textures, tiny-random, sd-turbo, sdxl-turbo, "
-        "flux.1-schnell, z-image-turbo), a hub id, a diffusers folder or a .safetensors file "
+        help=f"default model: a preset ({', '.join(sorted(PRESETS))}), a hub id, a diffusers "
+        "folder or a .safetensors file "
         f"(default {SHIPPED_MODEL}: PixelKiln's own texture and sprite model, shipped, no "
         "download; tiny-random: random weights, fastest)",
     )
@@ -106,7 +106,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "many seconds; a runner just started has at least 120 s for its first message "
         "(default 60)",
     )
-    parser.add_argument("--queue-size", type=int, default=32, help="max queued requests")
+    parser.add_argument(
+        "--queue-size", type=int, default=32, help="max queued requests (default 32)"
+    )
     parser.add_argument(
         "--max-message-mib",
         type=int,
@@ -152,14 +154,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_speed_arguments(parser)
     add_security_arguments(parser)
-    parser.add_argument("--grace", type=float, default=10.0, help="shutdown grace in seconds")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="shutdown grace in seconds: running work may finish (default 10)",
+    )
     parser.add_argument(
         "--stop-on-stdin-close",
         action="store_true",
         help="stop gracefully when standard input closes (for launchers on every OS: close the "
         "pipe to stop; the daemon also stops when its launcher dies)",
     )
-    parser.add_argument("--home", type=Path, default=None, help="cache folder for built models")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="data folder: built models, ONNX exports, tokens (default $PIXELKILN_HOME, else "
+        "~/.cache/pixelkiln)",
+    )
     parser.add_argument(
         "--offline", action="store_true", help="never touch the network (also HF_HUB_OFFLINE=1)"
     )
@@ -346,5 +359,6 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-budget-gb",
         type=float,
         default=None,
-        help="the same budget on the CPU, over the models' weights (default unlimited)",
+        help="the same budget on the CPU, over the models' weights (default: half the "
+        "machine's memory, shared by the CPU runners)",
     )

@@ -2014,7 +2014,7 @@ namespace PixelKiln.V1
     }
 
     /// <summary>
-    /// Mean absolute difference (0..255 scale) across the wrap edge and across interior lines;
+    /// Mean absolute difference (0..1 scale: 1 = black against white) across the wrap edge and across interior lines;
     /// ratio = edge / interior (about 1 means the seam looks like any other line).
     /// </summary>
     public sealed partial class SeamReport : global::PixelKiln.Protobuf.IProtoMessage

@@ -1771,7 +1771,7 @@ class DerivedMapMsg:
 			pb_r.fail()
 
 
-## Mean absolute difference (0..255 scale) across the wrap edge and across interior lines;
+## Mean absolute difference (0..1 scale: 1 = black against white) across the wrap edge and across interior lines;
 ## ratio = edge / interior (about 1 means the seam looks like any other line).
 class SeamReportMsg:
 	extends RefCounted
