@@ -45,6 +45,22 @@ def test_a_size_above_the_trained_size_says_what_to_expect() -> None:
     assert warning.startswith("size: 256x256 is above pixelkiln-textures's trained size 64x64")
 
 
+def test_a_negative_prompt_without_guidance_is_said_to_do_nothing() -> None:
+    """At guidance 0 or 1 an SD pipeline skips classifier-free guidance: the negative prompt
+    changed no pixel (measured on the shipped model), so the result says so."""
+    spec = PRESETS["tiny-random"]
+    for guidance in (None, 0.0, 1.0):  # None: the model's default (0 for turbo models)
+        request = GenerationRequest(prompt="x", negative_prompt="blurry", guidance_scale=guidance)
+        (warning,) = advice.request_warnings(spec, request)
+        assert warning.startswith("negative_prompt: has no effect at guidance_scale ")
+        assert "raise guidance_scale" in warning
+    request = GenerationRequest(prompt="x", negative_prompt="blurry", guidance_scale=4.0)
+    assert advice.request_warnings(spec, request) == ()
+    flux = replace(PRESETS["tiny-flux"], native_width=64, native_height=64)
+    request = GenerationRequest(prompt="x", negative_prompt="blurry", width=64, height=64)
+    assert advice.request_warnings(flux, request) == ()  # no classifier-free guidance there
+
+
 def test_a_model_without_a_vocabulary_gets_no_prompt_warning() -> None:
     assert warnings_for("anything at all", spec=PRESETS["tiny-random"]) == ()
 

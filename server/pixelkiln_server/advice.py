@@ -3,7 +3,8 @@
 A model folder's ``pixelkiln.json`` may list its ``vocabulary`` (the words of its training
 captions); prompt words outside it have no reliable effect, and the result says which. A size
 above the model's trained size repeats its detail at the trained scale instead of adding
-detail; the result says that too. Warnings never refuse a request.
+detail; the result says that too, and that a negative prompt does nothing where classifier-free
+guidance is off (guidance_scale 1 or less on SD and SDXL). Warnings never refuse a request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from .folder_meta import read_meta
 from .types import GenerationRequest
 
 _WORD = re.compile(r"[a-z]+")
+# Families whose negative prompt works through classifier-free guidance (diffusers' SD and
+# SDXL pipelines use it only when guidance_scale > 1).
+CFG_FAMILIES = ("sd", "sdxl")
 
 
 @functools.lru_cache(maxsize=64)
@@ -54,6 +58,13 @@ def request_warnings(spec: ModelSpec, request: GenerationRequest) -> tuple[str, 
                 f"prompt: {spec.name} does not know {words} (not in the vocabulary of its "
                 "pixelkiln.json); those words have no reliable effect"
             )
+    guidance = spec.default_guidance if request.guidance_scale is None else request.guidance_scale
+    if request.negative_prompt.strip() and spec.family in CFG_FAMILIES and guidance <= 1.0:
+        out.append(
+            f"negative_prompt: has no effect at guidance_scale {guidance:g} on {spec.name}: "
+            "classifier-free guidance, which uses it, runs only above 1 (turbo models default "
+            "to 0); raise guidance_scale to use it"
+        )
     native_w, native_h = spec.native_width, spec.native_height
     if request.width > native_w or request.height > native_h:
         out.append(
