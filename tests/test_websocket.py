@@ -269,7 +269,7 @@ async def test_an_envelope_id_is_bounded_and_logged_quoted(
     """A 5 MB envelope id was echoed whole and written as one 5 MB log line; one with a
     newline forged a log line. Ids over 128 characters are refused without the echo; the
     daemon's log quotes what a client sent."""
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     async with connect(daemon.ws_url, max_size=MAX) as ws:
         await send(ws, "x" * 200_000, status=models_pb.StatusRequest())
         env = await recv(ws)

@@ -241,7 +241,7 @@ class Daemon:
         if self.metrics_server is not None:
             self.metrics_server.start()
         self.engine.start()
-        log.info("listening on %s (health NOT_SERVING until warm)", self.address)
+        log.debug("listening on %s (health NOT_SERVING until warm)", self.address)  # say()s it
         self._warm_up = asyncio.create_task(self._warm())
 
     async def _warm(self) -> None:

@@ -80,8 +80,8 @@ def to_error(exc: BaseException, operation: str, request_id: str = "") -> PixelK
     # The id and the message can hold what a client sent: quoted and clipped, as in the
     # access log (a WebSocket envelope id with a newline forged a log line, 5 MB of it one line).
     where = f"{operation} {text_value(request_id)}" if request_id else operation
-    if isinstance(exc, PixelKilnError):
-        log.info("%s -> %s: %s", where, exc.code.value, text_value(exc.message))
+    if isinstance(exc, PixelKilnError):  # a refusal: its access line says it (debug: twice)
+        log.debug("%s -> %s: %s", where, exc.code.value, text_value(exc.message))
         return exc
     log.error("%s failed", where, exc_info=exc)
     return Internal(f"internal error in {operation}; see the daemon log")
