@@ -136,3 +136,30 @@ def test_socket_pair_buffers_are_widened_for_macos() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_rename_windows_refuses_for_a_moment_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An antivirus holding a new file makes Windows refuse its rename for a moment (one scan
+    during the ONNX export made the daemon serve torch for the whole run)."""
+    from pixelkiln_server import renames
+
+    src, dst = tmp_path / "new", tmp_path / "final"
+    src.write_text("x")
+    real, refusals = os.replace, [2]
+
+    def busy(a: object, b: object) -> None:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise PermissionError(13, "The process cannot access the file")
+        real(a, b)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(renames.os, "replace", busy)
+    monkeypatch.setattr(renames, "WAIT_S", 0.0)
+    renames.replace(src, dst, platform="win32")
+    assert dst.read_text() == "x" and refusals == [0]
+    src.write_text("y")
+    refusals[0] = 1
+    with pytest.raises(PermissionError):  # elsewhere the first refusal is the answer
+        renames.replace(src, dst, platform="linux")

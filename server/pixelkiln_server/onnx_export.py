@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -32,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from . import renames
 from .catalogue import ONNX_MANIFEST, ModelSpec
 from .folder_meta import META_FILE
 
@@ -289,7 +289,7 @@ def run_export(args: argparse.Namespace) -> int:
         export_onnx(pipe, tmp, fp16=args.fp16, spec=spec)
         if out.exists():
             out.rmdir()
-        os.replace(tmp, out)
+        renames.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

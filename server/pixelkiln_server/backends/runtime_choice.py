@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import renames
 from ..errors import FailedPrecondition, PixelKilnError
 from ..types import DecodedInputs, EncodedImage, Encoding, GenerationRequest, Priority, Tiling
 from . import export_cache
@@ -159,7 +160,7 @@ def _export(model: Any, folder: Path) -> None:
     try:
         export_onnx(model.pipe, tmp, spec=model.spec)
         try:
-            os.replace(tmp, folder)
+            renames.replace(tmp, folder)
         except OSError:  # another daemon finished the same export first
             if not folder.is_dir():
                 raise
@@ -264,7 +265,7 @@ def _cached_choice(folder: Path, torch_model: Any, onnx_model: LoadedModel) -> C
     record["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    renames.replace(tmp, path)
     return choice
 
 

@@ -18,7 +18,6 @@ costs nothing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import renames
 from ..catalogue import ModelSpec
 from ..config import default_home
 from .base import LoadedModel, LoadOptions
@@ -236,7 +236,7 @@ def save_pipeline_atomically(target: Path, build: Callable[[], Any]) -> Path:
         build().save_pretrained(tmp, safe_serialization=True)
         try:
             # Replaces an empty leftover folder; fails when a complete one appeared meanwhile.
-            os.replace(tmp, target)
+            renames.replace(tmp, target)
         except OSError:
             if not _is_complete(target):
                 raise
