@@ -283,7 +283,7 @@ MISTAKES = [
     (["generate", "x", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
     (["replay", "MISSING"], "MISSING does not exist; give a PNG written by PixelKiln"),
     (["replay", "PLAIN"], "PLAIN carries no PixelKiln recipe"),
-    (["replay", "PHOTO"], "PHOTO is a JPEG/WebP image, which carries no recipe"),
+    (["replay", "PHOTO"], "PHOTO is a JPEG image, which carries no recipe"),
     (["replay", "TEXT"], "TEXT is not a recipe: not JSON"),
     (["replay", "OTHER"], "OTHER is not a recipe: a JSON object with a 'request'"),
     (["replay", "PLAIN", "-o", "x.bmp"], "-o/--output: cannot write .bmp files"),
@@ -589,7 +589,7 @@ def test_a_result_written_into_a_missing_folder_names_the_file(tmp_path: Path) -
     the temporary file's."""
     from pixelkiln import Image as ResultImage
     from pixelkiln._cli_parts import UsageError
-    from pixelkiln.cli import _written
+    from pixelkiln._cli_parts import written as _written
 
     image = ResultImage(png_bytes(np.zeros((8, 8, 3), np.uint8)), "png", 8, 8)
     target = tmp_path / "gone" / "x.png"

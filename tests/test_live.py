@@ -228,20 +228,22 @@ async def test_cli_live_watch_outlives_the_idle_timeout(
 ) -> None:
     """While the watched file does not change, `pixelkiln live` re-sends it (an unchanged
     input), so the daemon's idle timeout does not end the session between two edits."""
+    from pixelkiln import _cli_live as live_cli
     from pixelkiln import cli
 
-    monkeypatch.setattr(cli, "LIVE_KEEPALIVE_S", 0.2)
+    monkeypatch.setattr(live_cli, "LIVE_KEEPALIVE_S", 0.3)
     sketch, out = tmp_path / "sketch.png", tmp_path / "live.png"
     sketch.write_bytes(SKETCHES[5])
     async with running_daemon(live_idle_timeout_s=1.0) as d:
-        argv = ["live", "bricks", "--watch", str(sketch), "-o", str(out), "--frames", "2"]
+        argv = ["live", "bricks", "--watch", str(sketch), "-o", str(out), "--frames", "12"]
         argv += ["--steps", "2", "--interval", "0.05", "--address", d.address]
         run = asyncio.ensure_future(asyncio.to_thread(cli.main, argv))
         while not out.exists() and not run.done():
             await asyncio.sleep(0.05)
         assert not run.done(), f"pixelkiln live exited with {run.result()} before a frame"
         first = out.read_bytes()
-        await asyncio.sleep(3.0)  # three idle timeouts without an edit
+        # Two idle timeouts without an edit (about 7 unchanged frames; --frames counts them).
+        await asyncio.sleep(2.0)
         assert not run.done(), "the session ended while the file did not change"
         sketch.write_bytes(SKETCHES[6])
         assert await asyncio.wait_for(run, 120) == 0

@@ -349,11 +349,12 @@ async def test_cli_live_brings_out_every_frame_stream_batch_holds(
     """At 4 denoising steps (8 x strength 0.5) a frame answers the input 3 inputs earlier: the
     CLI re-sends a still file as each frame comes until the frame of its change is out (it
     re-sent once, and the rest waited for keep-alives 5 s apart; none here)."""
+    from pixelkiln import _cli_live as live_cli
     from pixelkiln import cli
 
     from .conftest import running_daemon
 
-    monkeypatch.setattr(cli, "LIVE_KEEPALIVE_S", 1e9)
+    monkeypatch.setattr(live_cli, "LIVE_KEEPALIVE_S", 1e9)
     sketch = tmp_path / "sketch.png"
     sketch.write_bytes(png_bytes(BASE))
     out = tmp_path / "live.png"

@@ -11,10 +11,14 @@ from .aio import AsyncClient
 from .client import Client, GenerationStream
 from .errors import (
     CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     PixelKilnError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from .events import (
@@ -38,13 +42,16 @@ __all__ = [
     "AsyncLiveSession",
     "CancelledError",
     "Client",
+    "DeadlineExceededError",
     "Event",
+    "FailedPreconditionError",
     "GenerationStream",
     "Image",
     "InvalidArgumentError",
     "LiveFrame",
     "LiveSession",
     "NotFoundError",
+    "PermissionDeniedError",
     "PixelKilnError",
     "Preview",
     "Progress",
@@ -52,5 +59,6 @@ __all__ = [
     "ResourceExhaustedError",
     "Result",
     "ResultImage",
+    "UnauthenticatedError",
     "UnavailableError",
 ]

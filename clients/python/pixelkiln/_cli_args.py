@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from .client import DEFAULT_ADDRESS, default_address
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -188,7 +189,13 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     live.add_argument("--size", type=int, default=0)
     live.add_argument("--model", default="")
     live.add_argument("--interval", type=float, default=0.05, help="poll interval in seconds")
-    live.add_argument("--frames", type=int, default=0, help="stop after N frames (0: never)")
+    live.add_argument(
+        "--frames",
+        type=int,
+        default=0,
+        help="stop after N frames from the daemon, unchanged ones included (an unchanged "
+        "--watch file is re-sent every 5 s and answered unchanged); 0: never",
+    )
     live.add_argument(
         "--stream-batch",
         action="store_true",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,12 @@ def format_table(header: list[str], rows: list[list[str]], right: set[int]) -> l
         ]
         lines.append("  ".join(cells).rstrip())
     return lines
+
+
+def written(path: Path, save: Callable[[Path], Path]) -> Path:
+    """``save(path)``; a file that cannot be written is one line naming it (the file that was
+    there, if any, is untouched), not a traceback."""
+    try:
+        return save(path)
+    except OSError as exc:
+        raise UsageError(f"-o/--output: cannot write {path}: {exc.strerror or exc}") from None

@@ -201,14 +201,38 @@ def check_keywords(call: str, options: Mapping[str, Any], extra: Collection[str]
     likeliest one meant (a CLI flag's name, or a close spelling)."""
     known = keywords() | set(extra)
     for name in options:
-        if name in known:
-            continue
-        hint = KEYWORD_HINTS.get(name)
-        if hint is None:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = repr(close[0]) if close else None
-        tail = f"did you mean {hint}?" if hint else f"keywords: {', '.join(sorted(known))}"
-        raise TypeError(f"{call}(): unknown keyword {name!r}; {tail}")
+        if name not in known:
+            raise TypeError(f"{call}(): unknown keyword {name!r}; {_meant(name, known)}")
+
+
+def _meant(name: str, known: Collection[str]) -> str:
+    """``did you mean ...?`` with the keyword of ``known`` likeliest meant by ``name`` (a CLI
+    flag's name, or a close spelling), else the list of them."""
+    hint = KEYWORD_HINTS.get(name)
+    if hint is not None and hint.strip("'").split("=")[0] not in known:
+        hint = None
+    if hint is None:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = repr(close[0]) if close else None
+    return f"did you mean {hint}?" if hint else f"keywords: {', '.join(sorted(known))}"
+
+
+def live_keywords() -> frozenset[str]:
+    """The settings of a live input (:func:`build_live_input`'s keywords)."""
+    return frozenset(gen_pb.LiveSettings.DESCRIPTOR.fields_by_name) | {
+        "size",
+        "tiling",
+        "output_encoding",
+    }
+
+
+def check_live_settings(settings: Mapping[str, Any]) -> None:
+    """TypeError for the first name of ``settings`` that is no live setting, with the
+    likeliest one meant (as :func:`check_keywords` for ``generate``)."""
+    known = live_keywords()
+    for name in settings:
+        if name not in known:
+            raise TypeError(f"unknown live setting {name!r}; {_meant(name, known)}")
 
 
 def quiet_defaults(options: dict[str, Any]) -> None:
@@ -344,12 +368,11 @@ def build_live_input(
     if size is not None:  # the side not given as width/height
         settings["width"] = settings.get("width") or size
         settings["height"] = settings.get("height") or size
+    check_live_settings(settings)
     target = msg.settings
     for name, value in settings.items():
         if value is None:
             continue
-        if name not in gen_pb.LiveSettings.DESCRIPTOR.fields_by_name:
-            raise TypeError(f"unknown live setting {name!r}")
         if name in ("seed", "steps", "width", "height", "similar_skip_max"):
             unsigned(name, value, 64 if name == "seed" else 32)
         setattr(target, name, value)

@@ -23,9 +23,9 @@ from .client import (
     MAX_MESSAGE_BYTES,
     STARTING,
     channel_options,
-    default_address,
     load_recipe,
     one_of_batch,
+    resolve_address,
 )
 from .errors import PixelKilnError, from_rpc_error
 from .events import Event, Result, event_from_pb
@@ -37,6 +37,10 @@ from .v1 import models_pb2_grpc as models_grpc
 
 
 class AsyncClient:
+    """The asyncio client. It may be made anywhere (at module level too): its gRPC channel is
+    opened by the first call, on the event loop running it, and opened again by a call on
+    another loop (a second ``asyncio.run``); a channel of grpc.aio serves one loop only."""
+
     def __init__(
         self,
         address: str | None = None,
@@ -51,15 +55,48 @@ class AsyncClient:
     ) -> None:
         """Address and security arguments as :class:`pixelkiln.Client`'s (address, else
         $PIXELKILN_ADDRESS, else 127.0.0.1:50051; token, TLS roots, client cert)."""
-        self.address = address = address or default_address()
+        self.address = resolve_address(address)
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
-        security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
-        self._metadata = security.metadata(CLIENT_ID_HEADER, self.client_id)
-        self._channel = security.aio_channel(address, channel_options(max_message_bytes))
-        self._gen = gen_grpc.GeneratorStub(self._channel)
-        self._models = models_grpc.ModelsStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
+        self._metadata = self._security.metadata(CLIENT_ID_HEADER, self.client_id)
+        self._options = channel_options(max_message_bytes)
+        self._channel: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stubs: tuple[Any, Any, Any] = (None, None, None)
+
+    def _connected(self) -> tuple[Any, Any, Any]:
+        """The stubs (Generator, Models, Health) on a channel of the running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AsyncClient calls need a running asyncio event loop (call them from "
+                "async code, e.g. under asyncio.run); for blocking calls use pixelkiln.Client"
+            ) from None
+        if self._channel is None or self._loop is not loop:
+            # A channel of a loop that ended (an earlier asyncio.run) cannot be closed from
+            # this one; it is dropped, and one is opened on this loop.
+            self._channel = self._security.aio_channel(self.address, self._options)
+            self._loop = loop
+            self._stubs = (
+                gen_grpc.GeneratorStub(self._channel),
+                models_grpc.ModelsStub(self._channel),
+                health_pb2_grpc.HealthStub(self._channel),
+            )
+        return self._stubs
+
+    @property
+    def _gen(self) -> Any:
+        return self._connected()[0]
+
+    @property
+    def _models(self) -> Any:
+        return self._connected()[1]
+
+    @property
+    def _health(self) -> Any:
+        return self._connected()[2]
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -68,13 +105,16 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        channel, loop = self._channel, self._loop
+        self._channel, self._loop, self._stubs = None, None, (None, None, None)
+        if channel is not None and loop is asyncio.get_running_loop():
+            await channel.close()
 
     async def _unary(self, method: Callable[..., Any], request: Any) -> Any:
         try:
             return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise from_rpc_error(err, self.timeout, "AsyncClient") from None
 
     async def stream(self, prompt: str = "", **options: Any) -> AsyncIterator[Event]:
         """Yield Accepted/Queued/Progress/Preview/Result. Breaking out of the loop (or
@@ -86,7 +126,7 @@ class AsyncClient:
             async for msg in call:
                 yield event_from_pb(msg)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise from_rpc_error(err, self.timeout, "AsyncClient") from None
         finally:
             call.cancel()
 
@@ -113,8 +153,8 @@ class AsyncClient:
 
     def live(self, **settings: Any) -> AsyncLiveSession:
         """Open a live session: ``async with client.live(prompt=...) as s: await s.send(img)``
-        and ``async for frame in s``."""
-        return AsyncLiveSession(self._gen, settings, self.timeout, self._metadata)
+        and ``async for frame in s``. The client's ``timeout`` does not apply to it."""
+        return AsyncLiveSession(self._gen, settings, None, self._metadata)
 
     async def cancel(self, request_id: str) -> bool:
         resp = await self._unary(self._gen.Cancel, gen_pb.CancelRequest(request_id=request_id))

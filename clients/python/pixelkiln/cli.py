@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import importlib
 import json
-import signal
 import sys
-import threading
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +19,9 @@ from typing import Any
 
 import grpc
 
-from ._cli_args import EXIT_USAGE, Command
+from ._cli_args import EXIT_INTERRUPTED, EXIT_USAGE, Command
 from ._cli_args import build_parser as _build_parser
+from ._cli_live import cmd_live
 from ._cli_parts import (
     ProgressBar,
     UsageError,
@@ -35,6 +32,7 @@ from ._cli_parts import (
     output_path,
     positive,
     unsigned,
+    written,
 )
 from ._files import write_atomically
 from ._replay import (
@@ -46,12 +44,11 @@ from ._replay import (
     missing_inputs,
     request_from_recipe,
 )
-from .client import DEFAULT_ADDRESS, Client, load_recipe
-from .errors import PixelKilnError, no_daemon
+from .client import Client, load_recipe, recipe_sidecar, resolve_address
+from .errors import PixelKilnError, no_daemon, timeout_hint
 from .events import Result
 
 EXIT_DAEMON_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def _output_paths(out: Path, count: int) -> list[Path]:
@@ -62,17 +59,22 @@ def _output_paths(out: Path, count: int) -> list[Path]:
 
 def _write_result(result: Result, out: Path) -> None:
     """stone.png, stone_normal.png, ...; with --count: stone_0.png, stone_0_normal.png, ...;
-    with --atlas also stone_atlas.png and stone_atlas.json (TexturePacker JSON hash)."""
+    with --atlas also stone_atlas.png and stone_atlas.json (TexturePacker JSON hash). A JPEG
+    or WebP, which holds no recipe, gets its recipe beside it: stone.recipe.json."""
     paths = _output_paths(out, len(result.images))
     for image, path in zip(result.images, paths, strict=True):
-        _written(path, image.save)
+        written(path, image.save)
         seam = f", seam ratio {image.seam['ratio']:.2f}" if image.seam else ""
-        print(f"{path} ({image.width}x{image.height}, seed {image.seed}{seam})")
+        recipe = ""
+        if path.suffix.lower() != ".png" and image.recipe_json:
+            sidecar = written(recipe_sidecar(path), _text_writer(image.recipe_json))
+            recipe = f"; recipe in {sidecar.name}"
+        print(f"{path} ({image.width}x{image.height}, seed {image.seed}{seam}{recipe})")
         for kind, derived in image.maps.items():
-            map_path = _written(path.with_name(f"{path.stem}_{kind}{path.suffix}"), derived.save)
+            map_path = written(path.with_name(f"{path.stem}_{kind}{path.suffix}"), derived.save)
             print(f"{map_path} ({kind})")
     if result.atlas is not None:
-        sheet = _written(out.with_name(f"{out.stem}_atlas.png"), result.atlas.save)
+        sheet = written(out.with_name(f"{out.stem}_atlas.png"), result.atlas.save)
         frames = dict(result.atlas_frames or {})
         frames.setdefault("meta", {})["image"] = sheet.name
         # Frames named after the files written beside the sheet (gems_0.png, ...), as a
@@ -82,17 +84,13 @@ def _write_result(result: Result, out: Path) -> None:
             frames["frames"] = {p.name: f for p, (_, f) in zip(paths, by_index, strict=True)}
         text = json.dumps(frames, indent=2).encode()
         frames_path = out.with_name(f"{out.stem}_atlas.json")
-        _written(frames_path, lambda p: write_atomically(p, lambda f: f.write(text)))
+        written(frames_path, lambda p: write_atomically(p, lambda f: f.write(text)))
         print(f"{sheet} + {frames_path.name} ({len(result.images)} frames)")
 
 
-def _written(path: Path, save: Callable[[Path], Path]) -> Path:
-    """``save(path)``; a file that cannot be written is one line naming it (the file that was
-    there, if any, is untouched), not a traceback."""
-    try:
-        return save(path)
-    except OSError as exc:
-        raise UsageError(f"-o/--output: cannot write {path}: {exc.strerror or exc}") from None
+def _text_writer(text: str) -> Callable[[Path], Path]:
+    data = text.encode()
+    return lambda path: write_atomically(path, lambda f: f.write(data))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -109,6 +107,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     if args.padding and not args.trim:
         raise UsageError("--padding: pads the trimmed sprite, so it needs --trim")
+    maps = map_kinds(args.maps)
+    _check_output_encoding(out, encoding, maps and f"--maps {maps}", args.transparent)
     options: dict[str, Any] = {
         "model": args.model,
         "negative_prompt": args.negative,
@@ -151,6 +151,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output_encoding(out: Path, encoding: str, maps: str, transparent: bool) -> None:
+    """What the daemon refuses of an output encoding (assets.validate: maps need a lossless
+    one, transparency one with alpha), said of -o before connecting."""
+    if maps and encoding != "png":
+        raise UsageError(
+            f"-o/--output: derived maps ({maps}) need a lossless image; {out.name} "
+            f"would be {encoding.upper()}: write a .png"
+        )
+    if transparent and encoding == "jpeg":
+        raise UsageError(
+            f"-o/--output: --transparent needs an alpha channel, which JPEG ({out.name}) has "
+            "not: write a .png or .webp"
+        )
+
+
 def _note_size(client: Client, args: argparse.Namespace) -> bool:
     """Say what to expect when the size asked for is above the model's trained size; True
     when it said so."""
@@ -189,6 +204,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         message = str(exc)
         raise UsageError(message if str(source) in message else f"{source}: {message}") from None
+    request = recipe.get("request", recipe)
+    maps = request.get("maps") or ""
+    maps = maps if isinstance(maps, str) else ",".join(maps)
+    transparent = request.get("background") == "transparent"
+    _check_output_encoding(out, encoding, maps and f"the recipe's {maps}", transparent)
     overrides: dict[str, Any] = {"output_encoding": encoding}
     flags = {
         "init_image": ("--init", args.init, "an init image"),
@@ -215,111 +235,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.close()
     _write_result(result, out)
     return 0
-
-
-# The daemon ends a live session silent for --live-idle-timeout (30 s by default): while the
-# watched file does not change, the CLI re-sends it this often (an unchanged input is free).
-LIVE_KEEPALIVE_S = 5.0
-# How often a still input is sent again while stream batch holds the frame of its last change.
-FLUSH_EVERY_S = 0.1
-
-
-def cmd_live(args: argparse.Namespace) -> int:
-    """Re-send --watch whenever it changes (and every LIVE_KEEPALIVE_S while it does not);
-    write the newest frame to -o (atomically)."""
-    watch = input_image("--watch", args.watch)
-    out, encoding = output_path("-o/--output", args.output)
-    positive("--interval", args.interval)
-    positive("--frames", args.frames, zero_ok=True)
-    unsigned([("--steps", args.steps), ("--size", args.size)])
-    unsigned([("--seed", args.seed)], bits=64)
-    unsigned([("--similar-skip-max", args.similar_skip_max)])
-    if not 0.0 <= args.similar_skip <= 1.0:
-        raise UsageError(f"--similar-skip: must be between 0 and 1; got {args.similar_skip:g}")
-    settings: dict[str, Any] = {
-        "prompt": args.prompt,
-        "strength": args.strength,
-        "seed": args.seed,
-        "output_encoding": encoding,
-    }
-    if args.stream_batch:
-        settings["stream_batch"] = True
-    if args.tiny_autoencoder:
-        settings["tiny_autoencoder"] = True
-    if args.similar_skip:
-        settings["similar_skip_threshold"] = args.similar_skip
-    if args.similar_skip_max is not None:
-        settings["similar_skip_max"] = args.similar_skip_max
-    if args.steps:
-        settings["steps"] = args.steps
-    if args.size:
-        settings["size"] = args.size
-    if args.model:
-        settings["model"] = args.model
-    written = 0
-    with Client(args.address) as client, client.live(**settings) as session:
-        stop = threading.Event()
-        # Stream batch answers N - 1 inputs late (N denoising steps) and sends no frame for an
-        # input it holds: after a change the same input is sent again at each look (the newest
-        # waiting input replaces the one before, so each frame's run takes one) until the frame
-        # answering the change has come.
-        latest = {"seq": 0, "answered": 0}
-
-        def watcher() -> None:
-            last, data, sent_at = None, b"", 0.0
-            while not stop.is_set():
-                try:
-                    info = watch.stat()
-                    stamp = info.st_mtime_ns, info.st_size
-                    if stamp != last:
-                        data = watch.read_bytes()
-                        last = stamp
-                        latest["seq"] = session.send(data)
-                        sent_at = time.monotonic()
-                    elif (
-                        args.stream_batch
-                        and latest["answered"] < latest["seq"]
-                        and time.monotonic() - sent_at >= FLUSH_EVERY_S
-                    ):
-                        session.send(data)
-                        sent_at = time.monotonic()
-                    elif last is not None and time.monotonic() - sent_at >= LIVE_KEEPALIVE_S:
-                        session.send(data)  # the same input: the daemon answers "unchanged"
-                        sent_at = time.monotonic()
-                except OSError:
-                    pass  # being replaced (or gone for a moment): look again next time
-                stop.wait(args.interval)
-
-        thread = threading.Thread(target=watcher, daemon=True)
-        thread.start()
-        interrupted = threading.Event()
-
-        def on_interrupt(signum: int, frame: Any) -> None:
-            # Ctrl+C ends the stream from another thread, and the loop below then ends as the
-            # stream does: a KeyboardInterrupt raised inside gRPC's blocking iterator could
-            # stop it while it holds its lock, and exiting then hung (seen under load).
-            interrupted.set()
-            signal.signal(signal.SIGINT, previous)  # a second Ctrl+C interrupts at once
-            threading.Thread(target=session.cancel, daemon=True).start()
-
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
-        try:
-            for frame in session:
-                if frame.image is not None:
-                    latest["answered"] = max(latest["answered"], frame.seq)
-                    # Each frame replaces the last: no flush to disk.
-                    _written(out, functools.partial(frame.image.save, durable=False))
-                    written += 1
-                    ms = frame.timings["total_ms"]
-                    print(f"frame {frame.seq}: {out} ({ms:.0f} ms, {frame.skipped} skipped)")
-                if interrupted.is_set() or (args.frames and written >= args.frames):
-                    break
-        finally:
-            stop.set()
-            if main:
-                signal.signal(signal.SIGINT, previous)
-    return EXIT_INTERRUPTED if interrupted.is_set() else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -459,17 +374,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except PixelKilnError as err:
         if no_daemon(err):
-            address = getattr(args, "address", DEFAULT_ADDRESS)
+            address = resolve_address(getattr(args, "address", None))
             print(
                 f"{command}: error: no PixelKiln daemon at {address}: start one with "
                 "`pixelkiln serve` or pass --address HOST:PORT",
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        timeout, hint = getattr(args, "timeout", None), ""
+        timeout, text = getattr(args, "timeout", None), str(err)
         if err.code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout:
-            hint = f" (the --timeout of {timeout:g} s passed; raise it)"
-        print(f"error: {err}{hint}", file=sys.stderr)
+            # The library's hint names Client(timeout=...); here the flag set it.
+            text = text.removesuffix(timeout_hint(timeout))
+            text += f" (the --timeout of {timeout:g} s passed; raise it)"
+        print(f"error: {text}", file=sys.stderr)
         return EXIT_DAEMON_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

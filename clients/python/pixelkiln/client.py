@@ -24,14 +24,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from . import _replay, _request
 from ._channel import PemSource, Security
 from .errors import PixelKilnError, from_rpc_error
-from .events import Event, Result, event_from_pb
+from .events import MAP_NAMES, RECIPE_PNG_KEY, Event, Result, event_from_pb
 from .live import LiveSession
 from .v1 import generator_pb2 as gen_pb
 from .v1 import generator_pb2_grpc as gen_grpc
 from .v1 import models_pb2 as models_pb
 from .v1 import models_pb2_grpc as models_grpc
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_PORT = 50051  # the daemon's (pixelkiln serve --port)
+DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"
 ADDRESS_ENV = "PIXELKILN_ADDRESS"
 # Sent with every call so the daemon can be fair between clients sharing a connection.
 CLIENT_ID_HEADER = "pixelkiln-client-id"
@@ -46,6 +47,25 @@ def default_address() -> str:
     """Where a client given no address connects: $PIXELKILN_ADDRESS, else 127.0.0.1:50051
     (the ``pixelkiln`` command's --address default too)."""
     return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+
+
+# gRPC target schemes, whose address is left as given (``unix:/run/pk.sock``, ``dns:///h:1``).
+_SCHEMES = ("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:", "vsock:")
+
+
+def resolve_address(address: str | None = None) -> str:
+    """Where a client connects: ``address`` (else :func:`default_address`) with the daemon's
+    port 50051 when it names none (gRPC's own default would be 443): ``gpu-box`` is
+    ``gpu-box:50051``, ``[::1]`` or ``::1`` is ``[::1]:50051``. Used by Client, AsyncClient
+    and the ``pixelkiln`` command."""
+    address = (address or default_address()).strip()
+    if "://" in address or address.lower().startswith(_SCHEMES):
+        return address
+    if address.startswith("["):  # [v6] or [v6]:port
+        return address if "]:" in address else f"{address}:{DEFAULT_PORT}"
+    if address.count(":") > 1:  # a bare IPv6 address: no port can follow it unbracketed
+        return f"[{address}]:{DEFAULT_PORT}"
+    return address if ":" in address else f"{address}:{DEFAULT_PORT}"
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
@@ -72,6 +92,7 @@ class GenerationStream:
     def __init__(self, call: Any, client: Client) -> None:
         self._call = call
         self._client = client
+        self._timeout = client.timeout
         self.request_id = ""
 
     def __iter__(self) -> Iterator[Event]:
@@ -81,7 +102,7 @@ class GenerationStream:
                 self.request_id = msg.request_id
                 yield event
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise from_rpc_error(err, self._timeout) from None
 
     def cancel(self) -> bool:
         """Cancel on the daemon (stops at the next step, skips the decode)."""
@@ -112,7 +133,7 @@ class Client:
         client_cert: PemSource = None,
         client_key: PemSource = None,
     ) -> None:
-        self.address = address = address or default_address()
+        self.address = address = resolve_address(address)
         self.timeout = timeout
         self.client_id = uuid.uuid4().hex
         security = Security.resolve(token, tls, root_certificates, client_cert, client_key)
@@ -135,7 +156,7 @@ class Client:
         try:
             return method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise from_rpc_error(err, self.timeout) from None
 
     def stream(self, prompt: str = "", **options: Any) -> GenerationStream:
         """Start a generation; iterate the result for Accepted/Queued/Progress/Preview/Result.
@@ -179,8 +200,10 @@ class Client:
 
     def live(self, **settings: Any) -> LiveSession:
         """Open a live session; ``settings`` (prompt, strength, seed, steps, size, ...) go with
-        the first input and persist until changed. Use as a context manager."""
-        return LiveSession(self._gen, settings, self.timeout, self._metadata)
+        the first input and persist until changed. Use as a context manager. The client's
+        ``timeout`` does not apply: a session lasts until closed (or idle for the daemon's
+        --live-idle-timeout)."""
+        return LiveSession(self._gen, settings, None, self._metadata)
 
     def cancel(self, request_id: str) -> bool:
         return bool(
@@ -251,19 +274,46 @@ def load_recipe(recipe: dict[str, Any] | str | Path) -> dict[str, Any]:
         from PIL import Image
 
         with Image.open(path) as img:
-            raw = img.text.get("pixelkiln")  # type: ignore[attr-defined]
+            raw = img.text.get(RECIPE_PNG_KEY)  # type: ignore[attr-defined]
         if not raw:
-            raise ValueError(
-                f"{path} carries no PixelKiln recipe (only PNGs written by PixelKiln do; "
-                "pass one of those or its .json recipe)"
-            )
+            raise ValueError(_no_recipe(path))
         return _recipe_object(raw, str(path))
     if data[:3] == b"\xff\xd8\xff" or data[8:12] == b"WEBP":
+        kind = "JPEG" if data[:3] == b"\xff\xd8\xff" else "WebP"
+        sidecar = recipe_sidecar(path)
+        if sidecar.is_file():
+            raise ValueError(
+                f"{path} is a {kind} image, which carries no recipe; its recipe is "
+                f"{sidecar.name} beside it: replay that"
+            )
         raise ValueError(
-            f"{path} is a JPEG/WebP image, which carries no recipe; pass a PNG written by "
-            "PixelKiln or its .json recipe"
+            f"{path} is a {kind} image, which carries no recipe; pass a PNG written by "
+            f"PixelKiln or its .json recipe (the pixelkiln command writes {sidecar.name})"
         )
     return _recipe_object(data.decode("utf-8", errors="replace"), str(path))
+
+
+def recipe_sidecar(image: Path) -> Path:
+    """Where the ``pixelkiln`` command writes the recipe of a JPEG or WebP result (which holds
+    no text chunk): ``wall.webp`` -> ``wall.recipe.json``, a recipe ``replay`` reads."""
+    return image.with_name(f"{image.stem}.recipe.json")
+
+
+def _no_recipe(path: Path) -> str:
+    """Why a PNG holds no recipe, and what to replay instead."""
+    stem = path.stem
+    for kind in MAP_NAMES.values():
+        if stem.endswith(f"_{kind}") and len(stem) > len(kind) + 1:
+            albedo = path.with_name(f"{stem[: -len(kind) - 1]}{path.suffix}")
+            return (
+                f"{path} looks like a {kind} map PixelKiln wrote; maps carry no recipe: "
+                f"replay the image it was derived from ({albedo}), whose recipe makes its "
+                "maps too"
+            )
+    return (
+        f"{path} carries no PixelKiln recipe (only PNGs written by PixelKiln do; "
+        "pass one of those or its .json recipe)"
+    )
 
 
 def _recipe_object(text: str, where: str) -> dict[str, Any]:

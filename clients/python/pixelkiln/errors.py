@@ -35,12 +35,34 @@ class UnavailableError(PixelKilnError):
     pass
 
 
+class DeadlineExceededError(PixelKilnError):
+    """The call's deadline passed: the client's ``timeout=`` (the message says so), or the
+    daemon's own (a live session idle for its --live-idle-timeout)."""
+
+
+class FailedPreconditionError(PixelKilnError):
+    pass
+
+
+class UnauthenticatedError(PixelKilnError):
+    """No token, or one the daemon does not know (``token=`` or PIXELKILN_TOKEN)."""
+
+
+class PermissionDeniedError(PixelKilnError):
+    """The token's scope does not allow the call, or the model named is not one clients may
+    load (a path outside the daemon's --model-root, a hub id it may not download)."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[PixelKilnError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.CANCELLED: CancelledError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 
@@ -64,10 +86,21 @@ def no_daemon(err: PixelKilnError) -> bool:
     return err.code is grpc.StatusCode.UNAVAILABLE and any(hint in text for hint in _NO_LISTENER)
 
 
-def from_rpc_error(err: grpc.RpcError) -> PixelKilnError:
+def timeout_hint(timeout: float, owner: str = "Client") -> str:
+    """Said after a DEADLINE_EXCEEDED of a call made with the client's ``timeout``."""
+    return f" (the client's timeout of {timeout:g} s passed; raise {owner}(timeout=...))"
+
+
+def from_rpc_error(
+    err: grpc.RpcError, timeout: float | None = None, owner: str = "Client"
+) -> PixelKilnError:
+    """``err`` as a PixelKilnError subclass. ``timeout``: the client's timeout the call was
+    made with, named in the message of a DEADLINE_EXCEEDED (``owner``: the client's class)."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
-    error = _BY_CODE.get(code, PixelKilnError)(code, details or code.name)
-    if no_daemon(error):
-        error = type(error)(code, f"{NO_DAEMON_HINT} ({error.message})")
-    return error
+    message = details or code.name
+    if no_daemon(PixelKilnError(code, message)):
+        message = f"{NO_DAEMON_HINT} ({message})"
+    elif code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout:
+        message += timeout_hint(timeout, owner)
+    return _BY_CODE.get(code, PixelKilnError)(code, message)

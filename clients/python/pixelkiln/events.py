@@ -23,6 +23,10 @@ ENCODING_NAMES = {
 }
 
 
+# The PNG text chunk holding a result's recipe: the daemon's (imaging/codec.py RECIPE_PNG_KEY),
+# which load_recipe reads and Image.save writes when it encodes raw pixels as PNG.
+RECIPE_PNG_KEY = "pixelkiln"
+
 # Image.save: the encoding each suffix writes, and how Pillow re-encodes to it (the daemon's
 # qualities, imaging/codec.py).
 SAVE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
@@ -106,6 +110,9 @@ class Image:
         image with transparent pixels is refused (ValueError), an opaque RGBA one is written
         as RGB.
 
+        A result image that came as raw RGBA8 and is saved as .png carries its recipe too, as
+        the daemon's PNGs do (``pixelkiln replay`` and ``Client.replay`` read it).
+
         Written to a temporary file first and renamed (``_files.write_atomically``), so a
         crash or a full disk never leaves half a file and an existing file stays whole until
         the new one is. ``durable=False`` skips the flush to disk (a live preview's frames)."""
@@ -136,9 +143,19 @@ class Image:
         elif encoding != "png" and pil.mode not in ("RGB", "RGBA", "L"):
             pil = pil.convert("RGBA" if has_alpha else "RGB")
         kind, options = _PIL_SAVE[encoding]
+        if encoding == "png" and self._recipe_text():
+            from PIL import PngImagePlugin
+
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt(RECIPE_PNG_KEY, self._recipe_text())
+            options = {**options, "pnginfo": info}
         buf = io.BytesIO()
         pil.save(buf, format=kind, **options)
         return buf.getvalue()
+
+    def _recipe_text(self) -> str:
+        """The recipe a PNG of this image carries ("" for previews, maps, live frames)."""
+        return ""
 
     def __repr__(self) -> str:
         return f"Image({self.width}x{self.height} {self.encoding} {_size(len(self.data))})"
@@ -157,6 +174,12 @@ class ResultImage(Image):
     seam: dict[str, float] | None = None
     # Trimmed sprites: (x, y, width, height) of the kept box in the generated canvas.
     trim_box: tuple[int, int, int, int] | None = None
+    # The recipe a PNG of this image carries (the batch's, with this image's ``image_index``
+    # in a batch of several), written by ``save`` when it encodes raw pixels as PNG.
+    recipe_json: str = field(default="", repr=False, compare=False)
+
+    def _recipe_text(self) -> str:
+        return self.recipe_json
 
     def __repr__(self) -> str:
         parts = [f"{self.width}x{self.height} {self.encoding} {_size(len(self.data))}"]
@@ -335,7 +358,9 @@ def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
         return Preview(rid, msg.preview.step, [Image.from_pb(i) for i in msg.preview.images])
     if kind == "result":
         r = msg.result
-        images = [_result_image(g) for g in r.images]
+        images = [
+            _result_image(g, _indexed(r.recipe.json, g.index, len(r.images))) for g in r.images
+        ]
         t = r.timings
         timings = {
             "queue_ms": t.queue_ms,
@@ -349,7 +374,22 @@ def event_from_pb(msg: gen_pb.GenerateEvent) -> Event:
     raise ValueError(f"unknown event {kind!r} (newer daemon?)")
 
 
-def _result_image(g: gen_pb.GeneratedImage) -> ResultImage:
+def _indexed(recipe_json: str, index: int, count: int) -> str:
+    """The recipe one image of a batch carries: the batch's with its ``image_index``, as the
+    daemon writes into each PNG of a batch (server assets._indexed)."""
+    if not recipe_json or count < 2:
+        return recipe_json
+    try:
+        recipe = json.loads(recipe_json)
+    except ValueError:
+        return recipe_json
+    if not isinstance(recipe, dict):
+        return recipe_json
+    recipe["image_index"] = index
+    return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+
+
+def _result_image(g: gen_pb.GeneratedImage, recipe_json: str = "") -> ResultImage:
     seam = None
     if g.HasField("seam"):
         seam = {"edge": g.seam.edge, "interior": g.seam.interior, "ratio": g.seam.ratio}
@@ -367,4 +407,5 @@ def _result_image(g: gen_pb.GeneratedImage) -> ResultImage:
         maps={MAP_NAMES.get(m.kind, str(m.kind)): Image.from_pb(m.image) for m in g.maps},
         seam=seam,
         trim_box=box,
+        recipe_json=recipe_json,
     )

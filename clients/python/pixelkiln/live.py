@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from ._request import ImageInput, build_live_input
+from ._request import ImageInput, build_live_input, check_live_settings
 from .errors import from_rpc_error
 from .events import LiveFrame
 from .v1 import generator_pb2 as gen_pb
@@ -31,6 +31,7 @@ class LiveSession:
     def __init__(
         self, stub: Any, settings: dict[str, Any], timeout: float | None, metadata: Any = None
     ) -> None:
+        check_live_settings(settings)  # a misspelt one is named before the stream opens
         self._inputs: queue.Queue[gen_pb.LiveInput | None] = queue.Queue()
         self._settings = settings
         self._seq = 0
@@ -84,6 +85,7 @@ class AsyncLiveSession:
     def __init__(
         self, stub: Any, settings: dict[str, Any], timeout: float | None, metadata: Any = None
     ) -> None:
+        check_live_settings(settings)
         self._call = stub.Live(timeout=timeout, metadata=metadata)
         self._settings = settings
         self._seq = 0
