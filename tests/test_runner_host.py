@@ -129,6 +129,18 @@ def test_the_front_going_away_mid_batch_ends_serve() -> None:
     h.wait_ended()
 
 
+def test_a_batch_stops_at_its_next_step_when_the_front_is_gone() -> None:
+    """A killed daemon's runner finished its batch for no one (30-50 s seen); it stops at the
+    next step instead (200 steps of 50 ms would take 10 s)."""
+    h = Host()
+    h.send(run("orphan", prompt="step_ms=50", steps=200))
+    h.until(lambda m: m.get("ev") == "progress")
+    h.inbox.put(None)
+    (_, last), *_ = h.until(lambda m: m.get("done"))[-1:]
+    assert last["ev"] == "error" and "front went away" in last["error"]["message"]
+    h.wait_ended()
+
+
 def test_a_request_that_arrives_while_idle_runs_without_waiting_for_another() -> None:
     h = Host()
     h.send({"op": "status", "call": 1})

@@ -125,6 +125,9 @@ class RunnerHost:
         self._held: port.Message | None = None  # see _end
         self._busy = False
         self._stopped = threading.Event()
+        # The front is gone (its connection ended): a running batch stops at its next step
+        # instead of finishing for no one (a runner outlived a killed daemon by 30-50 s).
+        self._front_gone = False
         self._faults: dict[str, str] = {}
         # Input hashes of recent stream-batch frames by client_request_id: a frame's image
         # answers an earlier input, and its recipe names that input (see _finish).
@@ -193,6 +196,7 @@ class RunnerHost:
         while recv is not None and not self._stopped.is_set() and self._waiting():
             data = recv()
             if data is None:  # the front is gone: the batch has no one to report to
+                self._front_gone = True
                 self._stopped.set()
                 return
             self._take(port.unpack(data))
@@ -209,7 +213,8 @@ class RunnerHost:
             try:
                 self._send_bytes(data)
             except (OSError, EOFError, ValueError):
-                self._stopped.set()  # the front is gone; nothing left to tell it
+                self._front_gone = True  # nothing left to tell it
+                self._stopped.set()
 
     def cancel(self, job_id: str, reason: str) -> None:
         """Stop ``job_id`` at its next step (any thread: a Ray replica's, or serve's)."""
@@ -303,6 +308,8 @@ class RunnerHost:
     def raise_if_cancelled(self, job_id: str) -> None:
         """Where a job can stop: read what has arrived (a cancel), then stop if cancelled."""
         self._read_waiting()
+        if self._front_gone:
+            raise Cancelled("the daemon's front went away")
         reason = self._cancelled.get(job_id)
         if reason is not None:
             raise Cancelled(reason or "cancelled")
