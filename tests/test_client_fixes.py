@@ -6,6 +6,7 @@ maps, and outputs the daemon would refuse."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -50,19 +51,25 @@ def cli_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
 
 
 def test_an_async_client_made_at_module_level_works_under_asyncio_run(served: str) -> None:
-    client = AsyncClient(served, timeout=60)  # no loop runs here, as at a module's top level
+    def script() -> None:
+        client = AsyncClient(served, timeout=60)  # no loop runs here, as at a module's top
 
-    async def main() -> str:
-        return await client.health()
+        async def main() -> str:
+            return await client.health()
 
-    assert asyncio.run(main()) == "SERVING"
-    assert asyncio.run(main()) == "SERVING"  # a second loop: the channel is opened again
+        assert asyncio.run(main()) == "SERVING"
+        assert asyncio.run(main()) == "SERVING"  # a second loop: the channel is opened again
 
-    async def close() -> None:
-        async with client:
-            assert await client.health() == "SERVING"
+        async def close() -> None:
+            async with client:
+                assert await client.health() == "SERVING"
 
-    asyncio.run(close())
+        asyncio.run(close())
+
+    # On a thread of its own: asyncio.run leaves its thread without an event loop, and later
+    # tests on this worker's main thread build grpc.aio servers outside a loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(script).result(timeout=120)
 
 
 def test_an_async_client_called_without_a_loop_says_what_it_needs() -> None:
