@@ -5,6 +5,7 @@ overall timeout is not spent; any other refusal still raises at once."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
@@ -115,8 +116,13 @@ def test_no_daemon_says_how_to_start_one() -> None:
         async with AsyncClient("127.0.0.1:1", timeout=2) as aclient:
             await aclient.status()
 
-    with pytest.raises(UnavailableError) as aio:
-        asyncio.run(status())
+    # On a thread of its own: asyncio.run leaves its thread without an event loop, and later
+    # tests on this worker's main thread build grpc.aio servers outside a loop.
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        pytest.raises(UnavailableError) as aio,
+    ):
+        pool.submit(asyncio.run, status()).result(timeout=60)
     for err in (sync.value, aio.value):
         assert err.message.startswith(f"{NO_DAEMON_HINT} (")
         assert "127.0.0.1:1" in err.message or "connect" in err.message.lower()
