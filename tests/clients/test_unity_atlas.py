@@ -7,7 +7,6 @@ to slice a transparent atlas into sprites. Bad maps are refused with a message n
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,20 @@ import pytest
 
 from pixelkiln_server.imaging.atlas import pack_atlas
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_csharp_client import HERE, ROOT, _compile, mono
+
+__all__ = ["mono"]  # the fixture, imported for its use below
+
 SOURCES = [
     ROOT / "engine_plugins" / "unity" / "Editor" / "AtlasFrameMap.cs",
-    Path(__file__).resolve().parent / "csharp" / "AtlasCheck.cs",
+    HERE / "AtlasCheck.cs",
 ]
 
 
 @pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("mcs") is None or shutil.which("mono") is None:
-        pytest.skip("needs mono's mcs and mono: apt-get install -y mono-devel")
+def reader(mono: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("atlas") / "AtlasCheck.exe"
-    built = subprocess.run(
-        ["mcs", "-nologo", "-warnaserror+", f"-out:{exe}", *map(str, SOURCES)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
+    _compile(exe, SOURCES)
     return exe
 
 

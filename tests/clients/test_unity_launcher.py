@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_csharp_client import HERE, ROOT, _compile, mono
+
+__all__ = ["mono"]  # the fixture, imported for its use below
+
 SOURCES = [
     ROOT / "engine_plugins" / "unity" / "Editor" / "DaemonCommand.cs",
     ROOT / "engine_plugins" / "unity" / "Editor" / "DaemonLog.cs",
     ROOT / "engine_plugins" / "unity" / "Editor" / "DaemonIdentity.cs",
-    Path(__file__).resolve().parent / "csharp" / "LauncherCheck.cs",
+    HERE / "LauncherCheck.cs",
 ]
 
 # A stand-in for pixelkiln: prints the arguments it got (ASCII JSON, no encoding question).
@@ -29,17 +31,9 @@ FAKE = f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n
 
 
 @pytest.fixture(scope="module")
-def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("mcs") is None or shutil.which("mono") is None:
-        pytest.skip("needs mono's mcs and mono: apt-get install -y mono-devel")
+def launcher(mono: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("launcher") / "LauncherCheck.exe"
-    built = subprocess.run(
-        ["mcs", "-nologo", "-warnaserror+", f"-out:{exe}", *map(str, SOURCES)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
+    _compile(exe, SOURCES)
     return exe
 
 

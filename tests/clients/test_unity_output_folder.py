@@ -4,16 +4,18 @@ AssetSaver uses) run with mono: results stay under the project's Assets folder; 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_csharp_client import HERE, ROOT, _compile, mono
+
+__all__ = ["mono"]  # the fixture, imported for its use below
+
 SOURCES = [
     ROOT / "engine_plugins" / "unity" / "Editor" / "OutputFolder.cs",
-    Path(__file__).resolve().parent / "csharp" / "OutputFolderCheck.cs",
+    HERE / "OutputFolderCheck.cs",
 ]
 CASES = {
     "": "Assets/PixelKiln",
@@ -32,17 +34,9 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("mcs") is None or shutil.which("mono") is None:
-        pytest.skip("needs mono's mcs and mono: apt-get install -y mono-devel")
+def checker(mono: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("folder") / "OutputFolderCheck.exe"
-    built = subprocess.run(
-        ["mcs", "-nologo", "-warnaserror+", f"-out:{exe}", *map(str, SOURCES)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
+    _compile(exe, SOURCES)
     return exe
 
 
