@@ -11,7 +11,6 @@ port". The daemon step comes last: the daemon does not survive it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import sys
@@ -139,9 +138,7 @@ def main() -> None:
         ("daemon_lost", lambda: s.daemon_lost(pid)),  # last: the daemon is gone after it
         ("unregister", s.unregister),
     ]
-    for name, fn in steps:
-        s.step(name, fn)
-    Path(report_path).write_text(json.dumps(s.report, indent=1, default=str))
+    s.run(steps, Path(report_path))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,12 @@ class Scenario:
             self.runtime.pump(timeout=10)  # leave no job behind for the next step
             self.report[name]["seconds"] = round(time.perf_counter() - started, 2)
 
+    def run(self, steps: list[tuple[str, Callable[[], dict[str, Any]]]], report: Path) -> None:
+        """Each step in order, then the report as JSON for the test to read."""
+        for name, fn in steps:
+            self.step(name, fn)
+        report.write_text(json.dumps(self.report, indent=1, default=str))
+
     @property
     def settings(self) -> Any:
         return bpy.context.scene.pixelkiln
@@ -502,9 +508,7 @@ def main() -> None:
             ("unregister", scenario.unregister),
         ]
         (Path(tmp) / "out").mkdir()
-        for name, fn in steps:
-            scenario.step(name, fn)
-    report_path.write_text(json.dumps(scenario.report, indent=1, default=str))
+        scenario.run(steps, report_path)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ or from PIXELKILN_TOKEN / PIXELKILN_TLS_CA; each step records what the panel's s
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -73,9 +72,7 @@ def main() -> None:
             ("blend", lambda: s.not_in_blend(Path(tmp) / "scene.blend", token)),
             ("unregister", s.unregister),
         ]
-        for name, fn in steps:
-            s.step(name, fn)
-    Path(report_path).write_text(json.dumps(s.report, indent=1, default=str))
+        s.run(steps, Path(report_path))
 
 
 if __name__ == "__main__":
