@@ -152,7 +152,7 @@ class TokenStore:
     that says so, until the file is fixed; the log names the fault."""
 
     def __init__(self, tokens: list[Token], path: Path | None = None) -> None:
-        self._tokens = [(t, t.secret.encode()) for t in tokens]
+        self._tokens = _with_bytes(tokens)
         self._path = path
         self._stamp = _stamp(path) if path is not None else None
         self._checked = time.monotonic()
@@ -180,7 +180,7 @@ class TokenStore:
             self._tokens, self._fault = [], str(exc)
             log.error("the token file changed and cannot be used; every token is refused: %s", exc)
             return
-        self._tokens, self._fault = [(t, t.secret.encode()) for t in tokens], ""
+        self._tokens, self._fault = _with_bytes(tokens), ""
         log.info("token file %s changed: %d tokens", self._path, len(tokens))
 
     def authenticate(self, authorization: str | None) -> Token:
@@ -206,6 +206,10 @@ class TokenStore:
         if found is None:
             raise Unauthenticated("authorization: the token is not known to this daemon")
         return found
+
+
+def _with_bytes(tokens: list[Token]) -> list[tuple[Token, bytes]]:
+    return [(t, t.secret.encode()) for t in tokens]
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

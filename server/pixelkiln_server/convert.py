@@ -35,7 +35,7 @@ from .types import (
     Tiling,
     UnloadResult,
 )
-from .validation import MAX_LORAS
+from .validation import check_lora_count
 
 _ENCODING_TO_PB = {
     Encoding.PNG: img_pb.ENCODING_PNG,
@@ -168,10 +168,7 @@ def _check_counts(msg: gen_pb.GenerateRequest) -> None:
             "maps",
             f"at most {MAX_MAP_ENTRIES} entries ({', '.join(MAP_KINDS)}), got {len(msg.maps):,}",
         )
-    if len(msg.loras) > MAX_LORAS:
-        raise InvalidArgument(
-            "loras", f"at most {MAX_LORAS} adapters in one request, got {len(msg.loras):,}"
-        )
+    check_lora_count(len(msg.loras))
 
 
 def request_from_pb(msg: gen_pb.GenerateRequest) -> GenerationRequest:

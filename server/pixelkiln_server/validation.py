@@ -41,14 +41,19 @@ def _check_side(field: str, value: int, limits: Limits, caps: Capabilities, name
         )
 
 
+def check_lora_count(count: int) -> None:
+    """A request names at most MAX_LORAS adapters (convert.py counts them before converting)."""
+    if count > MAX_LORAS:
+        raise InvalidArgument(
+            "loras", f"at most {MAX_LORAS} adapters in one request, got {count:,}"
+        )
+
+
 def _check_lora_names(req: GenerationRequest) -> None:
     """Adapter names are short: the longest is refused without repeating it (a 100,000-character
     name echoed in the message once overflowed gRPC's metadata limit: RESOURCE_EXHAUSTED), and
     a request names at most MAX_LORAS of them."""
-    if len(req.loras) > MAX_LORAS:
-        raise InvalidArgument(
-            "loras", f"at most {MAX_LORAS} adapters in one request, got {len(req.loras)}"
-        )
+    check_lora_count(len(req.loras))
     longest = max((len(name) for name, _ in req.loras), default=0)
     if longest > MAX_LORA_NAME_CHARS:
         raise InvalidArgument(

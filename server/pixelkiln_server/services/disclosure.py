@@ -31,12 +31,14 @@ def _last_part(path: str) -> str:
 
 def scrub_paths(text: str) -> str:
     """``text`` with every absolute or home path replaced by ``…/`` and its last component."""
-    return _PATH.sub(lambda m: _last_part(m.group(0).rstrip(".,;:)")) + _tail(m.group(0)), text)
+    return _PATH.sub(_cut, text)
 
 
-def _tail(path: str) -> str:
-    """Punctuation that ended the sentence rather than the path (kept after the cut)."""
-    return path[len(path.rstrip(".,;:)")) :]
+def _cut(match: re.Match[str]) -> str:
+    """A path's last part, and the punctuation that ended the sentence rather than the path."""
+    found = match.group(0)
+    path = found.rstrip(".,;:)")
+    return _last_part(path) + found[len(path) :]
 
 
 def public_source(source: str) -> str:
