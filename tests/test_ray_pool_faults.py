@@ -13,11 +13,10 @@ real (``ray.kill`` of a replica's actor, a model folder removed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,9 @@ from pixelkiln_server.engine.ray_replicas import ReplicaView  # noqa: E402
 from pixelkiln_server.metrics import EngineCollector  # noqa: E402
 
 from .ray_cluster import ChildCluster  # noqa: E402
-from .test_ray_runner import ray_front, wait_for  # noqa: E402
+from .test_ray_runner import cluster, ray_front, wait_for  # noqa: E402
+
+__all__ = ["cluster"]  # the fixture (one cluster per module), imported for its use below
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="Ray's cluster_utils"),
@@ -46,19 +47,6 @@ pytestmark = [
 ]
 
 APP = "pixelkiln-faults-test"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ChildCluster]:
-    c = ChildCluster()
-    try:
-        ray.init(address=c.address, log_to_driver=False, configure_logging=False)
-        yield c
-        with contextlib.suppress(Exception):
-            serve.shutdown()
-        ray.shutdown()
-    finally:
-        c.shutdown()
 
 
 @pytest_asyncio.fixture(scope="module")
